@@ -1,0 +1,48 @@
+// The CPU backend: every operation of the analysis through its CPU twin (plain C++ and OpenBLAS).
+#include <memory>
+
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+
+namespace rsa {
+
+namespace {
+
+class CpuBackend final : public Backend {
+public:
+    std::string name() const override { return "cpu"; }
+    bool is_gpu() const override { return false; }
+
+    Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
+        return gratings_ref(angles_deg, params);
+    }
+
+    Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) override {
+        Matrix z(x.rows, x.cols);
+        zscore_rows_ref(x.data.data(), x.rows, x.cols, z.data.data(), constant_rows);
+        return z;
+    }
+
+    Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
+        check_rdm_input(x, what);
+        std::vector<int64_t> constant;
+        const Matrix z = zscore_rows(x, &constant);
+        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
+        Matrix m(x.rows, x.rows);
+        rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
+        return m;
+    }
+
+    PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
+        check_rdm_pair(a, b, "first RDM", "second RDM");
+        return pearson_upper_ref(a.data.data(), b.data.data(), a.rows);
+    }
+
+    SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override { return synthetic_v1_ref(params); }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace rsa

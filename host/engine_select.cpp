@@ -1,0 +1,94 @@
+// Device selection (--device auto|cpu|N) and the backend factory. In a CPU-only build every request for a GPU
+// says that the binary was built without CUDA.
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+
+#if defined(RSA_GPU_HAVE_CUDA)
+#include <cuda_runtime_api.h>
+#endif
+
+namespace rsa {
+
+DeviceRequest parse_device(const std::string& text) {
+    DeviceRequest r;
+    if (text == "auto" || text.empty()) return r;
+    r.automatic = false;
+    if (text == "cpu") {
+        r.cpu = true;
+        return r;
+    }
+    char* end = nullptr;
+    const long index = std::strtol(text.c_str(), &end, 10);
+    if (end == text.c_str() || *end != '\0' || index < 0 || index > 1024)
+        throw InputError("--device: expected auto, cpu or a GPU index (0, 1, ...), got '" + text + "'");
+    r.index = static_cast<int>(index);
+    return r;
+}
+
+static bool probe(int index, std::string* why) {
+#if defined(RSA_GPU_HAVE_CUDA)
+    int count = 0;
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess) {
+        cudaGetLastError();
+        if (status == cudaErrorNoDevice)
+            *why = "no CUDA device is present";
+        else if (status == cudaErrorInsufficientDriver)
+            *why = "no usable NVIDIA driver (" + std::string(cudaGetErrorString(status)) + ")";
+        else
+            *why = std::string("CUDA is not usable (") + cudaGetErrorString(status) + ")";
+        return false;
+    }
+    if (count == 0) {
+        *why = "no CUDA device is present";
+        return false;
+    }
+    if (index >= count) {
+        *why = "GPU " + std::to_string(index) + " does not exist (this machine has " + std::to_string(count) +
+               " GPU" + (count == 1 ? "" : "s") + ")";
+        return false;
+    }
+    return true;
+#else
+    (void)index;
+    *why = "this rsa_gpu was built without CUDA (-DRSA_GPU_CUDA=OFF)";
+    return false;
+#endif
+}
+
+bool gpu_usable(std::string* why) {
+    std::string reason;
+    const bool ok = probe(0, &reason);
+    if (why) *why = reason;
+    return ok;
+}
+
+std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string* note) {
+    if (request.cpu) {
+        if (note) *note = "device: cpu (requested)";
+        return make_cpu_backend();
+    }
+    std::string why;
+    if (request.automatic) {
+        if (!probe(0, &why)) {
+            if (note) *note = "device: cpu (auto: " + why + ")";
+            return make_cpu_backend();
+        }
+    } else if (!probe(request.index, &why)) {
+        throw RuntimeError("cannot use --device " + std::to_string(request.index) + ": " + why +
+                           ". Run with --device cpu to use the CPU instead.");
+    }
+#if defined(RSA_GPU_HAVE_CUDA)
+    auto backend = make_gpu_backend(request.automatic ? 0 : request.index);
+    if (note) *note = "device: " + backend->name() + (request.automatic ? " (auto)" : "");
+    return backend;
+#else
+    throw RuntimeError("unreachable: GPU requested in a CPU-only build");
+#endif
+}
+
+}  // namespace rsa

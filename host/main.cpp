@@ -1,0 +1,226 @@
+// rsa_gpu command line: the main job (no subcommand) and the stimuli, rdm, compare and synthetic commands.
+// Exit codes: 0 success, 2 bad usage or input, 1 runtime failure.
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rsa_gpu/analysis.h"
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/npy.h"
+#include "rsa_gpu/v1_data.h"
+
+using namespace rsa;
+
+namespace {
+
+std::vector<float> parse_angles(const std::string& text) {
+    std::vector<float> angles;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        char* end = nullptr;
+        const float v = std::strtof(item.c_str(), &end);
+        if (item.empty() || *end != '\0' || !std::isfinite(v))
+            throw InputError("--angles: '" + item + "' is not a number (expected e.g. -90,-45,0,45,90)");
+        angles.push_back(v);
+    }
+    if (angles.empty()) throw InputError("--angles: no angles given");
+    return angles;
+}
+
+ConstantRows parse_constant_rows(const std::string& text) {
+    if (text == "fail") return ConstantRows::Fail;
+    if (text == "nan") return ConstantRows::Nan;
+    throw InputError("--constant-rows: expected fail or nan, got '" + text + "'");
+}
+
+// An RDM read for comparison: square, NaN allowed (constant rows kept as NaN), Inf rejected.
+Matrix load_rdm(const std::string& path) {
+    const NpyArray a = npy_load(path);
+    if (a.shape.size() != 2) throw InputError(path + ": an RDM must be a 2-D array");
+    Matrix m(a.shape[0], a.shape[1]);
+    for (size_t i = 0; i < a.values.size(); ++i) m.data[i] = static_cast<float>(a.values[i]);
+    return m;
+}
+
+std::string joined_args(int argc, char** argv) {
+    std::string s;
+    for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+    return s;
+}
+
+// CLI11 reads "-90,-45" after --angles as an option name; glue such a value to its option.
+std::vector<std::string> glue_negative_values(int argc, char** argv) {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--angles") && i + 1 < argc && argv[i + 1][0] == '-' && argv[i + 1][1] != '-') {
+            a += "=" + std::string(argv[++i]);
+        }
+        args.push_back(a);
+    }
+    return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"rsa_gpu: representational similarity analysis of a CNN and mouse V1, on the GPU (or CPU).\n"
+                 "Without a subcommand it runs the whole analysis on the embedded synthetic V1 recording\n"
+                 "(or on --v1 / --responses data) and writes the results to --out."};
+    app.set_version_flag("--version", std::string("rsa_gpu ") + RSA_GPU_VERSION);
+    app.option_defaults()->always_capture_default();
+
+    std::string device = "auto";
+    AnalysisConfig cfg;
+    std::string constant_rows = "fail";
+    const auto add_device = [&](CLI::App* a) {
+        a->add_option("--device", device, "auto (GPU 0 if usable, else CPU), cpu, or a GPU index");
+    };
+    add_device(&app);
+    app.add_option("--out", cfg.out_dir, "output folder");
+    app.add_flag("--force", cfg.force, "replace an existing output folder");
+    app.add_option("--v1", cfg.v1_path, "V1 data: the tutorial's npz (keys resp S x N, stimuli S in degrees)")
+        ->check(CLI::ExistingFile);
+    auto* resp_opt = app.add_option("--responses", cfg.responses_path, "V1 data: response matrix .npy (S x N)");
+    auto* ori_opt = app.add_option("--orientations", cfg.orientations_path, "orientations .npy (S, degrees)");
+    resp_opt->needs(ori_opt);
+    ori_opt->needs(resp_opt);
+    resp_opt->excludes("--v1");
+    app.add_option("--seed", cfg.synthetic.seed, "seed of the embedded synthetic V1 recording");
+    app.add_option("--constant-rows", constant_rows, "zero-variance stimulus rows: fail or nan")
+        ->check(CLI::IsMember({"fail", "nan"}));
+    app.add_option("--sf", cfg.grating.sf, "grating spatial frequency (cycles per pixel / 2 pi, as the tutorial)");
+    app.add_option("--res", cfg.grating.res, "grating resolution (0.1 gives 48 x 64 images)");
+    app.add_flag("--quiet", cfg.quiet, "print nothing but errors");
+    app.add_flag("--json", cfg.json, "print one machine-readable summary line on stdout");
+
+    // stimuli
+    auto* stim = app.add_subcommand("stimuli", "draw gratings (B x height x width float32 .npy)");
+    std::string angles_text, angles_from, stim_out;
+    GratingParams stim_params;
+    add_device(stim);
+    stim->add_option("--angles", angles_text, "comma-separated angles in degrees, e.g. -90,-45,0,45,90");
+    stim->add_option("--angles-from", angles_from, ".npy with the angles (1-D)")->check(CLI::ExistingFile);
+    stim->add_option("--out", stim_out, "output .npy")->required();
+    stim->add_option("--sf", stim_params.sf, "spatial frequency");
+    stim->add_option("--res", stim_params.res, "resolution (0.1 gives 48 x 64)");
+
+    // rdm
+    auto* rdm_cmd = app.add_subcommand("rdm", "RDM (1 - Pearson correlation) of a response matrix");
+    std::string rdm_in, rdm_out;
+    add_device(rdm_cmd);
+    rdm_cmd->add_option("--responses", rdm_in, "response matrix .npy (S x N)")->required()->check(CLI::ExistingFile);
+    rdm_cmd->add_option("--out", rdm_out, "output .npy (S x S)")->required();
+    rdm_cmd->add_option("--constant-rows", constant_rows, "zero-variance stimulus rows: fail or nan")
+        ->check(CLI::IsMember({"fail", "nan"}));
+
+    // compare
+    auto* cmp = app.add_subcommand("compare", "Pearson correlation of two RDMs' strict upper triangles");
+    std::string rdm_a, rdm_b;
+    bool cmp_json = false;
+    add_device(cmp);
+    cmp->add_option("A", rdm_a, "first RDM .npy")->required()->check(CLI::ExistingFile);
+    cmp->add_option("B", rdm_b, "second RDM .npy")->required()->check(CLI::ExistingFile);
+    cmp->add_flag("--json", cmp_json, "print one JSON line instead of the number");
+
+    // synthetic
+    auto* syn = app.add_subcommand("synthetic", "write the embedded synthetic V1 recording as the tutorial's npz");
+    std::string syn_out;
+    SyntheticV1Params syn_params;
+    add_device(syn);
+    syn->add_option("--out", syn_out, "output .npz (keys resp 360 x N, stimuli 360)")->required();
+    syn->add_option("--seed", syn_params.seed, "seed");
+    syn->add_option("--neurons", syn_params.neurons, "number of neurons")->check(CLI::PositiveNumber);
+    syn->add_option("--trials", syn_params.trials, "number of trials")->check(CLI::PositiveNumber);
+
+    std::vector<std::string> args = glue_negative_values(argc, argv);
+    std::reverse(args.begin(), args.end());
+    try {
+        app.parse(args);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return kExitUsage;
+    }
+
+    try {
+        cfg.rdm.constant_rows = parse_constant_rows(constant_rows);
+        const DeviceRequest request = parse_device(device);
+        std::string note;
+        auto backend = make_backend(request, &note);
+
+        if (*stim) {
+            if (angles_text.empty() == angles_from.empty())
+                throw InputError("stimuli: give exactly one of --angles or --angles-from");
+            const std::vector<float> angles = angles_text.empty()
+                                                  ? npy_to_vector(npy_load(angles_from), angles_from)
+                                                  : parse_angles(angles_text);
+            if (!(stim_params.res > 0) || !(stim_params.sf > 0)) throw InputError("stimuli: --sf and --res must be > 0");
+            const Matrix g = backend->gratings(angles, stim_params);
+            const std::vector<int64_t> shape = {g.rows, stim_params.height(), stim_params.width()};
+            const std::vector<char> bytes = npy_bytes_f32(g.data.data(), shape);
+            write_file_atomic(stim_out, std::string(bytes.begin(), bytes.end()));
+            std::fprintf(stderr, "%s\nwrote %s: %lld gratings of %d x %d\n", note.c_str(), stim_out.c_str(),
+                         static_cast<long long>(g.rows), stim_params.height(), stim_params.width());
+            return kExitOk;
+        }
+        if (*rdm_cmd) {
+            const Matrix x = npy_to_matrix(npy_load(rdm_in), rdm_in);
+            const Matrix m = backend->rdm(x, cfg.rdm, rdm_in);
+            npy_save(rdm_out, m);
+            std::fprintf(stderr, "%s\nwrote %s: %lld x %lld RDM of %lld units\n", note.c_str(), rdm_out.c_str(),
+                         static_cast<long long>(m.rows), static_cast<long long>(m.cols),
+                         static_cast<long long>(x.cols));
+            return kExitOk;
+        }
+        if (*cmp) {
+            const Matrix a = load_rdm(rdm_a), b = load_rdm(rdm_b);
+            check_rdm_pair(a, b, rdm_a.c_str(), rdm_b.c_str());
+            const PearsonResult r = backend->compare_pearson(a, b);
+            if (r.skipped)
+                std::fprintf(stderr, "skipped %lld of %lld upper-triangle pairs where either RDM is NaN\n",
+                             static_cast<long long>(r.skipped), static_cast<long long>(r.skipped + r.pairs));
+            if (cmp_json) {
+                nlohmann::json j = {{"measure", "pearson"}, {"value", r.r},        {"pairs", r.pairs},
+                                    {"skipped_pairs", r.skipped}, {"a", rdm_a}, {"b", rdm_b},
+                                    {"device", backend->name()}};
+                std::printf("%s\n", j.dump().c_str());
+            } else {
+                std::printf("%.9g\n", r.r);
+            }
+            return kExitOk;
+        }
+        if (*syn) {
+            const SyntheticV1 s = backend->synthetic_v1(syn_params);
+            npz_save(syn_out, {{"resp", {{s.resp.rows, s.resp.cols}, s.resp.data}},
+                               {"stimuli", {{static_cast<int64_t>(s.stimuli.size())}, s.stimuli}}});
+            std::fprintf(stderr, "%s\nwrote %s: resp %lld x %lld, stimuli %zu\n", note.c_str(), syn_out.c_str(),
+                         static_cast<long long>(s.resp.rows), static_cast<long long>(s.resp.cols), s.stimuli.size());
+            return kExitOk;
+        }
+        cfg.device_note = note;
+        cfg.command_line = joined_args(argc, argv);
+        return run_analysis(*backend, cfg);
+    } catch (const InputError& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return kExitUsage;
+    } catch (const RuntimeError& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return kExitRuntime;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return kExitRuntime;
+    }
+}

@@ -1,0 +1,54 @@
+// Backend: the operations of the analysis behind one interface, with a CPU twin (OpenBLAS) and a CUDA
+// implementation (kernels/, cuBLAS, cuDNN). The host driver only talks to this interface, so the same
+// commands run with --device cpu and --device N. Inputs and outputs are host matrices.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rsa_gpu/compare.h"
+#include "rsa_gpu/grating.h"
+#include "rsa_gpu/matrix.h"
+#include "rsa_gpu/rdm.h"
+#include "rsa_gpu/synthetic_v1.h"
+
+namespace rsa {
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;  // "cpu" or "cuda:0 (<card>)"
+    virtual bool is_gpu() const = 0;
+
+    // B gratings, B x (height*width).
+    virtual Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) = 0;
+    // Rows z-scored (constant rows become NaN and are listed).
+    virtual Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) = 0;
+    // S x S RDM. With ConstantRows::Fail a zero-variance row throws InputError listing the rows.
+    // `what` names the data in messages.
+    virtual Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) = 0;
+    // Pearson over the strict upper triangles.
+    virtual PearsonResult compare_pearson(const Matrix& a, const Matrix& b) = 0;
+    // The embedded synthetic V1 recording, binned.
+    virtual SyntheticV1 synthetic_v1(const SyntheticV1Params& params) = 0;
+};
+
+// Which device a --device value asks for: "auto" (GPU 0 when usable, else CPU), "cpu", or an index.
+struct DeviceRequest {
+    bool cpu = false;
+    bool automatic = true;
+    int index = 0;
+};
+DeviceRequest parse_device(const std::string& text);  // InputError for anything else
+
+// Whether a GPU is usable; when not, `why` says why (no driver, no device, built without CUDA).
+bool gpu_usable(std::string* why);
+
+// Make the backend. For an explicit GPU index that is not usable: RuntimeError naming the cause and
+// suggesting --device cpu. `note` (if not null) receives a line saying which device auto took and why.
+std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string* note = nullptr);
+
+std::unique_ptr<Backend> make_cpu_backend();
+std::unique_ptr<Backend> make_gpu_backend(int device);  // kernels/gpu_backend.cu (CUDA builds only)
+
+}  // namespace rsa

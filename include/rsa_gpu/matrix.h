@@ -1,0 +1,23 @@
+// Matrix: a dense row-major float32 matrix on the host (rows x cols), the currency between the host driver,
+// the CPU twins and the GPU backend.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace rsa {
+
+struct Matrix {
+    int64_t rows = 0;
+    int64_t cols = 0;
+    std::vector<float> data;  // rows * cols, row-major
+
+    Matrix() = default;
+    Matrix(int64_t r, int64_t c, float fill = 0.0f) : rows(r), cols(c), data(static_cast<size_t>(r * c), fill) {}
+    float* row(int64_t i) { return data.data() + i * cols; }
+    const float* row(int64_t i) const { return data.data() + i * cols; }
+    float& at(int64_t i, int64_t j) { return data[static_cast<size_t>(i * cols + j)]; }
+    float at(int64_t i, int64_t j) const { return data[static_cast<size_t>(i * cols + j)]; }
+    int64_t size() const { return rows * cols; }
+};
+
+}  // namespace rsa

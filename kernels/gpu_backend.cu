@@ -1,0 +1,98 @@
+// The GPU backend: the analysis' operations on one CUDA device through the kernels and cuBLAS, sharing the
+// device's GpuContext (stream and handles created once). Host matrices in, host matrices out.
+#include <memory>
+#include <string>
+
+#include "compare.cuh"
+#include "cuda_check.cuh"
+#include "device_buffer.cuh"
+#include "gpu_context.cuh"
+#include "grating.cuh"
+#include "rdm.cuh"
+#include "rsa_gpu/backend.h"
+#include "synthetic_v1.cuh"
+
+namespace rsa {
+
+namespace {
+
+class GpuBackend final : public Backend {
+public:
+    explicit GpuBackend(int device) : ctx_(gpu_context(device)) { CUDA_CHECK(cudaSetDevice(device)); }
+
+    std::string name() const override { return "cuda:" + std::to_string(ctx_.device) + " (" + ctx_.card + ")"; }
+    bool is_gpu() const override { return true; }
+
+    Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
+        Matrix out(static_cast<int64_t>(angles_deg.size()), params.pixels());
+        DeviceBuffer<float> d_angles, d_out(static_cast<size_t>(out.size()));
+        d_angles.upload(angles_deg, ctx_.stream);
+        grating_launch(d_angles.get(), out.rows, params, d_out.get(), ctx_.stream);
+        d_out.download(out.data.data(), out.data.size(), ctx_.stream);
+        return out;
+    }
+
+    Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) override {
+        Matrix z(x.rows, x.cols);
+        DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
+        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows));
+        d_x.upload(x.data, ctx_.stream);
+        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_z.get(), d_const.get(), ctx_.stream);
+        d_z.download(z.data.data(), z.data.size(), ctx_.stream);
+        collect_constant(d_const, x.rows, constant_rows);
+        return z;
+    }
+
+    Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
+        check_rdm_input(x, what);
+        DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
+        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows));
+        d_x.upload(x.data, ctx_.stream);
+        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_z.get(), d_const.get(), ctx_.stream);
+        std::vector<int64_t> constant;
+        collect_constant(d_const, x.rows, &constant);
+        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
+        Matrix m(x.rows, x.rows);
+        DeviceBuffer<float> d_m(static_cast<size_t>(m.size()));
+        rdm_from_zscored_launch(ctx_.cublas, d_z.get(), x.rows, x.cols, d_m.get(), ctx_.stream);
+        d_m.download(m.data.data(), m.data.size(), ctx_.stream);
+        return m;
+    }
+
+    PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
+        check_rdm_pair(a, b, "first RDM", "second RDM");
+        DeviceBuffer<float> d_a, d_b;
+        DeviceBuffer<char> work(pearson_workspace_bytes(a.rows));
+        d_a.upload(a.data, ctx_.stream);
+        d_b.upload(b.data, ctx_.stream);
+        return pearson_upper_launch(d_a.get(), d_b.get(), a.rows, work.get(), ctx_.stream);
+    }
+
+    SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override {
+        const SyntheticV1Plan plan = synthetic_v1_plan(params);
+        SyntheticV1 out;
+        out.stimuli = plan.stimuli;
+        out.resp = Matrix(params.bins, params.neurons);
+        DeviceBuffer<float> d_out(static_cast<size_t>(out.resp.size()));
+        synthetic_v1_launch(plan, d_out.get(), ctx_.stream);
+        d_out.download(out.resp.data.data(), out.resp.data.size(), ctx_.stream);
+        return out;
+    }
+
+private:
+    void collect_constant(const DeviceBuffer<int>& d_const, int64_t rows, std::vector<int64_t>* out) {
+        std::vector<int> flags(static_cast<size_t>(rows));
+        d_const.download(flags.data(), flags.size(), ctx_.stream);
+        if (!out) return;
+        for (int64_t i = 0; i < rows; ++i)
+            if (flags[static_cast<size_t>(i)]) out->push_back(i);
+    }
+
+    GpuContext& ctx_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_gpu_backend(int device) { return std::make_unique<GpuBackend>(device); }
+
+}  // namespace rsa

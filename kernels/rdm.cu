@@ -1,0 +1,113 @@
+// RDM kernels: row z-score (one block per stimulus row, two passes accumulated in double with CUB block
+// reductions), column z-score (one thread per column), the SYRK call and the mirror of its upper triangle.
+#include <cub/block/block_reduce.cuh>
+
+#include <cmath>
+
+#include "cuda_check.cuh"
+#include "rdm.cuh"
+
+namespace rsa {
+
+// ---------------------------------------------------------------- CUDA kernels
+constexpr int kZscoreBlock = 256;
+
+__global__ void zscore_rows_kernel(const float* __restrict__ x, int64_t cols, float* __restrict__ z,
+                                   int* __restrict__ constant) {
+    using BlockReduce = cub::BlockReduce<double, kZscoreBlock>;
+    __shared__ typename BlockReduce::TempStorage temp;
+    __shared__ double shared_mean, shared_inv_sd;
+    __shared__ int shared_constant;
+    const float* xr = x + blockIdx.x * cols;
+    float* zr = z + blockIdx.x * cols;
+
+    double sum = 0.0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += xr[j];
+    sum = BlockReduce(temp).Sum(sum);
+    if (threadIdx.x == 0) shared_mean = sum / static_cast<double>(cols);
+    __syncthreads();
+    const double mean = shared_mean;
+
+    double ss = 0.0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+        const double d = xr[j] - mean;
+        ss += d * d;
+    }
+    ss = BlockReduce(temp).Sum(ss);
+    if (threadIdx.x == 0) {
+        const double var = ss / static_cast<double>(cols);
+        shared_constant = !(var > 0.0);
+        shared_inv_sd = shared_constant ? 0.0 : 1.0 / sqrt(var);
+        if (constant) constant[blockIdx.x] = shared_constant;
+    }
+    __syncthreads();
+    const double inv_sd = shared_inv_sd;
+    if (shared_constant) {
+        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) zr[j] = __int_as_float(0x7fc00000);  // NaN
+        return;
+    }
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) zr[j] = static_cast<float>((xr[j] - mean) * inv_sd);
+}
+
+__global__ void zscore_columns_kernel(float* __restrict__ x, int64_t rows, int64_t cols) {
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (j >= cols) return;
+    double sum = 0.0;
+    for (int64_t i = 0; i < rows; ++i) sum += x[i * cols + j];
+    const double mean = sum / static_cast<double>(rows);
+    double ss = 0.0;
+    for (int64_t i = 0; i < rows; ++i) {
+        const double d = x[i * cols + j] - mean;
+        ss += d * d;
+    }
+    const double sd = sqrt(ss / static_cast<double>(rows));
+    const double inv = sd > 0.0 ? 1.0 / sd : 0.0;
+    for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
+}
+
+__global__ void fill_kernel(float* __restrict__ x, int64_t n, float value) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = value;
+}
+
+// cuBLAS wrote the upper triangle in column-major (entry (r, c) with r <= c at c * S + r); the matrix is
+// symmetric, so copying it to the lower triangle gives the full matrix in either order.
+__global__ void mirror_upper_kernel(float* __restrict__ m, int64_t S) {
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= S * S) return;
+    const int64_t c = idx / S, r = idx - c * S;
+    if (r > c) m[c * S + r] = m[r * S + c];
+}
+
+// ---------------------------------------------------------------- launchers
+void zscore_rows_launch(const float* d_x, int64_t rows, int64_t cols, float* d_z, int* d_constant,
+                        cudaStream_t stream) {
+    if (rows == 0) return;
+    zscore_rows_kernel<<<static_cast<unsigned>(rows), kZscoreBlock, 0, stream>>>(d_x, cols, d_z, d_constant);
+    RSA_CHECK_LAUNCH();
+}
+
+void zscore_columns_launch(float* d_x, int64_t rows, int64_t cols, cudaStream_t stream) {
+    if (cols == 0) return;
+    const int block = 256;
+    zscore_columns_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(cols, block)), block, 0, stream>>>(d_x, rows, cols);
+    RSA_CHECK_LAUNCH();
+}
+
+void rdm_from_zscored_launch(cublasHandle_t cublas, const float* d_z, int64_t rows, int64_t cols, float* d_rdm,
+                             cudaStream_t stream) {
+    const int64_t total = rows * rows;
+    const int block = 256;
+    fill_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(total, block)), block, 0, stream>>>(d_rdm, total, 1.0f);
+    RSA_CHECK_LAUNCH();
+    // Z is rows x cols row-major = cols x rows column-major (A, lda = cols); C = alpha A^T A + beta C.
+    const float alpha = -1.0f / static_cast<float>(cols), beta = 1.0f;
+    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    CUBLAS_CHECK(cublasSsyrk(cublas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, static_cast<int>(rows),
+                             static_cast<int>(cols), &alpha, d_z, static_cast<int>(cols), &beta, d_rdm,
+                             static_cast<int>(rows)));
+    mirror_upper_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(total, block)), block, 0, stream>>>(d_rdm, rows);
+    RSA_CHECK_LAUNCH();
+}
+
+}  // namespace rsa

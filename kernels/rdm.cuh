@@ -1,0 +1,23 @@
+// RDM launchers: batched row z-score (double accumulation) and M = 1 - Z Z^T / N via cublasSsyrk, mirrored
+// to a full symmetric matrix. CPU twins: host/rdm_ref.cpp.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace rsa {
+
+// z = row z-score of x (rows x cols, row-major); a zero-variance row becomes NaN and d_constant[row] = 1
+// (d_constant: rows ints, may be null).
+void zscore_rows_launch(const float* d_x, int64_t rows, int64_t cols, float* d_z, int* d_constant,
+                        cudaStream_t stream);
+
+// Each column of x (rows x cols) z-scored in place over its rows (population SD, double accumulation).
+void zscore_columns_launch(float* d_x, int64_t rows, int64_t cols, cudaStream_t stream);
+
+// rdm (rows x rows) = 1 - z z^T / cols, full symmetric. Uses the handle's stream.
+void rdm_from_zscored_launch(cublasHandle_t cublas, const float* d_z, int64_t rows, int64_t cols, float* d_rdm,
+                             cudaStream_t stream);
+
+}  // namespace rsa

@@ -1,0 +1,13 @@
+// Synthetic V1 generator on the GPU: the binned responses of every (bin, neuron) in one launch, then each
+// neuron z-scored over bins. CPU twin: synthetic_v1_ref (same Philox stream, same per-element code).
+#pragma once
+#include <cuda_runtime.h>
+
+#include "rsa_gpu/synthetic_v1.h"
+
+namespace rsa {
+
+// d_out: bins x neurons on the device.
+void synthetic_v1_launch(const SyntheticV1Plan& plan, float* d_out, cudaStream_t stream);
+
+}  // namespace rsa

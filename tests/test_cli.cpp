@@ -1,0 +1,155 @@
+// End-to-end tests of the rsa_gpu binary on the CPU: each command's normal use, and every bad input giving
+// a clear message, a non-zero exit code (2 for bad input or usage, 1 for runtime failure) and no partial output.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/npy.h"
+#include "test_util.h"
+
+using namespace rsa;
+using rsa_test::run_rsa_gpu;
+
+namespace {
+
+std::string dir_for(const std::string& name) { return rsa_test::scratch_dir("cli_" + name); }
+
+Matrix random_responses(int64_t S, int64_t N) {
+    const std::vector<float> v = rsa_test::random_uniform(static_cast<size_t>(S * N), -1.0f, 1.0f);
+    Matrix m(S, N);
+    m.data = v;
+    return m;
+}
+
+void expect_error(const rsa_test::RunResult& r, int code, const std::string& needle) {
+    EXPECT_EQ(r.exit_code, code) << r.err << r.out;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, HelpAndVersion) {
+    const std::string d = dir_for("help");
+    auto r = run_rsa_gpu("--help", d);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.out.find("--device"), std::string::npos);
+    EXPECT_NE(r.out.find("stimuli"), std::string::npos);
+    r = run_rsa_gpu("rdm --help", d);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.out.find("--constant-rows"), std::string::npos);
+    r = run_rsa_gpu("--version", d);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.out.find("rsa_gpu"), std::string::npos);
+    r = run_rsa_gpu("--no-such-option", d);
+    EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(Cli, StimuliCommand) {
+    const std::string d = dir_for("stimuli");
+    auto r = run_rsa_gpu("stimuli --device cpu --angles -90,-45,0,45,90 --out gratings.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const NpyArray g = npy_load(d + "/gratings.npy");
+    ASSERT_EQ(g.shape, (std::vector<int64_t>{5, 48, 64}));
+    for (int64_t i = 0; i < 48 * 64; ++i) ASSERT_EQ(g.values[i], g.values[4 * 48 * 64 + i]);  // -90 == +90
+
+    npy_save(d + "/angles.npy", std::vector<float>{10.0f, 20.0f});
+    r = run_rsa_gpu("stimuli --device cpu --angles-from angles.npy --res 0.05 --out g2.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(npy_load(d + "/g2.npy").shape, (std::vector<int64_t>{2, 24, 32}));
+
+    expect_error(run_rsa_gpu("stimuli --device cpu --angles 1,x,3 --out bad.npy", d), 2, "'x'");
+    expect_error(run_rsa_gpu("stimuli --device cpu --out bad.npy", d), 2, "--angles");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/bad.npy"));
+}
+
+TEST(Cli, RdmAndCompare) {
+    const std::string d = dir_for("rdm");
+    npy_save(d + "/x.npy", random_responses(30, 50));
+    npy_save(d + "/y.npy", random_responses(30, 70));
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses x.npy --out rx.npy", d).exit_code, 0);
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses y.npy --out ry.npy", d).exit_code, 0);
+    auto r = run_rsa_gpu("compare --device cpu rx.npy rx.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NEAR(std::stod(r.out), 1.0, 1e-6);
+    r = run_rsa_gpu("compare --device cpu --json rx.npy ry.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["pairs"].get<int64_t>(), 30 * 29 / 2);
+    EXPECT_LT(std::abs(j["value"].get<double>()), 1.0);
+}
+
+TEST(Cli, RdmBadInputs) {
+    const std::string d = dir_for("rdm_bad");
+    expect_error(run_rsa_gpu("rdm --device cpu --responses missing.npy --out o.npy", d), 2, "missing.npy");
+    Matrix c = random_responses(5, 8);
+    for (int j = 0; j < 8; ++j) c.at(3, j) = 1.0f;
+    npy_save(d + "/const.npy", c);
+    expect_error(run_rsa_gpu("rdm --device cpu --responses const.npy --out o.npy", d), 2, "row 3");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/o.npy"));
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --constant-rows nan --responses const.npy --out o.npy", d).exit_code, 0);
+    npy_save(d + "/ok.npy", random_responses(5, 8));
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses ok.npy --out ok_rdm.npy", d).exit_code, 0);
+    auto r = run_rsa_gpu("compare --device cpu o.npy ok_rdm.npy", d);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("skipped 4 of 10"), std::string::npos) << r.err;
+
+    Matrix nan = random_responses(5, 8);
+    nan.at(2, 6) = std::nanf("");
+    npy_save(d + "/nan.npy", nan);
+    expect_error(run_rsa_gpu("rdm --device cpu --responses nan.npy --out o2.npy", d), 2, "nan.npy");
+    npy_save(d + "/two.npy", random_responses(2, 8));
+    expect_error(run_rsa_gpu("rdm --device cpu --responses two.npy --out o2.npy", d), 2, "at least 3");
+    npy_save_f64(d + "/empty.npy", {}, {0, 4});
+    expect_error(run_rsa_gpu("rdm --device cpu --responses empty.npy --out o2.npy", d), 2, "empty");
+    std::ofstream(d + "/trunc.npy") << "\x93NUMPY\x01";
+    expect_error(run_rsa_gpu("rdm --device cpu --responses trunc.npy --out o2.npy", d), 2, "trunc.npy");
+    expect_error(run_rsa_gpu("rdm --device cpu --responses ok.npy --out nodir/o2.npy", d), 1, "nodir");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/o2.npy"));
+    expect_error(run_rsa_gpu("compare --device cpu ok_rdm.npy ok.npy", d), 2, "ok.npy");
+}
+
+TEST(Cli, MainJobOnSmallSyntheticFile) {
+    const std::string d = dir_for("main");
+    auto r = run_rsa_gpu("synthetic --device cpu --neurons 300 --out v1.npz", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_rsa_gpu("--device cpu --v1 v1.npz --out res", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("pixels"), std::string::npos) << r.out;
+    for (const char* f : {"results.json", "rdm_v1.npy", "rdm_pixels.npy", "orientations.npy", "correlations.csv"})
+        EXPECT_TRUE(rsa_test::file_exists(d + "/res/" + f)) << f;
+    std::ifstream in(d + "/res/results.json");
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["device"], "cpu");
+    EXPECT_TRUE(j["timings_ms"].contains("rdm_ms"));
+    const double v = j["correlations"][0]["value"].get<double>();
+    EXPECT_TRUE(std::isfinite(v));
+    EXPECT_EQ(npy_load(d + "/res/rdm_v1.npy").shape, (std::vector<int64_t>{181, 181}));
+
+    // Existing folder: refused without --force, replaced with it.
+    expect_error(run_rsa_gpu("--device cpu --v1 v1.npz --out res", d), 2, "--force");
+    EXPECT_EQ(run_rsa_gpu("--device cpu --v1 v1.npz --out res --force --json", d).exit_code, 0);
+}
+
+TEST(Cli, MainJobBadInputsLeaveNoFolder) {
+    const std::string d = dir_for("main_bad");
+    npz_save(d + "/nokey.npz", {{"resp", {{4, 3}, std::vector<float>(12, 1.0f)}}});
+    expect_error(run_rsa_gpu("--device cpu --v1 nokey.npz --out res", d), 2, "stimuli");
+    npy_save(d + "/x.npy", random_responses(10, 20));
+    npy_save(d + "/o.npy", std::vector<float>(9, 0.0f));
+    expect_error(run_rsa_gpu("--device cpu --responses x.npy --orientations o.npy --out res", d), 2, "mismatch");
+    expect_error(run_rsa_gpu("--device cpu --responses x.npy --out res", d), 2, "--orientations");
+    expect_error(run_rsa_gpu("--device cpu --v1 nokey.npz --out nodir/res", d), 2, "nodir");
+    EXPECT_EQ(rsa_test::list_dir(d), (std::vector<std::string>{"nokey.npz", "o.npy", "x.npy"}));
+}
+
+TEST(Cli, ExplicitGpuWithoutOne) {
+    std::string why;
+    if (gpu_usable(&why)) GTEST_SKIP() << "a GPU is usable here";
+    const std::string d = dir_for("gpu");
+    expect_error(run_rsa_gpu("compare --device 0 a.npy b.npy", d), 2, "a.npy");  // file check comes first
+    npy_save(d + "/x.npy", random_responses(5, 8));
+    expect_error(run_rsa_gpu("rdm --device 0 --responses x.npy --out r.npy", d), 1, "--device cpu");
+}

@@ -1,0 +1,38 @@
+// Shared test helpers: relative L2 error, fresh random inputs, poisoning, golden-file paths, and running the
+// rsa_gpu binary in a scratch folder.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rsa_test {
+
+// ||a - b||_2 / ||b||_2 over n values (NaN anywhere in a or b where the other is not NaN gives +inf).
+double rel_l2(const float* a, const float* b, size_t n);
+inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() != b.size() ? 1e300 : rel_l2(a.data(), b.data(), a.size());
+}
+
+// Fresh random values in [lo, hi) from a seed taken from the clock (printed, so a failure can be replayed).
+std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t* seed_used = nullptr);
+// Random small integers in [lo, hi] as floats (exact in FP32 arithmetic).
+std::vector<float> random_integers(size_t n, int lo, int hi, uint64_t* seed_used = nullptr);
+
+std::string data_path(const std::string& name);
+
+// A fresh empty scratch folder under the test's temporary directory.
+std::string scratch_dir(const std::string& name);
+
+struct RunResult {
+    int exit_code = -1;
+    std::string out;  // stdout
+    std::string err;  // stderr
+};
+// Runs `rsa_gpu <args>` (arguments as one shell string) in folder `cwd`.
+RunResult run_rsa_gpu(const std::string& args, const std::string& cwd);
+
+bool file_exists(const std::string& path);
+// Names of the files in a folder (not recursive), sorted.
+std::vector<std::string> list_dir(const std::string& path);
+
+}  // namespace rsa_test

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install rsa_gpu's build dependencies from Debian's packages (the CUDA toolkit is expected at /usr/local/cuda
+# or on PATH; without it configure with -DRSA_GPU_CUDA=OFF), then configure and build into build/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libcli11-dev nlohmann-json3-dev libgtest-dev"
+missing=""
+for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+cuda_flag="-DRSA_GPU_CUDA=ON"
+if ! command -v nvcc >/dev/null 2>&1; then
+  if [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH
+  else echo "setup: nvcc not found: building the CPU-only engine (-DRSA_GPU_CUDA=OFF)"; cuda_flag="-DRSA_GPU_CUDA=OFF"; fi
+fi
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release $cuda_flag ${RSA_GPU_CMAKE_ARGS:-}
+cmake --build build -j "$(nproc)"
