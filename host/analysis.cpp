@@ -2,11 +2,16 @@
 // correlate each representation's RDM with V1's, print the table and write the output folder atomically.
 #include "rsa_gpu/analysis.h"
 
+#include <algorithm>
 #include <chrono>
+#include <unistd.h>
+
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
@@ -29,6 +34,53 @@ struct Representation {
 };
 
 }  // namespace
+
+TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& config, const GratingParams& grating,
+                                      bool quiet, double* stimuli_ms, double* training_ms) {
+    if (grating.height() != cnn::kHeight || grating.width() != cnn::kWidth)
+        throw InputError("the CNN takes 48 x 64 images, but --res " + std::to_string(grating.res) + " gives " +
+                         std::to_string(grating.height()) + " x " + std::to_string(grating.width()) +
+                         "; keep --res 0.1 or use --no-cnn");
+    if (config.epochs < 1 || config.batch < 1 || config.train_size < 1 || !(config.lr > 0) ||
+        !(config.momentum >= 0 && config.momentum < 1))
+        throw InputError("training: need --epochs, --batch, --train-size >= 1, --lr > 0 and 0 <= --momentum < 1");
+    TrainedNetwork net;
+    auto t0 = Clock::now();
+    std::vector<float> angles, labels;
+    cnn_training_set(config, &angles, &labels);
+    const Matrix images = backend.gratings(angles, grating);
+    *stimuli_ms = ms_since(t0);
+
+    t0 = Clock::now();
+    net.params = cnn_init_params(config.seed);
+    const bool tty = !quiet && isatty(fileno(stdout));
+    const int every = std::max(1, config.epochs / 5);
+    net.result = backend.cnn_train(net.params, images, labels, config, [&](int epoch, float loss) {
+        if (tty) {
+            const int width = 30, done = width * epoch / config.epochs;
+            std::fprintf(stdout, "\r  training [%s%s] epoch %d/%d  loss % .2e", std::string(done, '#').c_str(),
+                         std::string(width - done, ' ').c_str(), epoch, config.epochs, loss);
+            if (epoch % every == 0) std::fprintf(stdout, "\r\033[K");
+        }
+        if (!quiet && epoch % every == 0) std::printf("epoch %d | loss on last mini-batch: % .2e\n", epoch, loss);
+        std::fflush(stdout);
+    });
+    if (tty) std::fprintf(stdout, "\r\033[K");
+    if (!quiet) std::printf("training done!\n");
+    *training_ms = ms_since(t0);
+
+    // Accuracy on the training set (the tutorial does not print it; we check the net separates the set).
+    const CnnActivations act = backend.cnn_forward(net.params, images);
+    net.total = static_cast<int>(labels.size());
+    for (int i = 0; i < net.total; ++i) {
+        const bool right = act.logit[static_cast<size_t>(i)] > 0.0f;
+        if (right == (labels[static_cast<size_t>(i)] > 0.5f))
+            ++net.correct;
+        else
+            net.misclassified_angles.push_back(angles[static_cast<size_t>(i)]);
+    }
+    return net;
+}
 
 int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     OutputDir out(cfg.out_dir, cfg.force);  // refuses an existing folder before any work
@@ -71,23 +123,64 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     // 2. Stimuli: gratings at the V1 orientations.
     t0 = Clock::now();
     std::vector<Representation> reps;
-    reps.push_back({"pixels", "pixels (control)", backend.gratings(v1.orientation, cfg.grating)});
+    const Matrix v1_gratings = backend.gratings(v1.orientation, cfg.grating);
     timings["stimuli_ms"] = ms_since(t0);
 
-    // 3. RDMs.
+    // 3. The CNN: train (or load) and read out its layers at the V1 orientations.
+    nlohmann::json cnn_json = nullptr;
+    std::vector<float> params;
+    if (!cfg.no_cnn) {
+        const auto& names = cnn_layer_names();
+        for (const auto& layer : cfg.layers)  // validate names before any work
+            if (std::find(names.begin(), names.end(), layer) == names.end()) {
+                std::string valid;
+                for (const auto& n : names) valid += (valid.empty() ? "" : ", ") + n;
+                throw InputError("--layers: unknown layer '" + layer + "' (valid: " + valid + ")");
+            }
+        if (!cfg.load_model.empty()) {
+            params = cnn_load_npz(cfg.load_model);
+            say("CNN: weights loaded from " + cfg.load_model);
+            cnn_json = {{"weights", cfg.load_model}};
+        } else {
+            say("CNN: training on " + std::to_string(cfg.train.train_size) + " gratings, " +
+                std::to_string(cfg.train.epochs) + " epochs, batch " + std::to_string(cfg.train.batch));
+            double stim_ms = 0, train_ms = 0;
+            TrainedNetwork net = train_tutorial_network(backend, cfg.train, cfg.grating, cfg.quiet || cfg.json,
+                                                        &stim_ms, &train_ms);
+            timings["stimuli_train_ms"] = stim_ms;
+            timings["training_ms"] = train_ms;
+            params = net.params;
+            char line[160];
+            std::snprintf(line, sizeof(line), "training-set accuracy: %d / %d", net.correct, net.total);
+            say(line);
+            cnn_json = {{"epochs", cfg.train.epochs}, {"batch", cfg.train.batch}, {"train_size", cfg.train.train_size},
+                        {"lr", cfg.train.lr}, {"momentum", cfg.train.momentum}, {"seed", cfg.train.seed},
+                        {"step_losses", net.result.step_losses}, {"epoch_losses", net.result.epoch_losses},
+                        {"train_correct", net.correct}, {"train_total", net.total},
+                        {"misclassified_angles", net.misclassified_angles}};
+        }
+        t0 = Clock::now();
+        const CnnActivations act = backend.cnn_forward(params, v1_gratings);
+        for (const auto& layer : cfg.layers)
+            reps.push_back({layer, "model '" + layer + "' layer", cnn_layer_matrix(act, layer)});
+        timings["readout_ms"] = ms_since(t0);
+    }
+    reps.push_back({"pixels", "pixels (control)", v1_gratings});
+
+    // 4. RDMs.
     t0 = Clock::now();
     const Matrix rdm_v1 = backend.rdm(v1.resp, cfg.rdm, "V1 responses");
     std::vector<Matrix> rdms;
     for (const auto& r : reps) rdms.push_back(backend.rdm(r.resp, cfg.rdm, "'" + r.name + "' representation"));
     timings["rdm_ms"] = ms_since(t0);
 
-    // 4. Comparison with V1.
+    // 5. Comparison with V1.
     t0 = Clock::now();
     std::vector<PearsonResult> corr;
     for (const auto& m : rdms) corr.push_back(backend.compare_pearson(rdm_v1, m));
     timings["compare_ms"] = ms_since(t0);
 
-    // 5. Table.
+    // 6. Table.
     say("");
     say("representation        Pearson r with V1 RDM   pairs");
     for (size_t i = 0; i < reps.size(); ++i) {
@@ -98,10 +191,17 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         say(line);
     }
 
-    // 6. Output folder.
+    // 7. Output folder.
     t0 = Clock::now();
     npy_save(out.path("orientations.npy"), v1.orientation);
     npy_save(out.path("rdm_v1.npy"), rdm_v1);
+    npy_save(out.path("resp_pixels.npy"), v1_gratings);
+    if (!params.empty()) {
+        cnn_save_npz(out.path("model.npz"), params);
+        if (!cfg.save_model.empty()) cnn_save_npz(cfg.save_model, params);
+        for (const auto& r : reps)
+            if (r.name != "pixels") npy_save(out.path("resp_" + r.name + ".npy"), r.resp);
+    }
     std::ostringstream csv;
     csv << "layer,measure,value,pairs,skipped_pairs\n";
     nlohmann::json results = nlohmann::json::array();
@@ -130,11 +230,16 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         {"v1", {{"stimuli", v1.resp.rows}, {"neurons", v1.resp.cols}, {"source", v1.source}}},
         {"rdm", {{"method", "1 - Pearson correlation (z-score rows, ddof 0; SYRK)"},
                  {"constant_rows", cfg.rdm.constant_rows == ConstantRows::Nan ? "nan" : "fail"}}},
+        {"cnn", cnn_json},
         {"correlations", results},
         {"timings_ms", timings},
         {"files", {"orientations.npy", "rdm_v1.npy", "correlations.csv", "results.json"}},
     };
-    for (const auto& r : reps) doc["files"].push_back("rdm_" + r.name + ".npy");
+    for (const auto& r : reps) {
+        doc["files"].push_back("rdm_" + r.name + ".npy");
+        doc["files"].push_back("resp_" + r.name + ".npy");
+    }
+    if (!params.empty()) doc["files"].push_back("model.npz");
     write_file_atomic(out.path("results.json"), doc.dump(2) + "\n");
     out.commit();
     say("");

@@ -39,6 +39,17 @@ public:
     }
 
     SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override { return synthetic_v1_ref(params); }
+
+    TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+                          const TrainConfig& config, const EpochCallback& on_epoch) override {
+        return cnn_train_ref(params, images, labels, config, on_epoch);
+    }
+
+    CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) override {
+        CnnActivations act;
+        cnn_forward_ref(params.data(), images.data.data(), static_cast<int>(images.rows), &act);
+        return act;
+    }
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "rsa_gpu/analysis.h"
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/v1_data.h"
@@ -93,7 +94,22 @@ int main(int argc, char** argv) {
     resp_opt->needs(ori_opt);
     ori_opt->needs(resp_opt);
     resp_opt->excludes("--v1");
-    app.add_option("--seed", cfg.synthetic.seed, "seed of the embedded synthetic V1 recording");
+    app.add_option("--v1-seed", cfg.synthetic.seed, "seed of the embedded synthetic V1 recording");
+    const auto add_training = [&](CLI::App* a) {
+        a->add_option("--epochs", cfg.train.epochs, "training epochs")->check(CLI::PositiveNumber);
+        a->add_option("--batch", cfg.train.batch, "mini-batch size")->check(CLI::PositiveNumber);
+        a->add_option("--lr", cfg.train.lr, "SGD learning rate")->check(CLI::PositiveNumber);
+        a->add_option("--momentum", cfg.train.momentum, "SGD momentum (PyTorch's definition)")->check(CLI::Range(0.0, 0.999999));
+        a->add_option("--train-size", cfg.train.train_size, "number of training gratings")->check(CLI::PositiveNumber);
+        a->add_option("--seed", cfg.train.seed, "training seed (initial weights, training angles, shuffles)");
+    };
+    add_training(&app);
+    app.add_option("--load-model", cfg.load_model, "use these CNN weights (.npz, PyTorch state_dict names) instead of training")
+        ->check(CLI::ExistingFile);
+    app.add_option("--save-model", cfg.save_model, "also save the trained CNN weights here (.npz)");
+    std::string layers_text = "pool,fc";
+    app.add_option("--layers", layers_text, "CNN layers to compare with V1 (conv, pool, fc, fc_relu, out)");
+    app.add_flag("--no-cnn", cfg.no_cnn, "skip the CNN: compare V1 with the pixel control only");
     app.add_option("--constant-rows", constant_rows, "zero-variance stimulus rows: fail or nan")
         ->check(CLI::IsMember({"fail", "nan"}));
     app.add_option("--sf", cfg.grating.sf, "grating spatial frequency (cycles per pixel / 2 pi, as the tutorial)");
@@ -129,6 +145,14 @@ int main(int argc, char** argv) {
     cmp->add_option("A", rdm_a, "first RDM .npy")->required()->check(CLI::ExistingFile);
     cmp->add_option("B", rdm_b, "second RDM .npy")->required()->check(CLI::ExistingFile);
     cmp->add_flag("--json", cmp_json, "print one JSON line instead of the number");
+
+    // train
+    auto* train_cmd = app.add_subcommand("train", "train the tutorial's CNN and save its weights (.npz)");
+    std::string train_out;
+    add_device(train_cmd);
+    add_training(train_cmd);
+    train_cmd->add_option("--save-model", train_out, "output .npz (PyTorch state_dict names)")->required();
+    train_cmd->add_flag("--quiet", cfg.quiet, "print nothing but errors");
 
     // synthetic
     auto* syn = app.add_subcommand("synthetic", "write the embedded synthetic V1 recording as the tutorial's npz");
@@ -209,6 +233,23 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "%s\nwrote %s: resp %lld x %lld, stimuli %zu\n", note.c_str(), syn_out.c_str(),
                          static_cast<long long>(s.resp.rows), static_cast<long long>(s.resp.cols), s.stimuli.size());
             return kExitOk;
+        }
+        if (*train_cmd) {
+            if (!cfg.quiet) std::printf("%s\n", note.c_str());
+            double stim_ms = 0, train_ms = 0;
+            const TrainedNetwork net = train_tutorial_network(*backend, cfg.train, GratingParams{}, cfg.quiet,
+                                                              &stim_ms, &train_ms);
+            cnn_save_npz(train_out, net.params);
+            if (!cfg.quiet)
+                std::printf("training-set accuracy: %d / %d; training took %.1f ms; weights written to %s\n",
+                            net.correct, net.total, train_ms, train_out.c_str());
+            return kExitOk;
+        }
+        cfg.layers.clear();
+        {
+            std::stringstream ls(layers_text);
+            std::string item;
+            while (std::getline(ls, item, ',')) cfg.layers.push_back(item);
         }
         cfg.device_note = note;
         cfg.command_line = joined_args(argc, argv);

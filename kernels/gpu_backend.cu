@@ -1,5 +1,6 @@
 // The GPU backend: the analysis' operations on one CUDA device through the kernels and cuBLAS, sharing the
 // device's GpuContext (stream and handles created once). Host matrices in, host matrices out.
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "grating.cuh"
 #include "rdm.cuh"
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/cnn_gpu.h"
 #include "synthetic_v1.cuh"
 
 namespace rsa {
@@ -79,7 +81,36 @@ public:
         return out;
     }
 
+    TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+                          const TrainConfig& config, const EpochCallback& on_epoch) override {
+        CnnGpu& net = cnn(std::min<int64_t>(config.batch, images.rows));
+        net.set_params(params);
+        TrainResult r = net.train(images, labels, config, on_epoch);
+        params = net.params();
+        return r;
+    }
+
+    CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) override {
+        CnnGpu& net = cnn(static_cast<int>(std::max<int64_t>(images.rows, 1)));
+        net.set_params(params);
+        CnnActivations act;
+        net.forward(images.data.data(), static_cast<int>(images.rows), &act);
+        return act;
+    }
+
 private:
+    // One network object (descriptors, algorithms, buffers) reused while its max batch is large enough.
+    CnnGpu& cnn(int64_t max_batch) {
+        if (!cnn_ || cnn_max_batch_ < max_batch) {
+            cnn_.reset();
+            cnn_ = std::make_unique<CnnGpu>(ctx_.device, static_cast<int>(max_batch));
+            cnn_max_batch_ = max_batch;
+        }
+        return *cnn_;
+    }
+    std::unique_ptr<CnnGpu> cnn_;
+    int64_t cnn_max_batch_ = 0;
+
     void collect_constant(const DeviceBuffer<int>& d_const, int64_t rows, std::vector<int64_t>* out) {
         std::vector<int> flags(static_cast<size_t>(rows));
         d_const.download(flags.data(), flags.size(), ctx_.stream);

@@ -4,8 +4,10 @@
 // correlations.csv).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/cnn.h"
 #include "rsa_gpu/grating.h"
 #include "rsa_gpu/rdm.h"
 #include "rsa_gpu/synthetic_v1.h"
@@ -21,11 +23,28 @@ struct AnalysisConfig {
     SyntheticV1Params synthetic;    // the embedded default when no file is given
     GratingParams grating;
     RdmOptions rdm;
+    TrainConfig train;                                    // the tutorial's hyper-parameters by default
+    std::string load_model;                               // skip training, use these weights (.npz)
+    std::string save_model;                               // also save the trained weights here (.npz)
+    std::vector<std::string> layers = {"pool", "fc"};     // CNN layers compared with V1
+    bool no_cnn = false;                                  // only V1 vs pixels
     bool quiet = false;
     bool json = false;              // one machine-readable summary line on stdout
     std::string device_note;        // which device was chosen and why
     std::string command_line;
 };
+
+// Trains the tutorial's CNN on its training gratings, printing the tutorial's loss lines every epochs/5 epochs
+// (and a progress display when stdout is a terminal). Returns the weights; fills result and the training-set
+// accuracy summary (json) and adds stage timings (stimuli_train_ms, training_ms) to timings.
+struct TrainedNetwork {
+    std::vector<float> params;
+    TrainResult result;
+    int correct = 0, total = 0;
+    std::vector<float> misclassified_angles;
+};
+TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& config, const GratingParams& grating,
+                                      bool quiet, double* stimuli_ms, double* training_ms);
 
 // Runs the job; returns the exit code. Throws InputError/RuntimeError on failure (nothing left in out_dir).
 int run_analysis(Backend& backend, const AnalysisConfig& config);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "rsa_gpu/cnn.h"
 #include "rsa_gpu/compare.h"
 #include "rsa_gpu/grating.h"
 #include "rsa_gpu/matrix.h"
@@ -31,6 +32,11 @@ public:
     virtual PearsonResult compare_pearson(const Matrix& a, const Matrix& b) = 0;
     // The embedded synthetic V1 recording, binned.
     virtual SyntheticV1 synthetic_v1(const SyntheticV1Params& params) = 0;
+
+    // The tutorial's CNN: train in place (images: n x 3072 gratings, labels: n) and forward read-out.
+    virtual TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+                                  const TrainConfig& config, const EpochCallback& on_epoch) = 0;
+    virtual CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) = 0;
 };
 
 // Which device a --device value asks for: "auto" (GPU 0 when usable, else CPU), "cpu", or an index.

@@ -1,0 +1,56 @@
+// CPU benchmark of the RDM path at the full trial-level size (S = 4,598 x N = 23,589 by default): the CPU
+// twin's z-score and SYRK stages, the whole RDM, and OpenBLAS SSYRK alone (the floor the target is set
+// against). Median of repeats, one line per stage. Peer (numpy) in bench/peer_rdm_numpy.py, run together by
+// bench/run_cpu.sh. Usage: bench_rdm [S N repeats]
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "rsa_gpu/rdm.h"
+
+using Clock = std::chrono::steady_clock;
+
+template <typename F>
+static double median_ms(int repeats, F&& f) {
+    std::vector<double> t;
+    for (int r = 0; r < repeats; ++r) {
+        const auto t0 = Clock::now();
+        f();
+        t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+int main(int argc, char** argv) {
+    const int64_t S = argc > 1 ? std::atoll(argv[1]) : 4598, N = argc > 2 ? std::atoll(argv[2]) : 23589;
+    const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
+    std::vector<float> x(static_cast<size_t>(S * N)), z(x.size()), m(static_cast<size_t>(S * S));
+    std::mt19937 gen(1);
+    std::normal_distribution<float> dist(0.5f, 2.0f);
+    for (auto& v : x) v = dist(gen);
+    const double flops = static_cast<double>(S) * (S + 1) * N;  // SYRK: S(S+1)/2 dot products of length N
+    const double t_z = median_ms(repeats, [&] { rsa::zscore_rows_ref(x.data(), S, N, z.data(), nullptr); });
+    const double t_syrk = median_ms(repeats, [&] { rsa::rdm_from_zscored_ref(z.data(), S, N, m.data()); });
+    const double t_blas = median_ms(repeats, [&] {
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(S), static_cast<int>(N), 1.0f, z.data(),
+                    static_cast<int>(N), 0.0f, m.data(), static_cast<int>(S));
+    });
+    const double t_all = median_ms(repeats, [&] {
+        rsa::zscore_rows_ref(x.data(), S, N, z.data(), nullptr);
+        rsa::rdm_from_zscored_ref(z.data(), S, N, m.data());
+    });
+    std::printf("bench_rdm (CPU twin, OpenBLAS, %d threads) S=%lld N=%lld, median of %d\n", openblas_get_num_threads(),
+                static_cast<long long>(S), static_cast<long long>(N), repeats);
+    std::printf("%-28s %10.1f ms\n", "z-score (double accum.)", t_z);
+    std::printf("%-28s %10.1f ms  %6.1f GFLOP/s\n", "SYRK + fill/mirror", t_syrk, flops / t_syrk * 1e-6);
+    std::printf("%-28s %10.1f ms  %6.1f GFLOP/s\n", "OpenBLAS SSYRK alone", t_blas, flops / t_blas * 1e-6);
+    std::printf("%-28s %10.1f ms  (%.2fx SSYRK alone)\n", "whole RDM", t_all, t_all / t_blas);
+    std::printf("RESULT rsa_gpu_cpu_rdm_ms %.1f\n", t_all);
+    return 0;
+}

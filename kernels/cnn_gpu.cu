@@ -1,0 +1,761 @@
+// CnnGpu: the tutorial's CNN (cnn.h) on one GPU. Convolution, its bias, ReLU and 8x8 max pooling go through the
+// legacy cuDNN API (FMA math: exact FP32, algorithms chosen once); fc and out are cuBLAS SGEMMs on the row-major
+// activations; sigmoid + BCE, the fc bias/ReLU, bias gradients, the batch gather and the momentum update are our
+// kernels. Parameters, gradients and velocity each live in ONE flat device buffer in state_dict order, so the
+// libraries point at offsets inside it. Training uploads the data once, gathers every batch on the device from
+// the epoch's permutation, replays one captured CUDA graph per full-size step and reads the losses back once
+// per epoch. Same semantics as the CPU twin (cnn_forward_ref, cnn_backward_ref, cnn_train_ref).
+//
+// Shapes (B = batch):  x B x 1 x 48 x 64 -> conv/relu B x 6 x 48 x 64 -> pool B x 6 x 6 x 8 = B x 288
+//                      -> fc/fc_relu B x 10 -> logit/prob B.
+#include "rsa_gpu/cnn_gpu.h"
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda_check.cuh"
+#include "gpu_context.cuh"
+#include "rsa_gpu/error.h"
+
+namespace rsa {
+namespace {
+
+using namespace cnn;
+
+constexpr int kBlock = 256;                       // threads per block of every elementwise kernel
+constexpr size_t kWorkspaceCap = size_t(64) << 20;  // cuDNN convolution workspace cap (bytes)
+constexpr int kConvOut = kChannels * kPixels;     // 18,432 conv outputs per image
+
+// ----------------------------------------------------------------------------------------------------------
+// CUDA kernels
+
+// Block-wide sum of one value per thread (blockDim.x == kBlock, a power of two); the result is valid in
+// thread 0. A fixed tree, so the sum is deterministic.
+__device__ float block_sum(float value) {
+    __shared__ float shared[kBlock];
+    shared[threadIdx.x] = value;
+    __syncthreads();
+    for (int stride = kBlock / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) shared[threadIdx.x] = __fadd_rn(shared[threadIdx.x], shared[threadIdx.x + stride]);
+        __syncthreads();
+    }
+    return shared[0];
+}
+
+// Batch gather: images[b] = all_images[perm[offset + b]], labels[b] = all_labels[perm[offset + b]] with
+// offset = (*step) * stride, so one captured graph serves every step of an epoch.
+// images: batch x 3072 (as float4: batch x 768), all_images: n x 3072, perm: n.
+__global__ void gather_batch_kernel(float4* __restrict__ images, float* __restrict__ labels,
+                                    const float4* __restrict__ all_images, const float* __restrict__ all_labels,
+                                    const int* __restrict__ perm, const int* __restrict__ step, int stride,
+                                    int batch) {
+    constexpr int kVec = kPixels / 4;
+    const int offset = *step * stride;
+    const int total = batch * kVec;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const int b = i / kVec;
+        const int p = i - b * kVec;
+        const int src = perm[offset + b];
+        images[i] = all_images[static_cast<size_t>(src) * kVec + p];
+        if (p == 0) labels[b] = all_labels[src];
+    }
+}
+
+// fc bias and ReLU: y (rows x cols, the GEMM result) += bias (cols); y_relu = max(y, 0).
+__global__ void bias_relu_forward_kernel(float* __restrict__ y, float* __restrict__ y_relu,
+                                         const float* __restrict__ bias, int rows, int cols) {
+    const int total = rows * cols;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const float v = __fadd_rn(y[i], bias[i % cols]);
+        y[i] = v;
+        y_relu[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
+__device__ float stable_sigmoid(float z) {
+    if (z >= 0.0f) return 1.0f / (1.0f + expf(-z));
+    const float e = expf(z);
+    return e / (1.0f + e);
+}
+
+// out bias and sigmoid: logit (B, the GEMM result) += *bias; prob = sigmoid(logit).
+__global__ void logit_sigmoid_kernel(float* __restrict__ logit, float* __restrict__ prob,
+                                     const float* __restrict__ bias, int batch) {
+    const float b0 = *bias;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < batch; i += gridDim.x * blockDim.x) {
+        const float z = __fadd_rn(logit[i], b0);
+        logit[i] = z;
+        prob[i] = stable_sigmoid(z);
+    }
+}
+
+// Mean BCE from logits and its gradient; ONE block of kBlock threads (deterministic reduction).
+// loss_base[step ? *step : 0] = mean(max(z,0) - z y + log1p(exp(-|z|))); dlogit = (sigmoid(z) - y) / B.
+__global__ void bce_loss_grad_kernel(const float* __restrict__ logit, const float* __restrict__ labels, int batch,
+                                     float* __restrict__ dlogit, float* __restrict__ loss_base,
+                                     const int* __restrict__ step) {
+    float sum = 0.0f;
+    const float inv_batch = 1.0f / static_cast<float>(batch);
+    for (int i = threadIdx.x; i < batch; i += blockDim.x) {
+        const float z = logit[i], y = labels[i];
+        sum += fmaxf(z, 0.0f) - z * y + log1pf(expf(-fabsf(z)));
+        dlogit[i] = (stable_sigmoid(z) - y) / static_cast<float>(batch);
+    }
+    const float total = block_sum(sum);
+    if (threadIdx.x == 0) loss_base[step ? *step : 0] = total * inv_batch;
+}
+
+// ReLU backward: dx = x > 0 ? dy : 0 (n values).
+__global__ void relu_backward_kernel(float* __restrict__ dx, const float* __restrict__ dy,
+                                     const float* __restrict__ x, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// Bias gradient: db[j] = sum over rows of dy[r, j]; dy rows x cols row-major; one block per column.
+__global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ dy, int rows, int cols) {
+    const int j = blockIdx.x;
+    float sum = 0.0f;
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) sum += dy[static_cast<size_t>(r) * cols + j];
+    const float total = block_sum(sum);
+    if (threadIdx.x == 0) db[j] = total;
+}
+
+// PyTorch SGD with momentum over the flat parameters: v = mu v + g; p = p - lr v. Separately rounded products
+// and sums (no FMA contraction), like the CPU twin. Thread 0 also advances the training step counter when given.
+__global__ void sgd_momentum_kernel(float* __restrict__ params, float* __restrict__ velocity,
+                                    const float* __restrict__ grad, int n, float lr, float momentum,
+                                    int* __restrict__ step_counter) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        const float v = __fadd_rn(__fmul_rn(momentum, velocity[i]), grad[i]);
+        velocity[i] = v;
+        params[i] = __fsub_rn(params[i], __fmul_rn(lr, v));
+    }
+    if (step_counter != nullptr && i == 0) *step_counter += 1;
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// kernel launchers
+
+int grid_for(int n) {
+    const int blocks = RSA_CEIL_DIV(n, kBlock);
+    return blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks);
+}
+
+void gather_batch(float* images, float* labels, const float* all_images, const float* all_labels, const int* perm,
+                  const int* step, int stride, int batch, cudaStream_t stream) {
+    gather_batch_kernel<<<grid_for(batch * kPixels / 4), kBlock, 0, stream>>>(
+        reinterpret_cast<float4*>(images), labels, reinterpret_cast<const float4*>(all_images), all_labels, perm,
+        step, stride, batch);
+    RSA_CHECK_LAUNCH();
+}
+
+void bias_relu_forward(float* y, float* y_relu, const float* bias, int rows, int cols, cudaStream_t stream) {
+    bias_relu_forward_kernel<<<grid_for(rows * cols), kBlock, 0, stream>>>(y, y_relu, bias, rows, cols);
+    RSA_CHECK_LAUNCH();
+}
+
+void logit_sigmoid(float* logit, float* prob, const float* bias, int batch, cudaStream_t stream) {
+    logit_sigmoid_kernel<<<grid_for(batch), kBlock, 0, stream>>>(logit, prob, bias, batch);
+    RSA_CHECK_LAUNCH();
+}
+
+void bce_loss_grad(const float* logit, const float* labels, int batch, float* dlogit, float* loss_base,
+                   const int* step, cudaStream_t stream) {
+    bce_loss_grad_kernel<<<1, kBlock, 0, stream>>>(logit, labels, batch, dlogit, loss_base, step);
+    RSA_CHECK_LAUNCH();
+}
+
+void relu_backward(float* dx, const float* dy, const float* x, int n, cudaStream_t stream) {
+    relu_backward_kernel<<<grid_for(n), kBlock, 0, stream>>>(dx, dy, x, n);
+    RSA_CHECK_LAUNCH();
+}
+
+void bias_grad(float* db, const float* dy, int rows, int cols, cudaStream_t stream) {
+    bias_grad_kernel<<<cols, kBlock, 0, stream>>>(db, dy, rows, cols);
+    RSA_CHECK_LAUNCH();
+}
+
+void sgd_momentum(float* params, float* velocity, const float* grad, int n, float lr, float momentum,
+                  int* step_counter, cudaStream_t stream) {
+    sgd_momentum_kernel<<<RSA_CEIL_DIV(n > 0 ? n : 1, kBlock), kBlock, 0, stream>>>(params, velocity, grad, n, lr,
+                                                                                     momentum, step_counter);
+    RSA_CHECK_LAUNCH();
+}
+
+// Row-major linear layer with cuBLAS (column-major): a row-major R x C matrix is a column-major C x R one.
+// Forward Y (B x out) = X (B x in) W^T, W (out x in): column-major Y^T (out x B) = W^T' (op T of the
+// in x out view) X^T (in x B).
+void linear_forward(cublasHandle_t h, const float* x, const float* w, float* y, int batch, int in, int out) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out, batch, in, &one, w, in, x, in, &zero, y, out));
+}
+
+// Backward: dW (out x in) = dY^T X -> column-major dW^T (in x out) = X^T (in x B) . dY (B x out, op T of the
+// out x B view); dX (B x in) = dY W -> column-major dX^T (in x B) = W^T (in x out) . dY^T (out x B).
+void linear_backward(cublasHandle_t h, const float* x, const float* w, const float* dy, float* dw, float* dx,
+                     int batch, int in, int out) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, batch, &one, x, in, dy, out, &zero, dw, in));
+    if (dx != nullptr)
+        CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, batch, out, &one, w, in, dy, out, &zero, dx, in));
+}
+
+// Algorithms that keep a direct FP32 sum (no FFT or Winograd transforms, whose rounding differs).
+bool exact_fwd_algo(cudnnConvolutionFwdAlgo_t a) {
+    return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+           a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+}
+bool exact_bwd_filter_algo(cudnnConvolutionBwdFilterAlgo_t a) {
+    return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+           a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+
+// Destructor-side checks: log, never throw.
+void log_cuda(cudaError_t status, const char* what) {
+    if (status != cudaSuccess) std::fprintf(stderr, "rsa_gpu: CnnGpu cleanup: %s: %s\n", what, cudaGetErrorString(status));
+}
+void log_cudnn(cudnnStatus_t status, const char* what) {
+    if (status != CUDNN_STATUS_SUCCESS)
+        std::fprintf(stderr, "rsa_gpu: CnnGpu cleanup: %s: %s\n", what, cudnnGetErrorString(status));
+}
+
+// A device allocation owned by one train() call.
+template <typename T>
+struct DeviceArray {
+    T* ptr = nullptr;
+    explicit DeviceArray(size_t count) { CUDA_CHECK(cudaMalloc(&ptr, (count > 0 ? count : 1) * sizeof(T))); }
+    ~DeviceArray() { log_cuda(cudaFree(ptr), "cudaFree"); }
+    DeviceArray(const DeviceArray&) = delete;
+    DeviceArray& operator=(const DeviceArray&) = delete;
+};
+
+// A captured training step (graph and its executable), destroyed with the train() call.
+struct StepGraph {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    StepGraph() = default;
+    StepGraph(const StepGraph&) = delete;
+    StepGraph& operator=(const StepGraph&) = delete;
+    ~StepGraph() {
+        if (exec) log_cuda(cudaGraphExecDestroy(exec), "cudaGraphExecDestroy");
+        if (graph) log_cuda(cudaGraphDestroy(graph), "cudaGraphDestroy");
+    }
+};
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------------------
+// CnnGpu
+
+struct CnnGpu::Impl {
+    // Descriptors and algorithms of one batch size (the constructor builds max_batch; others on first use,
+    // never inside a graph capture).
+    struct Shape {
+        int batch = 0;
+        cudnnTensorDescriptor_t x = nullptr;     // B x 1 x 48 x 64
+        cudnnTensorDescriptor_t conv = nullptr;  // B x 6 x 48 x 64 (conv, relu and their gradients)
+        cudnnTensorDescriptor_t pool = nullptr;  // B x 6 x 6 x 8
+        cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    };
+
+    int device = 0;
+    int max_batch = 0;
+    GpuContext* ctx = nullptr;
+
+    cudnnFilterDescriptor_t w_desc = nullptr;           // 6 x 1 x 7 x 7
+    cudnnTensorDescriptor_t conv_bias_desc = nullptr;   // 1 x 6 x 1 x 1
+    cudnnConvolutionDescriptor_t conv_desc = nullptr;   // pad 3, stride 1, cross-correlation, FMA math
+    cudnnActivationDescriptor_t relu_desc = nullptr;
+    cudnnPoolingDescriptor_t pool_desc = nullptr;       // max (deterministic), 8 x 8, stride 8
+    std::map<int, std::unique_ptr<Shape>> shapes;
+
+    void* workspace = nullptr;
+    size_t workspace_bytes = 0;
+
+    std::vector<void*> allocations;  // every device buffer below, freed in release()
+    float* params = nullptr;         // kParams, state_dict order
+    float* grad = nullptr;           // kParams
+    float* velocity = nullptr;       // kParams
+    float* x = nullptr;              // B x 3072
+    float* labels = nullptr;         // B
+    float* conv = nullptr;           // B x 18432, before ReLU
+    float* relu = nullptr;           // B x 18432
+    float* pool = nullptr;           // B x 288
+    float* fc = nullptr;             // B x 10, before ReLU
+    float* fc_relu = nullptr;        // B x 10
+    float* logit = nullptr;          // B
+    float* prob = nullptr;           // B
+    float* dlogit = nullptr;         // B
+    float* dfc_relu = nullptr;       // B x 10
+    float* dfc = nullptr;            // B x 10
+    float* dpool = nullptr;          // B x 288
+    float* drelu = nullptr;          // B x 18432
+    float* dconv = nullptr;          // B x 18432
+    float* loss = nullptr;           // 1
+    int* step = nullptr;             // training step counter within an epoch
+
+    Impl(int device_, int max_batch_) : device(device_), max_batch(max_batch_) {
+        if (max_batch < 1) throw InputError("CnnGpu: max_batch must be at least 1 (got " + std::to_string(max_batch) + ")");
+        ctx = &gpu_context(device);
+        try {
+            setup();
+        } catch (...) {
+            release();
+            throw;
+        }
+    }
+    ~Impl() { release(); }
+
+    template <typename T>
+    T* alloc(size_t count) {
+        void* p = nullptr;
+        CUDA_CHECK(cudaMalloc(&p, count * sizeof(T)));
+        allocations.push_back(p);
+        return static_cast<T*>(p);
+    }
+
+    void setup() {
+        CUDA_CHECK(cudaSetDevice(device));
+        CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_desc));
+        CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, kChannels, 1, kKernel, kKernel));
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&conv_bias_desc));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(conv_bias_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, kChannels, 1, 1));
+        CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_desc));
+        CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc, kPad, kPad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
+                                                    CUDNN_DATA_FLOAT));
+        CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc, CUDNN_FMA_MATH));
+        CUDNN_CHECK(cudnnCreateActivationDescriptor(&relu_desc));
+        CUDNN_CHECK(cudnnSetActivationDescriptor(relu_desc, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        CUDNN_CHECK(cudnnCreatePoolingDescriptor(&pool_desc));
+        CUDNN_CHECK(cudnnSetPooling2dDescriptor(pool_desc, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_NOT_PROPAGATE_NAN,
+                                                kPool, kPool, 0, 0, kPool, kPool));
+
+        // Algorithms for max_batch, chosen once; the workspace is sized for them.
+        Shape& full = make_shape(max_batch);
+        full.fwd_algo = choose_fwd_algo(full, kWorkspaceCap);
+        full.bwd_filter_algo = choose_bwd_filter_algo(full, kWorkspaceCap);
+        size_t fwd_bytes = 0, bwd_bytes = 0;
+        CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, full.x, w_desc, conv_desc, full.conv,
+                                                            full.fwd_algo, &fwd_bytes));
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, full.x, full.conv, conv_desc, w_desc,
+                                                                   full.bwd_filter_algo, &bwd_bytes));
+        workspace_bytes = fwd_bytes > bwd_bytes ? fwd_bytes : bwd_bytes;
+        if (workspace_bytes > 0) CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
+
+        const size_t b = static_cast<size_t>(max_batch);
+        params = alloc<float>(kParams);
+        grad = alloc<float>(kParams);
+        velocity = alloc<float>(kParams);
+        x = alloc<float>(b * kPixels);
+        labels = alloc<float>(b);
+        conv = alloc<float>(b * kConvOut);
+        relu = alloc<float>(b * kConvOut);
+        pool = alloc<float>(b * kPooled);
+        fc = alloc<float>(b * kHidden);
+        fc_relu = alloc<float>(b * kHidden);
+        logit = alloc<float>(b);
+        prob = alloc<float>(b);
+        dlogit = alloc<float>(b);
+        dfc_relu = alloc<float>(b * kHidden);
+        dfc = alloc<float>(b * kHidden);
+        dpool = alloc<float>(b * kPooled);
+        drelu = alloc<float>(b * kConvOut);
+        dconv = alloc<float>(b * kConvOut);
+        loss = alloc<float>(1);
+        step = alloc<int>(1);
+        CUDA_CHECK(cudaMemsetAsync(params, 0, kParams * sizeof(float), ctx->stream));
+        CUDA_CHECK(cudaMemsetAsync(velocity, 0, kParams * sizeof(float), ctx->stream));
+        CUDA_CHECK(cudaMemsetAsync(step, 0, sizeof(int), ctx->stream));
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    }
+
+    // Never throws: logs failures.
+    void release() {
+        log_cuda(cudaSetDevice(device), "cudaSetDevice");
+        if (ctx != nullptr) log_cuda(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
+        for (void* p : allocations) log_cuda(cudaFree(p), "cudaFree");
+        allocations.clear();
+        if (workspace) log_cuda(cudaFree(workspace), "cudaFree(workspace)");
+        workspace = nullptr;
+        for (auto& entry : shapes) destroy_shape(*entry.second);
+        shapes.clear();
+        if (pool_desc) log_cudnn(cudnnDestroyPoolingDescriptor(pool_desc), "cudnnDestroyPoolingDescriptor");
+        if (relu_desc) log_cudnn(cudnnDestroyActivationDescriptor(relu_desc), "cudnnDestroyActivationDescriptor");
+        if (conv_desc) log_cudnn(cudnnDestroyConvolutionDescriptor(conv_desc), "cudnnDestroyConvolutionDescriptor");
+        if (conv_bias_desc) log_cudnn(cudnnDestroyTensorDescriptor(conv_bias_desc), "cudnnDestroyTensorDescriptor");
+        if (w_desc) log_cudnn(cudnnDestroyFilterDescriptor(w_desc), "cudnnDestroyFilterDescriptor");
+        pool_desc = nullptr;
+        relu_desc = nullptr;
+        conv_desc = nullptr;
+        conv_bias_desc = nullptr;
+        w_desc = nullptr;
+    }
+
+    static void destroy_shape(Shape& s) {
+        if (s.x) log_cudnn(cudnnDestroyTensorDescriptor(s.x), "cudnnDestroyTensorDescriptor");
+        if (s.conv) log_cudnn(cudnnDestroyTensorDescriptor(s.conv), "cudnnDestroyTensorDescriptor");
+        if (s.pool) log_cudnn(cudnnDestroyTensorDescriptor(s.pool), "cudnnDestroyTensorDescriptor");
+        s.x = s.conv = s.pool = nullptr;
+    }
+
+    // First entry of cuDNN's heuristic ranking that succeeds within `cap` bytes, taken in three passes:
+    // (1) FMA math, a direct FP32 sum (no FFT/Winograd transform) and determinism; (2) a direct deterministic
+    // sum whatever math the entry reports (execution uses the descriptor's FMA math anyway); (3) any entry.
+    template <typename Perf, typename IsExact>
+    static int pick_algo(const Perf* perf, int returned, size_t cap, IsExact is_exact) {
+        for (int pass = 0; pass < 3; ++pass)
+            for (int i = 0; i < returned; ++i) {
+                const Perf& p = perf[i];
+                if (p.status != CUDNN_STATUS_SUCCESS || p.memory > cap) continue;
+                const bool exact = is_exact(p.algo) && p.determinism == CUDNN_DETERMINISTIC;
+                if (pass == 0 && !(exact && p.mathType == CUDNN_FMA_MATH)) continue;
+                if (pass == 1 && !exact) continue;
+                if (pass == 2)
+                    std::fprintf(stderr, "rsa_gpu: CnnGpu: no exact deterministic convolution algorithm; using %d\n",
+                                 static_cast<int>(p.algo));
+                return i;
+            }
+        return -1;
+    }
+
+    cudnnConvolutionFwdAlgo_t choose_fwd_algo(const Shape& s, size_t cap) const {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int returned = 0;
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx->cudnn, s.x, w_desc, conv_desc, s.conv,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
+        const int at = pick_algo(perf, returned, cap, exact_fwd_algo);
+        if (at < 0)
+            throw RuntimeError("CnnGpu: cuDNN offers no forward convolution algorithm for batch " +
+                               std::to_string(s.batch) + " within " + std::to_string(cap) + " bytes of workspace");
+        return perf[at].algo;
+    }
+
+    cudnnConvolutionBwdFilterAlgo_t choose_bwd_filter_algo(const Shape& s, size_t cap) const {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        int returned = 0;
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->cudnn, s.x, s.conv, conv_desc, w_desc,
+                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned,
+                                                                  perf));
+        const int at = pick_algo(perf, returned, cap, exact_bwd_filter_algo);
+        if (at < 0)
+            throw RuntimeError("CnnGpu: cuDNN offers no filter-gradient convolution algorithm for batch " +
+                               std::to_string(s.batch) + " within " + std::to_string(cap) + " bytes of workspace");
+        return perf[at].algo;
+    }
+
+    // Descriptors for `batch` (algorithms are set by the caller).
+    Shape& make_shape(int batch) {
+        auto owned = std::make_unique<Shape>();
+        Shape& s = *owned;
+        s.batch = batch;
+        shapes[batch] = std::move(owned);  // owned by the map from here on (destroyed in release())
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.x));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, 1, kHeight, kWidth));
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.conv));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.conv, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, kChannels, kHeight,
+                                               kWidth));
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.pool));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.pool, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, kChannels, kPoolH,
+                                               kPoolW));
+        int n = 0, c = 0, h = 0, w = 0;
+        CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc, s.x, w_desc, &n, &c, &h, &w));
+        if (n != batch || c != kChannels || h != kHeight || w != kWidth)
+            throw RuntimeError("CnnGpu: unexpected cuDNN convolution output shape");
+        CUDNN_CHECK(cudnnGetPooling2dForwardOutputDim(pool_desc, s.conv, &n, &c, &h, &w));
+        if (n != batch || c != kChannels || h != kPoolH || w != kPoolW)
+            throw RuntimeError("CnnGpu: unexpected cuDNN pooling output shape");
+        return s;
+    }
+
+    // The descriptors for `batch` (built outside any capture). A smaller batch reuses the max_batch algorithms
+    // when they fit the workspace, and otherwise chooses again within it.
+    const Shape& shape_for(int batch) {
+        if (batch < 1 || batch > max_batch)
+            throw InputError("CnnGpu: batch " + std::to_string(batch) + " is outside 1.." + std::to_string(max_batch) +
+                             " (max_batch given to the constructor)");
+        auto found = shapes.find(batch);
+        if (found != shapes.end()) return *found->second;
+        const Shape& full = *shapes.at(max_batch);
+        const cudnnConvolutionFwdAlgo_t fwd = full.fwd_algo;
+        const cudnnConvolutionBwdFilterAlgo_t bwd = full.bwd_filter_algo;
+        Shape& s = make_shape(batch);
+        size_t bytes = 0;
+        if (cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, s.x, w_desc, conv_desc, s.conv, fwd, &bytes) ==
+                CUDNN_STATUS_SUCCESS &&
+            bytes <= workspace_bytes)
+            s.fwd_algo = fwd;
+        else
+            s.fwd_algo = choose_fwd_algo(s, workspace_bytes);
+        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, s.x, s.conv, conv_desc, w_desc, bwd, &bytes) ==
+                CUDNN_STATUS_SUCCESS &&
+            bytes <= workspace_bytes)
+            s.bwd_filter_algo = bwd;
+        else
+            s.bwd_filter_algo = choose_bwd_filter_algo(s, workspace_bytes);
+        return s;
+    }
+
+    // ---- the passes (stream-ordered, no host synchronisation: safe to capture) ----
+
+    // x (B x 3072) -> conv, relu, pool, fc, fc_relu, logit, prob.
+    void run_forward(const Shape& s) {
+        const float one = 1.0f, zero = 0.0f;
+        const int B = s.batch;
+        cudnnHandle_t h = ctx->cudnn;
+        CUDNN_CHECK(cudnnConvolutionForward(h, &one, s.x, x, w_desc, params + kConvW, conv_desc, s.fwd_algo, workspace,
+                                            workspace_bytes, &zero, s.conv, conv));
+        CUDNN_CHECK(cudnnAddTensor(h, &one, conv_bias_desc, params + kConvB, &one, s.conv, conv));
+        CUDNN_CHECK(cudnnActivationForward(h, relu_desc, &one, s.conv, conv, &zero, s.conv, relu));
+        CUDNN_CHECK(cudnnPoolingForward(h, pool_desc, &one, s.conv, relu, &zero, s.pool, pool));
+        linear_forward(ctx->cublas, pool, params + kFcW, fc, B, kPooled, kHidden);  // fc = pool W^T
+        bias_relu_forward(fc, fc_relu, params + kFcB, B, kHidden, ctx->stream);      // + b, ReLU
+        linear_forward(ctx->cublas, fc_relu, params + kOutW, logit, B, kHidden, 1);  // logit = fc_relu w^T
+        logit_sigmoid(logit, prob, params + kOutB, B, ctx->stream);                  // + b, sigmoid
+    }
+
+    // Loss into loss_base[step ? *step : 0] and dlogit.
+    void run_loss(const Shape& s, float* loss_base, const int* step_ptr) {
+        bce_loss_grad(logit, labels, s.batch, dlogit, loss_base, step_ptr, ctx->stream);
+    }
+
+    // dlogit -> the full flat gradient (every entry overwritten).
+    void run_backward(const Shape& s) {
+        const float one = 1.0f, zero = 0.0f;
+        const int B = s.batch;
+        cudnnHandle_t h = ctx->cudnn;
+        // out: dW_out = dlogit^T fc_relu, db_out = sum dlogit, dfc_relu = dlogit w_out
+        linear_backward(ctx->cublas, fc_relu, params + kOutW, dlogit, grad + kOutW, dfc_relu, B, kHidden, 1);
+        bias_grad(grad + kOutB, dlogit, B, 1, ctx->stream);
+        // fc: ReLU mask, dW_fc = dfc^T pool, db_fc = column sums, dpool = dfc W_fc
+        relu_backward(dfc, dfc_relu, fc, B * kHidden, ctx->stream);
+        linear_backward(ctx->cublas, pool, params + kFcW, dfc, grad + kFcW, dpool, B, kPooled, kHidden);
+        bias_grad(grad + kFcB, dfc, B, kHidden, ctx->stream);
+        // pool and ReLU backward, then the conv filter and bias gradients (no data gradient needed)
+        CUDNN_CHECK(cudnnPoolingBackward(h, pool_desc, &one, s.pool, pool, s.pool, dpool, s.conv, relu, &zero, s.conv,
+                                         drelu));
+        CUDNN_CHECK(cudnnActivationBackward(h, relu_desc, &one, s.conv, relu, s.conv, drelu, s.conv, conv, &zero,
+                                            s.conv, dconv));
+        CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, s.conv, dconv, &zero, conv_bias_desc, grad + kConvB));
+        CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, s.x, x, s.conv, dconv, conv_desc, s.bwd_filter_algo,
+                                                   workspace, workspace_bytes, &zero, w_desc, grad + kConvW));
+    }
+
+    // One training step on the device: gather batch (*step) of the permutation, forward, loss into
+    // losses[*step], backward, momentum update, ++*step.
+    void run_train_step(const Shape& s, const float* all_images, const float* all_labels, const int* perm,
+                        float* losses, int stride, float lr, float momentum) {
+        gather_batch(x, labels, all_images, all_labels, perm, step, stride, s.batch, ctx->stream);
+        run_forward(s);
+        run_loss(s, losses, step);
+        run_backward(s);
+        sgd_momentum(params, velocity, grad, kParams, lr, momentum, step, ctx->stream);
+    }
+
+    // Captures run_train_step on the context stream into *graph and instantiates it. On any failure (a library
+    // call that cannot be captured, an invalidated capture) it leaves the stream out of capture mode, logs, and
+    // returns false: the caller then runs the steps directly.
+    bool capture_train_step(const Shape& s, const float* all_images, const float* all_labels, const int* perm,
+                            float* losses, int stride, float lr, float momentum, StepGraph* graph) {
+        cudaStream_t stream = ctx->stream;
+        CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+        std::string failure;
+        try {
+            run_train_step(s, all_images, all_labels, perm, losses, stride, lr, momentum);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        cudaGraph_t captured = nullptr;
+        const cudaError_t end_status = cudaStreamEndCapture(stream, &captured);
+        if (failure.empty() && end_status != cudaSuccess)
+            failure = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end_status);
+        if (failure.empty()) {
+            graph->graph = captured;
+            captured = nullptr;
+            const cudaError_t inst_status = cudaGraphInstantiate(&graph->exec, graph->graph, 0);
+            if (inst_status != cudaSuccess) {
+                failure = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(inst_status);
+                graph->exec = nullptr;
+            }
+        }
+        if (captured != nullptr) log_cuda(cudaGraphDestroy(captured), "cudaGraphDestroy");
+        if (failure.empty()) return true;
+        cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
+        std::fprintf(stderr, "rsa_gpu: CnnGpu::train: CUDA graph capture failed, running the steps directly: %s\n",
+                     failure.c_str());
+        return false;
+    }
+
+    void upload_images(const float* images, int batch) {
+        if (images == nullptr) throw InputError("CnnGpu: images is null");
+        CUDA_CHECK(cudaMemcpyAsync(x, images, static_cast<size_t>(batch) * kPixels * sizeof(float),
+                                   cudaMemcpyHostToDevice, ctx->stream));
+    }
+
+    void download(std::vector<float>* out, const float* src, size_t count) {
+        out->resize(count);
+        CUDA_CHECK(cudaMemcpyAsync(out->data(), src, count * sizeof(float), cudaMemcpyDeviceToHost, ctx->stream));
+    }
+};
+
+CnnGpu::CnnGpu(int device, int max_batch) : impl_(std::make_unique<Impl>(device, max_batch)) {}
+
+CnnGpu::~CnnGpu() = default;
+
+void CnnGpu::set_params(const std::vector<float>& params) {
+    if (params.size() != static_cast<size_t>(cnn::kParams))
+        throw InputError("CnnGpu::set_params: expected " + std::to_string(cnn::kParams) + " values, got " +
+                         std::to_string(params.size()));
+    Impl& m = *impl_;
+    CUDA_CHECK(cudaSetDevice(m.device));
+    CUDA_CHECK(cudaMemcpyAsync(m.params, params.data(), params.size() * sizeof(float), cudaMemcpyHostToDevice,
+                               m.ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
+}
+
+std::vector<float> CnnGpu::params() const {
+    Impl& m = *impl_;
+    CUDA_CHECK(cudaSetDevice(m.device));
+    std::vector<float> out;
+    m.download(&out, m.params, cnn::kParams);
+    CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
+    return out;
+}
+
+void CnnGpu::forward(const float* images, int batch, CnnActivations* act) {
+    if (act == nullptr) throw InputError("CnnGpu::forward: act is null");
+    Impl& m = *impl_;
+    CUDA_CHECK(cudaSetDevice(m.device));
+    const Impl::Shape& s = m.shape_for(batch);
+    m.upload_images(images, batch);
+    m.run_forward(s);
+    const size_t B = static_cast<size_t>(batch);
+    act->batch = batch;
+    m.download(&act->conv, m.conv, B * kConvOut);
+    m.download(&act->pool, m.pool, B * cnn::kPooled);
+    m.download(&act->fc, m.fc, B * cnn::kHidden);
+    m.download(&act->fc_relu, m.fc_relu, B * cnn::kHidden);
+    m.download(&act->logit, m.logit, B);
+    m.download(&act->prob, m.prob, B);
+    CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
+}
+
+float CnnGpu::loss_and_grad(const float* images, const float* labels, int batch, std::vector<float>* grad) {
+    if (grad == nullptr) throw InputError("CnnGpu::loss_and_grad: grad is null");
+    if (labels == nullptr) throw InputError("CnnGpu::loss_and_grad: labels is null");
+    Impl& m = *impl_;
+    CUDA_CHECK(cudaSetDevice(m.device));
+    const Impl::Shape& s = m.shape_for(batch);
+    m.upload_images(images, batch);
+    CUDA_CHECK(cudaMemcpyAsync(m.labels, labels, static_cast<size_t>(batch) * sizeof(float), cudaMemcpyHostToDevice,
+                               m.ctx->stream));
+    m.run_forward(s);
+    m.run_loss(s, m.loss, nullptr);
+    m.run_backward(s);
+    float loss = 0.0f;
+    CUDA_CHECK(cudaMemcpyAsync(&loss, m.loss, sizeof(float), cudaMemcpyDeviceToHost, m.ctx->stream));
+    m.download(grad, m.grad, cnn::kParams);
+    CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
+    return loss;
+}
+
+TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels, const TrainConfig& config,
+                          const EpochCallback& on_epoch) {
+    Impl& m = *impl_;
+    // Like cnn_train_ref: the training set is every row of images (config.train_size only made the set).
+    if (images.cols != cnn::kPixels)
+        throw InputError("CnnGpu::train: images have " + std::to_string(images.cols) + " columns, expected " +
+                         std::to_string(cnn::kPixels));
+    if (images.rows < 1 || images.rows != static_cast<int64_t>(labels.size()) || images.rows > (int64_t(1) << 30))
+        throw InputError("CnnGpu::train: " + std::to_string(images.rows) + " images but " +
+                         std::to_string(labels.size()) + " labels");
+    const int n = static_cast<int>(images.rows);
+    if (config.batch < 1) throw InputError("CnnGpu::train: batch must be positive");
+    if ((config.batch < n ? config.batch : n) > m.max_batch)
+        throw InputError("CnnGpu::train: batch " + std::to_string(config.batch) + " exceeds max_batch " +
+                         std::to_string(m.max_batch) + " given to the constructor");
+    if (config.epochs < 0) throw InputError("CnnGpu::train: epochs must not be negative");
+
+    CUDA_CHECK(cudaSetDevice(m.device));
+    cudaStream_t stream = m.ctx->stream;
+    const int batch = config.batch;
+    const int full_steps = n / batch;
+    const int rest = n % batch;
+    const int steps = full_steps + (rest > 0 ? 1 : 0);
+
+    // Descriptors for both step shapes, built before any capture.
+    const Impl::Shape* full_shape = full_steps > 0 ? &m.shape_for(batch) : nullptr;
+    const Impl::Shape* rest_shape = rest > 0 ? &m.shape_for(rest) : nullptr;
+
+    // The whole training set stays on the device: n x 3072 images, n labels, the epoch's permutation, the
+    // losses of one epoch.
+    DeviceArray<float> all_images(static_cast<size_t>(n) * cnn::kPixels);
+    DeviceArray<float> all_labels(n);
+    DeviceArray<int> perm(n);
+    DeviceArray<float> losses(steps);
+    CUDA_CHECK(cudaMemcpyAsync(all_images.ptr, images.data.data(), static_cast<size_t>(n) * cnn::kPixels * sizeof(float),
+                               cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaMemcpyAsync(all_labels.ptr, labels.data(), static_cast<size_t>(n) * sizeof(float),
+                               cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaMemsetAsync(perm.ptr, 0, static_cast<size_t>(n) * sizeof(int), stream));  // valid for warm-up
+    CUDA_CHECK(cudaMemsetAsync(m.velocity, 0, cnn::kParams * sizeof(float), stream));          // fresh optimiser
+
+    // Capture one full-size step as a graph. A warm-up pass first (no update, loss into the scratch scalar)
+    // loads every library kernel outside the capture. Debug builds synchronise after each launch, which a
+    // capture forbids, so they run the steps directly.
+    StepGraph graph;
+    bool use_graph = false;
+#if !defined(RSA_GPU_DEVICE_DEBUG)
+    if (full_shape != nullptr) {
+        CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
+        gather_batch(m.x, m.labels, all_images.ptr, all_labels.ptr, perm.ptr, m.step, batch, batch, stream);
+        m.run_forward(*full_shape);
+        m.run_loss(*full_shape, m.loss, nullptr);
+        m.run_backward(*full_shape);
+        sgd_momentum(m.params, m.velocity, m.grad, 0, config.lr, config.momentum, nullptr, stream);  // load only
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+
+        use_graph = m.capture_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch,
+                                         config.lr, config.momentum, &graph);
+    }
+#endif
+
+    TrainResult result;
+    result.step_losses.reserve(static_cast<size_t>(config.epochs) * steps);
+    result.epoch_losses.reserve(config.epochs);
+    std::vector<float> epoch_losses(steps);
+    for (int epoch = 0; epoch < config.epochs; ++epoch) {
+        const std::vector<int> order = cnn_epoch_permutation(config.seed, epoch, n);
+        if (order.size() != static_cast<size_t>(n))
+            throw RuntimeError("CnnGpu::train: cnn_epoch_permutation returned " + std::to_string(order.size()) +
+                               " indices for " + std::to_string(n) + " samples");
+        // Pageable source: the copy is staged before the call returns, and the previous epoch has finished.
+        CUDA_CHECK(cudaMemcpyAsync(perm.ptr, order.data(), static_cast<size_t>(n) * sizeof(int),
+                                   cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
+        for (int k = 0; k < full_steps; ++k) {
+            if (use_graph)
+                CUDA_CHECK(cudaGraphLaunch(graph.exec, stream));
+            else
+                m.run_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,
+                                 config.momentum);
+        }
+        if (rest_shape != nullptr)
+            m.run_train_step(*rest_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,
+                             config.momentum);
+        CUDA_CHECK(cudaMemcpyAsync(epoch_losses.data(), losses.ptr, static_cast<size_t>(steps) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+        result.step_losses.insert(result.step_losses.end(), epoch_losses.begin(), epoch_losses.end());
+        result.epoch_losses.push_back(epoch_losses.back());
+        if (on_epoch) on_epoch(epoch + 1, epoch_losses.back());
+    }
+    return result;
+}
+
+}  // namespace rsa

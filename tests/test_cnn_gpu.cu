@@ -1,0 +1,328 @@
+// CnnGpu against its CPU twin (cnn.h): every layer of the forward pass, the loss and the full 3,201-value
+// gradient on fresh random images and on gratings; training steps (losses and final parameters) with and without
+// a smaller last batch; the full tutorial training. Host outputs are poisoned with NaN before every run, so a
+// value the GPU path forgot to write shows up as a mismatch. main() is gpu_test_main.cu (exit 77 without a GPU).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rsa_gpu/cnn.h"
+#include "rsa_gpu/cnn_gpu.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/grating.h"
+#include "test_util.h"
+
+namespace {
+
+using rsa::CnnActivations;
+using rsa::CnnGpu;
+using rsa::Matrix;
+using rsa::TrainConfig;
+using rsa::TrainResult;
+using rsa_test::rel_l2;
+namespace cnn = rsa::cnn;
+
+constexpr double kTol = 1e-5;  // relative L2 against the CPU twin
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Activations of the right sizes, every value NaN.
+CnnActivations poisoned_activations(int batch) {
+    CnnActivations act;
+    act.batch = -1;
+    const size_t b = static_cast<size_t>(batch);
+    act.conv.assign(b * cnn::kChannels * cnn::kPixels, kNaN);
+    act.pool.assign(b * cnn::kPooled, kNaN);
+    act.fc.assign(b * cnn::kHidden, kNaN);
+    act.fc_relu.assign(b * cnn::kHidden, kNaN);
+    act.logit.assign(b, kNaN);
+    act.prob.assign(b, kNaN);
+    return act;
+}
+
+void expect_activations_match(const CnnActivations& gpu, const CnnActivations& cpu) {
+    EXPECT_EQ(gpu.batch, cpu.batch);
+    EXPECT_LT(rel_l2(gpu.conv, cpu.conv), kTol) << "layer conv";
+    EXPECT_LT(rel_l2(gpu.pool, cpu.pool), kTol) << "layer pool";
+    EXPECT_LT(rel_l2(gpu.fc, cpu.fc), kTol) << "layer fc";
+    EXPECT_LT(rel_l2(gpu.fc_relu, cpu.fc_relu), kTol) << "layer fc_relu";
+    EXPECT_LT(rel_l2(gpu.logit, cpu.logit), kTol) << "layer out (logit)";
+    EXPECT_LT(rel_l2(gpu.prob, cpu.prob), kTol) << "prob";
+}
+
+// Per-tensor errors of a gradient, for the failure message.
+std::string gradient_report(const std::vector<float>& gpu, const std::vector<float>& cpu) {
+    struct Part {
+        const char* name;
+        int begin, end;
+    };
+    const Part parts[] = {{"conv.weight", cnn::kConvW, cnn::kConvB}, {"conv.bias", cnn::kConvB, cnn::kFcW},
+                          {"fc.weight", cnn::kFcW, cnn::kFcB},       {"fc.bias", cnn::kFcB, cnn::kOutW},
+                          {"out.weight", cnn::kOutW, cnn::kOutB},    {"out.bias", cnn::kOutB, cnn::kParams}};
+    std::string out;
+    for (const Part& p : parts) {
+        char line[128];
+        std::snprintf(line, sizeof(line), "  %s rel L2 %.3g\n", p.name,
+                      rel_l2(gpu.data() + p.begin, cpu.data() + p.begin, static_cast<size_t>(p.end - p.begin)));
+        out += line;
+    }
+    return out;
+}
+
+Matrix random_images(int batch, uint64_t* seed) {
+    Matrix images(batch, cnn::kPixels);
+    images.data = rsa_test::random_uniform(images.data.size(), 0.0f, 1.0f, seed);
+    return images;
+}
+
+Matrix random_gratings(int batch, std::vector<float>* labels, uint64_t* seed) {
+    const std::vector<float> angles = rsa_test::random_uniform(batch, -90.0f, 90.0f, seed);
+    if (labels) {
+        labels->resize(batch);
+        for (int i = 0; i < batch; ++i) (*labels)[i] = angles[i] > 0.0f ? 1.0f : 0.0f;
+    }
+    return rsa::gratings_ref(angles, rsa::GratingParams{});
+}
+
+// Initial parameters from a fresh seed (tutorial filters, random fc and out).
+std::vector<float> fresh_params(uint64_t* seed) {
+    const std::vector<float> draw = rsa_test::random_integers(1, 0, 1 << 30, seed);
+    return rsa::cnn_init_params(static_cast<uint64_t>(draw[0]));
+}
+
+void check_forward(CnnGpu& net, const std::vector<float>& params, const Matrix& images) {
+    const int batch = static_cast<int>(images.rows);
+    CnnActivations cpu;
+    rsa::cnn_forward_ref(params.data(), images.data.data(), batch, &cpu);
+    CnnActivations gpu = poisoned_activations(batch);
+    net.forward(images.data.data(), batch, &gpu);
+    expect_activations_match(gpu, cpu);
+}
+
+void check_loss_and_grad(CnnGpu& net, const std::vector<float>& params, const Matrix& images,
+                         const std::vector<float>& labels) {
+    const int batch = static_cast<int>(images.rows);
+    CnnActivations act;
+    rsa::cnn_forward_ref(params.data(), images.data.data(), batch, &act);
+    const float cpu_loss = rsa::cnn_bce_loss_ref(act.logit.data(), labels.data(), batch);
+    std::vector<float> cpu_grad(cnn::kParams, kNaN);
+    rsa::cnn_backward_ref(params.data(), images.data.data(), labels.data(), batch, act, cpu_grad.data());
+
+    std::vector<float> gpu_grad(cnn::kParams, kNaN);
+    const float gpu_loss = net.loss_and_grad(images.data.data(), labels.data(), batch, &gpu_grad);
+    EXPECT_NEAR(gpu_loss, cpu_loss, kTol * std::fabs(cpu_loss) + 1e-7) << "loss";
+    ASSERT_EQ(gpu_grad.size(), static_cast<size_t>(cnn::kParams));
+    EXPECT_LT(rel_l2(gpu_grad, cpu_grad), kTol) << "full gradient\n" << gradient_report(gpu_grad, cpu_grad);
+}
+
+// ---- forward ----
+
+TEST(CnnGpu, ForwardMatchesCpuOnRandomImages) {
+    uint64_t seed_params = 0, seed_images = 0;
+    const std::vector<float> params = fresh_params(&seed_params);
+    const Matrix images = random_images(37, &seed_images);
+    SCOPED_TRACE("param seed " + std::to_string(seed_params) + ", image seed " + std::to_string(seed_images));
+    CnnGpu net(0, 64);
+    net.set_params(params);
+    EXPECT_EQ(net.params(), params);
+    check_forward(net, params, images);
+}
+
+TEST(CnnGpu, ForwardMatchesCpuOnGratings) {
+    uint64_t seed = 0;
+    const Matrix images = random_gratings(64, nullptr, &seed);
+    SCOPED_TRACE("angle seed " + std::to_string(seed));
+    const std::vector<float> params = rsa::cnn_init_params(12);
+    CnnGpu net(0, 64);
+    net.set_params(params);
+    check_forward(net, params, images);
+}
+
+// Alternating batch sizes switch between descriptor sets; each pass must still match.
+TEST(CnnGpu, ForwardHandlesEveryBatchSize) {
+    uint64_t seed = 0;
+    const Matrix images = random_images(64, &seed);
+    SCOPED_TRACE("image seed " + std::to_string(seed));
+    const std::vector<float> params = rsa::cnn_init_params(12);
+    CnnGpu net(0, 64);
+    net.set_params(params);
+    for (int batch : {64, 13, 1, 64, 13}) {
+        SCOPED_TRACE("batch " + std::to_string(batch));
+        Matrix part(batch, cnn::kPixels);
+        std::copy(images.data.begin(), images.data.begin() + part.data.size(), part.data.begin());
+        check_forward(net, params, part);
+    }
+}
+
+// ---- loss and gradient ----
+
+TEST(CnnGpu, LossAndGradientMatchCpuOnRandomImages) {
+    uint64_t seed_params = 0, seed_images = 0, seed_labels = 0;
+    const std::vector<float> params = fresh_params(&seed_params);
+    const Matrix images = random_images(50, &seed_images);
+    const std::vector<float> labels = rsa_test::random_integers(50, 0, 1, &seed_labels);
+    SCOPED_TRACE("param seed " + std::to_string(seed_params) + ", image seed " + std::to_string(seed_images) +
+                 ", label seed " + std::to_string(seed_labels));
+    CnnGpu net(0, 64);
+    net.set_params(params);
+    check_loss_and_grad(net, params, images, labels);
+    // A smaller batch through the second descriptor set.
+    Matrix part(17, cnn::kPixels);
+    std::copy(images.data.begin(), images.data.begin() + part.data.size(), part.data.begin());
+    check_loss_and_grad(net, params, part, std::vector<float>(labels.begin(), labels.begin() + 17));
+}
+
+TEST(CnnGpu, LossAndGradientMatchCpuOnGratings) {
+    uint64_t seed = 0;
+    std::vector<float> labels;
+    const Matrix images = random_gratings(100, &labels, &seed);
+    SCOPED_TRACE("angle seed " + std::to_string(seed));
+    const std::vector<float> params = rsa::cnn_init_params(12);
+    CnnGpu net(0, 100);
+    net.set_params(params);
+    check_loss_and_grad(net, params, images, labels);
+}
+
+// ---- training ----
+
+struct TrainRun {
+    TrainResult result;
+    std::vector<float> params;
+    std::vector<std::pair<int, float>> calls;  // on_epoch arguments
+};
+
+void expect_training_matches(const TrainConfig& config, int max_batch) {
+    std::vector<float> angles, labels;
+    rsa::cnn_training_set(config, &angles, &labels);
+    const Matrix images = rsa::gratings_ref(angles, rsa::GratingParams{});
+    const std::vector<float> params0 = rsa::cnn_init_params(config.seed);
+
+    TrainRun cpu;
+    cpu.params = params0;
+    cpu.result = rsa::cnn_train_ref(cpu.params, images, labels, config,
+                                    [&](int epoch, float loss) { cpu.calls.emplace_back(epoch, loss); });
+
+    TrainRun gpu;
+    CnnGpu net(0, max_batch);
+    net.set_params(params0);
+    gpu.result.step_losses.assign(7, kNaN);  // poison: train must replace the result
+    gpu.result = net.train(images, labels, config, [&](int epoch, float loss) { gpu.calls.emplace_back(epoch, loss); });
+    gpu.params = net.params();
+
+    const int steps_per_epoch = (config.train_size + config.batch - 1) / config.batch;
+    ASSERT_EQ(gpu.result.step_losses.size(), static_cast<size_t>(config.epochs * steps_per_epoch));
+    ASSERT_EQ(gpu.result.step_losses.size(), cpu.result.step_losses.size());
+    ASSERT_EQ(gpu.result.epoch_losses.size(), static_cast<size_t>(config.epochs));
+    EXPECT_LT(rel_l2(gpu.result.step_losses, cpu.result.step_losses), kTol) << "step losses";
+    EXPECT_LT(rel_l2(gpu.result.epoch_losses, cpu.result.epoch_losses), kTol) << "epoch losses";
+    for (size_t i = 0; i < gpu.result.step_losses.size(); ++i)
+        EXPECT_NEAR(gpu.result.step_losses[i], cpu.result.step_losses[i], 1e-5 * std::fabs(cpu.result.step_losses[i]) + 1e-7)
+            << "step " << i;
+    EXPECT_LT(rel_l2(gpu.params, cpu.params), kTol) << "final parameters\n" << gradient_report(gpu.params, cpu.params);
+
+    ASSERT_EQ(gpu.calls.size(), static_cast<size_t>(config.epochs));
+    for (int e = 0; e < config.epochs; ++e) {
+        EXPECT_EQ(gpu.calls[e].first, e + 1);
+        EXPECT_EQ(gpu.calls[e].second, gpu.result.epoch_losses[e]);
+        EXPECT_EQ(gpu.result.epoch_losses[e], gpu.result.step_losses[(e + 1) * steps_per_epoch - 1]);
+    }
+}
+
+// 250 / 50: five full batches per epoch, every step through the captured graph (10 steps).
+TEST(CnnGpu, TrainingStepsMatchCpu) {
+    TrainConfig config;
+    config.train_size = 250;
+    config.batch = 50;
+    config.epochs = 2;
+    expect_training_matches(config, 50);
+}
+
+// 230 / 50: four graph steps and a last batch of 30 through the direct path (10 steps); max_batch above batch.
+TEST(CnnGpu, TrainingStepsMatchCpuWithSmallerLastBatch) {
+    TrainConfig config;
+    config.train_size = 230;
+    config.batch = 50;
+    config.epochs = 2;
+    config.seed = 7;
+    expect_training_matches(config, 64);
+}
+
+// A batch larger than the set: only the direct (smaller-batch) path runs.
+TEST(CnnGpu, TrainingMatchesCpuWhenBatchExceedsTrainSize) {
+    TrainConfig config;
+    config.train_size = 40;
+    config.batch = 64;
+    config.epochs = 3;
+    expect_training_matches(config, 64);
+}
+
+// Training twice from the same start gives bit-identical results (fresh velocity, fresh graph, deterministic).
+TEST(CnnGpu, TrainingIsDeterministicAndRestartable) {
+    TrainConfig config;
+    config.train_size = 120;
+    config.batch = 50;
+    config.epochs = 2;
+    std::vector<float> angles, labels;
+    rsa::cnn_training_set(config, &angles, &labels);
+    const Matrix images = rsa::gratings_ref(angles, rsa::GratingParams{});
+    const std::vector<float> params0 = rsa::cnn_init_params(config.seed);
+    CnnGpu net(0, 50);
+    net.set_params(params0);
+    const TrainResult first = net.train(images, labels, config, nullptr);
+    const std::vector<float> params_first = net.params();
+    net.set_params(params0);
+    const TrainResult second = net.train(images, labels, config, nullptr);
+    EXPECT_EQ(first.step_losses, second.step_losses);
+    EXPECT_EQ(params_first, net.params());
+}
+
+// The tutorial's run (1,000 gratings, batch 100, 25 epochs, lr 5e-4, momentum 0.99, seed 12).
+TEST(CnnGpu, FullTutorialTrainingConverges) {
+    const TrainConfig config;
+    std::vector<float> angles, labels;
+    rsa::cnn_training_set(config, &angles, &labels);
+    const Matrix images = rsa::gratings_ref(angles, rsa::GratingParams{});
+    CnnGpu net(0, config.batch);
+    net.set_params(rsa::cnn_init_params(config.seed));
+    int calls = 0;
+    const TrainResult result = net.train(images, labels, config, [&](int epoch, float loss) {
+        ++calls;
+        if (epoch % 5 == 0) std::printf("epoch %d | loss on last mini-batch: %.2e\n", epoch, loss);
+    });
+    EXPECT_EQ(calls, config.epochs);
+    ASSERT_EQ(result.step_losses.size(), static_cast<size_t>(config.epochs * (config.train_size / config.batch)));
+    ASSERT_EQ(result.epoch_losses.size(), static_cast<size_t>(config.epochs));
+    for (float loss : result.step_losses) EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_LT(result.epoch_losses.back(), 1e-3f);
+    // The trained net separates the training set.
+    CnnActivations act = poisoned_activations(config.batch);
+    int correct = 0;
+    for (int start = 0; start < config.train_size; start += config.batch) {
+        net.forward(images.row(start), config.batch, &act);
+        for (int i = 0; i < config.batch; ++i) correct += (act.prob[i] > 0.5f) == (labels[start + i] > 0.5f);
+    }
+    EXPECT_GE(correct, config.train_size - 10);
+}
+
+// ---- usage errors ----
+
+TEST(CnnGpu, RejectsBadUsage) {
+    CnnGpu net(0, 8);
+    EXPECT_THROW(net.set_params(std::vector<float>(10, 0.0f)), rsa::InputError);
+    std::vector<float> images(9 * cnn::kPixels, 0.0f);
+    CnnActivations act;
+    EXPECT_THROW(net.forward(images.data(), 9, &act), rsa::InputError);
+    EXPECT_THROW(net.forward(images.data(), 0, &act), rsa::InputError);
+    TrainConfig config;
+    config.train_size = 9;
+    config.batch = 9;
+    Matrix set(9, cnn::kPixels);
+    EXPECT_THROW(net.train(set, std::vector<float>(9, 0.0f), config, nullptr), rsa::InputError);
+}
+
+}  // namespace

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One prepared check for a machine with a GPU (nvcc, cmake, ninja, PyTorch; no network): build for the local
+# card, run every GPU test, run compute-sanitizer memcheck on them, and print the benchmark table against
+# PyTorch on the same card. Logs go to $OUT (or ./device_check_out). Fits in about 8 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/device_check_out}; mkdir -p "$OUT"
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/nvidia-smi.txt"
+date -u | tee -a "$OUT/summary.txt"
+
+# cuDNN: the toolkit's, else the one inside PyTorch's Python packages.
+CUDNN_ROOT=${CUDNN_ROOT:-}
+if [ -z "$CUDNN_ROOT" ] && ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h >/dev/null 2>&1; then
+  CUDNN_ROOT=$(python3 -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null || true)
+  [ -n "$CUDNN_ROOT" ] && [ -e "$CUDNN_ROOT/lib/libcudnn.so" ] || { so=$(ls "$CUDNN_ROOT"/lib/libcudnn.so.* 2>/dev/null | head -1); [ -n "$so" ] && ln -sf "$so" "$CUDNN_ROOT/lib/libcudnn.so"; }
+fi
+log "cuDNN root: ${CUDNN_ROOT:-toolkit}"
+export LD_LIBRARY_PATH=${CUDNN_ROOT:+$CUDNN_ROOT/lib:}${LD_LIBRARY_PATH:-}
+
+log "configure + build (sm_90)"
+cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+cmake --build build-device -j 16 > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
+
+log "GPU tests"
+ctest --test-dir build-device -L gpu --output-on-failure > "$OUT/gpu_tests.log" 2>&1; echo "gpu tests rc=$?" | tee -a "$OUT/summary.txt"
+grep -E "tests passed|Passed|Failed|Skipped|\*\*\*" "$OUT/gpu_tests.log" | tee -a "$OUT/summary.txt"
+
+log "compute-sanitizer memcheck"
+for t in build-device/tests/test_*_gpu; do
+  timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$t" --gtest_brief=1 > "$OUT/memcheck_$(basename "$t").log" 2>&1
+  echo "memcheck $(basename "$t") rc=$?" | tee -a "$OUT/summary.txt"
+done
+
+log "CPU tests (same build)"
+ctest --test-dir build-device -L cpu -j 8 > "$OUT/cpu_tests.log" 2>&1; echo "cpu tests rc=$?" | tee -a "$OUT/summary.txt"
+grep -E "tests passed" "$OUT/cpu_tests.log" | tee -a "$OUT/summary.txt"
+
+log "benchmarks"
+build-device/bench/bench_rdm_gpu 4598 23589 20 66.9 2>&1 | tee "$OUT/bench_rdm_gpu.log" | tee -a "$OUT/summary.txt"
+python3 bench/peer_rdm_torch.py 4598 23589 20 2>&1 | tee "$OUT/peer_rdm_torch.log" | tee -a "$OUT/summary.txt"
+ours=$(sed -n 's/^RESULT rsa_gpu_rdm_ms //p' "$OUT/bench_rdm_gpu.log"); peer=$(sed -n 's/^RESULT torch_rdm_ms //p' "$OUT/peer_rdm_torch.log")
+[ -n "$ours" ] && [ -n "$peer" ] && python3 -c "print(f'RDM 4598x23589 FP32: rsa_gpu {$ours} ms, PyTorch {$peer} ms, {$peer/$ours:.2f}x')" | tee -a "$OUT/summary.txt"
+for b in build-device/bench/bench_*_gpu; do
+  [ "$(basename "$b")" = bench_rdm_gpu ] && continue
+  "$b" 2>&1 | tee "$OUT/$(basename "$b").log" | tee -a "$OUT/summary.txt"
+done
+[ -x bench/device_extra.sh ] && bash bench/device_extra.sh "$OUT" 2>&1 | tee -a "$OUT/summary.txt"
+log "main job on the GPU"
+( cd "$OUT" && timeout 120 "$OLDPWD/build-device/rsa_gpu" --device 0 --out rsa_out_gpu --force ) 2>&1 | tee -a "$OUT/summary.txt"
+exit 0
