@@ -1,7 +1,9 @@
 // The embedded synthetic V1 recording: the plan shared by both twins (neurons, trials, bins) and the CPU twin
 // of the generator and of the per-neuron z-score over stimuli.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <thread>
 
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/synthetic_v1.h"
@@ -118,6 +120,52 @@ SyntheticV1 synthetic_v1_ref(const SyntheticV1Params& params) {
                                                params.noise_sd, params.seed, static_cast<uint64_t>(b * N + n));
     }
     zscore_columns_ref(out.resp.data.data(), B, N);
+    return out;
+}
+
+std::vector<float> synthetic_v1_trial_factors(const SyntheticV1Plan& plan) {
+    const int K = plan.params.shared_factors;
+    const int64_t T = plan.params.trials;
+    std::vector<float> f(static_cast<size_t>(T * (K > 0 ? K : 1)), 0.0f);
+    for (int64_t t = 0; t < T; ++t)
+        for (int k = 0; k < K; ++k)
+            f[static_cast<size_t>(t * K + k)] =
+                static_cast<float>(philox_normal(plan.params.seed, kStreamFactor, static_cast<uint64_t>(t) * K + k));
+    return f;
+}
+
+std::vector<int> synthetic_v1_trial_bins(const SyntheticV1Plan& plan) {
+    std::vector<int> bin(static_cast<size_t>(plan.params.trials));
+    for (int b = 0; b < plan.params.bins; ++b)
+        for (int i = plan.bin_start[static_cast<size_t>(b)]; i < plan.bin_start[static_cast<size_t>(b) + 1]; ++i)
+            bin[static_cast<size_t>(plan.bin_trials[static_cast<size_t>(i)])] = b;
+    return bin;
+}
+
+SyntheticV1Trials synthetic_v1_trials_ref(const SyntheticV1Params& params) {
+    const SyntheticV1Plan plan = synthetic_v1_plan(params);
+    const std::vector<float> factors = synthetic_v1_trial_factors(plan);
+    const int64_t T = params.trials, N = params.neurons;
+    const int K = params.shared_factors;
+    SyntheticV1Trials out;
+    out.resp = Matrix(T, N);
+    for (double o : plan.trial_orientation) out.orientation.push_back(static_cast<float>(o));
+    out.bin = synthetic_v1_trial_bins(plan);
+    auto work = [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+            float* row = out.resp.row(t);
+            for (int64_t n = 0; n < N; ++n)
+                row[n] = synthetic_v1_trial_value(plan.neurons[static_cast<size_t>(n)],
+                                                  plan.trial_cos2[static_cast<size_t>(t)],
+                                                  plan.trial_sin2[static_cast<size_t>(t)], factors.data() + t * K, K,
+                                                  params.noise_sd, params.seed, static_cast<uint64_t>(t * N + n));
+        }
+    };
+    const int threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i) pool.emplace_back(work, T * i / threads, T * (i + 1) / threads);
+    for (auto& th : pool) th.join();
+    zscore_columns_ref(out.resp.data.data(), T, N);
     return out;
 }
 

@@ -70,6 +70,8 @@ TEST(Cnn, TutorialFiltersMatchSpecCode) {
     }
 }
 
+// cnn_init_params(12) is the tutorial's torch.manual_seed(12); CNN(48, 64) bit for bit (torch 1.13 CPU MT19937,
+// Conv2d's 300 default-init draws discarded, then Linear's kaiming_uniform_ / bias uniform_), golden from PyTorch.
 TEST(Cnn, InitParams) {
     const std::vector<float> p = cnn_init_params(12);
     ASSERT_EQ(p.size(), static_cast<size_t>(cnn::kParams));
@@ -77,23 +79,29 @@ TEST(Cnn, InitParams) {
     cnn_tutorial_filters(filt.data());
     EXPECT_EQ(slice(p, 0, 294), filt);
     for (int i = cnn::kConvB; i < cnn::kFcW; ++i) EXPECT_EQ(p[i], 0.0f);
+    const Npy gold = load_npy("tutorial_init_fc.npy");
+    ASSERT_EQ(gold.shape, (std::vector<int64_t>{cnn::kParams - cnn::kFcW}));
+    const std::vector<float> ours = slice(p, cnn::kFcW, cnn::kParams);
+    int differ = 0;
+    for (size_t i = 0; i < ours.size(); ++i) differ += ours[i] != gold.v[i];
+    EXPECT_EQ(differ, 0) << "fc/out parameters differing from torch.manual_seed(12); CNN(48, 64)";
     const float b_fc = 1.0f / std::sqrt(288.0f), b_out = 1.0f / std::sqrt(10.0f);
-    double mean = 0.0;
-    for (int i = cnn::kFcW; i < cnn::kOutW; ++i) {
-        EXPECT_LE(std::fabs(p[i]), b_fc);
-        mean += p[i];
-    }
-    EXPECT_LT(std::fabs(mean / 2890.0), 0.01 * b_fc * 2);
+    for (int i = cnn::kFcW; i < cnn::kOutW; ++i) EXPECT_LE(std::fabs(p[i]), b_fc);
     for (int i = cnn::kOutW; i < cnn::kParams; ++i) EXPECT_LE(std::fabs(p[i]), b_out);
     EXPECT_EQ(p, cnn_init_params(12));
     EXPECT_NE(p, cnn_init_params(13));
 }
 
+// The training angles are numpy's np.random.seed(12); (np.random.rand(1000) - 0.5) * 180 (legacy RandomState),
+// rounded to float; the shuffles are the tutorial's torch.randperm(1000) calls after the init (golden: PyTorch).
 TEST(Cnn, TrainingSetAndPermutation) {
     TrainConfig cfg;
     std::vector<float> ang, lab;
     cnn_training_set(cfg, &ang, &lab);
     ASSERT_EQ(ang.size(), 1000u);
+    const Npy gold_angles = load_npy("tutorial_angles_first100.npy");
+    ASSERT_EQ(gold_angles.shape, (std::vector<int64_t>{100}));
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(ang[i], gold_angles.v[i]) << "angle " << i;  // v: float of the f8
     int pos = 0;
     for (size_t i = 0; i < ang.size(); ++i) {
         EXPECT_GT(ang[i], -90.0f);
@@ -103,6 +111,19 @@ TEST(Cnn, TrainingSetAndPermutation) {
     }
     EXPECT_GT(pos, 430);
     EXPECT_LT(pos, 570);
+    TrainConfig small = cfg;
+    small.train_size = 100;
+    std::vector<float> ang100, lab100;
+    cnn_training_set(small, &ang100, &lab100);
+    EXPECT_EQ(ang100, std::vector<float>(ang.begin(), ang.begin() + 100));
+
+    for (int epoch : {0, 24}) {
+        const Npy gold = load_npy("tutorial_perm_epoch" + std::to_string(epoch) + ".npy");
+        ASSERT_EQ(gold.shape, (std::vector<int64_t>{1000}));
+        const std::vector<int> perm = cnn_epoch_permutation(12, epoch, 1000);
+        std::vector<int> want(gold.v.begin(), gold.v.end());
+        EXPECT_EQ(perm, want) << "epoch " << epoch;
+    }
     for (int n : {1, 2, 7, 100, 1000}) {
         const std::vector<int> p0 = cnn_epoch_permutation(12, 0, n), p1 = cnn_epoch_permutation(12, 1, n);
         std::vector<int> s = p0;
@@ -256,13 +277,16 @@ TEST(Cnn, TrainRejectsBadShapes) {
     EXPECT_THROW(cnn_train_ref(p, ok, std::vector<float>(3, 0.0f), TrainConfig(), nullptr), InputError);
 }
 
-// The tutorial's training run (spec 1.5) with our RNG: 1,000 gratings, batch 100, 25 epochs.
-// Thresholds: the tutorial's printed 8.15e-05 is one lucky mini-batch. Re-running the tutorial's own code in
-// PyTorch 1.13 (`/usr/bin/python3 tools/cnn_oracle.py --tutorial`) reproduces every printed loss, and its
-// trained net has mean BCE 5.6e-3 over the 1,000 training gratings, with the worst gratings within 1 degree
-// of vertical or horizontal (+-90 are the same image with opposite labels). With our Philox draws, seeds
-// 1..4 and 12 all end with a last mini-batch loss near 1e-2, so a last-epoch loss < 1e-3 is not a property
-// of the method; we check the same quantities at honest levels instead.
+// The tutorial's training run (spec 1.5): 1,000 gratings, batch 100, 25 epochs, seed 12. With the tutorial's
+// own random streams (init, angles and shuffles above are PyTorch's / numpy's bit for bit) it retraces the
+// tutorial: `/usr/bin/python3 tools/cnn_oracle.py --tutorial` (PyTorch 1.13) and we print the same five losses
+// 4.10e-01, 5.17e-02, 1.32e-02, 2.27e-03, 8.15e-05 (ours 4.097143e-01, 5.171471e-02, 1.321001e-02, 2.268980e-03,
+// 8.149528e-05; PyTorch's 4.097137e-01, 5.171352e-02, 1.320384e-02, 2.266671e-03, 8.149721e-05: float32
+// summation order drifts the two runs apart by up to ~1e-3 relative by epoch 20). Epochs 5 and 10 sit far from a
+// rounding boundary compared with that drift and are checked to the printed digits; epochs 15-25 to 2%.
+// The trained net: mean BCE 5.6e-3 over the 1,000 training gratings (PyTorch's: 5.6e-3) and one grating
+// misclassified, at -89.92 degrees, the same one PyTorch's trained net gets wrong: within 1 degree of
+// horizontal, where +-90 are the same image with opposite labels, so the label there is ambiguous.
 TEST(Cnn, TutorialTrainingConverges) {
     TrainConfig cfg;
     std::vector<float> angles, labels;
@@ -284,11 +308,18 @@ TEST(Cnn, TutorialTrainingConverges) {
     EXPECT_EQ(epochs_seen.size(), 25u);
     EXPECT_EQ(epochs_seen.back(), 25);
     EXPECT_EQ(r.epoch_losses[9], r.step_losses[99]);
-    EXPECT_GT(r.step_losses[0], 0.3f);              // starts near chance (log 2 = 0.69)
-    EXPECT_LT(r.epoch_losses.back(), 5e-2f);        // ours: 1.06e-2
-    double last_epoch_mean = 0.0;
-    for (int k = 240; k < 250; ++k) last_epoch_mean += r.step_losses[k] / 10.0;
-    EXPECT_LT(last_epoch_mean, 3e-2);
+    EXPECT_GT(r.step_losses[0], 0.3f);  // starts near chance (log 2 = 0.69)
+    auto printed = [](float v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2e", v);
+        return std::string(buf);
+    };
+    EXPECT_EQ(printed(r.epoch_losses[4]), "4.10e-01");
+    EXPECT_EQ(printed(r.epoch_losses[9]), "5.17e-02");
+    const float tutorial_later[] = {1.32e-2f, 2.27e-3f, 8.15e-5f};  // epochs 15, 20, 25
+    for (int k = 0; k < 3; ++k)
+        EXPECT_NEAR(r.epoch_losses[14 + 5 * k], tutorial_later[k], 0.02f * tutorial_later[k]) << "epoch " << 15 + 5 * k;
+    EXPECT_LT(r.epoch_losses.back(), 1e-3f);
 
     CnnActivations act;
     cnn_forward_ref(params.data(), images.data.data(), 1000, &act);
@@ -297,12 +328,13 @@ TEST(Cnn, TutorialTrainingConverges) {
     for (int i = 0; i < 1000; ++i) {
         if ((act.logit[i] > 0.0f) != (labels[i] > 0.5f)) {
             ++wrong;
+            std::printf("misclassified: grating %d at %.3f degrees\n", i, angles[i]);
             // Within 1 degree of vertical (or of horizontal, where +-90 are the same image) is excused.
             if (std::fabs(angles[i]) > 1.0f && std::fabs(angles[i]) < 89.0f) ++wrong_far;
         }
     }
     std::printf("mean BCE over the training set: %.2e (tutorial's own net: 5.6e-3); misclassified: %d "
                 "(outside 1 degree of vertical/horizontal: %d)\n", mean_bce, wrong, wrong_far);
-    EXPECT_LT(mean_bce, 2e-2f);
+    EXPECT_LT(mean_bce, 1e-2f);
     EXPECT_EQ(wrong_far, 0);
 }

@@ -58,13 +58,17 @@ using EpochCallback = std::function<void(int epoch, float loss)>;
 // The tutorial's six fixed filters (6 x 1 x 7 x 7): [cs, -cs, gabor 0, 45, 90, 135], each / max|value|.
 void cnn_tutorial_filters(float* weights);
 
-// Initial parameters: tutorial filters, conv bias 0, fc and out uniform in +-1/sqrt(fan_in) from Philox(seed).
+// Our seeded generators mirror the tutorial's exactly (as llm.c mirrors torch's MT19937): torch 1.13's CPU
+// generator (MT19937, float uniform_ from 24 bits, randperm as Fisher-Yates with random() % (n - i)) and numpy's
+// legacy np.random.seed/rand, so seed 12 reproduces the tutorial's printed losses.
+// Initial parameters: tutorial filters, conv bias 0, fc and out uniform in +-1/sqrt(fan_in) as torch.manual_seed
+// (seed) then CNN(48, 64) draws them (the conv layer's default init is drawn and discarded).
 std::vector<float> cnn_init_params(uint64_t seed);
 
-// Training set: train_size orientations uniform in (-90, 90) from Philox(seed); label 1 when > 0.
+// Training set: train_size orientations (np.random.seed(seed); (np.random.rand(n) - 0.5) * 180); label 1 when > 0.
 void cnn_training_set(const TrainConfig& config, std::vector<float>* angles_deg, std::vector<float>* labels);
 
-// The order of samples in `epoch` (0-based): a seeded Fisher-Yates permutation of 0..n-1.
+// The order of samples in `epoch` (0-based): torch.randperm(n) of that epoch, after the initialisation draws.
 std::vector<int> cnn_epoch_permutation(uint64_t seed, int epoch, int n);
 
 // Names of the read-out layers: conv, pool, fc, fc_relu, out.

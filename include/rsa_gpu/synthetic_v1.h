@@ -69,6 +69,33 @@ RSA_HD float synthetic_v1_binned_value(const SyntheticNeuron& nrn, const int* bi
     return value;
 }
 
+// Trial-level response of neuron n to trial t (before z-scoring): gain * exp(kappa (cos 2(theta_t - pref) - 1))
+// plus the loadings times the trial's shared factors (the same draws the binned means average), plus private
+// noise N(0, noise_sd^2) from stream 5. Binning these trials gives the binned recording's distribution.
+RSA_HD float synthetic_v1_trial_value(const SyntheticNeuron& nrn, float cos2, float sin2, const float* factors,
+                                      int n_factors, double noise_sd, uint64_t seed, uint64_t noise_index) {
+    const float c = cos2 * nrn.cos2pref + sin2 * nrn.sin2pref;
+    float value = nrn.gain * expf(nrn.kappa * (c - 1.0f));
+    for (int k = 0; k < n_factors; ++k) value += nrn.loading[k] * factors[k];
+    value += static_cast<float>(noise_sd * philox_normal(seed, 5, noise_index));
+    return value;
+}
+
+struct SyntheticV1Trials {
+    Matrix resp;                     // trials x neurons, each neuron z-scored over trials
+    std::vector<float> orientation;  // trials, degrees in [0, 360)
+    std::vector<int> bin;            // trials: the 1-degree bin of each trial (as the binned recording)
+};
+
+// The trials' shared factor values (trials x factors), from stream 3 as the binned means use.
+std::vector<float> synthetic_v1_trial_factors(const SyntheticV1Plan& plan);
+
+// The 1-degree bin of every trial.
+std::vector<int> synthetic_v1_trial_bins(const SyntheticV1Plan& plan);
+
+// CPU twin of the trial-level generator (multi-threaded over trials).
+SyntheticV1Trials synthetic_v1_trials_ref(const SyntheticV1Params& params);
+
 // CPU twin of the whole generator.
 SyntheticV1 synthetic_v1_ref(const SyntheticV1Params& params);
 
