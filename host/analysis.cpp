@@ -95,22 +95,44 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     auto t0 = Clock::now();
     V1Data v1;
     nlohmann::json data_json;
+    auto trial_level = [&](V1Trials&& trials) {
+        data_json["trials"] = trials.resp.rows;
+        data_json["neurons"] = trials.resp.cols;
+        v1 = cfg.trials ? v1_per_trial(std::move(trials)) : bin_v1_trials(trials);
+    };
     if (!cfg.v1_path.empty()) {
-        v1 = load_v1_npz(cfg.v1_path);
-        data_json = {{"kind", "npz"}, {"path", cfg.v1_path}};
+        data_json = {{"path", cfg.v1_path}};
+        if (v1_npz_kind(cfg.v1_path) == V1FileKind::Binned) {
+            if (cfg.trials)
+                throw InputError(cfg.v1_path + ": --trials needs trial-level data (keys sresp, istim); this file is "
+                                 "binned (resp, stimuli)");
+            data_json["kind"] = "binned npz";
+            v1 = load_v1_npz(cfg.v1_path);
+        } else {
+            data_json["kind"] = "trial-level npz";
+            trial_level(load_v1_trials_npz(cfg.v1_path));
+        }
+    } else if (!cfg.sresp_path.empty()) {
+        data_json = {{"kind", "trial-level npy"}, {"sresp", cfg.sresp_path}, {"istim", cfg.istim_path}};
+        trial_level(load_v1_trials_npy(cfg.sresp_path, cfg.istim_path));
     } else if (!cfg.responses_path.empty()) {
+        if (cfg.trials) throw InputError("--trials needs trial-level data (--v1 with sresp/istim, or --sresp/--istim)");
         v1 = load_responses(cfg.responses_path, cfg.orientations_path);
         data_json = {{"kind", "responses"}, {"responses", cfg.responses_path}, {"orientations", cfg.orientations_path}};
     } else {
-        const SyntheticV1 syn = backend.synthetic_v1(cfg.synthetic);
-        v1 = v1_from_synthetic(syn, cfg.synthetic);
-        data_json = {{"kind", "embedded synthetic"},
+        data_json = {{"kind", cfg.trials ? "embedded synthetic, trial level" : "embedded synthetic"},
                      {"seed", cfg.synthetic.seed},
                      {"neurons", cfg.synthetic.neurons},
                      {"trials", cfg.synthetic.trials},
                      {"bins", cfg.synthetic.bins},
                      {"shared_factors", cfg.synthetic.shared_factors},
                      {"noise_sd", cfg.synthetic.noise_sd}};
+        if (cfg.trials) {
+            trial_level(v1_trials_from_synthetic(backend.synthetic_v1_trials(cfg.synthetic), cfg.synthetic));
+        } else {
+            const SyntheticV1 syn = backend.synthetic_v1(cfg.synthetic);
+            v1 = v1_from_synthetic(syn, cfg.synthetic);
+        }
     }
     timings["v1_data_ms"] = ms_since(t0);
     check_rdm_input(v1.resp, "V1 responses (" + v1.source + ")");

@@ -39,6 +39,9 @@ public:
     }
 
     SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override { return synthetic_v1_ref(params); }
+    SyntheticV1Trials synthetic_v1_trials(const SyntheticV1Params& params) override {
+        return synthetic_v1_trials_ref(params);
+    }
 
     TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch) override {

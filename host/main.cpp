@@ -94,7 +94,19 @@ int main(int argc, char** argv) {
     resp_opt->needs(ori_opt);
     ori_opt->needs(resp_opt);
     resp_opt->excludes("--v1");
+    auto* sresp_opt = app.add_option("--sresp", cfg.sresp_path, "trial-level V1: responses .npy (neurons x trials)")
+        ->check(CLI::ExistingFile);
+    auto* istim_opt = app.add_option("--istim", cfg.istim_path, "trial-level V1: trial orientations .npy (radians)")
+        ->check(CLI::ExistingFile);
+    sresp_opt->needs(istim_opt);
+    istim_opt->needs(sresp_opt);
+    sresp_opt->excludes("--v1")->excludes("--responses");
+    app.add_flag("--trials", cfg.trials, "per-trial analysis of trial-level data (T x T RDMs; default: 1-degree bins)");
     app.add_option("--v1-seed", cfg.synthetic.seed, "seed of the embedded synthetic V1 recording");
+    app.add_option("--v1-neurons", cfg.synthetic.neurons, "neurons of the embedded synthetic V1 recording")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--v1-trials", cfg.synthetic.trials, "trials of the embedded synthetic V1 recording (>= 360)")
+        ->check(CLI::PositiveNumber);
     const auto add_training = [&](CLI::App* a) {
         a->add_option("--epochs", cfg.train.epochs, "training epochs")->check(CLI::PositiveNumber);
         a->add_option("--batch", cfg.train.batch, "mini-batch size")->check(CLI::PositiveNumber);
@@ -163,6 +175,8 @@ int main(int argc, char** argv) {
     syn->add_option("--seed", syn_params.seed, "seed");
     syn->add_option("--neurons", syn_params.neurons, "number of neurons")->check(CLI::PositiveNumber);
     syn->add_option("--trials", syn_params.trials, "number of trials")->check(CLI::PositiveNumber);
+    bool syn_trial_level = false;
+    syn->add_flag("--trial-level", syn_trial_level, "write the trial-level recording (sresp neurons x trials, istim radians)");
 
     std::vector<std::string> args = glue_negative_values(argc, argv);
     std::reverse(args.begin(), args.end());
@@ -227,6 +241,20 @@ int main(int argc, char** argv) {
             return kExitOk;
         }
         if (*syn) {
+            if (syn_trial_level) {
+                const SyntheticV1Trials t = backend->synthetic_v1_trials(syn_params);
+                std::vector<float> sresp(t.resp.data.size()), istim;
+                for (int64_t k = 0; k < t.resp.rows; ++k)
+                    for (int64_t n = 0; n < t.resp.cols; ++n)
+                        sresp[static_cast<size_t>(n * t.resp.rows + k)] = t.resp.at(k, n);
+                for (float deg : t.orientation) istim.push_back(static_cast<float>(deg * M_PI / 180.0));
+                npz_save(syn_out, {{"sresp", {{t.resp.cols, t.resp.rows}, sresp}},
+                                   {"istim", {{static_cast<int64_t>(istim.size())}, istim}}});
+                std::fprintf(stderr, "%s\nwrote %s: sresp %lld x %lld (neurons x trials), istim %zu (radians)\n",
+                             note.c_str(), syn_out.c_str(), static_cast<long long>(t.resp.cols),
+                             static_cast<long long>(t.resp.rows), istim.size());
+                return kExitOk;
+            }
             const SyntheticV1 s = backend->synthetic_v1(syn_params);
             npz_save(syn_out, {{"resp", {{s.resp.rows, s.resp.cols}, s.resp.data}},
                                {"stimuli", {{static_cast<int64_t>(s.stimuli.size())}, s.stimuli}}});

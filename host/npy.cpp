@@ -533,6 +533,19 @@ std::map<std::string, NpyArray> npz_load(const std::string& path) {
     return out;
 }
 
+std::vector<std::string> npz_keys(const std::string& path) {
+    ZipPtr z = open_npz(path);
+    std::vector<std::string> keys;
+    const zip_int64_t n = zip_get_num_entries(z.get(), 0);
+    for (zip_int64_t i = 0; i < n; ++i) {
+        const char* raw = zip_get_name(z.get(), static_cast<zip_uint64_t>(i), 0);
+        if (!raw || !is_npy_member(raw)) continue;
+        const std::string member = raw;
+        keys.push_back(member.substr(0, member.size() - 4));
+    }
+    return keys;
+}
+
 NpyArray npz_load_key(const std::string& path, const std::string& key) {
     ZipPtr z = open_npz(path);
     const std::string name = is_npy_member(key) ? key : key + ".npy";

@@ -1,5 +1,8 @@
 // Loading V1 data: the tutorial's npz (with its <= 180 filter and -90 shift), plain response matrices with
 // orientations, and the embedded synthetic recording. Every shape mismatch names the files and shapes.
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <sstream>
 
 #include "rsa_gpu/error.h"
@@ -32,6 +35,98 @@ V1Data select_tutorial_rows(const Matrix& resp, const std::vector<float>& stimul
         throw InputError(os.str());
     }
     return out;
+}
+
+V1FileKind v1_npz_kind(const std::string& path) {
+    const std::vector<std::string> keys = npz_keys(path);
+    auto has = [&](const char* k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
+    if (has("resp") && has("stimuli")) return V1FileKind::Binned;
+    if (has("sresp") && has("istim")) return V1FileKind::Trials;
+    std::ostringstream os;
+    os << path << ": not a V1 file: expected keys 'resp' and 'stimuli' (binned, as the tutorial's "
+       << "W3D4_stringer_oribinned1.npz) or 'sresp' and 'istim' (trial level); keys present:";
+    for (const auto& k : keys) os << " " << k;
+    throw InputError(os.str());
+}
+
+static V1Trials make_trials(const NpyArray& sresp, const NpyArray& istim, const std::string& sresp_name,
+                            const std::string& istim_name) {
+    const Matrix nt = npy_to_matrix(sresp, sresp_name);  // neurons x trials
+    const std::vector<float> rad = npy_to_vector(istim, istim_name);
+    if (static_cast<int64_t>(rad.size()) != nt.cols) {
+        std::ostringstream os;
+        os << "shape mismatch: " << sresp_name << " is " << nt.rows << " neurons x " << nt.cols << " trials, but "
+           << istim_name << " has " << rad.size() << " trial orientations";
+        throw InputError(os.str());
+    }
+    V1Trials t;
+    t.source = sresp_name;
+    t.resp = Matrix(nt.cols, nt.rows);
+    for (int64_t n = 0; n < nt.rows; ++n)
+        for (int64_t k = 0; k < nt.cols; ++k) t.resp.at(k, n) = nt.at(n, k);
+    for (size_t k = 0; k < rad.size(); ++k) {
+        if (rad[k] < -1e-6f || rad[k] > 2.0f * static_cast<float>(M_PI) + 1e-4f) {
+            std::ostringstream os;
+            os << istim_name << ": trial " << k << " has orientation " << rad[k]
+               << ", outside 0..2 pi: istim must be in radians";
+            throw InputError(os.str());
+        }
+        double deg = std::fmod(static_cast<double>(rad[k]) * 180.0 / M_PI, 360.0);
+        if (deg < 0) deg += 360.0;
+        t.orientation.push_back(static_cast<float>(deg));
+        t.bin.push_back(static_cast<int>(std::lround(deg)) % 360);
+    }
+    return t;
+}
+
+V1Trials load_v1_trials_npz(const std::string& path) {
+    return make_trials(npz_load_key(path, "sresp"), npz_load_key(path, "istim"), path + ":sresp", path + ":istim");
+}
+
+V1Trials load_v1_trials_npy(const std::string& sresp_path, const std::string& istim_path) {
+    return make_trials(npy_load(sresp_path), npy_load(istim_path), sresp_path, istim_path);
+}
+
+V1Trials v1_trials_from_synthetic(SyntheticV1Trials&& trials, const SyntheticV1Params& params) {
+    V1Trials t;
+    t.resp = std::move(trials.resp);
+    t.orientation = std::move(trials.orientation);
+    t.bin = std::move(trials.bin);
+    std::ostringstream os;
+    os << "embedded synthetic V1 at trial level (seed " << params.seed << ", " << params.neurons << " neurons, "
+       << params.trials << " trials)";
+    t.source = os.str();
+    return t;
+}
+
+V1Data bin_v1_trials(const V1Trials& trials) {
+    const int64_t N = trials.resp.cols;
+    std::map<int, std::vector<int64_t>> members;
+    for (int64_t k = 0; k < trials.resp.rows; ++k) members[trials.bin[static_cast<size_t>(k)]].push_back(k);
+    Matrix binned(static_cast<int64_t>(members.size()), N);
+    std::vector<float> stimuli;
+    int64_t r = 0;
+    for (const auto& [bin, ks] : members) {
+        std::vector<double> acc(static_cast<size_t>(N), 0.0);
+        for (int64_t k : ks)
+            for (int64_t n = 0; n < N; ++n) acc[static_cast<size_t>(n)] += trials.resp.at(k, n);
+        for (int64_t n = 0; n < N; ++n) binned.at(r, n) = static_cast<float>(acc[static_cast<size_t>(n)] / ks.size());
+        stimuli.push_back(static_cast<float>(bin));
+        ++r;
+    }
+    zscore_columns_ref(binned.data.data(), binned.rows, binned.cols);
+    return select_tutorial_rows(binned, stimuli, trials.source + ", binned to 1 degree");
+}
+
+V1Data v1_per_trial(V1Trials&& trials) {
+    V1Data d;
+    d.source = trials.source + ", per trial";
+    d.resp = std::move(trials.resp);
+    for (float deg : trials.orientation) {
+        double o = std::fmod(static_cast<double>(deg), 180.0) - 90.0;  // gratings have a 180-degree period
+        d.orientation.push_back(static_cast<float>(o));
+    }
+    return d;
 }
 
 V1Data load_v1_npz(const std::string& path) {

@@ -81,6 +81,18 @@ public:
         return out;
     }
 
+    SyntheticV1Trials synthetic_v1_trials(const SyntheticV1Params& params) override {
+        const SyntheticV1Plan plan = synthetic_v1_plan(params);
+        SyntheticV1Trials out;
+        for (double o : plan.trial_orientation) out.orientation.push_back(static_cast<float>(o));
+        out.bin = synthetic_v1_trial_bins(plan);
+        out.resp = Matrix(params.trials, params.neurons);
+        DeviceBuffer<float> d_out(static_cast<size_t>(out.resp.size()));
+        synthetic_v1_trials_launch(plan, d_out.get(), ctx_.stream);
+        d_out.download(out.resp.data.data(), out.resp.data.size(), ctx_.stream);
+        return out;
+    }
+
     TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch) override {
         CnnGpu& net = cnn(std::min<int64_t>(config.batch, images.rows));

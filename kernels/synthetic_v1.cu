@@ -22,7 +22,19 @@ __global__ void synthetic_v1_kernel(const SyntheticNeuron* __restrict__ neurons,
                                          static_cast<uint64_t>(idx));
 }
 
-// ---------------------------------------------------------------- launcher
+__global__ void synthetic_v1_trials_kernel(const SyntheticNeuron* __restrict__ neurons, int64_t n_neurons,
+                                           int64_t trials, const float* __restrict__ trial_cos2,
+                                           const float* __restrict__ trial_sin2, const float* __restrict__ factors,
+                                           int n_factors, double noise_sd, uint64_t seed, float* __restrict__ out) {
+    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (idx >= n_neurons * trials) return;
+    const int64_t t = idx / n_neurons;
+    const int64_t n = idx - t * n_neurons;
+    out[idx] = synthetic_v1_trial_value(neurons[n], trial_cos2[t], trial_sin2[t], factors + t * n_factors, n_factors,
+                                        noise_sd, seed, static_cast<uint64_t>(idx));
+}
+
+// ---------------------------------------------------------------- launchers
 void synthetic_v1_launch(const SyntheticV1Plan& plan, float* d_out, cudaStream_t stream) {
     const SyntheticV1Params& p = plan.params;
     DeviceBuffer<SyntheticNeuron> neurons;
@@ -42,6 +54,28 @@ void synthetic_v1_launch(const SyntheticV1Plan& plan, float* d_out, cudaStream_t
     RSA_CHECK_LAUNCH();
     zscore_columns_launch(d_out, p.bins, p.neurons, stream);
     CUDA_CHECK(cudaStreamSynchronize(stream));  // the temporaries above are freed on return
+}
+
+}  // namespace rsa
+
+namespace rsa {
+
+void synthetic_v1_trials_launch(const SyntheticV1Plan& plan, float* d_out, cudaStream_t stream) {
+    const SyntheticV1Params& p = plan.params;
+    DeviceBuffer<SyntheticNeuron> neurons;
+    DeviceBuffer<float> cos2, sin2, factors;
+    neurons.upload(plan.neurons, stream);
+    cos2.upload(plan.trial_cos2, stream);
+    sin2.upload(plan.trial_sin2, stream);
+    factors.upload(synthetic_v1_trial_factors(plan), stream);
+    const int64_t total = p.neurons * p.trials;
+    const int block = 256;
+    synthetic_v1_trials_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(total, block)), block, 0, stream>>>(
+        neurons.get(), p.neurons, p.trials, cos2.get(), sin2.get(), factors.get(), p.shared_factors, p.noise_sd,
+        p.seed, d_out);
+    RSA_CHECK_LAUNCH();
+    zscore_columns_launch(d_out, p.trials, p.neurons, stream);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 }  // namespace rsa

@@ -10,4 +10,7 @@ namespace rsa {
 // d_out: bins x neurons on the device.
 void synthetic_v1_launch(const SyntheticV1Plan& plan, float* d_out, cudaStream_t stream);
 
+// d_out: trials x neurons on the device, each neuron z-scored over trials (CPU twin: synthetic_v1_trials_ref).
+void synthetic_v1_trials_launch(const SyntheticV1Plan& plan, float* d_out, cudaStream_t stream);
+
 }  // namespace rsa

@@ -153,3 +153,21 @@ TEST(Cli, ExplicitGpuWithoutOne) {
     npy_save(d + "/x.npy", random_responses(5, 8));
     expect_error(run_rsa_gpu("rdm --device 0 --responses x.npy --out r.npy", d), 1, "--device cpu");
 }
+
+TEST(Cli, TrialLevelRuns) {
+    const std::string d = dir_for("trials");
+    auto r = run_rsa_gpu("synthetic --device cpu --neurons 200 --trials 720 --trial-level --out t.npz", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(npz_load_key(d + "/t.npz", "sresp").shape, (std::vector<int64_t>{200, 720}));
+    r = run_rsa_gpu("--device cpu --v1 t.npz --trials --epochs 2 --out res", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_EQ(npy_load(d + "/res/rdm_v1.npy").shape, (std::vector<int64_t>{720, 720}));
+    EXPECT_EQ(npy_load(d + "/res/rdm_pool.npy").shape, (std::vector<int64_t>{720, 720}));
+    r = run_rsa_gpu("--device cpu --v1 t.npz --epochs 2 --out res_binned", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_EQ(npy_load(d + "/res_binned/rdm_v1.npy").shape.size(), 2u);
+    r = run_rsa_gpu("synthetic --device cpu --neurons 50 --out binned.npz", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    expect_error(run_rsa_gpu("--device cpu --v1 binned.npz --trials --out res3", d), 2, "trial-level");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/res3"));
+}

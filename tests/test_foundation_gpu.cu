@@ -148,3 +148,14 @@ TEST(BackendGpu, WholeMainJobPathVsCpu) {
     const Matrix pc = cpu->rdm(cpu->gratings(angles, {}), RdmOptions{}, "px");
     EXPECT_NEAR(gpu->compare_pearson(rg, pg).r, cpu->compare_pearson(rc, pc).r, 1e-5);
 }
+
+TEST(SyntheticV1Gpu, TrialLevelSameStreamAsCpuTwin) {
+    SyntheticV1Params p;
+    p.neurons = 700;
+    const SyntheticV1Plan plan = synthetic_v1_plan(p);
+    DeviceBuffer<float> d_out(static_cast<size_t>(p.trials * p.neurons));
+    d_out.poison(ctx().stream);
+    synthetic_v1_trials_launch(plan, d_out.get(), ctx().stream);
+    const SyntheticV1Trials cpu = synthetic_v1_trials_ref(p);
+    EXPECT_LT(rsa_test::rel_l2(download(d_out), cpu.resp.data), 1e-5);
+}

@@ -20,6 +20,9 @@ struct AnalysisConfig {
     std::string v1_path;            // tutorial npz (resp, stimuli)
     std::string responses_path;     // or a response matrix ...
     std::string orientations_path;  // ... with its orientations
+    std::string sresp_path;         // or a trial-level pair: sresp (neurons x trials) ...
+    std::string istim_path;         // ... and istim (trials, radians)
+    bool trials = false;            // per-trial analysis (trial-level data: T x T RDMs)
     SyntheticV1Params synthetic;    // the embedded default when no file is given
     GratingParams grating;
     RdmOptions rdm;

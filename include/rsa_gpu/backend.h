@@ -32,6 +32,8 @@ public:
     virtual PearsonResult compare_pearson(const Matrix& a, const Matrix& b) = 0;
     // The embedded synthetic V1 recording, binned.
     virtual SyntheticV1 synthetic_v1(const SyntheticV1Params& params) = 0;
+    // The embedded synthetic recording at trial level (trials x neurons).
+    virtual SyntheticV1Trials synthetic_v1_trials(const SyntheticV1Params& params) = 0;
 
     // The tutorial's CNN: train in place (images: n x 3072 gratings, labels: n) and forward read-out.
     virtual TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,

@@ -24,6 +24,8 @@ NpyArray npy_load(const std::string& path);
 
 // All members of an .npz (keys without the .npy suffix).
 std::map<std::string, NpyArray> npz_load(const std::string& path);
+// The keys of an .npz's array members (without reading them).
+std::vector<std::string> npz_keys(const std::string& path);
 // One member; InputError naming the file, the key and the keys present when it is missing.
 NpyArray npz_load_key(const std::string& path, const std::string& key);
 
