@@ -7,8 +7,13 @@
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 
+#include <cblas.h>
+
 #if defined(RSA_GPU_HAVE_CUDA)
+#include <cublas_api.h>
 #include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <curand.h>
 #endif
 
 namespace rsa {
@@ -65,6 +70,49 @@ bool gpu_usable(std::string* why) {
     const bool ok = probe(0, &reason);
     if (why) *why = reason;
     return ok;
+}
+
+std::string version_report() {
+    std::string out = std::string("rsa_gpu ") + RSA_GPU_VERSION + "\n";
+    out += std::string("OpenBLAS: ") + openblas_get_config() + "\n";
+#if defined(RSA_GPU_HAVE_CUDA)
+    int runtime = 0, driver = 0;
+    cudaRuntimeGetVersion(&runtime);
+    const cudaError_t driver_status = cudaDriverGetVersion(&driver);
+    out += "CUDA runtime: " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + "\n";
+    out += "CUDA driver: " +
+           (driver_status == cudaSuccess && driver > 0
+                ? std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10)
+                : std::string("none")) + "\n";
+    int major = 0, minor = 0, patch = 0;
+    cublasGetProperty(MAJOR_VERSION, &major);
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    out += "cuBLAS: " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch) + "\n";
+    const size_t cudnn = cudnnGetVersion();
+    out += "cuDNN: " + std::to_string(cudnn / 10000) + "." + std::to_string(cudnn % 10000 / 100) + "." +
+           std::to_string(cudnn % 100) + "\n";
+    int curand = 0;
+    curandGetVersion(&curand);
+    out += "cuRAND: " + std::to_string(curand) + "\n";
+    std::string why;
+    if (probe(0, &why)) {
+        int count = 0;
+        cudaGetDeviceCount(&count);
+        for (int d = 0; d < count; ++d) {
+            cudaDeviceProp prop{};
+            if (cudaGetDeviceProperties(&prop, d) == cudaSuccess)
+                out += "GPU " + std::to_string(d) + ": " + prop.name + " (sm_" + std::to_string(prop.major) +
+                       std::to_string(prop.minor) + ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB)\n";
+        }
+    } else {
+        out += "GPU: none usable (" + why + ")\n";
+    }
+#else
+    out += "CUDA: not built (-DRSA_GPU_CUDA=OFF)\n";
+#endif
+    if (!out.empty()) out.pop_back();
+    return out;
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string* note) {

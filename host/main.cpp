@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     CLI::App app{"rsa_gpu: representational similarity analysis of a CNN and mouse V1, on the GPU (or CPU).\n"
                  "Without a subcommand it runs the whole analysis on the embedded synthetic V1 recording\n"
                  "(or on --v1 / --responses data) and writes the results to --out."};
-    app.set_version_flag("--version", std::string("rsa_gpu ") + RSA_GPU_VERSION);
+    app.set_version_flag("--version", [] { return version_report(); }, "print the version, the library versions and the GPUs");
     app.option_defaults()->always_capture_default();
 
     std::string device = "auto";

@@ -42,8 +42,20 @@ build-device/bench/bench_rdm_gpu 4598 23589 20 66.9 2>&1 | tee "$OUT/bench_rdm_g
 python3 bench/peer_rdm_torch.py 4598 23589 20 2>&1 | tee "$OUT/peer_rdm_torch.log" | tee -a "$OUT/summary.txt"
 ours=$(sed -n 's/^RESULT rsa_gpu_rdm_ms //p' "$OUT/bench_rdm_gpu.log"); peer=$(sed -n 's/^RESULT torch_rdm_ms //p' "$OUT/peer_rdm_torch.log")
 [ -n "$ours" ] && [ -n "$peer" ] && python3 -c "print(f'RDM 4598x23589 FP32: rsa_gpu {$ours} ms, PyTorch {$peer} ms, {$peer/$ours:.2f}x')" | tee -a "$OUT/summary.txt"
+build-device/bench/bench_train_gpu 2>&1 | tee "$OUT/bench_train_gpu.log" | tee -a "$OUT/summary.txt"
+python3 bench/peer_tutorial_torch.py 16 cuda 2>&1 | tee "$OUT/peer_tutorial_torch.log" | tee -a "$OUT/summary.txt"
+python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
+import re, sys
+def get(f, k):
+    m = re.search(rf"^RESULT {k} (\S+)", open(f"{sys.argv[1]}/{f}").read(), re.M)
+    return float(m.group(1)) if m else None
+o, p = get("bench_train_gpu.log", "rsa_gpu_train_images_per_s"), get("peer_tutorial_torch.log", "torch_train_images_per_s")
+if o and p: print(f"training batch 100: rsa_gpu {o:.0f} images/s, PyTorch {p:.0f} images/s, {o/p:.1f}x")
+o, p = get("bench_train_gpu.log", "rsa_gpu_tutorial_s"), get("peer_tutorial_torch.log", "torch_tutorial_s")
+if o and p: print(f"whole tutorial analysis: rsa_gpu {o*1e3:.1f} ms, PyTorch {p*1e3:.1f} ms, {p/o:.1f}x")
+PY
 for b in build-device/bench/bench_*_gpu; do
-  [ "$(basename "$b")" = bench_rdm_gpu ] && continue
+  case "$(basename "$b")" in bench_rdm_gpu|bench_train_gpu) continue;; esac
   "$b" 2>&1 | tee "$OUT/$(basename "$b").log" | tee -a "$OUT/summary.txt"
 done
 [ -x bench/device_extra.sh ] && bash bench/device_extra.sh "$OUT" 2>&1 | tee -a "$OUT/summary.txt"

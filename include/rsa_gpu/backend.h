@@ -57,6 +57,10 @@ bool gpu_usable(std::string* why);
 std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string* note = nullptr);
 
 std::unique_ptr<Backend> make_cpu_backend();
+
+// Version of rsa_gpu and of the libraries it runs on (OpenBLAS, CUDA runtime/driver, cuBLAS, cuDNN, cuRAND),
+// and the usable GPUs.
+std::string version_report();
 std::unique_ptr<Backend> make_gpu_backend(int device);  // kernels/gpu_backend.cu (CUDA builds only)
 
 }  // namespace rsa

@@ -1,6 +1,7 @@
 // Matrix: a dense row-major float32 matrix on the host (rows x cols), the currency between the host driver,
 // the CPU twins and the GPU backend.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -1,0 +1,66 @@
+// GPU benchmark of the tutorial's CNN training (cuDNN + cuBLAS + CUDA graph): images per second at batch 100
+// and 1,000, and the whole tutorial analysis on the device after context creation (training set, training,
+// read-out at 181 orientations, RDMs of V1/pool/fc, two correlations). Peer: bench/peer_tutorial_torch.py on
+// the same card (tools/device_check.sh runs both). Usage: bench_train_gpu [epochs]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/cnn.h"
+#include "rsa_gpu/v1_data.h"
+
+using namespace rsa;
+using Clock = std::chrono::steady_clock;
+
+static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int main(int argc, char** argv) {
+    const int epochs = argc > 1 ? std::atoi(argv[1]) : 25;
+    try {
+        auto gpu = make_gpu_backend(0);
+        std::printf("bench_train_gpu on %s, %d epochs of 1,000 gratings\n", gpu->name().c_str(), epochs);
+        for (int batch : {100, 1000}) {
+            TrainConfig cfg;
+            cfg.epochs = epochs;
+            cfg.batch = batch;
+            std::vector<float> angles, labels;
+            cnn_training_set(cfg, &angles, &labels);
+            const Matrix images = gpu->gratings(angles, GratingParams{});
+            for (int rep = 0; rep < 2; ++rep) {  // the first run includes setup (descriptors, graph capture)
+                std::vector<float> params = cnn_init_params(cfg.seed);
+                const auto t0 = Clock::now();
+                const TrainResult r = gpu->cnn_train(params, images, labels, cfg, nullptr);
+                const double s = seconds_since(t0);
+                std::printf("batch %5d (%s): %8.4f s, %12.0f images/s (last loss %.2e)\n", batch,
+                            rep ? "warm" : "cold", s, static_cast<double>(cfg.train_size) * epochs / s,
+                            r.epoch_losses.back());
+                if (batch == 100 && rep == 1)
+                    std::printf("RESULT rsa_gpu_train_images_per_s %.0f\n", cfg.train_size * epochs / s);
+            }
+        }
+        SyntheticV1Params vp;
+        const V1Data v1 = v1_from_synthetic(gpu->synthetic_v1(vp), vp);
+        for (int rep = 0; rep < 2; ++rep) {
+            const auto t0 = Clock::now();
+            TrainConfig cfg;
+            cfg.epochs = epochs;
+            std::vector<float> angles, labels;
+            cnn_training_set(cfg, &angles, &labels);
+            std::vector<float> params = cnn_init_params(cfg.seed);
+            gpu->cnn_train(params, gpu->gratings(angles, GratingParams{}), labels, cfg, nullptr);
+            const CnnActivations act = gpu->cnn_forward(params, gpu->gratings(v1.orientation, GratingParams{}));
+            const Matrix rv = gpu->rdm(v1.resp, RdmOptions{}, "v1");
+            const double rp = gpu->compare_pearson(rv, gpu->rdm(cnn_layer_matrix(act, "pool"), RdmOptions{}, "pool")).r;
+            const double rf = gpu->compare_pearson(rv, gpu->rdm(cnn_layer_matrix(act, "fc"), RdmOptions{}, "fc")).r;
+            const double s = seconds_since(t0);
+            std::printf("whole tutorial analysis (%s): %.4f s (pool r = %.4f, fc r = %.4f)\n", rep ? "warm" : "cold", s,
+                        rp, rf);
+            if (rep == 1) std::printf("RESULT rsa_gpu_tutorial_s %.4f\n", s);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_train_gpu: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
