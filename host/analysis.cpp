@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <unistd.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/stats.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
 #include "rsa_gpu/v1_data.h"
@@ -25,6 +27,114 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// One line of the results: a representation compared with V1 by one measure, with its statistics (NaN when
+// not computed).
+struct ResultRow {
+    std::string layer, label, measure;
+    double value = NAN;
+    int64_t pairs = 0, skipped = 0;
+    size_t rep = 0;  // index of the representation
+    double ci_low = NAN, ci_high = NAN, p_value = NAN, ceiling = NAN;
+};
+
+std::string num(double v) {
+    if (std::isnan(v)) return "";
+    char b[64];
+    std::snprintf(b, sizeof(b), "%.9g", v);
+    return b;
+}
+
+nlohmann::json json_num(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
+
+std::string format_table(const std::vector<ResultRow>& rows) {
+    bool ci = false, p = false, ceil = false;
+    for (const auto& r : rows) {
+        ci |= !std::isnan(r.ci_low);
+        p |= !std::isnan(r.p_value);
+        ceil |= !std::isnan(r.ceiling);
+    }
+    std::ostringstream os;
+    char line[320];
+    std::snprintf(line, sizeof(line), "%-22s %-13s %9s", "representation", "measure", "vs V1");
+    os << line;
+    if (ci) os << "   95% interval      ";
+    if (p) os << "  p-value ";
+    if (ceil) os << "  ceiling";
+    os << "\n";
+    for (const auto& r : rows) {
+        std::snprintf(line, sizeof(line), "%-22s %-13s %9.4f", r.label.c_str(), r.measure.c_str(), r.value);
+        os << line;
+        if (ci) {
+            if (std::isnan(r.ci_low))
+                os << std::string(21, ' ');
+            else {
+                std::snprintf(line, sizeof(line), "   [%7.4f, %7.4f]", r.ci_low, r.ci_high);
+                os << line;
+            }
+        }
+        if (p) {
+            if (std::isnan(r.p_value))
+                os << std::string(10, ' ');
+            else {
+                std::snprintf(line, sizeof(line), "  %8.2g", r.p_value);
+                os << line;
+            }
+        }
+        if (ceil && !std::isnan(r.ceiling)) {
+            std::snprintf(line, sizeof(line), "  %7.4f", r.ceiling);
+            os << line;
+        }
+        if (r.skipped) os << "  (" << r.skipped << " NaN pairs skipped)";
+        os << "\n";
+    }
+    std::string text = os.str();
+    if (!text.empty()) text.pop_back();
+    return text;
+}
+
+template <typename Say>
+void add_statistics(Backend& backend, const AnalysisConfig& cfg, const Matrix& rdm_v1, const std::vector<Matrix>& rdms,
+                    const NoiseCeilingResult* ceiling, std::vector<ResultRow>& rows, nlohmann::json& timings,
+                    nlohmann::json& stats_json, Say&& say) {
+    const int64_t S = rdm_v1.rows;
+    const bool cheap = backend.is_gpu() || S <= 1000;
+    const int resamples = cfg.bootstrap >= 0 ? cfg.bootstrap : (cheap ? kDefaultBootstrapResamples : 0);
+    const int perms = cfg.permutations >= 0 ? cfg.permutations : (cheap ? kDefaultPermutations : 0);
+    if ((cfg.bootstrap < 0 || cfg.permutations < 0) && !cheap)
+        say("statistics: skipped by default on the CPU for " + std::to_string(S) +
+            " stimuli (slow); ask with --bootstrap N / --permutations N");
+    bool has_nan = false;
+    for (const Matrix* m : {&rdm_v1}) for (float v : m->data) has_nan |= std::isnan(v);
+    for (const Matrix& m : rdms) for (float v : m.data) has_nan |= std::isnan(v);
+    if (has_nan && (resamples > 0 || perms > 0)) {
+        say("statistics: skipped because an RDM holds NaN (constant rows kept with --constant-rows nan)");
+        return;
+    }
+    stats_json = {{"seed", cfg.stats_seed}, {"bootstrap_resamples", resamples}, {"permutations", perms}};
+    if (resamples > 0) {
+        auto t0 = Clock::now();
+        const BootstrapResult b = backend.bootstrap(rdm_v1, rdms, resamples, cfg.stats_seed);
+        for (auto& r : rows)
+            if (r.measure == std::string("pearson")) r.ci_low = b.lo[r.rep], r.ci_high = b.hi[r.rep];
+        timings["bootstrap_ms"] = ms_since(t0);
+    }
+    if (perms > 0) {
+        auto t0 = Clock::now();
+        for (auto& r : rows)
+            if (r.measure == std::string("pearson"))
+                r.p_value = backend.permutation(rdm_v1, rdms[r.rep], perms, cfg.stats_seed).p_value;
+        timings["permutation_ms"] = ms_since(t0);
+    }
+    if (ceiling) {
+        for (auto& r : rows)
+            if (r.measure == std::string("pearson")) r.ceiling = ceiling->ceiling;
+        stats_json["noise_ceiling"] = {{"ceiling", ceiling->ceiling},       {"r_half", ceiling->r_half},
+                                       {"bins_kept", ceiling->bins_kept},   {"bins_dropped", ceiling->bins_dropped},
+                                       {"method", "split halves of each 1-degree bin's trials (0..180 degrees), "
+                                                  "Spearman-Brown corrected"}};
+    }
 }
 
 struct Representation {
@@ -95,9 +205,26 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     auto t0 = Clock::now();
     V1Data v1;
     nlohmann::json data_json;
+    std::unique_ptr<NoiseCeilingResult> ceiling;
+    auto compute_ceiling = [&](const V1Trials& trials) {
+        auto t1 = Clock::now();
+        // The trials of the stimuli the tutorial keeps (bins 0..180 degrees).
+        std::vector<int64_t> keep;
+        for (size_t k = 0; k < trials.bin.size(); ++k)
+            if (trials.bin[k] <= 180) keep.push_back(static_cast<int64_t>(k));
+        Matrix sub(static_cast<int64_t>(keep.size()), trials.resp.cols);
+        std::vector<int64_t> bins;
+        for (size_t i = 0; i < keep.size(); ++i) {
+            std::copy(trials.resp.row(keep[i]), trials.resp.row(keep[i]) + trials.resp.cols, sub.row(static_cast<int64_t>(i)));
+            bins.push_back(trials.bin[static_cast<size_t>(keep[i])]);
+        }
+        ceiling = std::make_unique<NoiseCeilingResult>(backend.noise_ceiling(sub, bins, 1, cfg.stats_seed));
+        timings["noise_ceiling_ms"] = ms_since(t1);
+    };
     auto trial_level = [&](V1Trials&& trials) {
         data_json["trials"] = trials.resp.rows;
         data_json["neurons"] = trials.resp.cols;
+        compute_ceiling(trials);
         v1 = cfg.trials ? v1_per_trial(std::move(trials)) : bin_v1_trials(trials);
     };
     if (!cfg.v1_path.empty()) {
@@ -132,6 +259,8 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         } else {
             const SyntheticV1 syn = backend.synthetic_v1(cfg.synthetic);
             v1 = v1_from_synthetic(syn, cfg.synthetic);
+            if (cfg.noise_ceiling)
+                compute_ceiling(v1_trials_from_synthetic(backend.synthetic_v1_trials(cfg.synthetic), cfg.synthetic));
         }
     }
     timings["v1_data_ms"] = ms_since(t0);
@@ -196,24 +325,31 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     for (const auto& r : reps) rdms.push_back(backend.rdm(r.resp, cfg.rdm, "'" + r.name + "' representation"));
     timings["rdm_ms"] = ms_since(t0);
 
-    // 5. Comparison with V1.
+    // 5. Comparison with V1: every measure for every representation (+ CKA on the responses when asked).
     t0 = Clock::now();
-    std::vector<PearsonResult> corr;
-    for (const auto& m : rdms) corr.push_back(backend.compare_pearson(rdm_v1, m));
+    std::vector<ResultRow> rows;
+    for (size_t i = 0; i < reps.size(); ++i)
+        for (Measure m : cfg.measures) {
+            const CompareResult c = backend.compare(rdm_v1, rdms[i], m);
+            rows.push_back({reps[i].name, reps[i].label, measure_name(m), c.value, c.pairs, c.skipped, i});
+        }
+    if (cfg.cka)
+        for (size_t i = 0; i < reps.size(); ++i)
+            for (bool debiased : {false, true}) {
+                const double v = backend.cka(v1.resp, reps[i].resp, debiased);
+                rows.push_back({reps[i].name, reps[i].label, debiased ? "cka_debiased" : "cka", v, v1.resp.rows, 0, i});
+            }
     timings["compare_ms"] = ms_since(t0);
 
-    // 6. Table.
-    say("");
-    say("representation        Pearson r with V1 RDM   pairs");
-    for (size_t i = 0; i < reps.size(); ++i) {
-        char line[256];
-        std::snprintf(line, sizeof(line), "%-21s %20.6f   %lld%s", reps[i].label.c_str(), corr[i].r,
-                      static_cast<long long>(corr[i].pairs),
-                      corr[i].skipped ? (" (" + std::to_string(corr[i].skipped) + " NaN pairs skipped)").c_str() : "");
-        say(line);
-    }
+    // 6. Statistics (bootstrap interval, permutation p-value, noise ceiling) for the Pearson rows.
+    nlohmann::json stats_json = nullptr;
+    add_statistics(backend, cfg, rdm_v1, rdms, ceiling.get(), rows, timings, stats_json, say);
 
-    // 7. Output folder.
+    // 7. Table.
+    say("");
+    say(format_table(rows));
+
+    // 8. Output folder.
     t0 = Clock::now();
     npy_save(out.path("orientations.npy"), v1.orientation);
     npy_save(out.path("rdm_v1.npy"), rdm_v1);
@@ -224,19 +360,20 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         for (const auto& r : reps)
             if (r.name != "pixels") npy_save(out.path("resp_" + r.name + ".npy"), r.resp);
     }
+    if (cfg.save_v1) npy_save(out.path("resp_v1.npy"), v1.resp);
+    for (size_t i = 0; i < reps.size(); ++i) npy_save(out.path("rdm_" + reps[i].name + ".npy"), rdms[i]);
     std::ostringstream csv;
-    csv << "layer,measure,value,pairs,skipped_pairs\n";
+    csv << "layer,measure,value,ci_low,ci_high,p_value,ceiling,pairs,skipped_pairs\n";
     nlohmann::json results = nlohmann::json::array();
-    for (size_t i = 0; i < reps.size(); ++i) {
-        npy_save(out.path("rdm_" + reps[i].name + ".npy"), rdms[i]);
-        char value[64];
-        std::snprintf(value, sizeof(value), "%.9g", corr[i].r);
-        csv << reps[i].name << ",pearson," << value << "," << corr[i].pairs << "," << corr[i].skipped << "\n";
-        results.push_back({{"layer", reps[i].name},
-                           {"measure", "pearson"},
-                           {"value", corr[i].r},
-                           {"pairs", corr[i].pairs},
-                           {"skipped_pairs", corr[i].skipped}});
+    for (const ResultRow& r : rows) {
+        csv << r.layer << "," << r.measure << "," << num(r.value) << "," << num(r.ci_low) << "," << num(r.ci_high) << ","
+            << num(r.p_value) << "," << num(r.ceiling) << "," << r.pairs << "," << r.skipped << "\n";
+        nlohmann::json j = {{"layer", r.layer}, {"measure", r.measure}, {"value", json_num(r.value)},
+                            {"pairs", r.pairs}, {"skipped_pairs", r.skipped}};
+        if (!std::isnan(r.ci_low)) j["ci_low"] = r.ci_low, j["ci_high"] = r.ci_high;
+        if (!std::isnan(r.p_value)) j["p_value"] = r.p_value;
+        if (!std::isnan(r.ceiling)) j["ceiling"] = r.ceiling;
+        results.push_back(j);
     }
     write_file_atomic(out.path("correlations.csv"), csv.str());
     timings["write_ms"] = ms_since(t0);
@@ -253,6 +390,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         {"rdm", {{"method", "1 - Pearson correlation (z-score rows, ddof 0; SYRK)"},
                  {"constant_rows", cfg.rdm.constant_rows == ConstantRows::Nan ? "nan" : "fail"}}},
         {"cnn", cnn_json},
+        {"statistics", stats_json},
         {"correlations", results},
         {"timings_ms", timings},
         {"files", {"orientations.npy", "rdm_v1.npy", "correlations.csv", "results.json"}},

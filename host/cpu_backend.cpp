@@ -1,4 +1,6 @@
 // The CPU backend: every operation of the analysis through its CPU twin (plain C++ and OpenBLAS).
+#include <unistd.h>
+
 #include <memory>
 
 #include "rsa_gpu/backend.h"
@@ -25,17 +27,52 @@ public:
 
     Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
         check_rdm_input(x, what);
+        if (options.max_gpu_bytes == 0 && options.precision == Precision::FP32) {  // the plain one-shot twin
+            std::vector<int64_t> constant;
+            const Matrix z = zscore_rows(x, &constant);
+            if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
+            Matrix m(x.rows, x.rows);
+            rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
+            return m;
+        }
+        // The chunked/tiled twins under the same memory plan the GPU would use with this cap (host memory
+        // standing in for device memory).
+        const uint64_t host = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, host);
+        if (options.on_plan) options.on_plan(describe(plan));
+        // Constant rows are found by the row statistics before any product is formed.
+        const RowStats stats = row_stats_blocked_ref(x.data.data(), x.rows, x.cols,
+                                                     plan.kind == PlanKind::OneShot ? x.cols : plan.neuron_block);
+        if (!stats.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
+            throw_constant_rows(stats.constant_rows, what);
+        Matrix m;
         std::vector<int64_t> constant;
-        const Matrix z = zscore_rows(x, &constant);
-        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
-        Matrix m(x.rows, x.rows);
-        rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
+        rdm_scaled_ref(x.data.data(), x.rows, x.cols, plan, options.precision, options.output_path, &m, &constant);
         return m;
     }
 
     PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
         check_rdm_pair(a, b, "first RDM", "second RDM");
         return pearson_upper_ref(a.data.data(), b.data.data(), a.rows);
+    }
+
+    CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
+        check_rdm_pair(a, b, "first RDM", "second RDM");
+        return compare_upper_ref(measure, a.data.data(), b.data.data(), a.rows);
+    }
+
+    double cka(const Matrix& x, const Matrix& y, bool debiased) override { return cka_linear_ref(x, y, debiased); }
+
+    BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
+                              uint64_t seed) override {
+        return bootstrap_ref(ref, models, resamples, seed);
+    }
+    PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) override {
+        return permutation_ref(ref, model, permutations, seed);
+    }
+    NoiseCeilingResult noise_ceiling(const Matrix& resp, const std::vector<int64_t>& bins, int splits,
+                                     uint64_t seed) override {
+        return noise_ceiling_ref(resp, bins, splits, seed);
     }
 
     SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override { return synthetic_v1_ref(params); }

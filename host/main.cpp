@@ -2,7 +2,12 @@
 // Exit codes: 0 success, 2 bad usage or input, 1 runtime failure.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -33,6 +38,23 @@ std::vector<float> parse_angles(const std::string& text) {
     }
     if (angles.empty()) throw InputError("--angles: no angles given");
     return angles;
+}
+
+// "512M", "8G", "1.5GiB", "1000000" -> bytes.
+uint64_t parse_bytes(const std::string& text) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    std::string unit(end);
+    for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    double mult = 1;
+    if (unit == "" || unit == "B") mult = 1;
+    else if (unit == "K" || unit == "KB" || unit == "KIB") mult = 1024.0;
+    else if (unit == "M" || unit == "MB" || unit == "MIB") mult = 1024.0 * 1024;
+    else if (unit == "G" || unit == "GB" || unit == "GIB") mult = 1024.0 * 1024 * 1024;
+    else mult = -1;
+    if (end == text.c_str() || mult < 0 || !(v > 0))
+        throw InputError("--max-gpu-mem: expected a size such as 512M or 8G, got '" + text + "'");
+    return static_cast<uint64_t>(v * mult);
 }
 
 ConstantRows parse_constant_rows(const std::string& text) {
@@ -122,10 +144,30 @@ int main(int argc, char** argv) {
     std::string layers_text = "pool,fc";
     app.add_option("--layers", layers_text, "CNN layers to compare with V1 (conv, pool, fc, fc_relu, out)");
     app.add_flag("--no-cnn", cfg.no_cnn, "skip the CNN: compare V1 with the pixel control only");
+    std::string measures_text = "pearson";
+    app.add_option("--measures", measures_text, "RDM comparison measures: pearson, spearman, kendall, cosine (comma list)");
+    app.add_flag("--cka", cfg.cka, "also linear CKA and debiased CKA of each representation with the V1 responses");
+    app.add_option("--bootstrap", cfg.bootstrap,
+                   "bootstrap resamples over stimuli for the 95% interval (-1: 10,000 on a GPU or when S <= 1,000; 0: off)")
+        ->check(CLI::Range(-1, 100000000));
+    app.add_option("--permutations", cfg.permutations, "permutations for the p-value (-1: as --bootstrap; 0: off)")
+        ->check(CLI::Range(-1, 100000000));
+    app.add_flag("--noise-ceiling", cfg.noise_ceiling,
+                 "split-half noise ceiling of V1 (always computed for trial-level data)");
+    app.add_option("--stats-seed", cfg.stats_seed, "seed of the bootstrap, permutations and splits");
+    app.add_flag("--save-v1", cfg.save_v1, "also write the V1 responses (resp_v1.npy) to the output folder");
     app.add_option("--constant-rows", constant_rows, "zero-variance stimulus rows: fail or nan")
         ->check(CLI::IsMember({"fail", "nan"}));
     app.add_option("--sf", cfg.grating.sf, "grating spatial frequency (cycles per pixel / 2 pi, as the tutorial)");
     app.add_option("--res", cfg.grating.res, "grating resolution (0.1 gives 48 x 64 images)");
+    std::string precision_text = "fp32", max_mem_text;
+    const auto add_rdm_options = [&](CLI::App* a) {
+        a->add_option("--precision", precision_text, "RDM products: fp32 (exact) or tf32 (tensor cores)")
+            ->check(CLI::IsMember({"fp32", "tf32"}));
+        a->add_option("--max-gpu-mem", max_mem_text,
+                      "cap on the memory the RDM engine uses, e.g. 8G (larger inputs are streamed or tiled)");
+    };
+    add_rdm_options(&app);
     app.add_flag("--quiet", cfg.quiet, "print nothing but errors");
     app.add_flag("--json", cfg.json, "print one machine-readable summary line on stdout");
 
@@ -148,15 +190,29 @@ int main(int argc, char** argv) {
     rdm_cmd->add_option("--out", rdm_out, "output .npy (S x S)")->required();
     rdm_cmd->add_option("--constant-rows", constant_rows, "zero-variance stimulus rows: fail or nan")
         ->check(CLI::IsMember({"fail", "nan"}));
+    add_rdm_options(rdm_cmd);
 
     // compare
     auto* cmp = app.add_subcommand("compare", "Pearson correlation of two RDMs' strict upper triangles");
     std::string rdm_a, rdm_b;
     bool cmp_json = false;
+    std::string cmp_method = "pearson";
     add_device(cmp);
+    cmp->add_option("--method", cmp_method, "pearson, spearman, kendall (tau-a) or cosine")
+        ->check(CLI::IsMember({"pearson", "spearman", "kendall", "cosine"}));
     cmp->add_option("A", rdm_a, "first RDM .npy")->required()->check(CLI::ExistingFile);
     cmp->add_option("B", rdm_b, "second RDM .npy")->required()->check(CLI::ExistingFile);
     cmp->add_flag("--json", cmp_json, "print one JSON line instead of the number");
+
+    // cka
+    auto* cka_cmd = app.add_subcommand("cka", "linear CKA of two response matrices with the same stimuli (rows)");
+    std::string cka_x, cka_y;
+    bool cka_debiased = false, cka_json = false;
+    add_device(cka_cmd);
+    cka_cmd->add_option("X", cka_x, "first response matrix .npy (S x N1)")->required()->check(CLI::ExistingFile);
+    cka_cmd->add_option("Y", cka_y, "second response matrix .npy (S x N2)")->required()->check(CLI::ExistingFile);
+    cka_cmd->add_flag("--debiased", cka_debiased, "the debiased (unbiased HSIC) form; needs S >= 4");
+    cka_cmd->add_flag("--json", cka_json, "print one JSON line instead of the number");
 
     // train
     auto* train_cmd = app.add_subcommand("train", "train the tutorial's CNN and save its weights (.npz)");
@@ -195,6 +251,11 @@ int main(int argc, char** argv) {
 
     try {
         cfg.rdm.constant_rows = parse_constant_rows(constant_rows);
+        cfg.rdm.precision = parse_precision(precision_text);
+        if (!max_mem_text.empty()) cfg.rdm.max_gpu_bytes = parse_bytes(max_mem_text);
+        cfg.rdm.on_plan = [&cfg](const std::string& plan) {
+            if (!cfg.quiet) std::fprintf(stderr, "memory plan:\n%s\n", plan.c_str());
+        };
         const DeviceRequest request = parse_device(device);
         std::string note;
         auto backend = make_backend(request, &note);
@@ -216,8 +277,26 @@ int main(int argc, char** argv) {
         }
         if (*rdm_cmd) {
             const Matrix x = npy_to_matrix(npy_load(rdm_in), rdm_in);
-            const Matrix m = backend->rdm(x, cfg.rdm, rdm_in);
-            npy_save(rdm_out, m);
+            // An out-of-core (tiled) RDM is written straight into a temporary file beside the output.
+            RdmOptions opt = cfg.rdm;
+            opt.output_path = rdm_out + ".tiled-" + std::to_string(::getpid()) + ".npy";
+            Matrix m;
+            try {
+                m = backend->rdm(x, opt, rdm_in);
+            } catch (...) {
+                std::remove(opt.output_path.c_str());
+                throw;
+            }
+            if (m.rows == 0) {
+                if (std::rename(opt.output_path.c_str(), rdm_out.c_str()) != 0) {
+                    std::remove(opt.output_path.c_str());
+                    throw RuntimeError("cannot write " + rdm_out + ": " + std::strerror(errno));
+                }
+                m.rows = m.cols = x.rows;  // for the message
+            } else {
+                std::remove(opt.output_path.c_str());
+                npy_save(rdm_out, m);
+            }
             std::fprintf(stderr, "%s\nwrote %s: %lld x %lld RDM of %lld units\n", note.c_str(), rdm_out.c_str(),
                          static_cast<long long>(m.rows), static_cast<long long>(m.cols),
                          static_cast<long long>(x.cols));
@@ -226,18 +305,33 @@ int main(int argc, char** argv) {
         if (*cmp) {
             const Matrix a = load_rdm(rdm_a), b = load_rdm(rdm_b);
             check_rdm_pair(a, b, rdm_a.c_str(), rdm_b.c_str());
-            const PearsonResult r = backend->compare_pearson(a, b);
+            const CompareResult r = backend->compare(a, b, parse_measure(cmp_method));
             if (r.skipped)
                 std::fprintf(stderr, "skipped %lld of %lld upper-triangle pairs where either RDM is NaN\n",
                              static_cast<long long>(r.skipped), static_cast<long long>(r.skipped + r.pairs));
             if (cmp_json) {
-                nlohmann::json j = {{"measure", "pearson"}, {"value", r.r},        {"pairs", r.pairs},
+                nlohmann::json j = {{"measure", cmp_method}, {"value", r.value}, {"pairs", r.pairs},
                                     {"skipped_pairs", r.skipped}, {"a", rdm_a}, {"b", rdm_b},
                                     {"device", backend->name()}};
                 std::printf("%s\n", j.dump().c_str());
             } else {
-                std::printf("%.9g\n", r.r);
+                std::printf("%.9g\n", r.value);
             }
+            return kExitOk;
+        }
+        if (*cka_cmd) {
+            const Matrix x = npy_to_matrix(npy_load(cka_x), cka_x), y = npy_to_matrix(npy_load(cka_y), cka_y);
+            if (x.rows != y.rows)
+                throw InputError("cka: " + cka_x + " has " + std::to_string(x.rows) + " rows (stimuli) but " + cka_y +
+                                 " has " + std::to_string(y.rows));
+            const double v = backend->cka(x, y, cka_debiased);
+            if (cka_json)
+                std::printf("%s\n", nlohmann::json({{"measure", cka_debiased ? "cka_debiased" : "cka"}, {"value", v},
+                                                    {"x", cka_x}, {"y", cka_y}, {"device", backend->name()}})
+                                        .dump()
+                                        .c_str());
+            else
+                std::printf("%.9g\n", v);
             return kExitOk;
         }
         if (*syn) {
@@ -278,6 +372,12 @@ int main(int argc, char** argv) {
             std::stringstream ls(layers_text);
             std::string item;
             while (std::getline(ls, item, ',')) cfg.layers.push_back(item);
+        }
+        cfg.measures.clear();
+        {
+            std::stringstream ms(measures_text);
+            std::string item;
+            while (std::getline(ms, item, ',')) cfg.measures.push_back(parse_measure(item));
         }
         cfg.device_note = note;
         cfg.command_line = joined_args(argc, argv);

@@ -10,8 +10,11 @@
 #include "gpu_context.cuh"
 #include "grating.cuh"
 #include "rdm.cuh"
+#include "rdm_scale.cuh"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn_gpu.h"
+#include "measures.cuh"
+#include "stats.cuh"
 #include "synthetic_v1.cuh"
 
 namespace rsa {
@@ -47,18 +50,39 @@ public:
 
     Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
         check_rdm_input(x, what);
-        DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
-        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows));
-        d_x.upload(x.data, ctx_.stream);
-        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_z.get(), d_const.get(), ctx_.stream);
-        std::vector<int64_t> constant;
-        collect_constant(d_const, x.rows, &constant);
-        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
-        Matrix m(x.rows, x.rows);
-        DeviceBuffer<float> d_m(static_cast<size_t>(m.size()));
-        rdm_from_zscored_launch(ctx_.cublas, d_z.get(), x.rows, x.cols, d_m.get(), ctx_.stream);
-        d_m.download(m.data.data(), m.data.size(), ctx_.stream);
-        return m;
+        size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, free_bytes);
+        const uint64_t big = 256ull << 20;
+        if (options.on_plan && (plan.kind != PlanKind::OneShot || plan.input_bytes + plan.output_bytes > big))
+            options.on_plan(describe(plan));
+        if (plan.kind == PlanKind::OneShot && options.precision == Precision::FP32 && options.max_gpu_bytes == 0) {
+            // Data fit: the plain path (z-score kernel + SSYRK), constant rows reported before the product.
+            DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
+            DeviceBuffer<int> d_const(static_cast<size_t>(x.rows));
+            d_x.upload(x.data, ctx_.stream);
+            zscore_rows_launch(d_x.get(), x.rows, x.cols, d_z.get(), d_const.get(), ctx_.stream);
+            std::vector<int64_t> constant;
+            collect_constant(d_const, x.rows, &constant);
+            if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
+            d_x.resize(0);
+            Matrix m(x.rows, x.rows);
+            DeviceBuffer<float> d_m(static_cast<size_t>(m.size()));
+            rdm_from_zscored_launch(ctx_.cublas, d_z.get(), x.rows, x.cols, d_m.get(), ctx_.stream);
+            d_m.download(m.data.data(), m.data.size(), ctx_.stream);
+            return m;
+        }
+        // Streamed / tiled / TF32 / capped: the memory plan's path (falls back on device out-of-memory).
+        const RowStats stats = row_stats_blocked_ref(x.data.data(), x.rows, x.cols, x.cols);
+        if (!stats.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
+            throw_constant_rows(stats.constant_rows, what);
+        ScaledRdmOptions o;
+        o.precision = options.precision;
+        o.max_gpu_bytes = options.max_gpu_bytes;
+        o.output_path = options.output_path;
+        ScaledRdmResult r = rdm_scaled(ctx_, x.data.data(), x.rows, x.cols, o);
+        if (r.fell_back && options.on_plan) options.on_plan("device memory ran short; fell back to:\n" + describe(r.plan));
+        return std::move(r.rdm);
     }
 
     PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
@@ -68,6 +92,47 @@ public:
         d_a.upload(a.data, ctx_.stream);
         d_b.upload(b.data, ctx_.stream);
         return pearson_upper_launch(d_a.get(), d_b.get(), a.rows, work.get(), ctx_.stream);
+    }
+
+    CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
+        check_rdm_pair(a, b, "first RDM", "second RDM");
+        DeviceBuffer<float> d_a, d_b;
+        d_a.upload(a.data, ctx_.stream);
+        d_b.upload(b.data, ctx_.stream);
+        return compare_upper_launch(measure, d_a.get(), d_b.get(), a.rows, ctx_.stream);
+    }
+
+    double cka(const Matrix& x, const Matrix& y, bool debiased) override {
+        check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
+        DeviceBuffer<float> d_x, d_y;
+        d_x.upload(x.data, ctx_.stream);
+        d_y.upload(y.data, ctx_.stream);
+        return cka_linear_launch(ctx_.cublas, d_x.get(), x.rows, x.cols, d_y.get(), y.cols, debiased, ctx_.stream);
+    }
+
+    BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
+                              uint64_t seed) override {
+        DeviceBuffer<float> d_ref;
+        d_ref.upload(ref.data, ctx_.stream);
+        std::vector<DeviceBuffer<float>> d_models(models.size());
+        std::vector<const float*> ptrs;
+        for (size_t i = 0; i < models.size(); ++i) {
+            d_models[i].upload(models[i].data, ctx_.stream);
+            ptrs.push_back(d_models[i].get());
+        }
+        return bootstrap_launch(ctx_.cublas, d_ref.get(), ptrs, ref.rows, resamples, seed, ctx_.stream);
+    }
+    PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) override {
+        DeviceBuffer<float> d_ref, d_model;
+        d_ref.upload(ref.data, ctx_.stream);
+        d_model.upload(model.data, ctx_.stream);
+        return permutation_launch(d_ref.get(), d_model.get(), ref.rows, permutations, seed, ctx_.stream);
+    }
+    NoiseCeilingResult noise_ceiling(const Matrix& resp, const std::vector<int64_t>& bins, int splits,
+                                     uint64_t seed) override {
+        DeviceBuffer<float> d_resp;
+        d_resp.upload(resp.data, ctx_.stream);
+        return noise_ceiling_launch(ctx_.cublas, d_resp.get(), resp.rows, resp.cols, bins, splits, seed, ctx_.stream);
     }
 
     SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override {

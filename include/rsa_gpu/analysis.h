@@ -9,6 +9,7 @@
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/grating.h"
+#include "rsa_gpu/measures.h"
 #include "rsa_gpu/rdm.h"
 #include "rsa_gpu/synthetic_v1.h"
 
@@ -31,6 +32,13 @@ struct AnalysisConfig {
     std::string save_model;                               // also save the trained weights here (.npz)
     std::vector<std::string> layers = {"pool", "fc"};     // CNN layers compared with V1
     bool no_cnn = false;                                  // only V1 vs pixels
+    std::vector<Measure> measures = {Measure::Pearson};   // RDM comparison measures
+    bool cka = false;                                     // also linear CKA (and debiased) on the responses
+    int bootstrap = -1;     // resamples for the 95% interval (-1: 10,000 on a GPU, or on the CPU when S <= 1,000)
+    int permutations = -1;  // permutations for the p-value (-1: as bootstrap)
+    bool noise_ceiling = false;  // split-half ceiling (always on for trial-level data)
+    uint64_t stats_seed = 1;
+    bool save_v1 = false;   // also write resp_v1.npy
     bool quiet = false;
     bool json = false;              // one machine-readable summary line on stdout
     std::string device_note;        // which device was chosen and why

@@ -8,9 +8,11 @@
 
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/compare.h"
+#include "rsa_gpu/measures.h"
 #include "rsa_gpu/grating.h"
 #include "rsa_gpu/matrix.h"
 #include "rsa_gpu/rdm.h"
+#include "rsa_gpu/stats.h"
 #include "rsa_gpu/synthetic_v1.h"
 
 namespace rsa {
@@ -30,6 +32,17 @@ public:
     virtual Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) = 0;
     // Pearson over the strict upper triangles.
     virtual PearsonResult compare_pearson(const Matrix& a, const Matrix& b) = 0;
+    // Any measure over the strict upper triangles (NaN pairs skipped).
+    virtual CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) = 0;
+    // Linear CKA of two response matrices with the same stimuli (rows).
+    virtual double cka(const Matrix& x, const Matrix& y, bool debiased) = 0;
+    // Statistics of RDM correlations with a reference (stats.h): bootstrap over stimuli (Pearson, self-copy pairs
+    // excluded), permutation test of stimulus labels, and the split-half noise ceiling of trial-level responses.
+    virtual BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
+                                      uint64_t seed) = 0;
+    virtual PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) = 0;
+    virtual NoiseCeilingResult noise_ceiling(const Matrix& resp, const std::vector<int64_t>& bins, int splits,
+                                             uint64_t seed) = 0;
     // The embedded synthetic V1 recording, binned.
     virtual SyntheticV1 synthetic_v1(const SyntheticV1Params& params) = 0;
     // The embedded synthetic recording at trial level (trials x neurons).

@@ -2,10 +2,12 @@
 // accumulated in double), then M = 1 - Z Z^T / N (SYRK), a full symmetric S x S matrix. CPU twins here.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "rsa_gpu/matrix.h"
+#include "rsa_gpu/rdm_scale.h"
 
 namespace rsa {
 
@@ -14,6 +16,10 @@ enum class ConstantRows { Fail, Nan };
 
 struct RdmOptions {
     ConstantRows constant_rows = ConstantRows::Fail;
+    Precision precision = Precision::FP32;  // --precision: exact FP32 SYRK, or TF32 tensor cores
+    uint64_t max_gpu_bytes = 0;             // --max-gpu-mem cap (0: none); forces the chunked/tiled paths when small
+    std::string output_path;                // where a tiled (out-of-core) RDM is written; required for that plan
+    std::function<void(const std::string&)> on_plan;  // receives the memory plan of large jobs before they start
 };
 
 // z[s, :] = (x[s, :] - mean) / sd, population sd, mean and variance accumulated in double (two passes).
