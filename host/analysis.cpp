@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <unistd.h>
 
@@ -135,6 +136,36 @@ void add_statistics(Backend& backend, const AnalysisConfig& cfg, const Matrix& r
                                        {"method", "split halves of each 1-degree bin's trials (0..180 degrees), "
                                                   "Spearman-Brown corrected"}};
     }
+}
+
+// Figures and report.html by tools/make_figures.py (Debian's python3-matplotlib and python3-sklearn), run on
+// the staging folder before it is committed. Missing tools are not an error: say how to get them.
+template <typename Say>
+void make_figures(const std::string& folder, Say&& say, nlohmann::json& figures_json) {
+    const char* env = std::getenv("RSA_GPU_TOOLS_DIR");
+    const std::string script = std::string(env ? env : RSA_GPU_TOOLS_DIR) + "/make_figures.py";
+    const std::string python = "/usr/bin/python3";
+    if (access(script.c_str(), R_OK) != 0) {
+        say("figures: skipped (" + script + " not found; set RSA_GPU_TOOLS_DIR to the rsa_gpu tools/ folder)");
+        figures_json = {{"made", false}, {"reason", "script not found"}};
+        return;
+    }
+    if (std::system((python + " -c 'import matplotlib, sklearn' >/dev/null 2>&1").c_str()) != 0) {
+        say("figures: skipped (they need Debian's python3-matplotlib and python3-sklearn: "
+            "sudo apt-get install python3-matplotlib python3-sklearn)");
+        figures_json = {{"made", false}, {"reason", "python3-matplotlib or python3-sklearn missing"}};
+        return;
+    }
+    const std::string log = folder + "/figures.log";
+    const std::string cmd = python + " '" + script + "' '" + folder + "' >'" + log + "' 2>&1";
+    const int status = std::system(cmd.c_str());
+    if (status != 0) {
+        say("figures: make_figures.py failed (see figures.log in the output folder); the results are kept");
+        figures_json = {{"made", false}, {"reason", "make_figures.py failed"}};
+        return;
+    }
+    std::remove(log.c_str());
+    figures_json = {{"made", true}, {"report", "report.html"}, {"folder", "figures/"}};
 }
 
 struct Representation {
@@ -360,7 +391,8 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         for (const auto& r : reps)
             if (r.name != "pixels") npy_save(out.path("resp_" + r.name + ".npy"), r.resp);
     }
-    if (cfg.save_v1) npy_save(out.path("resp_v1.npy"), v1.resp);
+    const bool v1_written = cfg.save_v1 || v1.resp.size() * 4 <= (64ll << 20);
+    if (v1_written) npy_save(out.path("resp_v1.npy"), v1.resp);
     for (size_t i = 0; i < reps.size(); ++i) npy_save(out.path("rdm_" + reps[i].name + ".npy"), rdms[i]);
     std::ostringstream csv;
     csv << "layer,measure,value,ci_low,ci_high,p_value,ceiling,pairs,skipped_pairs\n";
@@ -400,7 +432,19 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         doc["files"].push_back("resp_" + r.name + ".npy");
     }
     if (!params.empty()) doc["files"].push_back("model.npz");
+    if (v1_written) doc["files"].push_back("resp_v1.npy");
     write_file_atomic(out.path("results.json"), doc.dump(2) + "\n");
+    if (!cfg.no_figures) {
+        t0 = Clock::now();
+        nlohmann::json figures_json;
+        make_figures(out.path(""), say, figures_json);
+        if (figures_json.value("made", false))
+            say("figures and report: " + out.target() + "/report.html");
+        timings["figures_ms"] = ms_since(t0);
+        doc["figures"] = figures_json;
+        doc["timings_ms"] = timings;
+        write_file_atomic(out.path("results.json"), doc.dump(2) + "\n");
+    }
     out.commit();
     say("");
     say("results written to " + out.target() + "/");

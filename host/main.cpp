@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
     app.add_flag("--noise-ceiling", cfg.noise_ceiling,
                  "split-half noise ceiling of V1 (always computed for trial-level data)");
     app.add_option("--stats-seed", cfg.stats_seed, "seed of the bootstrap, permutations and splits");
-    app.add_flag("--save-v1", cfg.save_v1, "also write the V1 responses (resp_v1.npy) to the output folder");
+    app.add_flag("--save-v1", cfg.save_v1, "write the V1 responses (resp_v1.npy) even when larger than 64 MB");
+    app.add_flag("--no-figures", cfg.no_figures, "skip the figures and report.html (tools/make_figures.py)");
     app.add_option("--constant-rows", constant_rows, "zero-variance stimulus rows: fail or nan")
         ->check(CLI::IsMember({"fail", "nan"}));
     app.add_option("--sf", cfg.grating.sf, "grating spatial frequency (cycles per pixel / 2 pi, as the tutorial)");

@@ -3,7 +3,7 @@
 # or on PATH; without it configure with -DRSA_GPU_CUDA=OFF), then configure and build into build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libcli11-dev nlohmann-json3-dev libgtest-dev"
+packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-numpy python3-matplotlib python3-sklearn chromium"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -38,7 +38,8 @@ struct AnalysisConfig {
     int permutations = -1;  // permutations for the p-value (-1: as bootstrap)
     bool noise_ceiling = false;  // split-half ceiling (always on for trial-level data)
     uint64_t stats_seed = 1;
-    bool save_v1 = false;   // also write resp_v1.npy
+    bool save_v1 = false;   // also write resp_v1.npy when it is larger than 64 MB (always written below that)
+    bool no_figures = false;  // skip tools/make_figures.py (figures/ and report.html)
     bool quiet = false;
     bool json = false;              // one machine-readable summary line on stdout
     std::string device_note;        // which device was chosen and why
