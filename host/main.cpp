@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
     std::string constant_rows = "fail";
     const auto add_device = [&](CLI::App* a) {
         a->add_option("--device", device, "auto (GPU 0 if usable, else CPU), cpu, or a GPU index");
+        if (a != &app) a->add_flag("--quiet", cfg.quiet, "print nothing but results and errors");
     };
     add_device(&app);
     app.add_option("--out", cfg.out_dir, "output folder");
@@ -221,7 +222,6 @@ int main(int argc, char** argv) {
     add_device(train_cmd);
     add_training(train_cmd);
     train_cmd->add_option("--save-model", train_out, "output .npz (PyTorch state_dict names)")->required();
-    train_cmd->add_flag("--quiet", cfg.quiet, "print nothing but errors");
 
     // synthetic
     auto* syn = app.add_subcommand("synthetic", "write the embedded synthetic V1 recording as the tutorial's npz");
@@ -260,6 +260,8 @@ int main(int argc, char** argv) {
         const DeviceRequest request = parse_device(device);
         std::string note;
         auto backend = make_backend(request, &note);
+        const bool subcommand = *stim || *rdm_cmd || *cmp || *cka_cmd || *syn;
+        if (subcommand && !cfg.quiet) std::fprintf(stderr, "%s\n", note.c_str());
 
         if (*stim) {
             if (angles_text.empty() == angles_from.empty())
@@ -272,7 +274,7 @@ int main(int argc, char** argv) {
             const std::vector<int64_t> shape = {g.rows, stim_params.height(), stim_params.width()};
             const std::vector<char> bytes = npy_bytes_f32(g.data.data(), shape);
             write_file_atomic(stim_out, std::string(bytes.begin(), bytes.end()));
-            std::fprintf(stderr, "%s\nwrote %s: %lld gratings of %d x %d\n", note.c_str(), stim_out.c_str(),
+            std::fprintf(stderr, "wrote %s: %lld gratings of %d x %d\n", stim_out.c_str(),
                          static_cast<long long>(g.rows), stim_params.height(), stim_params.width());
             return kExitOk;
         }
@@ -298,7 +300,7 @@ int main(int argc, char** argv) {
                 std::remove(opt.output_path.c_str());
                 npy_save(rdm_out, m);
             }
-            std::fprintf(stderr, "%s\nwrote %s: %lld x %lld RDM of %lld units\n", note.c_str(), rdm_out.c_str(),
+            std::fprintf(stderr, "wrote %s: %lld x %lld RDM of %lld units\n", rdm_out.c_str(),
                          static_cast<long long>(m.rows), static_cast<long long>(m.cols),
                          static_cast<long long>(x.cols));
             return kExitOk;
@@ -345,15 +347,15 @@ int main(int argc, char** argv) {
                 for (float deg : t.orientation) istim.push_back(static_cast<float>(deg * M_PI / 180.0));
                 npz_save(syn_out, {{"sresp", {{t.resp.cols, t.resp.rows}, sresp}},
                                    {"istim", {{static_cast<int64_t>(istim.size())}, istim}}});
-                std::fprintf(stderr, "%s\nwrote %s: sresp %lld x %lld (neurons x trials), istim %zu (radians)\n",
-                             note.c_str(), syn_out.c_str(), static_cast<long long>(t.resp.cols),
+                std::fprintf(stderr, "wrote %s: sresp %lld x %lld (neurons x trials), istim %zu (radians)\n",
+                             syn_out.c_str(), static_cast<long long>(t.resp.cols),
                              static_cast<long long>(t.resp.rows), istim.size());
                 return kExitOk;
             }
             const SyntheticV1 s = backend->synthetic_v1(syn_params);
             npz_save(syn_out, {{"resp", {{s.resp.rows, s.resp.cols}, s.resp.data}},
                                {"stimuli", {{static_cast<int64_t>(s.stimuli.size())}, s.stimuli}}});
-            std::fprintf(stderr, "%s\nwrote %s: resp %lld x %lld, stimuli %zu\n", note.c_str(), syn_out.c_str(),
+            std::fprintf(stderr, "wrote %s: resp %lld x %lld, stimuli %zu\n", syn_out.c_str(),
                          static_cast<long long>(s.resp.rows), static_cast<long long>(s.resp.cols), s.stimuli.size());
             return kExitOk;
         }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/cnn.h"
 #include "rsa_gpu/npy.h"
 #include "test_util.h"
 
@@ -115,7 +116,7 @@ TEST(Cli, MainJobOnSmallSyntheticFile) {
     const std::string d = dir_for("main");
     auto r = run_rsa_gpu("synthetic --device cpu --neurons 300 --out v1.npz", d);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = run_rsa_gpu("--device cpu --v1 v1.npz --out res", d);
+    r = run_rsa_gpu("--device cpu --v1 v1.npz --no-figures --out res", d);
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_NE(r.out.find("pixels"), std::string::npos) << r.out;
     for (const char* f : {"results.json", "rdm_v1.npy", "rdm_pixels.npy", "orientations.npy", "correlations.csv"})
@@ -126,11 +127,16 @@ TEST(Cli, MainJobOnSmallSyntheticFile) {
     EXPECT_TRUE(j["timings_ms"].contains("rdm_ms"));
     const double v = j["correlations"][0]["value"].get<double>();
     EXPECT_TRUE(std::isfinite(v));
+    // Default statistics at this size: a 95% bootstrap interval around r and a permutation p-value.
+    EXPECT_LE(j["correlations"][0]["ci_low"].get<double>(), v);
+    EXPECT_GE(j["correlations"][0]["ci_high"].get<double>(), v);
+    EXPECT_GT(j["correlations"][0]["p_value"].get<double>(), 0.0);
+    EXPECT_EQ(j["statistics"]["bootstrap_resamples"], 10000);
     EXPECT_EQ(npy_load(d + "/res/rdm_v1.npy").shape, (std::vector<int64_t>{181, 181}));
 
     // Existing folder: refused without --force, replaced with it.
     expect_error(run_rsa_gpu("--device cpu --v1 v1.npz --out res", d), 2, "--force");
-    EXPECT_EQ(run_rsa_gpu("--device cpu --v1 v1.npz --out res --force --json", d).exit_code, 0);
+    EXPECT_EQ(run_rsa_gpu("--device cpu --v1 v1.npz --out res --force --json --no-figures --bootstrap 100", d).exit_code, 0);
 }
 
 TEST(Cli, MainJobBadInputsLeaveNoFolder) {
@@ -159,15 +165,75 @@ TEST(Cli, TrialLevelRuns) {
     auto r = run_rsa_gpu("synthetic --device cpu --neurons 200 --trials 720 --trial-level --out t.npz", d);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(npz_load_key(d + "/t.npz", "sresp").shape, (std::vector<int64_t>{200, 720}));
-    r = run_rsa_gpu("--device cpu --v1 t.npz --trials --epochs 2 --out res", d);
+    r = run_rsa_gpu("--device cpu --v1 t.npz --trials --epochs 2 --no-figures --bootstrap 20 --out res", d);
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_EQ(npy_load(d + "/res/rdm_v1.npy").shape, (std::vector<int64_t>{720, 720}));
     EXPECT_EQ(npy_load(d + "/res/rdm_pool.npy").shape, (std::vector<int64_t>{720, 720}));
-    r = run_rsa_gpu("--device cpu --v1 t.npz --epochs 2 --out res_binned", d);
+    r = run_rsa_gpu("--device cpu --v1 t.npz --epochs 2 --no-figures --bootstrap 50 --out res_binned", d);
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_EQ(npy_load(d + "/res_binned/rdm_v1.npy").shape.size(), 2u);
     r = run_rsa_gpu("synthetic --device cpu --neurons 50 --out binned.npz", d);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     expect_error(run_rsa_gpu("--device cpu --v1 binned.npz --trials --out res3", d), 2, "trial-level");
     EXPECT_FALSE(rsa_test::file_exists(d + "/res3"));
+}
+
+TEST(Cli, TrainSaveAndLoadModel) {
+    const std::string d = dir_for("model");
+    auto r = run_rsa_gpu("train --device cpu --epochs 5 --save-model net.npz", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("epoch 5 | loss on last mini-batch:  4.10e-01"), std::string::npos) << r.out;
+    EXPECT_TRUE(rsa_test::file_exists(d + "/net.npz"));
+    ASSERT_EQ(run_rsa_gpu("synthetic --device cpu --neurons 300 --out v1.npz", d).exit_code, 0);
+    r = run_rsa_gpu("--device cpu --v1 v1.npz --load-model net.npz --no-figures --bootstrap 0 --out res", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find("training done"), std::string::npos);
+    std::ifstream in(d + "/res/results.json");
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["cnn"]["weights"], "net.npz");
+    EXPECT_EQ(rsa::cnn_load_npz(d + "/res/model.npz"), rsa::cnn_load_npz(d + "/net.npz"));
+    expect_error(run_rsa_gpu("--device cpu --v1 v1.npz --layers pool,nope --out res2", d), 2, "nope");
+    expect_error(run_rsa_gpu("--device cpu --v1 v1.npz --load-model v1.npz --out res3", d), 2, "conv.weight");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/res2"));
+    EXPECT_FALSE(rsa_test::file_exists(d + "/res3"));
+}
+
+TEST(Cli, MeasuresAndCka) {
+    const std::string d = dir_for("measures");
+    npy_save(d + "/x.npy", random_responses(20, 30));
+    npy_save(d + "/y.npy", random_responses(20, 40));
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses x.npy --out rx.npy", d).exit_code, 0);
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses y.npy --out ry.npy", d).exit_code, 0);
+    for (const char* m : {"pearson", "spearman", "kendall", "cosine"}) {
+        auto r = run_rsa_gpu(std::string("compare --device cpu --method ") + m + " --json rx.npy ry.npy", d);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(nlohmann::json::parse(r.out)["measure"], m);
+    }
+    auto r = run_rsa_gpu("cka --device cpu x.npy x.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NEAR(std::stod(r.out), 1.0, 1e-5);
+    EXPECT_EQ(run_rsa_gpu("cka --device cpu --debiased x.npy y.npy", d).exit_code, 0);
+    npy_save(d + "/z.npy", random_responses(21, 40));
+    expect_error(run_rsa_gpu("cka --device cpu x.npy z.npy", d), 2, "z.npy");
+    expect_error(run_rsa_gpu("compare --device cpu --method nope rx.npy ry.npy", d), 2, "method");
+}
+
+TEST(Cli, ChunkedPathsMatchOneShot) {
+    const std::string d = dir_for("chunked");
+    npy_save(d + "/x.npy", random_responses(300, 5000));
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses x.npy --out one.npy", d).exit_code, 0);
+    auto r = run_rsa_gpu("rdm --device cpu --responses x.npy --max-gpu-mem 3M --out streamed.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("memory plan"), std::string::npos) << r.err;
+    r = run_rsa_gpu("rdm --device cpu --responses x.npy --max-gpu-mem 300K --out tiled.npy", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const NpyArray one = npy_load(d + "/one.npy");
+    for (const char* f : {"streamed.npy", "tiled.npy"}) {
+        const NpyArray other = npy_load(d + "/" + f);
+        ASSERT_EQ(other.shape, one.shape) << f;
+        const std::vector<float> a(other.values.begin(), other.values.end()), b(one.values.begin(), one.values.end());
+        EXPECT_LT(rsa_test::rel_l2(a, b), 1e-5) << f;
+    }
+    EXPECT_EQ(rsa_test::list_dir(d), (std::vector<std::string>{"one.npy", "streamed.npy", "tiled.npy", "x.npy"}));
+    expect_error(run_rsa_gpu("rdm --device cpu --responses x.npy --max-gpu-mem 12Q --out t.npy", d), 2, "12Q");
 }

@@ -172,6 +172,8 @@ def main():
     set_flat(net, p0)
     assert np.array_equal(flat_params(net), p0)
     save('params0.npy', p0)
+    # The same weights as PyTorch writes a state_dict to .npz (what rsa_gpu --load-model reads).
+    np.savez(os.path.join(out, 'state_dict.npz'), **{k: v.detach().numpy() for k, v in net.state_dict().items()})
 
     # 16 fixed angles: both signs, near vertical, near horizontal, 0 and +-90 excluded.
     angles = np.array([30.0, -75.0, -40.0, -10.5, -1.0, 3.0, 22.5, 80.0,
