@@ -415,6 +415,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         {"version", RSA_GPU_VERSION},
         {"command", cfg.command_line},
         {"device", backend.name()},
+        {"versions", version_report()},
         {"data", data_json},
         {"stimuli", {{"count", v1.resp.rows}, {"height", cfg.grating.height()}, {"width", cfg.grating.width()},
                      {"sf", cfg.grating.sf}, {"res", cfg.grating.res}}},

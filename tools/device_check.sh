@@ -27,11 +27,16 @@ log "GPU tests"
 ctest --test-dir build-device -L gpu --output-on-failure > "$OUT/gpu_tests.log" 2>&1; echo "gpu tests rc=$?" | tee -a "$OUT/summary.txt"
 grep -E "tests passed|Passed|Failed|Skipped|\*\*\*" "$OUT/gpu_tests.log" | tee -a "$OUT/summary.txt"
 
-log "compute-sanitizer memcheck"
+log "compute-sanitizer memcheck (tests in parallel)"
 for t in build-device/tests/test_*_gpu; do
-  timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$t" --gtest_brief=1 > "$OUT/memcheck_$(basename "$t").log" 2>&1
-  echo "memcheck $(basename "$t") rc=$?" | tee -a "$OUT/summary.txt"
+  # Full-size cases (S = 4,598, the 25-epoch training) are left to the plain run: memcheck slows kernels ~100x.
+  ( timeout 180 compute-sanitizer --tool memcheck --error-exitcode 9 "$t" --gtest_brief=1 \
+      --gtest_filter='-*FullSize*:*Full*' > "$OUT/memcheck_$(basename "$t").log" 2>&1
+    echo "memcheck $(basename "$t") rc=$? (0 clean, 9 errors, 124 timeout)" >> "$OUT/memcheck_rc.txt" ) &
 done
+wait
+cat "$OUT/memcheck_rc.txt" | tee -a "$OUT/summary.txt"
+grep -h "ERROR SUMMARY" "$OUT"/memcheck_*.log | sort | uniq -c | tee -a "$OUT/summary.txt"
 
 log "CPU tests (same build)"
 ctest --test-dir build-device -L cpu -j 8 > "$OUT/cpu_tests.log" 2>&1; echo "cpu tests rc=$?" | tee -a "$OUT/summary.txt"
