@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
     mod_l.clear();
     std::snprintf(label, sizeof label, "bootstrap S=%lld R=%d, 3 models", static_cast<long long>(S), R_large);
     std::printf("%-44s %9.1f ms %10.6f  (mean r of model 1)\n", label, t_bs_large, mean_finite(bl.samples[0]));
-    std::printf("%-44s %9.1f s  (linear in R; F setup included once per run)\n",
+    std::printf("%-44s %9.1f s  (scaled linearly in R: an upper bound, setup scaled too)\n",
                 "  -> extrapolated to R=10,000", t_bs_large * 10000.0 / R_large * 1e-3);
 
     t0 = Clock::now();

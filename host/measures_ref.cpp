@@ -115,16 +115,18 @@ int64_t sort_count_inversions(std::vector<float>& v) {
 
 std::vector<double> rank_average(const std::vector<float>& v) {
     const size_t n = v.size();
-    std::vector<int64_t> order(n);
-    std::iota(order.begin(), order.end(), int64_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) { return v[p] < v[q]; });
+    // Sort (value, index) pairs: contiguous keys sort fast; the order inside a run of ties does not matter,
+    // since every member of a run gets the run's average rank.
+    std::vector<std::pair<float, int64_t>> sorted(n);
+    for (size_t i = 0; i < n; ++i) sorted[i] = {v[i] == 0.0f ? 0.0f : v[i], static_cast<int64_t>(i)};
+    std::sort(sorted.begin(), sorted.end());
     std::vector<double> ranks(n);
     size_t start = 0;
     for (size_t i = 1; i <= n; ++i)
-        if (i == n || !(v[order[i]] == v[order[start]])) {
+        if (i == n || !(sorted[i].first == sorted[start].first)) {
             // positions start .. i-1 hold ranks start+1 .. i: their average
             const double r = 0.5 * (static_cast<double>(start) + static_cast<double>(i) + 1.0);
-            for (size_t k = start; k < i; ++k) ranks[order[k]] = r;
+            for (size_t k = start; k < i; ++k) ranks[static_cast<size_t>(sorted[k].second)] = r;
             start = i;
         }
     return ranks;
@@ -160,6 +162,23 @@ CompareResult compare_upper_ref(Measure m, const float* a, const float* b, int64
         res.skipped = p.skipped;
         return res;
     }
+    if (m == Measure::Cosine) {  // a single pass over the triangles, no copies
+        double sab = 0.0, saa = 0.0, sbb = 0.0;
+        for (int64_t i = 0; i < S; ++i)
+            for (int64_t j = i + 1; j < S; ++j) {
+                const float x = a[i * S + j], y = b[i * S + j];
+                if (std::isnan(x) || std::isnan(y)) {
+                    ++res.skipped;
+                    continue;
+                }
+                sab += static_cast<double>(x) * y;
+                saa += static_cast<double>(x) * x;
+                sbb += static_cast<double>(y) * y;
+                ++res.pairs;
+            }
+        res.value = (res.pairs < 1 || !(saa > 0.0) || !(sbb > 0.0)) ? std::nan("") : sab / std::sqrt(saa * sbb);
+        return res;
+    }
     std::vector<float> xa, xb;
     upper_pairs(a, b, S, &xa, &xb, &res.skipped);
     res.pairs = static_cast<int64_t>(xa.size());
@@ -170,17 +189,7 @@ CompareResult compare_upper_ref(Measure m, const float* a, const float* b, int64
         case Measure::Kendall:
             res.value = kendall_tau_a(xa, xb);
             break;
-        case Measure::Cosine: {
-            double sab = 0.0, saa = 0.0, sbb = 0.0;
-            for (size_t i = 0; i < xa.size(); ++i) {
-                const double x = xa[i], y = xb[i];
-                sab += x * y;
-                saa += x * x;
-                sbb += y * y;
-            }
-            res.value = (res.pairs < 1 || !(saa > 0.0) || !(sbb > 0.0)) ? std::nan("") : sab / std::sqrt(saa * sbb);
-            break;
-        }
+        case Measure::Cosine:
         case Measure::Pearson:
             break;
     }
