@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
     CLI::App app{"rsa_gpu: representational similarity analysis of a CNN and mouse V1, on the GPU (or CPU).\n"
                  "Without a subcommand it runs the whole analysis on the embedded synthetic V1 recording\n"
                  "(or on --v1 / --responses data) and writes the results to --out."};
+    app.name("rsa_gpu");
     app.set_version_flag("--version", [] { return version_report(); }, "print the version, the library versions and the GPUs");
     app.option_defaults()->always_capture_default();
 
@@ -195,7 +196,7 @@ int main(int argc, char** argv) {
     add_rdm_options(rdm_cmd);
 
     // compare
-    auto* cmp = app.add_subcommand("compare", "Pearson correlation of two RDMs' strict upper triangles");
+    auto* cmp = app.add_subcommand("compare", "compare two RDMs over their strict upper triangles (Pearson, Spearman, Kendall, cosine)");
     std::string rdm_a, rdm_b;
     bool cmp_json = false;
     std::string cmp_method = "pearson";
