@@ -27,5 +27,18 @@ for r in range(-2, R):
     if r >= 0:
         times.append(a.elapsed_time(b))
 times.sort()
-print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}: RDM S={S} N={N} {times[len(times)//2]:.3f} ms")
+print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}: RDM S={S} N={N} FP32 {times[len(times)//2]:.3f} ms")
 print(f"RESULT torch_rdm_ms {times[len(times) // 2]:.3f}")
+torch.backends.cuda.matmul.allow_tf32 = True
+tf = []
+for r in range(-2, R):
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    rdm(xs[r % 2])
+    b.record()
+    torch.cuda.synchronize()
+    if r >= 0:
+        tf.append(a.elapsed_time(b))
+tf.sort()
+print(f"PyTorch RDM S={S} N={N} TF32 {tf[len(tf)//2]:.3f} ms")
+print(f"RESULT torch_rdm_tf32_ms {tf[len(tf) // 2]:.3f}")

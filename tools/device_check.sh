@@ -38,10 +38,6 @@ wait
 cat "$OUT/memcheck_rc.txt" | tee -a "$OUT/summary.txt"
 grep -h "ERROR SUMMARY" "$OUT"/memcheck_*.log | sort | uniq -c | tee -a "$OUT/summary.txt"
 
-log "CPU tests (same build)"
-ctest --test-dir build-device -L cpu -j 8 > "$OUT/cpu_tests.log" 2>&1; echo "cpu tests rc=$?" | tee -a "$OUT/summary.txt"
-grep -E "tests passed" "$OUT/cpu_tests.log" | tee -a "$OUT/summary.txt"
-
 log "benchmarks"
 build-device/bench/bench_rdm_gpu 4598 23589 20 66.9 2>&1 | tee "$OUT/bench_rdm_gpu.log" | tee -a "$OUT/summary.txt"
 python3 bench/peer_rdm_torch.py 4598 23589 20 2>&1 | tee "$OUT/peer_rdm_torch.log" | tee -a "$OUT/summary.txt"
@@ -63,7 +59,7 @@ for b in build-device/bench/bench_*_gpu; do
   case "$(basename "$b")" in bench_rdm_gpu|bench_train_gpu) continue;; esac
   "$b" 2>&1 | tee "$OUT/$(basename "$b").log" | tee -a "$OUT/summary.txt"
 done
-[ -x bench/device_extra.sh ] && bash bench/device_extra.sh "$OUT" 2>&1 | tee -a "$OUT/summary.txt"
+python3 bench/peer_stats_torch.py 4598 200 2>&1 | tee "$OUT/peer_stats_torch.log" | tee -a "$OUT/summary.txt"
 log "main job on the GPU"
 ( cd "$OUT" && timeout 120 "$OLDPWD/build-device/rsa_gpu" --device 0 --out rsa_out_gpu --force ) 2>&1 | tee -a "$OUT/summary.txt"
 exit 0
