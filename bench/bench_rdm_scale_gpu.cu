@@ -44,11 +44,19 @@ int main(int argc, char** argv) {
     const int64_t S = argc > 1 ? std::atoll(argv[1]) : 4598, N = argc > 2 ? std::atoll(argv[2]) : 23589;
     const int repeats = argc > 3 ? std::atoi(argv[3]) : 10;
     const double peak32 = 66.9, peak_tf32 = 495.0;
+    float* hx = nullptr;  // pinned; freed on every path below
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    auto release = [&]() {
+        if (e0) cudaEventDestroy(e0);
+        if (e1) cudaEventDestroy(e1);
+        if (hx) cudaFreeHost(hx);
+        e0 = e1 = nullptr;
+        hx = nullptr;
+    };
     try {
         GpuContext& ctx = gpu_context(0);
         cudaStream_t st = ctx.stream;
         // Structured input in pinned memory.
-        float* hx = nullptr;
         CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&hx), static_cast<size_t>(S * N) * sizeof(float)));
         {
             std::mt19937 gen(12345);
@@ -68,7 +76,6 @@ int main(int argc, char** argv) {
             d_m(static_cast<size_t>(S * S));
         DeviceBuffer<double> d_mean(static_cast<size_t>(S)), d_inv(static_cast<size_t>(S));
         CUDA_CHECK(cudaMemcpyAsync(d_x.get(), hx, static_cast<size_t>(S * N) * sizeof(float), cudaMemcpyHostToDevice, st));
-        cudaEvent_t e0, e1;
         CUDA_CHECK(cudaEventCreate(&e0));
         CUDA_CHECK(cudaEventCreate(&e1));
         const double flops = static_cast<double>(S) * (S + 1) * N;
@@ -199,9 +206,11 @@ int main(int argc, char** argv) {
                     syrk_ms <= best_strip_ms ? "syrk" : "gemmex", syrk_ms, best_strip_ms,
                     static_cast<long long>(best_strip));
         std::printf("RESULT rsa_gpu_rdm_tf32_ms %.3f\n", std::min(syrk_ms, best_strip_ms));
-        CUDA_CHECK(cudaFreeHost(hx));
+        CUDA_CHECK(cudaStreamSynchronize(st));
+        release();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_rdm_scale_gpu: %s\n", e.what());
+        release();
         return 1;
     }
     return 0;

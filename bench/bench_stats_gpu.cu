@@ -1,7 +1,7 @@
 // GPU benchmark of the statistics at the full trial-level size (S = 4,598): 10,000 bootstrap resamples of an
 // RDM correlation (3 models), 10,000 permutations (1 model), and the RDM comparison measures (Pearson,
 // Spearman, Kendall, cosine), wall clock after a warm-up, including the final download and host finish.
-// Target (performance.md): 10,000 bootstrap resamples in under 1 s. numpy/PyTorch peers: bench/peer_stats.py.
+// Target (performance.md): 10,000 bootstrap resamples in under 1 s. PyTorch peer: bench/peer_stats_torch.py.
 // Usage: bench_stats_gpu [S resamples]
 #include <chrono>
 #include <cstdio>

@@ -1,6 +1,10 @@
 // CPU twin of the tutorial's CNN (spec sections 1.3-1.7), llm.c style: plain loops and forward/backward
-// pairs, with OpenBLAS SGEMM for the convolution forward (im2col) and the two Linear layers; the conv weight
-// gradient sums only the <= 288 non-zero positions per image that max pooling lets through.
+// pairs. A direct convolution (a loop along output rows that the compiler vectorises) fused with ReLU and max
+// pooling per channel; the conv weight gradient sums only the <= 288 non-zero positions per image that max
+// pooling lets through. The images of a batch are split across std::thread::hardware_concurrency() threads,
+// each image writing only its own slots; the gradient sums over the batch run in image order afterwards, so
+// results are the same for any number of threads. Training keeps no 18,432-value conv map per image, only each
+// pool window's argmax. Cost per image: 903k multiply-adds forward, <= 14k backward.
 // Shapes: B = batch, H x W = 48 x 64, C = 6 channels, K = 7 (pad 3), P = 8 (pool), HP x WP = 6 x 8,
 // F = C*HP*WP = 288 pooled units, D = 10 hidden units. All tensors row-major float32.
 //
@@ -14,12 +18,11 @@
 //   epoch e's torch.randperm(n) continues the torch stream after the init: it starts at draw 3201 + e (n - 1)
 //     and uses n - 1 draws (torch 1.13 CPU randperm_cpu).
 // Verified bit for bit against torch 1.13 / numpy 1.24 by tools/cnn_oracle.py (tests/data/cnn/tutorial_*.npy).
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "rsa_gpu/cnn.h"
@@ -62,122 +65,225 @@ double bias_bound(int fan_in) { return 1.0 / std::sqrt(static_cast<double>(fan_i
 // Draws of the torch stream that torch.manual_seed(seed); CNN(48, 64) consumes (one per parameter).
 constexpr unsigned long long kInitDraws = kParams;  // 294 + 6 (conv, discarded) + 2880 + 10 + 10 + 1 = 3201
 
-// ---- convolution ----
-// Forward per image: im2col in Caffe's layout (49 x H*W, stays in L2) and one SGEMM (6 x 49) x (49 x 3072);
-// measured ~5x faster with OpenBLAS on 2 cores than one tall (B*H*W x 49) x (49 x 6) GEMM over the batch.
+// ---- threads ----
 
-// im2col: image (H, W) -> colT (49, H*W): row ki*7+kj is the image shifted by (ki-3, kj-3) with zero padding,
-// so that conv = weight (6, 49) x colT is PyTorch's cross-correlation with padding 3.
-void im2col_image(const float* img, float* colT) {
-    for (int ki = 0; ki < kKernel; ++ki) {
-        for (int kj = 0; kj < kKernel; ++kj) {
-            float* row = colT + static_cast<size_t>(ki * kKernel + kj) * kPixels;
-            const int dx = kj - kPad;
-            const int j0 = std::max(0, -dx), j1 = std::min(kWidth, kWidth - dx);  // valid output columns
-            for (int i = 0; i < kHeight; ++i) {
-                float* r = row + i * kWidth;
-                const int y = i + ki - kPad;
-                if (y < 0 || y >= kHeight) {
-                    std::fill(r, r + kWidth, 0.0f);
-                    continue;
+// Runs body(begin, end) on contiguous chunks of [0, n), one per hardware thread (the calling thread takes the
+// first). Callers give every image its own output slots, so results are the same for any number of threads.
+template <class Body>
+void parallel_for(int n, const Body& body) {
+    const int threads = std::max(1, std::min(n, static_cast<int>(std::thread::hardware_concurrency())));
+    std::vector<std::thread> workers;
+    for (int t = 1; t < threads; ++t)
+        workers.emplace_back([&body, n, threads, t] {
+            body(static_cast<int>(int64_t(n) * t / threads), static_cast<int>(int64_t(n) * (t + 1) / threads));
+        });
+    body(0, n / threads);
+    for (std::thread& w : workers) w.join();
+}
+
+// ---- convolution, ReLU and max pool ----
+// Direct convolution, 3072 x 49 multiply-adds per channel and image and no im2col buffer: the image is copied once
+// into a zero-padded frame (54 x 70), so the inner loop, along one output row (64 columns, a fixed count), has no
+// bounds tests and the compiler vectorises it (SSE2 at -O2). Each channel's 48 x 64 map (12 KB) is pooled while
+// it is still in L1; training keeps only the pooled values and each window's argmax, all the backward needs.
+
+constexpr int kTaps = kKernel * kKernel;                               // 49
+constexpr int kPadH = kHeight + 2 * kPad, kPadW = kWidth + 2 * kPad;   // 54 x 70
+constexpr int kWindows = kPoolH * kPoolW;                              // 48 pool windows per channel
+
+// pad: image (H, W) -> padded (H + 6, W + 6), the image at offset (3, 3) and zeros around it.
+void pad_image(const float* img, float* padded) {
+    std::fill(padded, padded + kPadH * kPadW, 0.0f);
+    for (int y = 0; y < kHeight; ++y)
+        std::copy(img + y * kWidth, img + (y + 1) * kWidth, padded + (y + kPad) * kPadW + kPad);
+}
+
+// conv forward, one channel of one image: padded (54, 70), weight (7, 7), bias -> out (H, W) pre-ReLU,
+// out[y][x] = (sum over (ky, kx) in row-major order of weight[ky][kx] padded[y + ky][x + kx]) + bias
+// (PyTorch's cross-correlation with zero padding 3). One kernel row at a time with its 7 taps written out, so
+// each output is loaded and stored once per kernel row rather than once per tap (3x faster). The order of the
+// sum, taps in order then the bias, is the one of PyTorch's (and a GEMM's) dot products: on the tutorial's
+// binary gratings every product is exact, so equal windows tie exactly as in PyTorch and max pooling picks the
+// same positions.
+void conv_channel_forward(const float* __restrict padded, const float* __restrict weight, float bias,
+                          float* __restrict out) {
+    for (int y = 0; y < kHeight; ++y) {
+        float* __restrict row = out + y * kWidth;
+        for (int x = 0; x < kWidth; ++x) row[x] = 0.0f;
+        for (int ky = 0; ky < kKernel; ++ky) {
+            const float* __restrict in = padded + (y + ky) * kPadW;
+            const float* w = weight + ky * kKernel;
+            const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6];
+            for (int x = 0; x < kWidth; ++x)
+                row[x] = row[x] + w0 * in[x] + w1 * in[x + 1] + w2 * in[x + 2] + w3 * in[x + 3] + w4 * in[x + 4] +
+                         w5 * in[x + 5] + w6 * in[x + 6];
+        }
+        for (int x = 0; x < kWidth; ++x) row[x] += bias;
+    }
+}
+
+// relu_pool forward, one channel: conv (H, W) pre-ReLU -> pool (HP, WP) = max over each 8x8 window of ReLU(conv);
+// at (HP, WP) = index (y * W + x) of the window's FIRST maximum in row-major order when that maximum is > 0, else
+// -1. (PyTorch CPU max_pool2d keeps the first maximum, replacing only on a strictly greater value; where the
+// maximum is ReLU's 0, threshold_backward passes no gradient, so -1 stands for "no gradient through this window".)
+void relu_pool_channel_forward(const float* __restrict conv, float* __restrict pool, int* __restrict at) {
+    for (int pi = 0; pi < kPoolH; ++pi) {
+        const float* __restrict band = conv + pi * kPool * kWidth;  // the 8 rows under this row of windows
+        float colmax[kWidth];  // per column of the band: its maximum and the first row holding it (vectorised)
+        int colrow[kWidth];
+        for (int x = 0; x < kWidth; ++x) {
+            float m = band[x];
+            int r = 0;
+            for (int di = 1; di < kPool; ++di) {
+                const float v = band[di * kWidth + x];
+                if (v > m) {
+                    m = v;
+                    r = di;
                 }
-                std::fill(r, r + j0, 0.0f);
-                std::copy(img + y * kWidth + j0 + dx, img + y * kWidth + j1 + dx, r + j0);
-                std::fill(r + j1, r + kWidth, 0.0f);
             }
+            colmax[x] = m;
+            colrow[x] = r;
+        }
+        // The window's first maximum in row-major order: the earliest row, then the earliest column, among the
+        // window's columns that hold the maximum.
+        for (int pj = 0; pj < kPoolW; ++pj) {
+            int best = pj * kPool;
+            for (int x = best + 1; x < (pj + 1) * kPool; ++x)
+                if (colmax[x] > colmax[best] || (colmax[x] == colmax[best] && colrow[x] < colrow[best])) best = x;
+            const float m = colmax[best];
+            pool[pi * kPoolW + pj] = std::max(m, 0.0f);
+            at[pi * kPoolW + pj] = m > 0.0f ? (pi * kPool + colrow[best]) * kWidth + best : -1;
         }
     }
 }
 
-// conv forward, one image: colT (49, H*W), weight (C, 49), bias (C) -> out (C, H, W) = weight x colT + bias,
-// pre-ReLU.
-void conv_forward_image(const float* colT, const float* weight, const float* bias, float* out) {
-    for (int c = 0; c < kChannels; ++c) std::fill(out + c * kPixels, out + (c + 1) * kPixels, bias[c]);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kChannels, kPixels, kKernel * kKernel, 1.0f, weight,
-                kKernel * kKernel, colT, kPixels, 1.0f, out, kPixels);
-}
-
-// ---- ReLU + max pool ----
-
-// relu_pool forward: conv (B, C, H, W) pre-ReLU -> pool (B, C*HP*WP) = max over each 8x8 window of
-// ReLU(conv); argmax (B, F) = index within the image's conv (C*H*W) of the FIRST maximum in row-major window
-// order (PyTorch CPU max_pool2d keeps the first: it replaces only on a strictly greater value).
-void relu_pool_forward(const float* conv, int B, float* pool, int* argmax) {
-    for (int b = 0; b < B; ++b) {
-        const float* img = conv + static_cast<size_t>(b) * kChannels * kPixels;
-        for (int c = 0; c < kChannels; ++c) {
-            for (int pi = 0; pi < kPoolH; ++pi) {
-                for (int pj = 0; pj < kPoolW; ++pj) {
-                    float best = -INFINITY;
-                    int best_at = 0;
-                    for (int di = 0; di < kPool; ++di) {
-                        for (int dj = 0; dj < kPool; ++dj) {
-                            const int at = c * kPixels + (pi * kPool + di) * kWidth + pj * kPool + dj;
-                            const float v = std::max(img[at], 0.0f);
-                            if (v > best) {
-                                best = v;
-                                best_at = at;
-                            }
-                        }
-                    }
-                    const size_t o = static_cast<size_t>(b) * kPooled + (c * kPoolH + pi) * kPoolW + pj;
-                    pool[o] = best;
-                    argmax[o] = best_at;
-                }
-            }
-        }
-    }
-}
-
-// relu_pool + conv backward, one image: dpool (F), argmax (F) (indices into this image's conv), conv (C, H, W)
-// pre-ReLU, image (H, W) -> dweight (C, 49) += dconv x patches, dbias (C) += sum of dconv (accumulated in
-// double). dconv = the pool gradient routed to each window's argmax, then through the ReLU (zero where
-// conv <= 0, as PyTorch's threshold_backward), is non-zero at most at F = 288 of the C*H*W = 18,432 positions,
-// so the weight gradient sums just those (the same terms as the dense im2col GEMM dconv x col, whose other
-// 98% are products with zero; ~60x less work than the GEMM).
-void relu_pool_conv_backward_image(const float* dpool, const int* argmax, const float* conv, const float* img,
-                                   double* dweight, double* dbias) {
+// conv backward through ReLU and max pool, one image: dpool (F), at (F) (index into the image's conv map C*H*W
+// of each window's first maximum, -1 where it was <= 0), img (H, W) -> dweight (C, 49) and dbias (C) of this image
+// alone (overwritten). dconv, the pool gradient routed to each window's argmax, is non-zero at most at F = 288 of
+// the C*H*W = 18,432 conv positions, so the weight gradient sums just those: dweight[c][ky][kx] +=
+// dconv[c][y][x] padded[y + ky][x + kx] (the same terms as the dense im2col GEMM dconv x col, whose other 98% are
+// products with zero). Summed in float per image (at most 48 terms), over the batch in double.
+void conv_backward_image(const float* dpool, const int* at, const float* img, double* dweight, double* dbias) {
+    float padded[kPadH * kPadW + 1];  // + 1: the 8-wide loop below reads one float past the last window
+    pad_image(img, padded);
+    padded[kPadH * kPadW] = 0.0f;
+    float dw[kChannels][kKernel][8] = {};  // kx padded to 8 columns (the 8th is discarded) so the loop vectorises
+    float db[kChannels] = {};
     for (int o = 0; o < kPooled; ++o) {
-        const int at = argmax[o];
-        if (!(conv[at] > 0.0f)) continue;
-        const double d = dpool[o];
-        const int c = at / kPixels, i = (at % kPixels) / kWidth, j = at % kWidth;
-        dbias[c] += d;
-        double* dw = dweight + c * kKernel * kKernel;
-        for (int ki = 0; ki < kKernel; ++ki) {
-            const int y = i + ki - kPad;
-            if (y < 0 || y >= kHeight) continue;
-            for (int kj = 0; kj < kKernel; ++kj) {
-                const int x = j + kj - kPad;
-                if (x >= 0 && x < kWidth) dw[ki * kKernel + kj] += d * img[y * kWidth + x];
-            }
+        if (at[o] < 0) continue;
+        const float d = dpool[o];
+        const int c = at[o] / kPixels, y = (at[o] % kPixels) / kWidth, x = at[o] % kWidth;
+        db[c] += d;
+        for (int ky = 0; ky < kKernel; ++ky) {
+            const float* in = padded + (y + ky) * kPadW + x;
+            for (int kx = 0; kx < 8; ++kx) dw[c][ky][kx] += d * in[kx];
         }
     }
-}
-
-// ---- Linear layers ----
-
-// linear forward: in (B, I), weight (O, I), bias (O) -> out (B, O) = in x weight^T + bias.
-void linear_forward(const float* in, const float* weight, const float* bias, int B, int I, int O, float* out) {
-    for (int b = 0; b < B; ++b)
-        for (int o = 0; o < O; ++o) out[b * O + o] = bias[o];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, I, 1.0f, in, I, weight, I, 1.0f, out, O);
-}
-
-// linear backward: dout (B, O), in (B, I), weight (O, I) -> dweight (O, I) = dout^T x in,
-// dbias (O) = column sums of dout, din (B, I) = dout x weight (skipped when din is null).
-void linear_backward(const float* dout, const float* in, const float* weight, int B, int I, int O, float* dweight,
-                     float* dbias, float* din) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, B, 1.0f, dout, O, in, I, 0.0f, dweight, I);
-    for (int o = 0; o < O; ++o) {
-        float s = 0.0f;
-        for (int b = 0; b < B; ++b) s += dout[b * O + o];
-        dbias[o] = s;
+    for (int c = 0; c < kChannels; ++c) {
+        dbias[c] = db[c];
+        for (int ky = 0; ky < kKernel; ++ky)
+            for (int kx = 0; kx < kKernel; ++kx) dweight[(c * kKernel + ky) * kKernel + kx] = dw[c][ky][kx];
     }
-    if (din) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, O, 1.0f, dout, O, weight, I, 0.0f, din, I);
 }
 
 float sigmoidf(float z) { return z >= 0.0f ? 1.0f / (1.0f + std::exp(-z)) : std::exp(z) / (1.0f + std::exp(z)); }
+
+// ---- one image through the net, forward and backward ----
+// Everything per image runs on the threads (each image writes only its own rows); the sums over the batch
+// (the parameter gradients) run afterwards in image order, so results do not depend on the number of threads.
+// The Linear layers are a few thousand multiply-adds per image, plain loops (an OpenBLAS call per layer would
+// wake OpenBLAS's own threads, which then spin against ours on 2 cores).
+
+// act (B rows): sized for B images; conv (B, 6, 48, 64) only when keep_conv, else empty.
+void size_activations(int B, bool keep_conv, CnnActivations* act) {
+    act->batch = B;
+    if (keep_conv) act->conv.resize(static_cast<size_t>(B) * kChannels * kPixels);
+    else act->conv.clear();
+    act->pool.resize(static_cast<size_t>(B) * kPooled);
+    act->fc.resize(static_cast<size_t>(B) * kHidden);
+    act->fc_relu.resize(static_cast<size_t>(B) * kHidden);
+    act->logit.resize(B);
+    act->prob.resize(B);
+}
+
+// forward, image b: params (3201), img (H, W) -> act row b of pool, fc, fc_relu, logit, prob, and of conv when
+// act->conv is not empty; at (F) = for each pool window the index into the image's conv map (C*H*W) of its first
+// maximum when that is > 0, else -1.
+void forward_image(const float* params, const float* img, int b, CnnActivations* act, int* at) {
+    float padded[kPadH * kPadW], scratch[kPixels];
+    pad_image(img, padded);
+    float* pool = act->pool.data() + static_cast<size_t>(b) * kPooled;
+    for (int c = 0; c < kChannels; ++c) {
+        float* map = act->conv.empty() ? scratch : act->conv.data() + (static_cast<size_t>(b) * kChannels + c) * kPixels;
+        conv_channel_forward(padded, params + kConvW + c * kTaps, params[kConvB + c], map);
+        relu_pool_channel_forward(map, pool + c * kWindows, at + c * kWindows);
+        for (int w = c * kWindows; w < (c + 1) * kWindows; ++w)
+            if (at[w] >= 0) at[w] += c * kPixels;
+    }
+    // fc: fc[o] = bias[o] + sum over i of pool[i] weight[o][i] (i outer: ten independent running sums).
+    float* fc = act->fc.data() + static_cast<size_t>(b) * kHidden;
+    float* fc_relu = act->fc_relu.data() + static_cast<size_t>(b) * kHidden;
+    for (int o = 0; o < kHidden; ++o) fc[o] = params[kFcB + o];
+    for (int i = 0; i < kPooled; ++i)
+        for (int o = 0; o < kHidden; ++o) fc[o] += pool[i] * params[kFcW + o * kPooled + i];
+    float z = params[kOutB];
+    for (int o = 0; o < kHidden; ++o) {
+        fc_relu[o] = std::max(fc[o], 0.0f);
+        z += fc_relu[o] * params[kOutW + o];
+    }
+    act->logit[b] = z;
+    act->prob[b] = sigmoidf(z);
+}
+
+// Per-image gradient terms, filled by backward_image and summed over the batch by sum_gradients.
+constexpr int kConvGrads = kChannels * kTaps + kChannels;  // dweight (6 x 49), then dbias (6)
+struct ImageGrads {
+    std::vector<float> dlogit;        // B: d(mean BCE) / d logit = (sigmoid(z) - y) / B
+    std::vector<float> dfc;           // B x 10: gradient at fc's output (after its ReLU's mask)
+    std::vector<double> conv;         // B x 300: this image's conv weight and bias gradients
+    void resize(int B) {
+        dlogit.resize(B);
+        dfc.resize(static_cast<size_t>(B) * kHidden);
+        conv.resize(static_cast<size_t>(B) * kConvGrads);
+    }
+};
+
+// backward, image b of B: params, img (H, W), its label, act row b and at (F) from forward_image -> g rows b.
+// dlogit -> out -> dfc_relu (10) -> ReLU -> dfc (10) -> fc -> dpool (288) -> max pool + ReLU -> conv.
+void backward_image(const float* params, const float* img, float label, int b, int B, const CnnActivations& act,
+                    const int* at, ImageGrads* g) {
+    const float dlogit = (act.prob[b] - label) / static_cast<float>(B);
+    g->dlogit[b] = dlogit;
+    float* dfc = g->dfc.data() + static_cast<size_t>(b) * kHidden;
+    for (int o = 0; o < kHidden; ++o)
+        dfc[o] = act.fc[static_cast<size_t>(b) * kHidden + o] > 0.0f ? dlogit * params[kOutW + o] : 0.0f;
+    float dpool[kPooled] = {};  // dpool[i] = sum over o of dfc[o] weight[o][i]
+    for (int o = 0; o < kHidden; ++o)
+        for (int i = 0; i < kPooled; ++i) dpool[i] += dfc[o] * params[kFcW + o * kPooled + i];
+    double* conv = g->conv.data() + static_cast<size_t>(b) * kConvGrads;
+    conv_backward_image(dpool, at, img, conv, conv + kChannels * kTaps);
+}
+
+// grad (3201) = the sums over the batch's B images, in image order: out.weight += dlogit fc_relu, out.bias +=
+// dlogit, fc.weight += dfc pool^T, fc.bias += dfc, conv weight and bias (per-image doubles).
+void sum_gradients(const CnnActivations& act, const ImageGrads& g, int B, float* grad) {
+    std::fill(grad, grad + kParams, 0.0f);
+    double conv[kConvGrads] = {};
+    for (int b = 0; b < B; ++b) {
+        const float* pool = act.pool.data() + static_cast<size_t>(b) * kPooled;
+        const float* dfc = g.dfc.data() + static_cast<size_t>(b) * kHidden;
+        for (int o = 0; o < kHidden; ++o) {
+            grad[kOutW + o] += g.dlogit[b] * act.fc_relu[static_cast<size_t>(b) * kHidden + o];
+            grad[kFcB + o] += dfc[o];
+            float* dw = grad + kFcW + o * kPooled;
+            if (dfc[o] != 0.0f)
+                for (int i = 0; i < kPooled; ++i) dw[i] += dfc[o] * pool[i];
+        }
+        grad[kOutB] += g.dlogit[b];
+        for (int k = 0; k < kConvGrads; ++k) conv[k] += g.conv[static_cast<size_t>(b) * kConvGrads + k];
+    }
+    for (int k = 0; k < kConvGrads; ++k) grad[kConvW + k] = static_cast<float>(conv[k]);  // kConvB follows kConvW
+}
 
 }  // namespace
 
@@ -316,26 +422,12 @@ Matrix cnn_layer_matrix(const CnnActivations& act, const std::string& layer) {
 // fc (B, 10) pre-ReLU, fc_relu (B, 10), logit (B), prob (B) = sigmoid(logit).
 void cnn_forward_ref(const float* params, const float* images, int batch, CnnActivations* act) {
     if (batch <= 0) throw InputError("cnn_forward_ref: batch must be positive");
-    const int B = batch;
-    act->batch = B;
-    act->conv.resize(static_cast<size_t>(B) * kChannels * kPixels);
-    act->pool.resize(static_cast<size_t>(B) * kPooled);
-    act->fc.resize(static_cast<size_t>(B) * kHidden);
-    act->fc_relu.resize(static_cast<size_t>(B) * kHidden);
-    act->logit.resize(B);
-    act->prob.resize(B);
-    std::vector<float> colT(static_cast<size_t>(kKernel) * kKernel * kPixels);
-    for (int b = 0; b < B; ++b) {
-        im2col_image(images + static_cast<size_t>(b) * kPixels, colT.data());
-        conv_forward_image(colT.data(), params + kConvW, params + kConvB,
-                           act->conv.data() + static_cast<size_t>(b) * kChannels * kPixels);
-    }
-    std::vector<int> argmax(act->pool.size());
-    relu_pool_forward(act->conv.data(), B, act->pool.data(), argmax.data());
-    linear_forward(act->pool.data(), params + kFcW, params + kFcB, B, kPooled, kHidden, act->fc.data());
-    for (size_t i = 0; i < act->fc.size(); ++i) act->fc_relu[i] = std::max(act->fc[i], 0.0f);
-    linear_forward(act->fc_relu.data(), params + kOutW, params + kOutB, B, kHidden, 1, act->logit.data());
-    for (int b = 0; b < B; ++b) act->prob[b] = sigmoidf(act->logit[b]);
+    size_activations(batch, true, act);
+    std::vector<int> at(static_cast<size_t>(batch) * kPooled);
+    parallel_for(batch, [&](int b0, int b1) {
+        for (int b = b0; b < b1; ++b)
+            forward_image(params, images + static_cast<size_t>(b) * kPixels, b, act, at.data() + static_cast<size_t>(b) * kPooled);
+    });
 }
 
 // loss: logits (B), labels (B) -> mean(max(z,0) - z y + log1p(exp(-|z|))) (BCE from logits, stable; equal to
@@ -350,37 +442,28 @@ float cnn_bce_loss_ref(const float* logits, const float* labels, int batch) {
 }
 
 // backward: params (3201), images (B, 3072), labels (B), act from cnn_forward_ref -> grad (3201) of the mean
-// BCE. dlogit (B) = (sigmoid(z) - y) / B -> out -> dfc_relu (B, 10) -> ReLU -> dfc (B, 10) -> fc ->
-// dpool (B, 288) -> max pool + ReLU -> dconv (B, 6, 48, 64) -> conv weight and bias gradients.
+// BCE. Each pool window's argmax is found again from act.conv, then backward_image per image and sum_gradients.
 void cnn_backward_ref(const float* params, const float* images, const float* labels, int batch,
                       const CnnActivations& act, float* grad) {
     const int B = batch;
-    if (B <= 0 || act.batch != B) throw InputError("cnn_backward_ref: activations do not match the batch");
-    std::vector<float> dlogit(B);
-    for (int b = 0; b < B; ++b) dlogit[b] = (act.prob[b] - labels[b]) / static_cast<float>(B);
-
-    std::vector<float> dfc(static_cast<size_t>(B) * kHidden);
-    linear_backward(dlogit.data(), act.fc_relu.data(), params + kOutW, B, kHidden, 1, grad + kOutW, grad + kOutB,
-                    dfc.data());
-    for (size_t i = 0; i < dfc.size(); ++i)
-        if (!(act.fc[i] > 0.0f)) dfc[i] = 0.0f;
-
-    std::vector<float> dpool(static_cast<size_t>(B) * kPooled);
-    linear_backward(dfc.data(), act.pool.data(), params + kFcW, B, kPooled, kHidden, grad + kFcW, grad + kFcB,
-                    dpool.data());
-
-    // Per image: argmax of each pool window, then the pool, ReLU and conv weight/bias gradients.
-    std::vector<float> pool_check(kPooled);
-    std::vector<int> argmax(kPooled);
-    double dweight[kChannels * kKernel * kKernel] = {}, dbias[kChannels] = {};
-    for (int b = 0; b < B; ++b) {
-        const float* conv = act.conv.data() + static_cast<size_t>(b) * kChannels * kPixels;
-        relu_pool_forward(conv, 1, pool_check.data(), argmax.data());
-        relu_pool_conv_backward_image(dpool.data() + static_cast<size_t>(b) * kPooled, argmax.data(), conv,
-                                      images + static_cast<size_t>(b) * kPixels, dweight, dbias);
-    }
-    for (int k = 0; k < kChannels * kKernel * kKernel; ++k) grad[kConvW + k] = static_cast<float>(dweight[k]);
-    for (int c = 0; c < kChannels; ++c) grad[kConvB + c] = static_cast<float>(dbias[c]);
+    if (B <= 0 || act.batch != B || act.conv.size() != static_cast<size_t>(B) * kChannels * kPixels)
+        throw InputError("cnn_backward_ref: activations do not match the batch");
+    ImageGrads g;
+    g.resize(B);
+    parallel_for(B, [&](int b0, int b1) {
+        int at[kPooled];
+        float pool[kWindows];
+        for (int b = b0; b < b1; ++b) {
+            for (int c = 0; c < kChannels; ++c) {
+                relu_pool_channel_forward(act.conv.data() + (static_cast<size_t>(b) * kChannels + c) * kPixels, pool,
+                                          at + c * kWindows);
+                for (int w = c * kWindows; w < (c + 1) * kWindows; ++w)
+                    if (at[w] >= 0) at[w] += c * kPixels;
+            }
+            backward_image(params, images + static_cast<size_t>(b) * kPixels, labels[b], b, B, act, at, &g);
+        }
+    });
+    sum_gradients(act, g, B, grad);
 }
 
 // sgd: params, velocity, grad (count) -> v = mu v + g; p = p - lr v (PyTorch SGD, dampening 0, no nesterov;
@@ -393,8 +476,8 @@ void sgd_momentum_ref(float* params, float* velocity, const float* grad, int cou
 }
 
 // train: params (3201) in place, images (N, 3072), labels (N). Per epoch: permutation cnn_epoch_permutation(
-// seed, epoch, N), consecutive batches of config.batch (the last one smaller when N % batch != 0), forward,
-// loss, backward, SGD-momentum step.
+// seed, epoch, N), consecutive batches of config.batch (the last one smaller when N % batch != 0), forward
+// (without the conv map) and backward of each image on the threads, loss, gradient sums, SGD-momentum step.
 TrainResult cnn_train_ref(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch) {
     if (params.size() != static_cast<size_t>(kParams))
@@ -409,22 +492,27 @@ TrainResult cnn_train_ref(std::vector<float>& params, const Matrix& images, cons
     if (config.batch <= 0 || config.epochs < 0) throw InputError("cnn_train_ref: batch and epochs must be positive");
     const int n = static_cast<int>(images.rows);
     TrainResult result;
-    std::vector<float> velocity(kParams, 0.0f), grad(kParams);
-    std::vector<float> xb(static_cast<size_t>(std::min(n, config.batch)) * kPixels), yb(config.batch);
+    std::vector<float> velocity(kParams, 0.0f), grad(kParams), yb(std::min(n, config.batch));
     CnnActivations act;
+    ImageGrads g;
     for (int epoch = 0; epoch < config.epochs; ++epoch) {
         const std::vector<int> perm = cnn_epoch_permutation(config.seed, epoch, n);
         float loss = 0.0f;
         for (int start = 0; start < n; start += config.batch) {
             const int B = std::min(config.batch, n - start);
-            for (int b = 0; b < B; ++b) {
-                const int s = perm[start + b];
-                std::copy(images.row(s), images.row(s) + kPixels, xb.data() + static_cast<size_t>(b) * kPixels);
-                yb[b] = labels[s];
-            }
-            cnn_forward_ref(params.data(), xb.data(), B, &act);
+            for (int b = 0; b < B; ++b) yb[b] = labels[perm[start + b]];
+            size_activations(B, false, &act);
+            g.resize(B);
+            parallel_for(B, [&](int b0, int b1) {
+                int at[kPooled];
+                for (int b = b0; b < b1; ++b) {
+                    const float* img = images.row(perm[start + b]);
+                    forward_image(params.data(), img, b, &act, at);
+                    backward_image(params.data(), img, yb[b], b, B, act, at, &g);
+                }
+            });
             loss = cnn_bce_loss_ref(act.logit.data(), yb.data(), B);
-            cnn_backward_ref(params.data(), xb.data(), yb.data(), B, act, grad.data());
+            sum_gradients(act, g, B, grad.data());
             sgd_momentum_ref(params.data(), velocity.data(), grad.data(), kParams, config.lr, config.momentum);
             result.step_losses.push_back(loss);
         }

@@ -1,8 +1,11 @@
-// CnnGpu: the tutorial's CNN (cnn.h) on one GPU. Convolution, its bias, ReLU and 8x8 max pooling go through the
-// legacy cuDNN API (FMA math: exact FP32, algorithms chosen once); fc and out are cuBLAS SGEMMs on the row-major
-// activations; sigmoid + BCE, the fc bias/ReLU, bias gradients, the batch gather and the momentum update are our
-// kernels. Parameters, gradients and velocity each live in ONE flat device buffer in state_dict order, so the
-// libraries point at offsets inside it. Training uploads the data once, gathers every batch on the device from
+// CnnGpu: the tutorial's CNN (cnn.h) on one GPU. The convolution forward (+ bias) is our direct kernel with the CPU
+// twin's exact arithmetic (bit-identical conv, so max-pool ties route alike); ReLU + 8x8 max pooling (forward and
+// backward) are our kernels, which record the FIRST maximum of each window in row-major order like the CPU twin
+// (cuDNN leaves the choice among tied maxima unspecified, and the binary gratings produce exact ties); the conv
+// filter and bias gradients go through the legacy cuDNN API (FMA math: exact FP32, algorithm chosen once); fc and out
+// are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc bias/ReLU, bias gradients, the batch gather
+// and the momentum update are our kernels. Parameters, gradients and velocity each live in ONE flat device buffer
+// in state_dict order, so the libraries point at offsets inside it. Training uploads the data once, gathers every batch on the device from
 // the epoch's permutation, replays one captured CUDA graph per full-size step and reads the losses back once
 // per epoch. Same semantics as the CPU twin (cnn_forward_ref, cnn_backward_ref, cnn_train_ref).
 //
@@ -28,6 +31,7 @@ using namespace cnn;
 constexpr int kBlock = 256;                       // threads per block of every elementwise kernel
 constexpr size_t kWorkspaceCap = size_t(64) << 20;  // cuDNN convolution workspace cap (bytes)
 constexpr int kConvOut = kChannels * kPixels;     // 18,432 conv outputs per image
+constexpr int kMaxBatch = 2147483647 / kConvOut;  // 116,508: B x 18432 stays within int
 
 // ----------------------------------------------------------------------------------------------------------
 // CUDA kernels
@@ -115,6 +119,88 @@ __global__ void relu_backward_kernel(float* __restrict__ dx, const float* __rest
         dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+// Direct convolution forward (+ bias), one thread per conv output: conv[b, c, i, j] = acc + bias[c], acc a chain
+// of separately rounded multiply-adds over the 49 taps in (ki, kj) row-major order starting at +0, padding taps
+// included as zeros. This is exactly the CPU twin's arithmetic (host/cnn_ref.cpp conv_channel_forward, generic
+// x86-64 without FMA), so both twins give bit-identical conv outputs. cuDNN's summation order differs, and on the
+// binary gratings many pool windows hold maxima that are equal in exact arithmetic but not in float: a different
+// order re-routes those gradients (relative L2 ~5e-3 on the gradient, measured by emulation), far above the 1e-5
+// the twins must agree to.
+__global__ void conv_forward_kernel(const float* __restrict__ x, const float* __restrict__ weight,
+                                    const float* __restrict__ bias, float* __restrict__ conv, int64_t total) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = i / kConvOut;
+        const int e = static_cast<int>(i - b * kConvOut);
+        const int c = e / kPixels;
+        const int p = e - c * kPixels;
+        const int y = p / kWidth, xc = p - y * kWidth;
+        const float* img = x + b * kPixels;
+        const float* w = weight + c * kKernel * kKernel;
+        float acc = 0.0f;
+        for (int ki = 0; ki < kKernel; ++ki) {
+            const int yy = y + ki - kPad;
+            const bool row_ok = yy >= 0 && yy < kHeight;
+            for (int kj = 0; kj < kKernel; ++kj) {
+                const int xx = xc + kj - kPad;
+                const float v = (row_ok && xx >= 0 && xx < kWidth) ? img[yy * kWidth + xx] : 0.0f;
+                // Separately rounded multiply and add, taps in row-major order: the CPU twin's exact arithmetic
+                // (generic x86-64 has no FMA), so equal windows tie identically and pooling picks the same maxima.
+                acc = __fadd_rn(acc, __fmul_rn(w[ki * kKernel + kj], v));
+            }
+        }
+        conv[i] = __fadd_rn(bias[c], acc);
+    }
+}
+
+// ReLU + max pool forward, one thread per pooled unit: pool[b, o] = max over the 8x8 window of max(conv, 0), and
+// argmax[b, o] = the index within image b's conv (C*H*W) of the FIRST maximum in row-major window order (only a
+// strictly greater value replaces it), exactly as relu_pool_forward of the CPU twin (including std::max's NaN rule).
+__global__ void relu_pool_forward_kernel(const float* __restrict__ conv, float* __restrict__ pool,
+                                         int* __restrict__ argmax, int64_t total) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = i / kPooled;
+        const int o = static_cast<int>(i - b * kPooled);
+        const int c = o / (kPoolH * kPoolW);
+        const int r = o - c * (kPoolH * kPoolW);
+        const int pi = r / kPoolW, pj = r - pi * kPoolW;
+        const float* img = conv + b * kConvOut;
+        float best = -INFINITY;
+        int best_at = 0;
+        for (int di = 0; di < kPool; ++di) {
+            const int row = c * kPixels + (pi * kPool + di) * kWidth + pj * kPool;
+            for (int dj = 0; dj < kPool; ++dj) {
+                const float x = img[row + dj];
+                const float v = x < 0.0f ? 0.0f : x;  // std::max(x, 0.0f)
+                if (v > best) {
+                    best = v;
+                    best_at = row + dj;
+                }
+            }
+        }
+        pool[i] = best;
+        argmax[i] = best_at;
+    }
+}
+
+// ReLU + max pool backward, one thread per conv output (every value written, no memset needed):
+// dconv[b, e] = dpool[b, o] when e is the recorded argmax of its window o and conv[b, e] > 0 (threshold_backward),
+// else 0 — the CPU twin's routing.
+__global__ void relu_pool_backward_kernel(const float* __restrict__ conv, const float* __restrict__ dpool,
+                                          const int* __restrict__ argmax, float* __restrict__ dconv, int64_t total) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = i / kConvOut;
+        const int e = static_cast<int>(i - b * kConvOut);
+        const int c = e / kPixels;
+        const int p = e - c * kPixels;
+        const int y = p / kWidth, x = p - y * kWidth;
+        const int64_t bo = b * kPooled + (c * kPoolH + y / kPool) * kPoolW + x / kPool;
+        dconv[i] = (argmax[bo] == e && conv[i] > 0.0f) ? dpool[bo] : 0.0f;
+    }
+}
+
 // Bias gradient: db[j] = sum over rows of dy[r, j]; dy rows x cols row-major; one block per column.
 __global__ void bias_grad_kernel(float* __restrict__ db, const float* __restrict__ dy, int rows, int cols) {
     const int j = blockIdx.x;
@@ -175,6 +261,27 @@ void relu_backward(float* dx, const float* dy, const float* x, int n, cudaStream
     RSA_CHECK_LAUNCH();
 }
 
+void conv_forward(const float* x, const float* weight, const float* bias, float* conv, int batch,
+                  cudaStream_t stream) {
+    const int64_t total = static_cast<int64_t>(batch) * kConvOut;
+    conv_forward_kernel<<<grid_for(static_cast<int>(total)), kBlock, 0, stream>>>(x, weight, bias, conv, total);
+    RSA_CHECK_LAUNCH();
+}
+
+void relu_pool_forward(const float* conv, float* pool, int* argmax, int batch, cudaStream_t stream) {
+    const int64_t total = static_cast<int64_t>(batch) * kPooled;
+    relu_pool_forward_kernel<<<grid_for(static_cast<int>(total)), kBlock, 0, stream>>>(conv, pool, argmax, total);
+    RSA_CHECK_LAUNCH();
+}
+
+void relu_pool_backward(const float* conv, const float* dpool, const int* argmax, float* dconv, int batch,
+                        cudaStream_t stream) {
+    const int64_t total = static_cast<int64_t>(batch) * kConvOut;
+    relu_pool_backward_kernel<<<grid_for(static_cast<int>(total)), kBlock, 0, stream>>>(conv, dpool, argmax, dconv,
+                                                                                       total);
+    RSA_CHECK_LAUNCH();
+}
+
 void bias_grad(float* db, const float* dy, int rows, int cols, cudaStream_t stream) {
     bias_grad_kernel<<<cols, kBlock, 0, stream>>>(db, dy, rows, cols);
     RSA_CHECK_LAUNCH();
@@ -206,10 +313,6 @@ void linear_backward(cublasHandle_t h, const float* x, const float* w, const flo
 }
 
 // Algorithms that keep a direct FP32 sum (no FFT or Winograd transforms, whose rounding differs).
-bool exact_fwd_algo(cudnnConvolutionFwdAlgo_t a) {
-    return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
-           a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
-}
 bool exact_bwd_filter_algo(cudnnConvolutionBwdFilterAlgo_t a) {
     return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
            a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
@@ -258,9 +361,7 @@ struct CnnGpu::Impl {
     struct Shape {
         int batch = 0;
         cudnnTensorDescriptor_t x = nullptr;     // B x 1 x 48 x 64
-        cudnnTensorDescriptor_t conv = nullptr;  // B x 6 x 48 x 64 (conv, relu and their gradients)
-        cudnnTensorDescriptor_t pool = nullptr;  // B x 6 x 6 x 8
-        cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        cudnnTensorDescriptor_t conv = nullptr;  // B x 6 x 48 x 64 (conv and its gradient)
         cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
     };
 
@@ -271,8 +372,6 @@ struct CnnGpu::Impl {
     cudnnFilterDescriptor_t w_desc = nullptr;           // 6 x 1 x 7 x 7
     cudnnTensorDescriptor_t conv_bias_desc = nullptr;   // 1 x 6 x 1 x 1
     cudnnConvolutionDescriptor_t conv_desc = nullptr;   // pad 3, stride 1, cross-correlation, FMA math
-    cudnnActivationDescriptor_t relu_desc = nullptr;
-    cudnnPoolingDescriptor_t pool_desc = nullptr;       // max (deterministic), 8 x 8, stride 8
     std::map<int, std::unique_ptr<Shape>> shapes;
 
     void* workspace = nullptr;
@@ -285,8 +384,8 @@ struct CnnGpu::Impl {
     float* x = nullptr;              // B x 3072
     float* labels = nullptr;         // B
     float* conv = nullptr;           // B x 18432, before ReLU
-    float* relu = nullptr;           // B x 18432
     float* pool = nullptr;           // B x 288
+    int* pool_argmax = nullptr;      // B x 288: index in the image's conv of each window's first maximum
     float* fc = nullptr;             // B x 10, before ReLU
     float* fc_relu = nullptr;        // B x 10
     float* logit = nullptr;          // B
@@ -295,13 +394,15 @@ struct CnnGpu::Impl {
     float* dfc_relu = nullptr;       // B x 10
     float* dfc = nullptr;            // B x 10
     float* dpool = nullptr;          // B x 288
-    float* drelu = nullptr;          // B x 18432
     float* dconv = nullptr;          // B x 18432
     float* loss = nullptr;           // 1
     int* step = nullptr;             // training step counter within an epoch
 
     Impl(int device_, int max_batch_) : device(device_), max_batch(max_batch_) {
         if (max_batch < 1) throw InputError("CnnGpu: max_batch must be at least 1 (got " + std::to_string(max_batch) + ")");
+        // Element counts (B x 18432) stay within int: cuDNN's 4-d descriptors and our kernels' grid sizes.
+        if (max_batch > kMaxBatch)
+            throw InputError("CnnGpu: max_batch " + std::to_string(max_batch) + " exceeds " + std::to_string(kMaxBatch));
         ctx = &gpu_context(device);
         try {
             setup();
@@ -330,23 +431,17 @@ struct CnnGpu::Impl {
         CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc, kPad, kPad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                                     CUDNN_DATA_FLOAT));
         CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc, CUDNN_FMA_MATH));
-        CUDNN_CHECK(cudnnCreateActivationDescriptor(&relu_desc));
-        CUDNN_CHECK(cudnnSetActivationDescriptor(relu_desc, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-        CUDNN_CHECK(cudnnCreatePoolingDescriptor(&pool_desc));
-        CUDNN_CHECK(cudnnSetPooling2dDescriptor(pool_desc, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_NOT_PROPAGATE_NAN,
-                                                kPool, kPool, 0, 0, kPool, kPool));
 
         // Algorithms for max_batch, chosen once; the workspace is sized for them.
-        Shape& full = make_shape(max_batch);
-        full.fwd_algo = choose_fwd_algo(full, kWorkspaceCap);
-        full.bwd_filter_algo = choose_bwd_filter_algo(full, kWorkspaceCap);
-        size_t fwd_bytes = 0, bwd_bytes = 0;
-        CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, full.x, w_desc, conv_desc, full.conv,
-                                                            full.fwd_algo, &fwd_bytes));
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, full.x, full.conv, conv_desc, w_desc,
-                                                                   full.bwd_filter_algo, &bwd_bytes));
-        workspace_bytes = fwd_bytes > bwd_bytes ? fwd_bytes : bwd_bytes;
-        if (workspace_bytes > 0) CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
+        std::unique_ptr<Shape> full = make_shape(max_batch);
+        try {
+            full->bwd_filter_algo = choose_bwd_filter_algo(*full, kWorkspaceCap);
+            ensure_workspace(required_workspace(*full));
+        } catch (...) {
+            destroy_shape(*full);
+            throw;
+        }
+        shapes[max_batch] = std::move(full);
 
         const size_t b = static_cast<size_t>(max_batch);
         params = alloc<float>(kParams);
@@ -355,8 +450,8 @@ struct CnnGpu::Impl {
         x = alloc<float>(b * kPixels);
         labels = alloc<float>(b);
         conv = alloc<float>(b * kConvOut);
-        relu = alloc<float>(b * kConvOut);
         pool = alloc<float>(b * kPooled);
+        pool_argmax = alloc<int>(b * kPooled);
         fc = alloc<float>(b * kHidden);
         fc_relu = alloc<float>(b * kHidden);
         logit = alloc<float>(b);
@@ -365,7 +460,6 @@ struct CnnGpu::Impl {
         dfc_relu = alloc<float>(b * kHidden);
         dfc = alloc<float>(b * kHidden);
         dpool = alloc<float>(b * kPooled);
-        drelu = alloc<float>(b * kConvOut);
         dconv = alloc<float>(b * kConvOut);
         loss = alloc<float>(1);
         step = alloc<int>(1);
@@ -385,13 +479,9 @@ struct CnnGpu::Impl {
         workspace = nullptr;
         for (auto& entry : shapes) destroy_shape(*entry.second);
         shapes.clear();
-        if (pool_desc) log_cudnn(cudnnDestroyPoolingDescriptor(pool_desc), "cudnnDestroyPoolingDescriptor");
-        if (relu_desc) log_cudnn(cudnnDestroyActivationDescriptor(relu_desc), "cudnnDestroyActivationDescriptor");
         if (conv_desc) log_cudnn(cudnnDestroyConvolutionDescriptor(conv_desc), "cudnnDestroyConvolutionDescriptor");
         if (conv_bias_desc) log_cudnn(cudnnDestroyTensorDescriptor(conv_bias_desc), "cudnnDestroyTensorDescriptor");
         if (w_desc) log_cudnn(cudnnDestroyFilterDescriptor(w_desc), "cudnnDestroyFilterDescriptor");
-        pool_desc = nullptr;
-        relu_desc = nullptr;
         conv_desc = nullptr;
         conv_bias_desc = nullptr;
         w_desc = nullptr;
@@ -400,8 +490,7 @@ struct CnnGpu::Impl {
     static void destroy_shape(Shape& s) {
         if (s.x) log_cudnn(cudnnDestroyTensorDescriptor(s.x), "cudnnDestroyTensorDescriptor");
         if (s.conv) log_cudnn(cudnnDestroyTensorDescriptor(s.conv), "cudnnDestroyTensorDescriptor");
-        if (s.pool) log_cudnn(cudnnDestroyTensorDescriptor(s.pool), "cudnnDestroyTensorDescriptor");
-        s.x = s.conv = s.pool = nullptr;
+        s.x = s.conv = nullptr;
     }
 
     // First entry of cuDNN's heuristic ranking that succeeds within `cap` bytes, taken in three passes:
@@ -424,18 +513,6 @@ struct CnnGpu::Impl {
         return -1;
     }
 
-    cudnnConvolutionFwdAlgo_t choose_fwd_algo(const Shape& s, size_t cap) const {
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        int returned = 0;
-        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx->cudnn, s.x, w_desc, conv_desc, s.conv,
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
-        const int at = pick_algo(perf, returned, cap, exact_fwd_algo);
-        if (at < 0)
-            throw RuntimeError("CnnGpu: cuDNN offers no forward convolution algorithm for batch " +
-                               std::to_string(s.batch) + " within " + std::to_string(cap) + " bytes of workspace");
-        return perf[at].algo;
-    }
-
     cudnnConvolutionBwdFilterAlgo_t choose_bwd_filter_algo(const Shape& s, size_t cap) const {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int returned = 0;
@@ -449,32 +526,52 @@ struct CnnGpu::Impl {
         return perf[at].algo;
     }
 
-    // Descriptors for `batch` (algorithms are set by the caller).
-    Shape& make_shape(int batch) {
-        auto owned = std::make_unique<Shape>();
-        Shape& s = *owned;
-        s.batch = batch;
-        shapes[batch] = std::move(owned);  // owned by the map from here on (destroyed in release())
-        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.x));
-        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, 1, kHeight, kWidth));
-        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.conv));
-        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.conv, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, kChannels, kHeight,
+    // Owns a Shape's descriptors until it is stored in `shapes` (a half-built one is destroyed, never stored).
+    struct ShapeDeleter {
+        void operator()(Shape* s) const {
+            destroy_shape(*s);
+            delete s;
+        }
+    };
+
+    // Descriptors for `batch` (algorithms are set by the caller, which stores the shape once complete).
+    std::unique_ptr<Shape> make_shape(int batch) {
+        std::unique_ptr<Shape, ShapeDeleter> s(new Shape());
+        s->batch = batch;
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s->x));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, 1, kHeight, kWidth));
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s->conv));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s->conv, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, kChannels, kHeight,
                                                kWidth));
-        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.pool));
-        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.pool, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, kChannels, kPoolH,
-                                               kPoolW));
         int n = 0, c = 0, h = 0, w = 0;
-        CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc, s.x, w_desc, &n, &c, &h, &w));
+        CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc, s->x, w_desc, &n, &c, &h, &w));
         if (n != batch || c != kChannels || h != kHeight || w != kWidth)
             throw RuntimeError("CnnGpu: unexpected cuDNN convolution output shape");
-        CUDNN_CHECK(cudnnGetPooling2dForwardOutputDim(pool_desc, s.conv, &n, &c, &h, &w));
-        if (n != batch || c != kChannels || h != kPoolH || w != kPoolW)
-            throw RuntimeError("CnnGpu: unexpected cuDNN pooling output shape");
-        return s;
+        return std::unique_ptr<Shape>(s.release());
+    }
+
+    // Workspace bytes the shape's filter-gradient algorithm needs (the forward convolution is our kernel).
+    size_t required_workspace(const Shape& s) const {
+        size_t bwd_bytes = 0;
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, s.x, s.conv, conv_desc, w_desc,
+                                                                   s.bwd_filter_algo, &bwd_bytes));
+        return bwd_bytes;
+    }
+
+    // Grows the cuDNN workspace to `bytes` (never inside a capture: graphs are built after every shape_for).
+    void ensure_workspace(size_t bytes) {
+        if (bytes <= workspace_bytes) return;
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+        if (workspace) CUDA_CHECK(cudaFree(workspace));
+        workspace = nullptr;
+        workspace_bytes = 0;
+        CUDA_CHECK(cudaMalloc(&workspace, bytes));
+        workspace_bytes = bytes;
     }
 
     // The descriptors for `batch` (built outside any capture). A smaller batch reuses the max_batch algorithms
-    // when they fit the workspace, and otherwise chooses again within it.
+    // when they fit the workspace, and otherwise chooses again within it (the workspace grows if cuDNN's estimate
+    // was short).
     const Shape& shape_for(int batch) {
         if (batch < 1 || batch > max_batch)
             throw InputError("CnnGpu: batch " + std::to_string(batch) + " is outside 1.." + std::to_string(max_batch) +
@@ -482,37 +579,44 @@ struct CnnGpu::Impl {
         auto found = shapes.find(batch);
         if (found != shapes.end()) return *found->second;
         const Shape& full = *shapes.at(max_batch);
-        const cudnnConvolutionFwdAlgo_t fwd = full.fwd_algo;
         const cudnnConvolutionBwdFilterAlgo_t bwd = full.bwd_filter_algo;
-        Shape& s = make_shape(batch);
-        size_t bytes = 0;
-        if (cudnnGetConvolutionForwardWorkspaceSize(ctx->cudnn, s.x, w_desc, conv_desc, s.conv, fwd, &bytes) ==
-                CUDNN_STATUS_SUCCESS &&
-            bytes <= workspace_bytes)
-            s.fwd_algo = fwd;
-        else
-            s.fwd_algo = choose_fwd_algo(s, workspace_bytes);
-        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, s.x, s.conv, conv_desc, w_desc, bwd, &bytes) ==
-                CUDNN_STATUS_SUCCESS &&
-            bytes <= workspace_bytes)
-            s.bwd_filter_algo = bwd;
-        else
-            s.bwd_filter_algo = choose_bwd_filter_algo(s, workspace_bytes);
+        std::unique_ptr<Shape> owned = make_shape(batch);
+        Shape& s = *owned;
+        try {
+            size_t bytes = 0;
+            if (cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, s.x, s.conv, conv_desc, w_desc, bwd,
+                                                               &bytes) == CUDNN_STATUS_SUCCESS &&
+                bytes <= workspace_bytes)
+                s.bwd_filter_algo = bwd;
+            else
+                s.bwd_filter_algo = choose_bwd_filter_algo(s, workspace_bytes);
+            ensure_workspace(required_workspace(s));
+        } catch (...) {
+            destroy_shape(s);
+            throw;
+        }
+        shapes[batch] = std::move(owned);
         return s;
+    }
+
+    // Binds the shared handles to the context stream again and gives cuBLAS back the context's workspace: other
+    // operations call cublasSetStream, which silently resets the workspace to cuBLAS's default pool (allocated on
+    // demand, which a graph capture forbids). Host-side calls only; run at every entry point, outside any capture.
+    void bind_libraries() {
+        CUDA_CHECK(cudaSetDevice(device));
+        CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+        if (ctx->cublas_workspace != nullptr)
+            CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, ctx->cublas_workspace_bytes));
+        CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
     }
 
     // ---- the passes (stream-ordered, no host synchronisation: safe to capture) ----
 
     // x (B x 3072) -> conv, relu, pool, fc, fc_relu, logit, prob.
     void run_forward(const Shape& s) {
-        const float one = 1.0f, zero = 0.0f;
         const int B = s.batch;
-        cudnnHandle_t h = ctx->cudnn;
-        CUDNN_CHECK(cudnnConvolutionForward(h, &one, s.x, x, w_desc, params + kConvW, conv_desc, s.fwd_algo, workspace,
-                                            workspace_bytes, &zero, s.conv, conv));
-        CUDNN_CHECK(cudnnAddTensor(h, &one, conv_bias_desc, params + kConvB, &one, s.conv, conv));
-        CUDNN_CHECK(cudnnActivationForward(h, relu_desc, &one, s.conv, conv, &zero, s.conv, relu));
-        CUDNN_CHECK(cudnnPoolingForward(h, pool_desc, &one, s.conv, relu, &zero, s.pool, pool));
+        conv_forward(x, params + kConvW, params + kConvB, conv, B, ctx->stream);     // conv + bias, twin's order
+        relu_pool_forward(conv, pool, pool_argmax, B, ctx->stream);                 // ReLU, 8x8 max, argmax
         linear_forward(ctx->cublas, pool, params + kFcW, fc, B, kPooled, kHidden);  // fc = pool W^T
         bias_relu_forward(fc, fc_relu, params + kFcB, B, kHidden, ctx->stream);      // + b, ReLU
         linear_forward(ctx->cublas, fc_relu, params + kOutW, logit, B, kHidden, 1);  // logit = fc_relu w^T
@@ -536,11 +640,9 @@ struct CnnGpu::Impl {
         relu_backward(dfc, dfc_relu, fc, B * kHidden, ctx->stream);
         linear_backward(ctx->cublas, pool, params + kFcW, dfc, grad + kFcW, dpool, B, kPooled, kHidden);
         bias_grad(grad + kFcB, dfc, B, kHidden, ctx->stream);
-        // pool and ReLU backward, then the conv filter and bias gradients (no data gradient needed)
-        CUDNN_CHECK(cudnnPoolingBackward(h, pool_desc, &one, s.pool, pool, s.pool, dpool, s.conv, relu, &zero, s.conv,
-                                         drelu));
-        CUDNN_CHECK(cudnnActivationBackward(h, relu_desc, &one, s.conv, relu, s.conv, drelu, s.conv, conv, &zero,
-                                            s.conv, dconv));
+        // pool and ReLU backward through the recorded argmax, then the conv filter and bias gradients (no data
+        // gradient needed)
+        relu_pool_backward(conv, dpool, pool_argmax, dconv, B, ctx->stream);
         CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, s.conv, dconv, &zero, conv_bias_desc, grad + kConvB));
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, s.x, x, s.conv, dconv, conv_desc, s.bwd_filter_algo,
                                                    workspace, workspace_bytes, &zero, w_desc, grad + kConvW));
@@ -612,7 +714,7 @@ void CnnGpu::set_params(const std::vector<float>& params) {
         throw InputError("CnnGpu::set_params: expected " + std::to_string(cnn::kParams) + " values, got " +
                          std::to_string(params.size()));
     Impl& m = *impl_;
-    CUDA_CHECK(cudaSetDevice(m.device));
+    m.bind_libraries();
     CUDA_CHECK(cudaMemcpyAsync(m.params, params.data(), params.size() * sizeof(float), cudaMemcpyHostToDevice,
                                m.ctx->stream));
     CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
@@ -620,7 +722,7 @@ void CnnGpu::set_params(const std::vector<float>& params) {
 
 std::vector<float> CnnGpu::params() const {
     Impl& m = *impl_;
-    CUDA_CHECK(cudaSetDevice(m.device));
+    m.bind_libraries();
     std::vector<float> out;
     m.download(&out, m.params, cnn::kParams);
     CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
@@ -630,7 +732,7 @@ std::vector<float> CnnGpu::params() const {
 void CnnGpu::forward(const float* images, int batch, CnnActivations* act) {
     if (act == nullptr) throw InputError("CnnGpu::forward: act is null");
     Impl& m = *impl_;
-    CUDA_CHECK(cudaSetDevice(m.device));
+    m.bind_libraries();
     const Impl::Shape& s = m.shape_for(batch);
     m.upload_images(images, batch);
     m.run_forward(s);
@@ -649,7 +751,7 @@ float CnnGpu::loss_and_grad(const float* images, const float* labels, int batch,
     if (grad == nullptr) throw InputError("CnnGpu::loss_and_grad: grad is null");
     if (labels == nullptr) throw InputError("CnnGpu::loss_and_grad: labels is null");
     Impl& m = *impl_;
-    CUDA_CHECK(cudaSetDevice(m.device));
+    m.bind_libraries();
     const Impl::Shape& s = m.shape_for(batch);
     m.upload_images(images, batch);
     CUDA_CHECK(cudaMemcpyAsync(m.labels, labels, static_cast<size_t>(batch) * sizeof(float), cudaMemcpyHostToDevice,
@@ -681,7 +783,7 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
                          std::to_string(m.max_batch) + " given to the constructor");
     if (config.epochs < 0) throw InputError("CnnGpu::train: epochs must not be negative");
 
-    CUDA_CHECK(cudaSetDevice(m.device));
+    m.bind_libraries();
     cudaStream_t stream = m.ctx->stream;
     const int batch = config.batch;
     const int full_steps = n / batch;
@@ -729,31 +831,38 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
     result.step_losses.reserve(static_cast<size_t>(config.epochs) * steps);
     result.epoch_losses.reserve(config.epochs);
     std::vector<float> epoch_losses(steps);
-    for (int epoch = 0; epoch < config.epochs; ++epoch) {
-        const std::vector<int> order = cnn_epoch_permutation(config.seed, epoch, n);
-        if (order.size() != static_cast<size_t>(n))
-            throw RuntimeError("CnnGpu::train: cnn_epoch_permutation returned " + std::to_string(order.size()) +
-                               " indices for " + std::to_string(n) + " samples");
-        // Pageable source: the copy is staged before the call returns, and the previous epoch has finished.
-        CUDA_CHECK(cudaMemcpyAsync(perm.ptr, order.data(), static_cast<size_t>(n) * sizeof(int),
-                                   cudaMemcpyHostToDevice, stream));
-        CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
-        for (int k = 0; k < full_steps; ++k) {
-            if (use_graph)
-                CUDA_CHECK(cudaGraphLaunch(graph.exec, stream));
-            else
-                m.run_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,
+    // On an exception (a CUDA error, a throwing callback) wait for the queued steps before the graph and the
+    // device arrays they use are destroyed.
+    try {
+        for (int epoch = 0; epoch < config.epochs; ++epoch) {
+            const std::vector<int> order = cnn_epoch_permutation(config.seed, epoch, n);
+            if (order.size() != static_cast<size_t>(n))
+                throw RuntimeError("CnnGpu::train: cnn_epoch_permutation returned " +
+                                   std::to_string(order.size()) + " indices for " + std::to_string(n) + " samples");
+            // Pageable source: the copy is staged before the call returns, and the previous epoch has finished.
+            CUDA_CHECK(cudaMemcpyAsync(perm.ptr, order.data(), static_cast<size_t>(n) * sizeof(int),
+                                       cudaMemcpyHostToDevice, stream));
+            CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
+            for (int k = 0; k < full_steps; ++k) {
+                if (use_graph)
+                    CUDA_CHECK(cudaGraphLaunch(graph.exec, stream));
+                else
+                    m.run_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch,
+                                     config.lr, config.momentum);
+            }
+            if (rest_shape != nullptr)
+                m.run_train_step(*rest_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,
                                  config.momentum);
+            CUDA_CHECK(cudaMemcpyAsync(epoch_losses.data(), losses.ptr, static_cast<size_t>(steps) * sizeof(float),
+                                       cudaMemcpyDeviceToHost, stream));
+            CUDA_CHECK(cudaStreamSynchronize(stream));
+            result.step_losses.insert(result.step_losses.end(), epoch_losses.begin(), epoch_losses.end());
+            result.epoch_losses.push_back(epoch_losses.back());
+            if (on_epoch) on_epoch(epoch + 1, epoch_losses.back());
         }
-        if (rest_shape != nullptr)
-            m.run_train_step(*rest_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,
-                             config.momentum);
-        CUDA_CHECK(cudaMemcpyAsync(epoch_losses.data(), losses.ptr, static_cast<size_t>(steps) * sizeof(float),
-                                   cudaMemcpyDeviceToHost, stream));
-        CUDA_CHECK(cudaStreamSynchronize(stream));
-        result.step_losses.insert(result.step_losses.end(), epoch_losses.begin(), epoch_losses.end());
-        result.epoch_losses.push_back(epoch_losses.back());
-        if (on_epoch) on_epoch(epoch + 1, epoch_losses.back());
+    } catch (...) {
+        log_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        throw;
     }
     return result;
 }

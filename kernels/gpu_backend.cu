@@ -13,6 +13,7 @@
 #include "rdm_scale.cuh"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn_gpu.h"
+#include "rsa_gpu/error.h"
 #include "measures.cuh"
 #include "stats.cuh"
 #include "synthetic_v1.cuh"
@@ -112,6 +113,10 @@ public:
 
     BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
                               uint64_t seed) override {
+        // The device path reads S x S from every buffer with S = ref.rows: check the shapes as the CPU twin does.
+        if (models.empty()) throw InputError("bootstrap: no model RDMs given");
+        for (size_t l = 0; l < models.size(); ++l)
+            check_rdm_pair(ref, models[l], "reference RDM", ("model " + std::to_string(l)).c_str());
         DeviceBuffer<float> d_ref;
         d_ref.upload(ref.data, ctx_.stream);
         std::vector<DeviceBuffer<float>> d_models(models.size());
@@ -123,6 +128,7 @@ public:
         return bootstrap_launch(ctx_.cublas, d_ref.get(), ptrs, ref.rows, resamples, seed, ctx_.stream);
     }
     PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) override {
+        check_rdm_pair(ref, model, "reference RDM", "model RDM");
         DeviceBuffer<float> d_ref, d_model;
         d_ref.upload(ref.data, ctx_.stream);
         d_model.upload(model.data, ctx_.stream);
@@ -168,6 +174,10 @@ public:
     }
 
     CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) override {
+        // forward() copies rows x 3072 floats from the host: a narrower matrix would be read past its end.
+        if (images.cols != cnn::kPixels)
+            throw InputError("CNN forward: images have " + std::to_string(images.cols) + " columns, expected " +
+                             std::to_string(cnn::kPixels));
         CnnGpu& net = cnn(static_cast<int>(std::max<int64_t>(images.rows, 1)));
         net.set_params(params);
         CnnActivations act;

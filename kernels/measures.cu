@@ -409,6 +409,14 @@ struct CkaRowSums {
     }
 };
 
+// cublasSetStream also resets the handle's workspace to cuBLAS's default pool (dropping the one GpuContext set
+// with cublasSetWorkspace, and allocating anew), so rebind only when the stream really changes.
+void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
+    cudaStream_t current = nullptr;
+    CUBLAS_CHECK(cublasGetStream(cublas, &current));
+    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
+}
+
 // gram = Xc Xc^T (S x S) for the column-centred x (S x N row-major).
 void centred_gram_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N, float* gram,
                          cudaStream_t stream) {
@@ -418,7 +426,7 @@ void centred_gram_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int
     RSA_CHECK_LAUNCH();
     // Xc row-major S x N = column-major A (N x S, lda = N); gram = A^T A (symmetric, so either order).
     const float alpha = 1.0f, beta = 0.0f;
-    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    bind_cublas_stream(cublas, stream);
     CUBLAS_CHECK(cublasSgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(S), static_cast<int>(S),
                              static_cast<int>(N), &alpha, xc.get(), static_cast<int>(N), xc.get(), static_cast<int>(N),
                              &beta, gram, static_cast<int>(S)));

@@ -102,7 +102,11 @@ void rdm_from_zscored_launch(cublasHandle_t cublas, const float* d_z, int64_t ro
     RSA_CHECK_LAUNCH();
     // Z is rows x cols row-major = cols x rows column-major (A, lda = cols); C = alpha A^T A + beta C.
     const float alpha = -1.0f / static_cast<float>(cols), beta = 1.0f;
-    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    // cublasSetStream unconditionally resets the handle's workspace to cuBLAS's default pool, undoing the
+    // context's cublasSetWorkspace (needed for graph capture elsewhere): rebind only when the stream differs.
+    cudaStream_t bound = nullptr;
+    CUBLAS_CHECK(cublasGetStream(cublas, &bound));
+    if (bound != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
     CUBLAS_CHECK(cublasSsyrk(cublas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, static_cast<int>(rows),
                              static_cast<int>(cols), &alpha, d_z, static_cast<int>(cols), &beta, d_rdm,
                              static_cast<int>(rows)));

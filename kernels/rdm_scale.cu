@@ -106,6 +106,15 @@ unsigned grid_for(int64_t n, int64_t cap = 65535 * 8) {
     return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(RSA_CEIL_DIV(n, kBlock), cap)));
 }
 
+// cublasSetStream also resets the handle's workspace to cuBLAS's default pool (dropping the one GpuContext set
+// with cublasSetWorkspace, and allocating anew: under the memory pressure the fallback plans run in, that
+// allocation can fail as CUBLAS_STATUS_ALLOC_FAILED), so rebind only when the stream really changes.
+void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
+    cudaStream_t current = nullptr;
+    CUBLAS_CHECK(cublasGetStream(cublas, &current));
+    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
+}
+
 // ---------------------------------------------------------------- RAII helpers
 // Sets the cuBLAS math mode for a scope and restores the previous one (without throwing) on exit.
 class MathModeGuard {
@@ -531,7 +540,7 @@ void syrk_accumulate(cublasHandle_t cublas, const float* d_z, int64_t rows, int6
                      float* d_c, int64_t ldc, cublasFillMode_t fill, Precision precision, Tf32Variant variant,
                      int64_t strip, cudaStream_t stream) {
     if (rows <= 0 || cols <= 0) return;
-    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    bind_cublas_stream(cublas, stream);
     const float beta = 1.0f;
     if (precision == Precision::FP32) {
         CUBLAS_CHECK(cublasSsyrk(cublas, fill, CUBLAS_OP_T, static_cast<int>(rows), static_cast<int>(cols), &alpha,
@@ -564,7 +573,7 @@ void gemm_tile_accumulate(cublasHandle_t cublas, const float* d_zi, int64_t ti, 
                           int64_t cols, int64_t ldz, float alpha, float* d_tile, Precision precision,
                           cudaStream_t stream) {
     if (ti <= 0 || tj <= 0 || cols <= 0) return;
-    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    bind_cublas_stream(cublas, stream);
     const float beta = 1.0f;
     // Row-major tile (ti x tj, ld tj) = column-major tj x ti: C = Zj Zi^T with Z column-major cols x rows.
     if (precision == Precision::FP32) {

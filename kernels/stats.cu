@@ -22,8 +22,9 @@ namespace {
 constexpr int kStatsBlock = 256;
 
 // ---------------------------------------------------------------- CUDA kernels
-// Row partials of the strict upper triangle of x (S x S): mode 0: sum of the non-NaN values; mode 1: sum of
-// (x - centre)^2 over them. part_nan[i]: NaN count of row i.
+// Row partials of the strict upper triangle of x (S x S): mode 0: sum of the finite values; mode 1: sum of
+// (x - centre)^2 over them. part_nan[i]: count of non-finite values (NaN or +-Inf) in row i (the CPU twins reject
+// both: check_no_nan_upper and check_rdm_pair).
 __global__ void upper_row_kernel(const float* __restrict__ x, int64_t S, int mode, double centre,
                                  double* __restrict__ part_sum, double* __restrict__ part_nan) {
     using BlockReduce = cub::BlockReduce<double, kStatsBlock>;
@@ -32,7 +33,7 @@ __global__ void upper_row_kernel(const float* __restrict__ x, int64_t S, int mod
     double s = 0.0, nan_count = 0.0;
     for (int64_t j = i + 1 + threadIdx.x; j < S; j += blockDim.x) {
         const float v = x[i * S + j];
-        if (isnan(v)) {
+        if (!isfinite(v)) {
             nan_count += 1.0;
             continue;
         }
@@ -224,17 +225,26 @@ void check_square(int64_t S, const char* what) {
     }
 }
 
-// Triangle mean; InputError naming `what` when the triangle holds NaN.
+// Triangle mean; InputError naming `what` when the triangle holds NaN or an infinity.
 double checked_mean(const float* d_x, int64_t S, const std::string& what, DeviceBuffer<double>& parts,
                     cudaStream_t stream) {
     const UpperStats st = upper_stats(d_x, S, 0, 0.0, parts, stream);
     if (st.nan > 0) {
         std::ostringstream os;
         os << what << ": " << st.nan
-           << " NaN value(s) in the upper triangle (the bootstrap and the permutation test need RDMs without NaN)";
+           << " NaN or infinite value(s) in the upper triangle (the bootstrap and the permutation test need RDMs "
+              "without NaN or infinities)";
         throw InputError(os.str());
     }
     return st.sum / (0.5 * static_cast<double>(S) * static_cast<double>(S - 1));
+}
+
+// cublasSetStream also resets the handle's workspace to cuBLAS's default pool (dropping the one GpuContext set
+// with cublasSetWorkspace, and allocating anew), so rebind only when the stream really changes.
+void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
+    cudaStream_t current = nullptr;
+    CUBLAS_CHECK(cublasGetStream(cublas, &current));
+    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
 }
 
 dim3 square_grid(int64_t S) {
@@ -252,6 +262,7 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
     if (S > 65535) throw InputError("bootstrap: at most 65,535 stimuli on the GPU");
     const int64_t L = static_cast<int64_t>(d_models.size()), M = 2 + 3 * L, MS = M * S, R = resamples;
     if (MS > 2147483647) throw InputError("bootstrap: too many models for one GEMM");
+    if (M + 1 > 65535) throw InputError("bootstrap: too many models (quad_forms_kernel grid.y = 3 L + 3 <= 65,535)");
     DeviceBuffer<double> parts;
     const double ma = checked_mean(d_ref, S, "reference RDM", parts, stream);
     std::vector<double> mb(static_cast<size_t>(L));
@@ -274,7 +285,7 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t{1} << 26) / MS));
     DeviceBuffer<float> w(static_cast<size_t>(chunk * S)), t(static_cast<size_t>(chunk * MS));
     DeviceBuffer<double> q(static_cast<size_t>(R * (M + 2)));
-    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    bind_cublas_stream(cublas, stream);
     const float one = 1.0f, zero = 0.0f;
     for (int64_t r0 = 0; r0 < R; r0 += chunk) {
         const int64_t rc = std::min(chunk, R - r0);

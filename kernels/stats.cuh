@@ -21,11 +21,13 @@
 namespace rsa {
 
 // d_ref and each d_models[l]: S x S row-major RDMs on the device. InputError when an upper triangle holds NaN
-// (or S < 3, no models, resamples < 1). Rebinds `cublas` to `stream`.
+// or an infinity (or S < 3, S > 65,535, no models, more than 21,844 models, resamples < 1). Binds `cublas` to
+// `stream` (only when it is on another stream: cublasSetStream drops the handle's workspace).
 BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, const std::vector<const float*>& d_models,
                                  int64_t S, int resamples, uint64_t seed, cudaStream_t stream);
 
-// Permutes the labels of d_model. InputError on NaN in either upper triangle (or S < 3, permutations < 1).
+// Permutes the labels of d_model. InputError on NaN or an infinity in either upper triangle (or S < 3,
+// S > 65,535, permutations < 1).
 PermutationResult permutation_launch(const float* d_ref, const float* d_model, int64_t S, int permutations,
                                      uint64_t seed, cudaStream_t stream);
 

@@ -233,9 +233,12 @@ TEST(RdmScaleGpu, DeviceResidentPrecisionLaunchMatchesTwin) {
     float *d_z = nullptr, *d_m = nullptr;
     CUDA_CHECK(cudaMalloc(&d_z, z.size() * sizeof(float)));
     CUDA_CHECK(cudaMalloc(&d_m, twin.size() * sizeof(float)));
-    CUDA_CHECK(cudaMemcpy(d_z, z.data(), z.size() * sizeof(float), cudaMemcpyHostToDevice));
+    // Everything on the context's stream: it is non-blocking, so a cudaMemcpy / cudaMemset on the legacy default
+    // stream would not be ordered before the launches below (a pageable cudaMemcpy may return before its DMA
+    // lands, and cudaMemset of device memory is asynchronous to the host).
+    CUDA_CHECK(cudaMemcpyAsync(d_z, z.data(), z.size() * sizeof(float), cudaMemcpyHostToDevice, ctx().stream));
     for (Tf32Variant v : {Tf32Variant::SyrkMathMode, Tf32Variant::GemmExStrips}) {
-        CUDA_CHECK(cudaMemset(d_m, 0xFF, twin.size() * sizeof(float)));
+        CUDA_CHECK(cudaMemsetAsync(d_m, 0xFF, twin.size() * sizeof(float), ctx().stream));
         rdm_from_zscored_precision_launch(ctx().cublas, d_z, S, N, d_m, Precision::TF32, v, 100, ctx().stream);
         std::vector<float> got(twin.size());
         CUDA_CHECK(cudaMemcpyAsync(got.data(), d_m, got.size() * sizeof(float), cudaMemcpyDeviceToHost, ctx().stream));
