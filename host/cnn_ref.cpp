@@ -105,6 +105,9 @@ void pad_image(const float* img, float* padded) {
 // sum, taps in order then the bias, is the one of PyTorch's (and a GEMM's) dot products: on the tutorial's
 // binary gratings every product is exact, so equal windows tie exactly as in PyTorch and max pooling picks the
 // same positions.
+// Compiled for AVX-512, AVX2 and baseline x86-64 (picked at run time); -ffp-contract=off keeps every multiply and
+// add separately rounded, so all three give the same bits (vectorisation runs across x, each output keeps its order).
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void conv_channel_forward(const float* __restrict padded, const float* __restrict weight, float bias,
                           float* __restrict out) {
     for (int y = 0; y < kHeight; ++y) {
@@ -126,6 +129,7 @@ void conv_channel_forward(const float* __restrict padded, const float* __restric
 // at (HP, WP) = index (y * W + x) of the window's FIRST maximum in row-major order when that maximum is > 0, else
 // -1. (PyTorch CPU max_pool2d keeps the first maximum, replacing only on a strictly greater value; where the
 // maximum is ReLU's 0, threshold_backward passes no gradient, so -1 stands for "no gradient through this window".)
+__attribute__((target_clones("avx512f", "avx2", "default")))
 void relu_pool_channel_forward(const float* __restrict conv, float* __restrict pool, int* __restrict at) {
     for (int pi = 0; pi < kPoolH; ++pi) {
         const float* __restrict band = conv + pi * kPool * kWidth;  // the 8 rows under this row of windows
