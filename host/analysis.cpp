@@ -18,6 +18,7 @@
 #include "rsa_gpu/stats.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
+#include "rsa_gpu/progress.h"
 #include "rsa_gpu/v1_data.h"
 
 namespace rsa {
@@ -114,6 +115,9 @@ void add_statistics(Backend& backend, const AnalysisConfig& cfg, const Matrix& r
         return;
     }
     stats_json = {{"seed", cfg.stats_seed}, {"bootstrap_resamples", resamples}, {"permutations", perms}};
+    if (resamples > 0 || perms > 0)
+        say("statistics: " + std::to_string(resamples) + " bootstrap resamples over stimuli, " +
+            std::to_string(perms) + " permutations per representation (seed " + std::to_string(cfg.stats_seed) + ")");
     if (resamples > 0) {
         auto t0 = Clock::now();
         const BootstrapResult b = backend.bootstrap(rdm_v1, rdms, resamples, cfg.stats_seed);
@@ -194,19 +198,20 @@ TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& confi
 
     t0 = Clock::now();
     net.params = cnn_init_params(config.seed);
-    const bool tty = !quiet && isatty(fileno(stdout));
     const int every = std::max(1, config.epochs / 5);
-    net.result = backend.cnn_train(net.params, images, labels, config, [&](int epoch, float loss) {
-        if (tty) {
-            const int width = 30, done = width * epoch / config.epochs;
-            std::fprintf(stdout, "\r  training [%s%s] epoch %d/%d  loss % .2e", std::string(done, '#').c_str(),
-                         std::string(width - done, ' ').c_str(), epoch, config.epochs, loss);
-            if (epoch % every == 0) std::fprintf(stdout, "\r\033[K");
-        }
-        if (!quiet && epoch % every == 0) std::printf("epoch %d | loss on last mini-batch: % .2e\n", epoch, loss);
-        std::fflush(stdout);
-    });
-    if (tty) std::fprintf(stdout, "\r\033[K");
+    {
+        Progress bar("training", config.epochs);
+        char note[48];
+        net.result = backend.cnn_train(net.params, images, labels, config, [&](int epoch, float loss) {
+            if (!quiet && epoch % every == 0) {
+                if (progress_enabled()) std::printf("\r\033[K");
+                std::printf("epoch %d | loss on last mini-batch: % .2e\n", epoch, loss);
+            }
+            std::snprintf(note, sizeof(note), "epochs, loss % .2e", loss);
+            bar.update(epoch, note);
+            std::fflush(stdout);
+        });
+    }
     if (!quiet) std::printf("training done!\n");
     *training_ms = ms_since(t0);
 

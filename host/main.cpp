@@ -19,6 +19,7 @@
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
+#include "rsa_gpu/progress.h"
 #include "rsa_gpu/v1_data.h"
 
 using namespace rsa;
@@ -252,6 +253,7 @@ int main(int argc, char** argv) {
     }
 
     try {
+        set_progress_enabled(isatty(fileno(stdout)) && !cfg.quiet && !cfg.json);
         cfg.rdm.constant_rows = parse_constant_rows(constant_rows);
         cfg.rdm.precision = parse_precision(precision_text);
         if (!max_mem_text.empty()) cfg.rdm.max_gpu_bytes = parse_bytes(max_mem_text);

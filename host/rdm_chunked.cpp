@@ -13,11 +13,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <limits>
 #include <sstream>
 
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
+#include "rsa_gpu/progress.h"
 #include "rsa_gpu/rdm_scale.h"
 
 namespace rsa {
@@ -340,7 +342,12 @@ void rdm_scaled_ref(const float* x, int64_t S, int64_t N, const MemoryPlan& plan
             throw RuntimeError("the " + std::to_string(S) + " x " + std::to_string(S) +
                                " RDM is tiled to disk under this memory plan, but no output path was given");
         if (rdm) *rdm = Matrix();
-        rdm_tiled_ref(x, S, N, plan.row_tile, plan.neuron_block, precision, path, constant_rows);
+        std::unique_ptr<Progress> bar;  // created at the first report, when the tile count is known
+        rdm_tiled_ref(x, S, N, plan.row_tile, plan.neuron_block, precision, path, constant_rows,
+                      [&bar](int64_t done, int64_t total) {
+                          if (!bar) bar = std::make_unique<Progress>("RDM tiles", total);
+                          bar->update(done);
+                      });
         return;
     }
     Matrix m(S, S);

@@ -14,6 +14,7 @@
 #include "rsa_gpu/compare.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/rdm.h"
+#include "rsa_gpu/progress.h"
 #include "rsa_gpu/stats.h"
 
 namespace rsa {
@@ -150,6 +151,7 @@ std::vector<std::vector<double>> bootstrap_core(const Matrix& ref, const std::ve
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t{1} << 22) / S));
     std::vector<double> q(static_cast<size_t>(R * M)), w2(static_cast<size_t>(R)), distinct(w2.size());
     std::vector<double> F(static_cast<size_t>(S * S)), W(static_cast<size_t>(chunk * S)), T(W.size());
+    Progress bar("bootstrap", M * R);
     for (int64_t m = 0; m < M; ++m) {
         for (int64_t i = 0; i < S; ++i)
             for (int64_t j = 0; j < S; ++j) {
@@ -183,6 +185,7 @@ std::vector<std::vector<double>> bootstrap_core(const Matrix& ref, const std::ve
                     d += wr[j] > 0.0;
                 }
                 q[static_cast<size_t>((r0 + r) * M + m)] = 0.5 * s;
+                bar.update(m * R + r0 + r + 1);
                 if (m == 0) {
                     w2[static_cast<size_t>(r0 + r)] = s2;
                     distinct[static_cast<size_t>(r0 + r)] = d;
@@ -309,9 +312,11 @@ PermutationResult permutation_ref(const Matrix& ref, const Matrix& model, int pe
     res.r_obs = perm_r(ref, in, nullptr);
     res.null.resize(static_cast<size_t>(permutations));
     std::vector<int> perm(static_cast<size_t>(in.S));
+    Progress bar("permutations", permutations);
     for (int p = 0; p < permutations; ++p) {
         permutation_draw(seed, in.S, p, perm.data());
         res.null[static_cast<size_t>(p)] = perm_r(ref, in, perm.data());
+        bar.update(p + 1);
     }
     res.p_value = permutation_p_value(res.r_obs, res.null);
     return res;
