@@ -9,6 +9,23 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/nvidia-smi.txt"
 date -u | tee -a "$OUT/summary.txt"
 
+# Debian packages the image lacks (OpenBLAS, libzip, CLI11, nlohmann-json, GoogleTest), carried in .deps/ (made
+# here by tools/device_deps.sh): unpacked into /tmp/deps, never into /.
+DEPS_ARGS=()
+if ls .deps/*.deb >/dev/null 2>&1; then
+  mkdir -p /tmp/deps
+  for d in .deps/*.deb; do
+    if command -v dpkg >/dev/null; then dpkg -x "$d" /tmp/deps
+    else (t=$(mktemp -d); cd "$t" && ar x "$OLDPWD/$d" && tar -xf data.tar.* -C /tmp/deps; rm -rf "$t"); fi
+  done
+  arch=x86_64-linux-gnu
+  export CMAKE_PREFIX_PATH=/tmp/deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  export LD_LIBRARY_PATH=/tmp/deps/usr/lib/$arch/openblas-pthread:/tmp/deps/usr/lib/$arch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  DEPS_ARGS=(-DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON -DBLA_VENDOR=OpenBLAS -DCMAKE_LIBRARY_PATH=/tmp/deps/usr/lib/$arch/openblas-pthread
+             -DCBLAS_INCLUDE_DIR=/tmp/deps/usr/include/$arch/openblas-pthread)
+  log "dependencies unpacked from .deps into /tmp/deps"
+fi
+
 # cuDNN: the toolkit's, else the one inside PyTorch's Python packages.
 CUDNN_ROOT=${CUDNN_ROOT:-}
 if [ -z "$CUDNN_ROOT" ] && ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h >/dev/null 2>&1; then
@@ -20,7 +37,7 @@ export LD_LIBRARY_PATH=${CUDNN_ROOT:+$CUDNN_ROOT/lib:}${LD_LIBRARY_PATH:-}
 
 log "configure + build (sm_90)"
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+  ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} "${DEPS_ARGS[@]}" > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-device -j 16 > "$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1; }
 
 log "GPU tests"
