@@ -76,29 +76,33 @@ std::string version_report() {
     std::string out = std::string("rsa_gpu ") + RSA_GPU_VERSION + "\n";
     out += std::string("OpenBLAS: ") + openblas_get_config() + "\n";
 #if defined(RSA_GPU_HAVE_CUDA)
+    // Version queries are reported, never fatal: a failed one prints its library's message instead.
     int runtime = 0, driver = 0;
-    cudaRuntimeGetVersion(&runtime);
+    const cudaError_t runtime_status = cudaRuntimeGetVersion(&runtime);
     const cudaError_t driver_status = cudaDriverGetVersion(&driver);
-    out += "CUDA runtime: " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + "\n";
+    out += "CUDA runtime: " +
+           (runtime_status == cudaSuccess ? std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10)
+                                          : std::string(cudaGetErrorString(runtime_status))) + "\n";
     out += "CUDA driver: " +
            (driver_status == cudaSuccess && driver > 0
                 ? std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10)
                 : std::string("none")) + "\n";
     int major = 0, minor = 0, patch = 0;
-    cublasGetProperty(MAJOR_VERSION, &major);
-    cublasGetProperty(MINOR_VERSION, &minor);
-    cublasGetProperty(PATCH_LEVEL, &patch);
-    out += "cuBLAS: " + std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch) + "\n";
+    const bool blas_ok = cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+                         cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+                         cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS;
+    out += "cuBLAS: " + (blas_ok ? std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch)
+                                 : std::string("unknown (cublasGetProperty failed)")) + "\n";
     const size_t cudnn = cudnnGetVersion();
     out += "cuDNN: " + std::to_string(cudnn / 10000) + "." + std::to_string(cudnn % 10000 / 100) + "." +
            std::to_string(cudnn % 100) + "\n";
     int curand = 0;
-    curandGetVersion(&curand);
-    out += "cuRAND: " + std::to_string(curand) + "\n";
+    out += "cuRAND: " + (curandGetVersion(&curand) == CURAND_STATUS_SUCCESS ? std::to_string(curand)
+                                                                             : std::string("unknown")) + "\n";
     std::string why;
     if (probe(0, &why)) {
         int count = 0;
-        cudaGetDeviceCount(&count);
+        if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
         for (int d = 0; d < count; ++d) {
             cudaDeviceProp prop{};
             if (cudaGetDeviceProperties(&prop, d) == cudaSuccess)

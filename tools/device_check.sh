@@ -29,8 +29,14 @@ fi
 # cuDNN: the toolkit's, else the one inside PyTorch's Python packages.
 CUDNN_ROOT=${CUDNN_ROOT:-}
 if [ -z "$CUDNN_ROOT" ] && ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h >/dev/null 2>&1; then
-  CUDNN_ROOT=$(python3 -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null || true)
-  [ -n "$CUDNN_ROOT" ] && [ -e "$CUDNN_ROOT/lib/libcudnn.so" ] || { so=$(ls "$CUDNN_ROOT"/lib/libcudnn.so.* 2>/dev/null | head -1); [ -n "$so" ] && ln -sf "$so" "$CUDNN_ROOT/lib/libcudnn.so"; }
+  pkg=$(python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null || true)
+  if [ -n "$pkg" ] && [ -e "$pkg/include/cudnn.h" ]; then
+    # The wheel ships libcudnn.so.9 only: a private root with the unversioned link CMake looks for.
+    CUDNN_ROOT=/tmp/cudnn_root; mkdir -p $CUDNN_ROOT/lib
+    ln -sfn "$pkg/include" $CUDNN_ROOT/include
+    for f in "$pkg"/lib/libcudnn*.so.*; do ln -sf "$f" $CUDNN_ROOT/lib/; done
+    so=$(ls "$pkg"/lib/libcudnn.so.* | head -1); ln -sf "$so" $CUDNN_ROOT/lib/libcudnn.so
+  fi
 fi
 log "cuDNN root: ${CUDNN_ROOT:-toolkit}"
 export LD_LIBRARY_PATH=${CUDNN_ROOT:+$CUDNN_ROOT/lib:}${LD_LIBRARY_PATH:-}
