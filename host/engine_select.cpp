@@ -12,6 +12,8 @@
 #if defined(RSA_GPU_HAVE_CUDA)
 #include <cublas_api.h>
 #include <cuda_runtime_api.h>
+
+#include "gpu_context.cuh"
 #include <cudnn.h>
 #include <curand.h>
 #endif
@@ -36,28 +38,7 @@ DeviceRequest parse_device(const std::string& text) {
 
 static bool probe(int index, std::string* why) {
 #if defined(RSA_GPU_HAVE_CUDA)
-    int count = 0;
-    const cudaError_t status = cudaGetDeviceCount(&count);
-    if (status != cudaSuccess) {
-        cudaGetLastError();
-        if (status == cudaErrorNoDevice)
-            *why = "no CUDA device is present";
-        else if (status == cudaErrorInsufficientDriver)
-            *why = "no usable NVIDIA driver (" + std::string(cudaGetErrorString(status)) + ")";
-        else
-            *why = std::string("CUDA is not usable (") + cudaGetErrorString(status) + ")";
-        return false;
-    }
-    if (count == 0) {
-        *why = "no CUDA device is present";
-        return false;
-    }
-    if (index >= count) {
-        *why = "GPU " + std::to_string(index) + " does not exist (this machine has " + std::to_string(count) +
-               " GPU" + (count == 1 ? "" : "s") + ")";
-        return false;
-    }
-    return true;
+    return gpu_probe(index, why);
 #else
     (void)index;
     *why = "this rsa_gpu was built without CUDA (-DRSA_GPU_CUDA=OFF)";

@@ -41,6 +41,12 @@ bool gpu_probe(int device, std::string* why) {
     return true;
 }
 
+void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
+    cudaStream_t current = nullptr;
+    CUBLAS_CHECK(cublasGetStream(cublas, &current));
+    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
+}
+
 GpuContext& gpu_context(int device) {
     static std::mutex mutex;
     static std::map<int, std::unique_ptr<GpuContext>> contexts;

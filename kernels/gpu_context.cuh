@@ -23,6 +23,11 @@ struct GpuContext {
 // The context of `device`, created on first use (throws RuntimeError when the device cannot be used).
 GpuContext& gpu_context(int device);
 
+// Bind `cublas` to `stream` only when it is bound elsewhere: cublasSetStream also resets the handle's workspace to
+// cuBLAS's default pool (dropping the one set with cublasSetWorkspace, which graph capture needs, and allocating
+// anew, which can fail under memory pressure).
+void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream);
+
 // Cheap probe: true when a CUDA device `device` exists and a driver is present; otherwise `why` says why.
 bool gpu_probe(int device, std::string* why);
 

@@ -19,6 +19,7 @@
 
 #include "compare.cuh"
 #include "cuda_check.cuh"
+#include "gpu_context.cuh"
 #include "device_buffer.cuh"
 #include "measures.cuh"
 #include "rsa_gpu/compare.h"
@@ -408,14 +409,6 @@ struct CkaRowSums {
         acc[10] += rl * rl;
     }
 };
-
-// cublasSetStream also resets the handle's workspace to cuBLAS's default pool (dropping the one GpuContext set
-// with cublasSetWorkspace, and allocating anew), so rebind only when the stream really changes.
-void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
-    cudaStream_t current = nullptr;
-    CUBLAS_CHECK(cublasGetStream(cublas, &current));
-    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
-}
 
 // gram = Xc Xc^T (S x S) for the column-centred x (S x N row-major).
 void centred_gram_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N, float* gram,

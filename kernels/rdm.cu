@@ -2,9 +2,11 @@
 // reductions), column z-score (one thread per column), the SYRK call and the mirror of its upper triangle.
 #include <cub/block/block_reduce.cuh>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cuda_check.cuh"
+#include "gpu_context.cuh"
 #include "rdm.cuh"
 
 namespace rsa {
@@ -65,18 +67,26 @@ __global__ void zscore_columns_kernel(float* __restrict__ x, int64_t rows, int64
     for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
 }
 
-__global__ void fill_kernel(float* __restrict__ x, int64_t n, float value) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) x[i] = value;
+__global__ void fill_value_kernel(float* __restrict__ x, int64_t n, float value) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] = value;
 }
 
 // cuBLAS wrote the upper triangle in column-major (entry (r, c) with r <= c at c * S + r); the matrix is
 // symmetric, so copying it to the lower triangle gives the full matrix in either order.
-__global__ void mirror_upper_kernel(float* __restrict__ m, int64_t S) {
-    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= S * S) return;
-    const int64_t c = idx / S, r = idx - c * S;
-    if (r > c) m[c * S + r] = m[r * S + c];
+__global__ void mirror_upper_cm_kernel(float* __restrict__ m, int64_t S) {
+    const int64_t total = S * S;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t c = idx / S, r = idx - c * S;
+        if (r > c) m[c * S + r] = m[r * S + c];
+    }
+}
+
+// Grid-stride launches: at most 65,535 x 8 blocks of 256 threads.
+static unsigned fill_grid(int64_t n) {
+    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(RSA_CEIL_DIV(n, 256), 65535 * 8)));
 }
 
 // ---------------------------------------------------------------- launchers
@@ -96,21 +106,25 @@ void zscore_columns_launch(float* d_x, int64_t rows, int64_t cols, cudaStream_t 
 
 void rdm_from_zscored_launch(cublasHandle_t cublas, const float* d_z, int64_t rows, int64_t cols, float* d_rdm,
                              cudaStream_t stream) {
-    const int64_t total = rows * rows;
-    const int block = 256;
-    fill_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(total, block)), block, 0, stream>>>(d_rdm, total, 1.0f);
-    RSA_CHECK_LAUNCH();
+    fill_value_launch(d_rdm, rows * rows, 1.0f, stream);
     // Z is rows x cols row-major = cols x rows column-major (A, lda = cols); C = alpha A^T A + beta C.
     const float alpha = -1.0f / static_cast<float>(cols), beta = 1.0f;
-    // cublasSetStream unconditionally resets the handle's workspace to cuBLAS's default pool, undoing the
-    // context's cublasSetWorkspace (needed for graph capture elsewhere): rebind only when the stream differs.
-    cudaStream_t bound = nullptr;
-    CUBLAS_CHECK(cublasGetStream(cublas, &bound));
-    if (bound != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    bind_cublas_stream(cublas, stream);
     CUBLAS_CHECK(cublasSsyrk(cublas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, static_cast<int>(rows),
                              static_cast<int>(cols), &alpha, d_z, static_cast<int>(cols), &beta, d_rdm,
                              static_cast<int>(rows)));
-    mirror_upper_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(total, block)), block, 0, stream>>>(d_rdm, rows);
+    mirror_upper_launch(d_rdm, rows, stream);
+}
+
+void fill_value_launch(float* d, int64_t n, float value, cudaStream_t stream) {
+    if (n <= 0) return;
+    fill_value_kernel<<<fill_grid(n), 256, 0, stream>>>(d, n, value);
+    RSA_CHECK_LAUNCH();
+}
+
+void mirror_upper_launch(float* d_m, int64_t S, cudaStream_t stream) {
+    if (S <= 1) return;
+    mirror_upper_cm_kernel<<<fill_grid(S * S), 256, 0, stream>>>(d_m, S);
     RSA_CHECK_LAUNCH();
 }
 

@@ -20,4 +20,9 @@ void zscore_columns_launch(float* d_x, int64_t rows, int64_t cols, cudaStream_t 
 void rdm_from_zscored_launch(cublasHandle_t cublas, const float* d_z, int64_t rows, int64_t cols, float* d_rdm,
                              cudaStream_t stream);
 
+// Every element of d (n floats) set to value.
+void fill_value_launch(float* d, int64_t n, float value, cudaStream_t stream);
+// The column-major upper triangle of an S x S matrix copied to its lower triangle (the full symmetric matrix).
+void mirror_upper_launch(float* d_m, int64_t S, cudaStream_t stream);
+
 }  // namespace rsa

@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "cuda_check.cuh"
+#include "gpu_context.cuh"
+#include "rdm.cuh"
 #include "rdm_scale.cuh"
 #include "rsa_gpu/npy.h"
 
@@ -84,35 +86,6 @@ __global__ void zscore_stats_kernel(const float* x, int64_t ldx, int64_t rows, i
             z[r * ldz + c] = v;
         }
     }
-}
-
-__global__ void fill_value_kernel(float* __restrict__ x, int64_t n, float value) {
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-        x[i] = value;
-}
-
-// Column-major upper triangle (r <= c at c * S + r) copied to the lower one.
-__global__ void mirror_upper_cm_kernel(float* __restrict__ m, int64_t S) {
-    const int64_t total = S * S;
-    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
-         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t c = idx / S, r = idx - c * S;
-        if (r > c) m[c * S + r] = m[r * S + c];
-    }
-}
-
-unsigned grid_for(int64_t n, int64_t cap = 65535 * 8) {
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(RSA_CEIL_DIV(n, kBlock), cap)));
-}
-
-// cublasSetStream also resets the handle's workspace to cuBLAS's default pool (dropping the one GpuContext set
-// with cublasSetWorkspace, and allocating anew: under the memory pressure the fallback plans run in, that
-// allocation can fail as CUBLAS_STATUS_ALLOC_FAILED), so rebind only when the stream really changes.
-void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
-    cudaStream_t current = nullptr;
-    CUBLAS_CHECK(cublasGetStream(cublas, &current));
-    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
 }
 
 // ---------------------------------------------------------------- RAII helpers
@@ -521,18 +494,6 @@ void zscore_with_stats_launch(const float* d_x, int64_t ldx, int64_t rows, int64
                     static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
     zscore_stats_kernel<<<grid, kBlock, 0, stream>>>(d_x, ldx, rows, cols, d_mean, d_inv_sd,
                                                      precision == Precision::TF32 ? 1 : 0, d_z, ldz);
-    RSA_CHECK_LAUNCH();
-}
-
-void fill_value_launch(float* d, int64_t n, float value, cudaStream_t stream) {
-    if (n <= 0) return;
-    fill_value_kernel<<<grid_for(n), kBlock, 0, stream>>>(d, n, value);
-    RSA_CHECK_LAUNCH();
-}
-
-void mirror_upper_launch(float* d_m, int64_t S, cudaStream_t stream) {
-    if (S <= 1) return;
-    mirror_upper_cm_kernel<<<grid_for(S * S), kBlock, 0, stream>>>(d_m, S);
     RSA_CHECK_LAUNCH();
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "gpu_context.cuh"
+#include "rdm.cuh"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/rdm_scale.h"
 
@@ -35,9 +36,6 @@ void row_stats_finalize_launch(double* d_m2_to_inv_sd, int64_t S, int64_t N, int
 void zscore_with_stats_launch(const float* d_x, int64_t ldx, int64_t rows, int64_t cols, const double* d_mean,
                               const double* d_inv_sd, Precision precision, float* d_z, int64_t ldz,
                               cudaStream_t stream);
-void fill_value_launch(float* d, int64_t n, float value, cudaStream_t stream);
-// Column-major S x S with a valid upper triangle -> full symmetric.
-void mirror_upper_launch(float* d_m, int64_t S, cudaStream_t stream);
 
 // C (column-major view, ldc) triangle `fill` += alpha * Z Z^T for Z = rows x cols row-major (ldz), beta = 1.
 // FP32: cublasSsyrk under the handle's (pedantic) math. TF32: SyrkMathMode = cublasSsyrk with the math mode

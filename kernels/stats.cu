@@ -10,6 +10,7 @@
 
 #include "compare.cuh"
 #include "cuda_check.cuh"
+#include "gpu_context.cuh"
 #include "device_buffer.cuh"
 #include "rdm.cuh"
 #include "rsa_gpu/compare.h"
@@ -237,14 +238,6 @@ double checked_mean(const float* d_x, int64_t S, const std::string& what, Device
         throw InputError(os.str());
     }
     return st.sum / (0.5 * static_cast<double>(S) * static_cast<double>(S - 1));
-}
-
-// cublasSetStream also resets the handle's workspace to cuBLAS's default pool (dropping the one GpuContext set
-// with cublasSetWorkspace, and allocating anew), so rebind only when the stream really changes.
-void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
-    cudaStream_t current = nullptr;
-    CUBLAS_CHECK(cublasGetStream(cublas, &current));
-    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
 }
 
 dim3 square_grid(int64_t S) {
