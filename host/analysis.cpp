@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <unistd.h>
 
@@ -142,10 +143,17 @@ void add_statistics(Backend& backend, const AnalysisConfig& cfg, const Matrix& r
     }
 }
 
+// A string as one single-quoted shell word.
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
 // Figures and report.html by tools/make_figures.py (Debian's python3-matplotlib and python3-sklearn), run on
 // the staging folder before it is committed. Missing tools are not an error: say how to get them.
 template <typename Say>
-void make_figures(const std::string& folder, Say&& say, nlohmann::json& figures_json) {
+void make_figures(const std::string& folder, const std::string& final_folder, Say&& say, nlohmann::json& figures_json) {
     const char* env = std::getenv("RSA_GPU_TOOLS_DIR");
     const std::string script = std::string(env ? env : RSA_GPU_TOOLS_DIR) + "/make_figures.py";
     const std::string python = "/usr/bin/python3";
@@ -161,7 +169,11 @@ void make_figures(const std::string& folder, Say&& say, nlohmann::json& figures_
         return;
     }
     const std::string log = folder + "/figures.log";
-    const std::string cmd = python + " '" + script + "' '" + folder + "' >'" + log + "' 2>&1";
+    // The report names the folder it will live in, not the staging folder it is drawn in.
+    std::error_code ec;
+    const std::string shown = std::filesystem::absolute(final_folder, ec).string();
+    const std::string cmd = "RSA_GPU_OUT_DIR=" + shell_quote(shown) + " " + python + " " + shell_quote(script) + " " +
+                            shell_quote(folder) + " >" + shell_quote(log) + " 2>&1";
     const int status = std::system(cmd.c_str());
     if (status != 0) {
         say("figures: make_figures.py failed (see figures.log in the output folder); the results are kept");
@@ -443,7 +455,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     if (!cfg.no_figures) {
         t0 = Clock::now();
         nlohmann::json figures_json;
-        make_figures(out.path(""), say, figures_json);
+        make_figures(out.path(""), out.target(), say, figures_json);
         if (figures_json.value("made", false))
             say("figures and report: " + out.target() + "/report.html");
         timings["figures_ms"] = ms_since(t0);

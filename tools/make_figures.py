@@ -651,7 +651,7 @@ def write_report(run, seed, figures, notes, path):
         f"<script>{LOAD_JS}</script>",
         "</head><body>",
         f"<h1>{title}</h1>",
-        f'<p class="meta">Output folder {esc(os.path.abspath(run.out_dir))}; report written '
+        f'<p class="meta">Output folder {esc(os.environ.get("RSA_GPU_OUT_DIR") or os.path.abspath(run.out_dir))}; report written '
         f"{esc(datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S'))} by tools/make_figures.py. Reproduces "
         "Neuromatch W1D5 Tutorial 3 (representational similarity analysis of a tilt-classifying CNN "
         "and mouse V1).</p>",
