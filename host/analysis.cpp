@@ -19,6 +19,7 @@
 #include "rsa_gpu/stats.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
+#include "rsa_gpu/philox.h"
 #include "rsa_gpu/progress.h"
 #include "rsa_gpu/v1_data.h"
 
@@ -409,7 +410,24 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
             if (r.name != "pixels") npy_save(out.path("resp_" + r.name + ".npy"), r.resp);
     }
     const bool v1_written = cfg.save_v1 || v1.resp.size() * 4 <= (64ll << 20);
-    if (v1_written) npy_save(out.path("resp_v1.npy"), v1.resp);
+    if (v1_written) {
+        npy_save(out.path("resp_v1.npy"), v1.resp);
+    } else {
+        // For the figures (tuning curves, embedding): a seeded random subset of 2,048 neurons, in file order.
+        const int64_t keep = std::min<int64_t>(2048, v1.resp.cols);
+        std::vector<int64_t> cols(static_cast<size_t>(v1.resp.cols));
+        for (int64_t j = 0; j < v1.resp.cols; ++j) cols[static_cast<size_t>(j)] = j;
+        for (int64_t j = 0; j < keep; ++j) {  // partial Fisher-Yates with Philox draws
+            const int64_t k = j + static_cast<int64_t>(philox_uniform01(cfg.stats_seed, 200, static_cast<uint64_t>(j)) *
+                                                       static_cast<double>(v1.resp.cols - j));
+            std::swap(cols[static_cast<size_t>(j)], cols[static_cast<size_t>(std::min(k, v1.resp.cols - 1))]);
+        }
+        std::sort(cols.begin(), cols.begin() + keep);
+        Matrix subset(v1.resp.rows, keep);
+        for (int64_t i = 0; i < v1.resp.rows; ++i)
+            for (int64_t j = 0; j < keep; ++j) subset.at(i, j) = v1.resp.at(i, cols[static_cast<size_t>(j)]);
+        npy_save(out.path("resp_v1_subset.npy"), subset);
+    }
     for (size_t i = 0; i < reps.size(); ++i) npy_save(out.path("rdm_" + reps[i].name + ".npy"), rdms[i]);
     std::ostringstream csv;
     csv << "layer,measure,value,ci_low,ci_high,p_value,ceiling,pairs,skipped_pairs\n";
@@ -450,7 +468,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         doc["files"].push_back("resp_" + r.name + ".npy");
     }
     if (!params.empty()) doc["files"].push_back("model.npz");
-    if (v1_written) doc["files"].push_back("resp_v1.npy");
+    doc["files"].push_back(v1_written ? "resp_v1.npy" : "resp_v1_subset.npy");
     write_file_atomic(out.path("results.json"), doc.dump(2) + "\n");
     if (!cfg.no_figures) {
         t0 = Clock::now();

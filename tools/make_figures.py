@@ -146,6 +146,15 @@ class Run:
         self.resps = {}  # name -> S x N (memory-mapped)
         for name in ["v1"] + layers:
             r = load_npy(out_dir, f"resp_{name}.npy")
+            if r is None and name == "v1":
+                # Large recordings keep a seeded random subset of neurons for the figures (rsa_gpu writes it
+                # when resp_v1.npy itself would exceed 64 MB); the V1 RDM panels always use every neuron.
+                r = load_npy(out_dir, "resp_v1_subset.npy")
+                if r is not None:
+                    self.resp_files = getattr(self, "resp_files", {})
+                    self.resp_files["v1"] = "resp_v1_subset.npy"
+                    self.notes.append(f"V1 tuning curves and embedding use resp_v1_subset.npy: a seeded random "
+                                      f"subset of {r.shape[1]} neurons (the RDMs use all of them)")
             if r is None:
                 if name == "v1":
                     self.notes.append("resp_v1.npy not found (V1 responses are not saved by this run): "
@@ -417,7 +426,8 @@ def embed_all(run, names):
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(len(names), ncpu))
     threads = max(1, ncpu // workers)
-    jobs = [(os.path.join(run.out_dir, f"resp_{n}.npy"), rows, threads) for n in names]
+    files = getattr(run, "resp_files", {})
+    jobs = [(os.path.join(run.out_dir, files.get(n, f"resp_{n}.npy")), rows, threads) for n in names]
     if workers == 1:
         return [_embed_worker(j) for j in jobs], rows
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as ex:
