@@ -40,14 +40,13 @@ public:
         const uint64_t host = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
         const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, host);
         if (options.on_plan) options.on_plan(describe(plan));
-        // Constant rows are found by the row statistics before any product is formed.
-        const RowStats stats = row_stats_blocked_ref(x.data.data(), x.rows, x.cols,
-                                                     plan.kind == PlanKind::OneShot ? x.cols : plan.neuron_block);
-        if (!stats.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
-            throw_constant_rows(stats.constant_rows, what);
+        check_plan_output(plan, options, what);
+        // Constant rows come out of the same pass; with Fail the result (and any tiled file, removed by the
+        // caller) is discarded.
         Matrix m;
         std::vector<int64_t> constant;
         rdm_scaled_ref(x.data.data(), x.rows, x.cols, plan, options.precision, options.output_path, &m, &constant);
+        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
         return m;
     }
 

@@ -74,6 +74,13 @@ void throw_constant_rows(const std::vector<int64_t>& rows, const std::string& wh
     throw InputError(os.str());
 }
 
+void check_plan_output(const MemoryPlan& plan, const RdmOptions& options, const std::string& what) {
+    if (plan.kind != PlanKind::Tiled || !options.output_path.empty()) return;
+    throw InputError(what + ": its " + std::to_string(plan.stimuli) + " x " + std::to_string(plan.stimuli) +
+                     " RDM does not fit in the memory cap even with streaming, and this command keeps RDMs in memory: "
+                     "raise --max-gpu-mem, or write out-of-core RDMs with `rsa_gpu rdm --max-gpu-mem ... --out file.npy`");
+}
+
 void check_rdm_input(const Matrix& x, const std::string& what) {
     if (x.rows == 0 || x.cols == 0) {
         std::ostringstream os;

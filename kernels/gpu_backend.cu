@@ -57,6 +57,7 @@ public:
         const uint64_t big = 256ull << 20;
         if (options.on_plan && (plan.kind != PlanKind::OneShot || plan.input_bytes + plan.output_bytes > big))
             options.on_plan(describe(plan));
+        check_plan_output(plan, options, what);
         if (plan.kind == PlanKind::OneShot && options.precision == Precision::FP32 && options.max_gpu_bytes == 0) {
             // Data fit: the plain path (z-score kernel + SSYRK), constant rows reported before the product.
             DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
@@ -73,15 +74,16 @@ public:
             d_m.download(m.data.data(), m.data.size(), ctx_.stream);
             return m;
         }
-        // Streamed / tiled / TF32 / capped: the memory plan's path (falls back on device out-of-memory).
-        const RowStats stats = row_stats_blocked_ref(x.data.data(), x.rows, x.cols, x.cols);
-        if (!stats.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
-            throw_constant_rows(stats.constant_rows, what);
+        // Streamed / tiled / TF32 / capped: the memory plan's path (falls back on device out-of-memory). Constant
+        // rows come out of its row statistics; with Fail the result (and any tiled file, removed by the caller)
+        // is discarded.
         ScaledRdmOptions o;
         o.precision = options.precision;
         o.max_gpu_bytes = options.max_gpu_bytes;
         o.output_path = options.output_path;
         ScaledRdmResult r = rdm_scaled(ctx_, x.data.data(), x.rows, x.cols, o);
+        if (!r.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
+            throw_constant_rows(r.constant_rows, what);
         if (r.fell_back && options.on_plan) options.on_plan("device memory ran short; fell back to:\n" + describe(r.plan));
         return std::move(r.rdm);
     }

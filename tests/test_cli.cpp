@@ -237,3 +237,17 @@ TEST(Cli, ChunkedPathsMatchOneShot) {
     EXPECT_EQ(rsa_test::list_dir(d), (std::vector<std::string>{"one.npy", "streamed.npy", "tiled.npy", "x.npy"}));
     expect_error(run_rsa_gpu("rdm --device cpu --responses x.npy --max-gpu-mem 12Q --out t.npy", d), 2, "12Q");
 }
+
+TEST(Cli, MainJobUnderMemoryCaps) {
+    const std::string d = dir_for("main_caps");
+    const std::string base = "--device cpu --no-cnn --no-figures --bootstrap 0 --v1-neurons 4000 ";
+    ASSERT_EQ(run_rsa_gpu(base + "--out one", d).exit_code, 0);
+    auto r = run_rsa_gpu(base + "--max-gpu-mem 1M --out streamed", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("streamed RDM"), std::string::npos) << r.err;
+    const NpyArray a = npy_load(d + "/one/rdm_v1.npy"), b = npy_load(d + "/streamed/rdm_v1.npy");
+    const std::vector<float> va(a.values.begin(), a.values.end()), vb(b.values.begin(), b.values.end());
+    EXPECT_LT(rsa_test::rel_l2(vb, va), 1e-5);
+    expect_error(run_rsa_gpu(base + "--max-gpu-mem 100K --out tiled", d), 2, "raise --max-gpu-mem");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/tiled"));
+}

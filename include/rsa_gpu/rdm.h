@@ -32,6 +32,10 @@ void rdm_from_zscored_ref(const float* z, int64_t rows, int64_t cols, float* rdm
 // Throws InputError naming the offending stimulus rows (at most 20 listed) of `what`.
 [[noreturn]] void throw_constant_rows(const std::vector<int64_t>& rows, const std::string& what);
 
+// A tiled plan writes the RDM to options.output_path; without one (commands that keep RDMs in memory) that is an
+// InputError naming `what` and saying how to proceed.
+void check_plan_output(const MemoryPlan& plan, const RdmOptions& options, const std::string& what);
+
 // Inputs every RDM needs: at least 3 stimuli (rows) and 1 unit, finite values. Throws InputError naming `what`.
 void check_rdm_input(const Matrix& x, const std::string& what);
 
