@@ -27,6 +27,11 @@ public:
 
     Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
         check_rdm_input(x, what);
+        const uint64_t host = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, host);
+        const uint64_t big = 256ull << 20;
+        if (options.on_plan && (options.max_gpu_bytes != 0 || plan.input_bytes + plan.output_bytes > big))
+            options.on_plan(describe(plan) + "\n(on the CPU: host memory stands in for device memory)");
         if (options.max_gpu_bytes == 0 && options.precision == Precision::FP32) {  // the plain one-shot twin
             std::vector<int64_t> constant;
             const Matrix z = zscore_rows(x, &constant);
@@ -35,11 +40,7 @@ public:
             rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
             return m;
         }
-        // The chunked/tiled twins under the same memory plan the GPU would use with this cap (host memory
-        // standing in for device memory).
-        const uint64_t host = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
-        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, host);
-        if (options.on_plan) options.on_plan(describe(plan));
+        // The chunked/tiled twins under the same memory plan the GPU would use with this cap.
         check_plan_output(plan, options, what);
         // Constant rows come out of the same pass; with Fail the result (and any tiled file, removed by the
         // caller) is discarded.
