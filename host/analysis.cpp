@@ -4,10 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -16,6 +13,7 @@
 
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/figures.h"
 #include "rsa_gpu/stats.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
@@ -144,47 +142,6 @@ void add_statistics(Backend& backend, const AnalysisConfig& cfg, const Matrix& r
     }
 }
 
-// A string as one single-quoted shell word.
-std::string shell_quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
-
-// Figures and report.html by tools/make_figures.py (Debian's python3-matplotlib and python3-sklearn), run on
-// the staging folder before it is committed. Missing tools are not an error: say how to get them.
-template <typename Say>
-void make_figures(const std::string& folder, const std::string& final_folder, Say&& say, nlohmann::json& figures_json) {
-    const char* env = std::getenv("RSA_GPU_TOOLS_DIR");
-    const std::string script = std::string(env ? env : RSA_GPU_TOOLS_DIR) + "/make_figures.py";
-    const std::string python = "/usr/bin/python3";
-    if (access(script.c_str(), R_OK) != 0) {
-        say("figures: skipped (" + script + " not found; set RSA_GPU_TOOLS_DIR to the rsa_gpu tools/ folder)");
-        figures_json = {{"made", false}, {"reason", "script not found"}};
-        return;
-    }
-    if (std::system((python + " -c 'import matplotlib, sklearn' >/dev/null 2>&1").c_str()) != 0) {
-        say("figures: skipped (they need Debian's python3-matplotlib and python3-sklearn: "
-            "sudo apt-get install python3-matplotlib python3-sklearn)");
-        figures_json = {{"made", false}, {"reason", "python3-matplotlib or python3-sklearn missing"}};
-        return;
-    }
-    const std::string log = folder + "/figures.log";
-    // The report names the folder it will live in, not the staging folder it is drawn in.
-    std::error_code ec;
-    const std::string shown = std::filesystem::absolute(final_folder, ec).string();
-    const std::string cmd = "RSA_GPU_OUT_DIR=" + shell_quote(shown) + " " + python + " " + shell_quote(script) + " " +
-                            shell_quote(folder) + " >" + shell_quote(log) + " 2>&1";
-    const int status = std::system(cmd.c_str());
-    if (status != 0) {
-        say("figures: make_figures.py failed (see figures.log in the output folder); the results are kept");
-        figures_json = {{"made", false}, {"reason", "make_figures.py failed"}};
-        return;
-    }
-    std::remove(log.c_str());
-    figures_json = {{"made", true}, {"report", "report.html"}, {"folder", "figures/"}};
-}
-
 struct Representation {
     std::string name;   // file-name friendly: "pixels", "pool", ...
     std::string label;  // for the table
@@ -192,54 +149,6 @@ struct Representation {
 };
 
 }  // namespace
-
-TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& config, const GratingParams& grating,
-                                      bool quiet, double* stimuli_ms, double* training_ms) {
-    if (grating.height() != cnn::kHeight || grating.width() != cnn::kWidth)
-        throw InputError("the CNN takes 48 x 64 images, but --res " + std::to_string(grating.res) + " gives " +
-                         std::to_string(grating.height()) + " x " + std::to_string(grating.width()) +
-                         "; keep --res 0.1 or use --no-cnn");
-    if (config.epochs < 1 || config.batch < 1 || config.train_size < 1 || !(config.lr > 0) ||
-        !(config.momentum >= 0 && config.momentum < 1))
-        throw InputError("training: need --epochs, --batch, --train-size >= 1, --lr > 0 and 0 <= --momentum < 1");
-    TrainedNetwork net;
-    auto t0 = Clock::now();
-    std::vector<float> angles, labels;
-    cnn_training_set(config, &angles, &labels);
-    const Matrix images = backend.gratings(angles, grating);
-    *stimuli_ms = ms_since(t0);
-
-    t0 = Clock::now();
-    net.params = cnn_init_params(config.seed);
-    const int every = std::max(1, config.epochs / 5);
-    {
-        Progress bar("training", config.epochs);
-        char note[48];
-        net.result = backend.cnn_train(net.params, images, labels, config, [&](int epoch, float loss) {
-            if (!quiet && epoch % every == 0) {
-                if (progress_enabled()) std::printf("\r\033[K");
-                std::printf("epoch %d | loss on last mini-batch: % .2e\n", epoch, loss);
-            }
-            std::snprintf(note, sizeof(note), "epochs, loss % .2e", loss);
-            bar.update(epoch, note);
-            std::fflush(stdout);
-        });
-    }
-    if (!quiet) std::printf("training done!\n");
-    *training_ms = ms_since(t0);
-
-    // Accuracy on the training set (the tutorial does not print it; we check the net separates the set).
-    const CnnActivations act = backend.cnn_forward(net.params, images);
-    net.total = static_cast<int>(labels.size());
-    for (int i = 0; i < net.total; ++i) {
-        const bool right = act.logit[static_cast<size_t>(i)] > 0.0f;
-        if (right == (labels[static_cast<size_t>(i)] > 0.5f))
-            ++net.correct;
-        else
-            net.misclassified_angles.push_back(angles[static_cast<size_t>(i)]);
-    }
-    return net;
-}
 
 int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     OutputDir out(cfg.out_dir, cfg.force);  // refuses an existing folder before any work
@@ -472,8 +381,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     write_file_atomic(out.path("results.json"), doc.dump(2) + "\n");
     if (!cfg.no_figures) {
         t0 = Clock::now();
-        nlohmann::json figures_json;
-        make_figures(out.path(""), out.target(), say, figures_json);
+        const nlohmann::json figures_json = make_figures(out.path(""), out.target(), say);
         if (figures_json.value("made", false))
             say("figures and report: " + out.target() + "/report.html");
         timings["figures_ms"] = ms_since(t0);

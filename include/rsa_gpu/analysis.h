@@ -12,6 +12,7 @@
 #include "rsa_gpu/measures.h"
 #include "rsa_gpu/rdm.h"
 #include "rsa_gpu/synthetic_v1.h"
+#include "rsa_gpu/train_network.h"
 
 namespace rsa {
 
@@ -45,18 +46,6 @@ struct AnalysisConfig {
     std::string device_note;        // which device was chosen and why
     std::string command_line;
 };
-
-// Trains the tutorial's CNN on its training gratings, printing the tutorial's loss lines every epochs/5 epochs
-// (and a progress display when stdout is a terminal). Returns the weights; fills result and the training-set
-// accuracy summary (json) and adds stage timings (stimuli_train_ms, training_ms) to timings.
-struct TrainedNetwork {
-    std::vector<float> params;
-    TrainResult result;
-    int correct = 0, total = 0;
-    std::vector<float> misclassified_angles;
-};
-TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& config, const GratingParams& grating,
-                                      bool quiet, double* stimuli_ms, double* training_ms);
 
 // Runs the job; returns the exit code. Throws InputError/RuntimeError on failure (nothing left in out_dir).
 int run_analysis(Backend& backend, const AnalysisConfig& config);

@@ -1,0 +1,68 @@
+// Training the tutorial's CNN on its training gratings through a backend, with the tutorial's printed lines, a
+// progress bar on a terminal, and the training-set accuracy (see train_network.h).
+#include "rsa_gpu/train_network.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/progress.h"
+
+namespace rsa {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+}  // namespace
+
+TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& config, const GratingParams& grating,
+                                      bool quiet, double* stimuli_ms, double* training_ms) {
+    if (grating.height() != cnn::kHeight || grating.width() != cnn::kWidth)
+        throw InputError("the CNN takes 48 x 64 images, but --res " + std::to_string(grating.res) + " gives " +
+                         std::to_string(grating.height()) + " x " + std::to_string(grating.width()) +
+                         "; keep --res 0.1 or use --no-cnn");
+    if (config.epochs < 1 || config.batch < 1 || config.train_size < 1 || !(config.lr > 0) ||
+        !(config.momentum >= 0 && config.momentum < 1))
+        throw InputError("training: need --epochs, --batch, --train-size >= 1, --lr > 0 and 0 <= --momentum < 1");
+    TrainedNetwork net;
+    auto t0 = Clock::now();
+    std::vector<float> angles, labels;
+    cnn_training_set(config, &angles, &labels);
+    const Matrix images = backend.gratings(angles, grating);
+    *stimuli_ms = ms_since(t0);
+
+    t0 = Clock::now();
+    net.params = cnn_init_params(config.seed);
+    const int every = std::max(1, config.epochs / 5);
+    {
+        Progress bar("training", config.epochs);
+        char note[48];
+        net.result = backend.cnn_train(net.params, images, labels, config, [&](int epoch, float loss) {
+            if (!quiet && epoch % every == 0) {
+                if (progress_enabled()) std::printf("\r\033[K");
+                std::printf("epoch %d | loss on last mini-batch: % .2e\n", epoch, loss);
+            }
+            std::snprintf(note, sizeof(note), "epochs, loss % .2e", loss);
+            bar.update(epoch, note);
+            std::fflush(stdout);
+        });
+    }
+    if (!quiet) std::printf("training done!\n");
+    *training_ms = ms_since(t0);
+
+    // Accuracy on the training set (the tutorial does not print it; we check the net separates the set).
+    const CnnActivations act = backend.cnn_forward(net.params, images);
+    net.total = static_cast<int>(labels.size());
+    for (int i = 0; i < net.total; ++i) {
+        const bool right = act.logit[static_cast<size_t>(i)] > 0.0f;
+        if (right == (labels[static_cast<size_t>(i)] > 0.5f))
+            ++net.correct;
+        else
+            net.misclassified_angles.push_back(angles[static_cast<size_t>(i)]);
+    }
+    return net;
+}
+
+}  // namespace rsa

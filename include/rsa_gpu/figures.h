@@ -1,0 +1,14 @@
+// Figures and report.html (tools/make_figures.py, Debian's python3-matplotlib and python3-sklearn) for an output
+// folder. `folder` is where the files are now (the staging folder), `final_folder` where they will live (named in
+// the report). Returns {"made": true/false, "reason"/"report"/"folder"}; says one line through `say` when skipped.
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace rsa {
+
+nlohmann::json make_figures(const std::string& folder, const std::string& final_folder,
+                            const std::function<void(const std::string&)>& say);
+
+}  // namespace rsa
