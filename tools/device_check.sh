@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device_check_out}; mkdir -p "$OUT"
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/nvidia-smi.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee "$OUT/nvidia-smi.txt"
 date -u | tee -a "$OUT/summary.txt"
 
 # Debian packages the image lacks (OpenBLAS, libzip, CLI11, nlohmann-json, GoogleTest), carried in .deps/ (made
@@ -51,11 +51,16 @@ ctest --test-dir build-device -L gpu --output-on-failure > "$OUT/gpu_tests.log" 
 grep -E "tests passed|Passed|Failed|Skipped|\*\*\*" "$OUT/gpu_tests.log" | tee -a "$OUT/summary.txt"
 
 log "compute-sanitizer memcheck (tests in parallel)"
+SANITIZER=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
+[ -n "$SANITIZER" ] || echo "compute-sanitizer not found" | tee -a "$OUT/summary.txt"
+rm -f "$OUT/memcheck_rc.txt"
 for t in build-device/tests/test_*_gpu; do
   # Full-size cases (S = 4,598, the 25-epoch training) are left to the plain run: memcheck slows kernels ~100x.
-  ( timeout 180 compute-sanitizer --tool memcheck --error-exitcode 9 "$t" --gtest_brief=1 \
-      --gtest_filter='-*FullSize*:*Full*' > "$OUT/memcheck_$(basename "$t").log" 2>&1
-    echo "memcheck $(basename "$t") rc=$? (0 clean, 9 errors, 124 timeout)" >> "$OUT/memcheck_rc.txt" ) &
+  name=$(basename "$t")
+  ( timeout 180 "${SANITIZER:-compute-sanitizer}" --tool memcheck --error-exitcode 9 "$t" --gtest_brief=1 \
+      --gtest_filter='-*FullSize*:*Full*' > "$OUT/memcheck_$name.log" 2>&1
+    rc=$?
+    echo "memcheck $name rc=$rc (0 clean, 9 errors, 124 timeout)" >> "$OUT/memcheck_rc.txt" ) &
 done
 wait
 cat "$OUT/memcheck_rc.txt" | tee -a "$OUT/summary.txt"
