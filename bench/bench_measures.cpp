@@ -16,23 +16,14 @@
 #include <random>
 #include <vector>
 
+#include "bench_common.h"
 #include "rsa_gpu/matrix.h"
 #include "rsa_gpu/measures.h"
 #include "rsa_gpu/stats.h"
 
-using Clock = std::chrono::steady_clock;
+using rsa_bench::Clock;
 
-template <typename F>
-static double median_ms(int repeats, F&& f) {
-    std::vector<double> t;
-    for (int r = 0; r < repeats; ++r) {
-        const auto t0 = Clock::now();
-        f();
-        t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+using rsa_bench::median_ms;
 
 // Symmetric RDMs with zero diagonals and values in [0, 2]: ref = 2u, model k = 2 (c_k u + (1 - c_k) v_k) with
 // u, v_k uniform in [0, 1) per pair, so ref and model k are correlated (c = 0.6: r = 0.83 expected).

@@ -11,21 +11,11 @@
 #include <random>
 #include <vector>
 
+#include "bench_common.h"
 #include "rsa_gpu/rdm.h"
 
-using Clock = std::chrono::steady_clock;
 
-template <typename F>
-static double median_ms(int repeats, F&& f) {
-    std::vector<double> t;
-    for (int r = 0; r < repeats; ++r) {
-        const auto t0 = Clock::now();
-        f();
-        t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+using rsa_bench::median_ms;
 
 int main(int argc, char** argv) {
     const int64_t S = argc > 1 ? std::atoll(argv[1]) : 4598, N = argc > 2 ? std::atoll(argv[2]) : 23589;

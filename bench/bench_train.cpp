@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bench_common.h"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/v1_data.h"
 
 using namespace rsa;
-using Clock = std::chrono::steady_clock;
-
-static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using rsa_bench::Clock;
+using rsa_bench::seconds_since;
 
 int main(int argc, char** argv) {
     const int epochs = argc > 1 ? std::atoi(argv[1]) : 25;
@@ -37,19 +37,8 @@ int main(int argc, char** argv) {
     // Whole analysis (compute only; V1 data generated beforehand, as the peer loads its file first).
     SyntheticV1Params vp;
     const V1Data v1 = v1_from_synthetic(cpu->synthetic_v1(vp), vp);
-    const auto t0 = Clock::now();
-    TrainConfig cfg;
-    cfg.epochs = epochs;
-    std::vector<float> angles, labels;
-    cnn_training_set(cfg, &angles, &labels);
-    std::vector<float> params = cnn_init_params(cfg.seed);
-    cpu->cnn_train(params, cpu->gratings(angles, GratingParams{}), labels, cfg, nullptr);
-    const CnnActivations act = cpu->cnn_forward(params, cpu->gratings(v1.orientation, GratingParams{}));
-    const Matrix rv = cpu->rdm(v1.resp, RdmOptions{}, "v1");
-    const double r_pool = cpu->compare_pearson(rv, cpu->rdm(cnn_layer_matrix(act, "pool"), RdmOptions{}, "pool")).r;
-    const double r_fc = cpu->compare_pearson(rv, cpu->rdm(cnn_layer_matrix(act, "fc"), RdmOptions{}, "fc")).r;
-    const double s = seconds_since(t0);
-    std::printf("whole tutorial analysis: %.3f s (pool r = %.4f, fc r = %.4f)\n", s, r_pool, r_fc);
-    std::printf("RESULT rsa_gpu_cpu_tutorial_s %.3f\n", s);
+    const rsa_bench::TutorialTiming t = rsa_bench::run_tutorial_analysis(*cpu, v1, epochs);
+    std::printf("whole tutorial analysis: %.3f s (pool r = %.4f, fc r = %.4f)\n", t.seconds, t.r_pool, t.r_fc);
+    std::printf("RESULT rsa_gpu_cpu_tutorial_s %.3f\n", t.seconds);
     return 0;
 }

@@ -6,14 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bench_common.h"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/v1_data.h"
 
 using namespace rsa;
-using Clock = std::chrono::steady_clock;
-
-static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using rsa_bench::Clock;
+using rsa_bench::seconds_since;
 
 int main(int argc, char** argv) {
     const int epochs = argc > 1 ? std::atoi(argv[1]) : 25;
@@ -42,21 +42,10 @@ int main(int argc, char** argv) {
         SyntheticV1Params vp;
         const V1Data v1 = v1_from_synthetic(gpu->synthetic_v1(vp), vp);
         for (int rep = 0; rep < 2; ++rep) {
-            const auto t0 = Clock::now();
-            TrainConfig cfg;
-            cfg.epochs = epochs;
-            std::vector<float> angles, labels;
-            cnn_training_set(cfg, &angles, &labels);
-            std::vector<float> params = cnn_init_params(cfg.seed);
-            gpu->cnn_train(params, gpu->gratings(angles, GratingParams{}), labels, cfg, nullptr);
-            const CnnActivations act = gpu->cnn_forward(params, gpu->gratings(v1.orientation, GratingParams{}));
-            const Matrix rv = gpu->rdm(v1.resp, RdmOptions{}, "v1");
-            const double rp = gpu->compare_pearson(rv, gpu->rdm(cnn_layer_matrix(act, "pool"), RdmOptions{}, "pool")).r;
-            const double rf = gpu->compare_pearson(rv, gpu->rdm(cnn_layer_matrix(act, "fc"), RdmOptions{}, "fc")).r;
-            const double s = seconds_since(t0);
-            std::printf("whole tutorial analysis (%s): %.4f s (pool r = %.4f, fc r = %.4f)\n", rep ? "warm" : "cold", s,
-                        rp, rf);
-            if (rep == 1) std::printf("RESULT rsa_gpu_tutorial_s %.4f\n", s);
+            const rsa_bench::TutorialTiming t = rsa_bench::run_tutorial_analysis(*gpu, v1, epochs);
+            std::printf("whole tutorial analysis (%s): %.4f s (pool r = %.4f, fc r = %.4f)\n", rep ? "warm" : "cold",
+                        t.seconds, t.r_pool, t.r_fc);
+            if (rep == 1) std::printf("RESULT rsa_gpu_tutorial_s %.4f\n", t.seconds);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_train_gpu: %s\n", e.what());

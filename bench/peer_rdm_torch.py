@@ -17,28 +17,25 @@ def rdm(x):
     return 1 - (z @ z.T) / x.shape[1]
 
 
-times = []
-for r in range(-2, R):
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    rdm(xs[r % 2])
-    b.record()
-    torch.cuda.synchronize()
-    if r >= 0:
-        times.append(a.elapsed_time(b))
-times.sort()
-print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}: RDM S={S} N={N} FP32 {times[len(times)//2]:.3f} ms")
-print(f"RESULT torch_rdm_ms {times[len(times) // 2]:.3f}")
+def median_ms():
+    """Median of R timed runs (CUDA events) after two warm-ups, alternating the two input copies."""
+    times = []
+    for r in range(-2, R):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        rdm(xs[r % 2])
+        b.record()
+        torch.cuda.synchronize()
+        if r >= 0:
+            times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+fp32 = median_ms()
+print(f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}: RDM S={S} N={N} FP32 {fp32:.3f} ms")
+print(f"RESULT torch_rdm_ms {fp32:.3f}")
 torch.backends.cuda.matmul.allow_tf32 = True
-tf = []
-for r in range(-2, R):
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    rdm(xs[r % 2])
-    b.record()
-    torch.cuda.synchronize()
-    if r >= 0:
-        tf.append(a.elapsed_time(b))
-tf.sort()
-print(f"PyTorch RDM S={S} N={N} TF32 {tf[len(tf)//2]:.3f} ms")
-print(f"RESULT torch_rdm_tf32_ms {tf[len(tf) // 2]:.3f}")
+tf32 = median_ms()
+print(f"PyTorch RDM S={S} N={N} TF32 {tf32:.3f} ms")
+print(f"RESULT torch_rdm_tf32_ms {tf32:.3f}")

@@ -133,11 +133,11 @@ int main(int argc, char** argv) {
     app.add_option("--v1-trials", cfg.synthetic.trials, "trials of the embedded synthetic V1 recording (>= 360)")
         ->check(CLI::PositiveNumber);
     const auto add_training = [&](CLI::App* a) {
-        a->add_option("--epochs", cfg.train.epochs, "training epochs")->check(CLI::PositiveNumber);
-        a->add_option("--batch", cfg.train.batch, "mini-batch size")->check(CLI::PositiveNumber);
+        a->add_option("--epochs", cfg.train.epochs, "training epochs")->check(CLI::Range(1, 1000000));
+        a->add_option("--batch", cfg.train.batch, "mini-batch size")->check(CLI::Range(1, 100000));
         a->add_option("--lr", cfg.train.lr, "SGD learning rate")->check(CLI::PositiveNumber);
         a->add_option("--momentum", cfg.train.momentum, "SGD momentum (PyTorch's definition)")->check(CLI::Range(0.0, 0.999999));
-        a->add_option("--train-size", cfg.train.train_size, "number of training gratings")->check(CLI::PositiveNumber);
+        a->add_option("--train-size", cfg.train.train_size, "number of training gratings")->check(CLI::Range(1, 100000000));
         a->add_option("--seed", cfg.train.seed, "training seed (initial weights, training angles, shuffles)");
     };
     add_training(&app);
