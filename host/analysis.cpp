@@ -14,6 +14,7 @@
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/figures.h"
+#include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/stats.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
@@ -101,12 +102,13 @@ void add_statistics(Backend& backend, const AnalysisConfig& cfg, const Matrix& r
                     const NoiseCeilingResult* ceiling, std::vector<ResultRow>& rows, nlohmann::json& timings,
                     nlohmann::json& stats_json, Say&& say) {
     const int64_t S = rdm_v1.rows;
-    const bool cheap = backend.is_gpu() || S <= 1000;
-    const int resamples = cfg.bootstrap >= 0 ? cfg.bootstrap : (cheap ? kDefaultBootstrapResamples : 0);
-    const int perms = cfg.permutations >= 0 ? cfg.permutations : (cheap ? kDefaultPermutations : 0);
-    if ((cfg.bootstrap < 0 || cfg.permutations < 0) && !cheap)
-        say("statistics: skipped by default on the CPU for " + std::to_string(S) +
-            " stimuli (slow); ask with --bootstrap N / --permutations N");
+    // Counts left at -1 follow default_stat_counts (stats.h: 10,000 each while the cost model's budget allows,
+    // fewer for large S, skipped beyond); its notes say what was reduced or skipped and how to ask explicitly.
+    const StatCounts defaults = default_stat_counts(S, static_cast<int64_t>(rdms.size()), backend.is_gpu());
+    const int resamples = cfg.bootstrap >= 0 ? cfg.bootstrap : defaults.bootstrap;
+    const int perms = cfg.permutations >= 0 ? cfg.permutations : defaults.permutations;
+    if (cfg.bootstrap < 0 && !defaults.bootstrap_note.empty()) say(defaults.bootstrap_note);
+    if (cfg.permutations < 0 && !defaults.permutation_note.empty()) say(defaults.permutation_note);
     bool has_nan = false;
     for (const Matrix* m : {&rdm_v1}) for (float v : m->data) has_nan |= std::isnan(v);
     for (const Matrix& m : rdms) for (float v : m.data) has_nan |= std::isnan(v);
@@ -148,10 +150,27 @@ struct Representation {
     Matrix resp;
 };
 
+// The job after its outputs are claimed (below run_analysis).
+int run_job(Backend& backend, const AnalysisConfig& cfg, OutputDir& out, OutputFile* model_file);
+
 }  // namespace
 
 int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
-    OutputDir out(cfg.out_dir, cfg.force);  // refuses an existing folder before any work
+    // Both outputs are claimed before any work: an existing folder or file without --force, a missing or unwritable
+    // parent folder, another run writing the same name are refused at once. Errors name the output folder, not the
+    // staging folder the files are written to first.
+    OutputDir out(cfg.out_dir, cfg.force);
+    std::unique_ptr<OutputFile> model_file;
+    if (!cfg.save_model.empty() && !cfg.no_cnn)
+        model_file = std::make_unique<OutputFile>(cfg.save_model, cfg.force, "--save-model");
+    int code = kExitOk;
+    out.write([&] { code = run_job(backend, cfg, out, model_file.get()); });
+    return code;
+}
+
+namespace {
+
+int run_job(Backend& backend, const AnalysisConfig& cfg, OutputDir& out, OutputFile* model_file) {
     nlohmann::json timings = nlohmann::json::object();
     auto say = [&](const std::string& line) {
         if (!cfg.quiet && !cfg.json) std::printf("%s\n", line.c_str());
@@ -222,6 +241,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         }
     }
     timings["v1_data_ms"] = ms_since(t0);
+    check_interrupt("loading the V1 data");
     check_rdm_input(v1.resp, "V1 responses (" + v1.source + ")");
     {
         std::ostringstream os;
@@ -234,6 +254,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     std::vector<Representation> reps;
     const Matrix v1_gratings = backend.gratings(v1.orientation, cfg.grating);
     timings["stimuli_ms"] = ms_since(t0);
+    check_interrupt("drawing the stimuli");
 
     // 3. The CNN: train (or load) and read out its layers at the V1 orientations.
     nlohmann::json cnn_json = nullptr;
@@ -273,6 +294,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         for (const auto& layer : cfg.layers)
             reps.push_back({layer, "model '" + layer + "' layer", cnn_layer_matrix(act, layer)});
         timings["readout_ms"] = ms_since(t0);
+        check_interrupt("reading out the CNN");
     }
     reps.push_back({"pixels", "pixels (control)", v1_gratings});
 
@@ -280,7 +302,10 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     t0 = Clock::now();
     const Matrix rdm_v1 = backend.rdm(v1.resp, cfg.rdm, "V1 responses");
     std::vector<Matrix> rdms;
-    for (const auto& r : reps) rdms.push_back(backend.rdm(r.resp, cfg.rdm, "'" + r.name + "' representation"));
+    for (const auto& r : reps) {
+        check_interrupt("the RDMs");
+        rdms.push_back(backend.rdm(r.resp, cfg.rdm, "'" + r.name + "' representation"));
+    }
     timings["rdm_ms"] = ms_since(t0);
 
     // 5. Comparison with V1: every measure for every representation (+ CKA on the responses when asked).
@@ -288,12 +313,14 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     std::vector<ResultRow> rows;
     for (size_t i = 0; i < reps.size(); ++i)
         for (Measure m : cfg.measures) {
+            check_interrupt("the comparisons");
             const CompareResult c = backend.compare(rdm_v1, rdms[i], m);
             rows.push_back({reps[i].name, reps[i].label, measure_name(m), c.value, c.pairs, c.skipped, i});
         }
     if (cfg.cka)
         for (size_t i = 0; i < reps.size(); ++i)
             for (bool debiased : {false, true}) {
+                check_interrupt("the comparisons");
                 const double v = backend.cka(v1.resp, reps[i].resp, debiased);
                 rows.push_back({reps[i].name, reps[i].label, debiased ? "cka_debiased" : "cka", v, v1.resp.rows, 0, i});
             }
@@ -302,6 +329,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     // 6. Statistics (bootstrap interval, permutation p-value, noise ceiling) for the Pearson rows.
     nlohmann::json stats_json = nullptr;
     add_statistics(backend, cfg, rdm_v1, rdms, ceiling.get(), rows, timings, stats_json, say);
+    check_interrupt("the statistics");
 
     // 7. Table.
     say("");
@@ -314,7 +342,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     npy_save(out.path("resp_pixels.npy"), v1_gratings);
     if (!params.empty()) {
         cnn_save_npz(out.path("model.npz"), params);
-        if (!cfg.save_model.empty()) cnn_save_npz(cfg.save_model, params);
+        if (model_file) model_file->write([&](const std::string& p) { cnn_save_npz(p, params); });
         for (const auto& r : reps)
             if (r.name != "pixels") npy_save(out.path("resp_" + r.name + ".npy"), r.resp);
     }
@@ -389,7 +417,9 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         doc["timings_ms"] = timings;
         write_file_atomic(out.path("results.json"), doc.dump(2) + "\n");
     }
+    check_interrupt("writing the results");
     out.commit();
+    if (model_file) model_file->commit();
     say("");
     say("results written to " + out.target() + "/");
     if (cfg.json) {
@@ -399,5 +429,7 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     }
     return kExitOk;
 }
+
+}  // namespace
 
 }  // namespace rsa

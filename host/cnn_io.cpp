@@ -1,6 +1,8 @@
 // Saving and loading the CNN's weights as an .npz with PyTorch's state_dict names and shapes (conv.weight
 // 6x1x7x7, conv.bias 6, fc.weight 10x288, fc.bias 10, out.weight 1x10, out.bias 1), so a network trained in
-// PyTorch loads here (np.savez(path, **{k: v.numpy() for k, v in net.state_dict().items()})) and back.
+// PyTorch loads here (np.savez(path, **{k: v.numpy() for k, v in net.state_dict().items()})) and back. Loading
+// reads only the six members it uses, each bounded by its expected shape.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -51,22 +53,32 @@ void cnn_save_npz(const std::string& path, const std::vector<float>& params) {
 }
 
 std::vector<float> cnn_load_npz(const std::string& path) {
-    const auto arrays = npz_load(path);
+    // Only the six members used are read, each checked by its .npy header (shape) before its body is inflated,
+    // and inflated no further than the expected shape at 8 bytes a value; other members are never inflated.
+    NpzReader npz(path);
     std::vector<float> params(cnn::kParams);
     for (const Entry& e : entries()) {
-        auto it = arrays.find(e.key);
-        if (it == arrays.end()) {
+        if (!npz.has(e.key)) {
+            std::vector<std::string> keys = npz.keys();
+            std::sort(keys.begin(), keys.end());
             std::ostringstream os;
             os << path << ": missing key '" << e.key << "' (a model file holds conv.weight, conv.bias, fc.weight, "
                << "fc.bias, out.weight, out.bias); keys present:";
-            for (const auto& kv : arrays) os << " " << kv.first;
+            for (const auto& k : keys) os << " " << k;
             throw InputError(os.str());
         }
-        if (it->second.shape != e.shape)
-            throw InputError(path + ": '" + e.key + "' has shape " + shape_text(it->second.shape) + ", expected " +
+        const NpyHeader header = npz.header(e.key);
+        if (header.shape != e.shape)
+            throw InputError(path + ": '" + e.key + "' has shape " + shape_text(header.shape) + ", expected " +
                              shape_text(e.shape));
-        for (size_t i = 0; i < it->second.values.size(); ++i) {
-            const double v = it->second.values[i];
+        uint64_t n = 1;
+        for (int64_t d : e.shape) n *= static_cast<uint64_t>(d);
+        const NpyArray a = npz.read(e.key, header.header_bytes + n * sizeof(double));
+        if (a.shape != e.shape)  // the member changed between the two reads
+            throw InputError(path + ": '" + e.key + "' has shape " + shape_text(a.shape) + ", expected " +
+                             shape_text(e.shape));
+        for (size_t i = 0; i < a.values.size(); ++i) {
+            const double v = a.values[i];
             if (!std::isfinite(v))
                 throw InputError(path + ": '" + e.key + "' has a non-finite value at flat index " + std::to_string(i));
             params[static_cast<size_t>(e.offset) + i] = static_cast<float>(v);

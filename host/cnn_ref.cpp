@@ -27,6 +27,7 @@
 
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
 
 namespace rsa {
 
@@ -503,6 +504,7 @@ TrainResult cnn_train_ref(std::vector<float>& params, const Matrix& images, cons
         const std::vector<int> perm = cnn_epoch_permutation(config.seed, epoch, n);
         float loss = 0.0f;
         for (int start = 0; start < n; start += config.batch) {
+            check_interrupt("training");  // a safe point between SGD steps
             const int B = std::min(config.batch, n - start);
             for (int b = 0; b < B; ++b) yb[b] = labels[perm[start + b]];
             size_activations(B, false, &act);

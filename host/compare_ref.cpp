@@ -1,6 +1,8 @@
 // CPU twin of the RDM comparison: Pearson correlation over the strict upper triangle, two passes in double,
-// skipping pairs where either RDM is NaN (constant rows kept with --constant-rows nan).
+// skipping pairs where either RDM is NaN (constant rows kept with --constant-rows nan); the degeneracy test of
+// RDMs (compare.h) and the input checks of a comparison.
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "rsa_gpu/compare.h"
@@ -13,40 +15,93 @@ double pearson_from_centred(double sxx, double syy, double sxy) {
     return sxy / std::sqrt(sxx * syy);
 }
 
-PearsonResult pearson_upper_ref(const float* a, const float* b, int64_t S) {
-    PearsonResult res;
+UpperMoments upper_moments(const float* a, const float* b, int64_t S) {
+    UpperMoments m;
     double sa = 0.0, sb = 0.0;
     for (int64_t i = 0; i < S; ++i)
         for (int64_t j = i + 1; j < S; ++j) {
             const float x = a[i * S + j], y = b[i * S + j];
             if (std::isnan(x) || std::isnan(y)) {
-                ++res.skipped;
+                ++m.skipped;
                 continue;
             }
             sa += x;
             sb += y;
-            ++res.pairs;
+            ++m.pairs;
         }
-    if (res.pairs < 2) {
-        res.r = std::nan("");
-        return res;
-    }
-    const double ma = sa / static_cast<double>(res.pairs), mb = sb / static_cast<double>(res.pairs);
-    double sxx = 0.0, syy = 0.0, sxy = 0.0;
+    if (m.pairs == 0) return m;
+    m.mean_a = sa / static_cast<double>(m.pairs);
+    m.mean_b = sb / static_cast<double>(m.pairs);
     for (int64_t i = 0; i < S; ++i)
         for (int64_t j = i + 1; j < S; ++j) {
             const float x = a[i * S + j], y = b[i * S + j];
             if (std::isnan(x) || std::isnan(y)) continue;
-            const double dx = x - ma, dy = y - mb;
-            sxx += dx * dx;
-            syy += dy * dy;
-            sxy += dx * dy;
+            const double dx = x - m.mean_a, dy = y - m.mean_b;
+            m.sxx += dx * dx;
+            m.syy += dy * dy;
+            m.sxy += dx * dy;
         }
-    res.r = pearson_from_centred(sxx, syy, sxy);
+    return m;
+}
+
+UpperSpread rdm_upper_spread(const float* rdm, int64_t S) {
+    UpperSpread s;
+    double sum = 0.0;
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = i + 1; j < S; ++j) {
+            const float v = rdm[i * S + j];
+            if (std::isnan(v)) {
+                ++s.nan;
+                continue;
+            }
+            if (s.values == 0 || v < s.min) s.min = v;
+            if (s.values == 0 || v > s.max) s.max = v;
+            sum += v;
+            ++s.values;
+        }
+    if (s.values == 0) return s;
+    s.mean = sum / static_cast<double>(s.values);
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = i + 1; j < S; ++j) {
+            const float v = rdm[i * S + j];
+            if (std::isnan(v)) continue;
+            const double d = v - s.mean;
+            s.m2 += d * d;
+        }
+    return s;
+}
+
+std::string rdm_degenerate_reason(const float* rdm, int64_t S, double scale) {
+    const UpperSpread s = rdm_upper_spread(rdm, S);
+    if (s.values < 2 || !spread_degenerate(static_cast<double>(s.values), s.mean, s.m2, scale)) return "";
+    std::ostringstream os;
+    os.precision(6);
+    os << "its " << s.values << " upper-triangle values";
+    if (s.nan) os << " (" << s.nan << " NaN skipped)";
+    if (s.min == s.max) {
+        os << " are all equal (" << s.min << ")";
+    } else {
+        os << " are equal up to float rounding (mean " << s.mean << ", SD "
+           << std::sqrt(s.m2 / static_cast<double>(s.values)) << ", range " << s.min << " .. " << s.max
+           << "; the SD is at most " << kDegenerateRelSpread << " of "
+           << (scale > std::fabs(s.mean) ? "the scale of correlation distances (1)" : "their mean magnitude") << ")";
+    }
+    os << ", so it has no dissimilarity structure and no comparison measure (pearson, spearman, kendall, cosine) "
+          "is defined";
+    return os.str();
+}
+
+PearsonResult pearson_upper_ref(const float* a, const float* b, int64_t S) {
+    const UpperMoments m = upper_moments(a, b, S);
+    PearsonResult res;
+    res.pairs = m.pairs;
+    res.skipped = m.skipped;
+    res.r = compare_degenerate(m.pairs, m.mean_a, m.sxx, m.mean_b, m.syy) ? std::nan("")
+                                                                          : pearson_from_centred(m.sxx, m.syy, m.sxy);
     return res;
 }
 
-void check_rdm_pair(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b) {
+void check_rdm_shapes(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b) {
     auto square = [](const Matrix& m, const char* name) {
         if (m.rows != m.cols || m.rows == 0) {
             std::ostringstream os;
@@ -73,6 +128,14 @@ void check_rdm_pair(const Matrix& a, const Matrix& b, const char* name_a, const 
         os << "RDM sizes differ: " << name_a << " is " << a.rows << " x " << a.cols << ", " << name_b << " is "
            << b.rows << " x " << b.cols;
         throw InputError(os.str());
+    }
+}
+
+void check_rdm_pair(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b) {
+    check_rdm_shapes(a, b, name_a, name_b);
+    for (const auto& [m, name] : {std::pair<const Matrix*, const char*>{&a, name_a}, {&b, name_b}}) {
+        const std::string why = rdm_degenerate_reason(m->data.data(), m->rows);
+        if (!why.empty()) throw InputError(std::string(name) + ": " + why);
     }
 }
 

@@ -1,10 +1,12 @@
-// The CPU backend: every operation of the analysis through its CPU twin (plain C++ and OpenBLAS).
-#include <unistd.h>
-
+// The CPU backend: every operation of the analysis through its CPU twin (plain C++ and OpenBLAS). Its RDMs are
+// planned against the host memory budget (host_memory.h) as the GPU's are against device memory: an RDM larger
+// than the budget is tiled to disk, and one that cannot be made says so, with the sizes, before any work.
 #include <memory>
+#include <sstream>
 
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/host_memory.h"
 
 namespace rsa {
 
@@ -16,48 +18,58 @@ public:
     bool is_gpu() const override { return false; }
 
     Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
+        check_gratings_output(angles_deg.size(), params);  // InputError with the sizes, before any work
         return gratings_ref(angles_deg, params);
     }
 
     Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) override {
-        Matrix z(x.rows, x.cols);
+        Matrix z = checked_matrix(x.rows, x.cols, "z-scored responses");
         zscore_rows_ref(x.data.data(), x.rows, x.cols, z.data.data(), constant_rows);
         return z;
     }
 
     Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
         check_rdm_input(x, what);
-        const uint64_t host = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
-        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, host);
-        const uint64_t big = 256ull << 20;
-        if (options.on_plan && (options.max_gpu_bytes != 0 || plan.input_bytes + plan.output_bytes > big))
-            options.on_plan(describe(plan) + "\n(on the CPU: host memory stands in for device memory)");
-        if (options.max_gpu_bytes == 0 && options.precision == Precision::FP32) {  // the plain one-shot twin
-            std::vector<int64_t> constant;
-            const Matrix z = zscore_rows(x, &constant);
-            if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
-            Matrix m(x.rows, x.rows);
-            rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
-            return m;
-        }
-        // The chunked/tiled twins under the same memory plan the GPU would use with this cap.
-        check_plan_output(plan, options, what);
-        // Constant rows come out of the same pass; with Fail the result (and any tiled file, removed by the
-        // caller) is discarded.
+        // Sizes first (known from the shape alone), then rows without a correlation (constant up to float
+        // rounding): both before any work.
+        const MemoryPlan plan = plan_host_rdm(x.rows, x.cols, options, what);  // InputError when it cannot be made
+        const std::vector<int64_t> flat = degenerate_rows(x);
+        if (!flat.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(flat, what);
+        const std::string rdm_what = "the " + std::to_string(x.rows) + " x " + std::to_string(x.rows) + " RDM of " + what;
         Matrix m;
         std::vector<int64_t> constant;
-        rdm_scaled_ref(x.data.data(), x.rows, x.cols, plan, options.precision, options.output_path, &m, &constant);
+        if (plan.kind == PlanKind::OneShot && options.max_gpu_bytes == 0 && options.precision == Precision::FP32) {
+            // The plain one-shot twin: a z-scored copy, then SYRK into the output.
+            Matrix z = checked_matrix(x.rows, x.cols, "the z-scored copy of " + what);
+            zscore_rows_ref(x.data.data(), x.rows, x.cols, z.data.data(), &constant);
+            m = checked_matrix(x.rows, x.rows, rdm_what);
+            rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
+        } else {
+            // The chunked/tiled twins under the same memory plan the GPU would use with this budget. Constant
+            // rows come out of the same pass; with Fail the result (and any tiled file, removed by the caller)
+            // is discarded.
+            if (plan.kind != PlanKind::Tiled) check_host_alloc(plan.output_bytes, rdm_what);
+            rdm_scaled_ref(x.data.data(), x.rows, x.cols, plan, options.precision, options.output_path, &m, &constant);
+        }
         if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
+        // Rows constant only up to rounding were z-scored like any other: NaN them as the exact ones.
+        if (!flat.empty()) {
+            if (m.rows) nan_rows_and_columns(m.data.data(), m.rows, flat);
+            else nan_rows_in_npy(options.output_path, x.rows, flat);
+        }
+        if (m.rows) check_rdm_result(m, options, what);  // a tiled RDM on disk is not read back
         return m;
     }
 
+    // Shapes only: a degenerate RDM gives NaN for every measure (compare.h); user-facing callers name it with
+    // check_rdm_pair first.
     PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
-        check_rdm_pair(a, b, "first RDM", "second RDM");
+        check_rdm_shapes(a, b, "first RDM", "second RDM");
         return pearson_upper_ref(a.data.data(), b.data.data(), a.rows);
     }
 
     CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
-        check_rdm_pair(a, b, "first RDM", "second RDM");
+        check_rdm_shapes(a, b, "first RDM", "second RDM");
         return compare_upper_ref(measure, a.data.data(), b.data.data(), a.rows);
     }
 

@@ -1,24 +1,137 @@
-// Device selection (--device auto|cpu|N) and the backend factory. In a CPU-only build every request for a GPU
-// says that the binary was built without CUDA.
+// Device selection (--device auto|cpu|N), the backend factory and the CUDA plugin loader. No CUDA header and no
+// CUDA library here: the GPU backend lives in librsa_gpu_cuda.so (include/rsa_gpu/cuda_plugin.h), opened with
+// dlopen the first time a GPU is asked for or looked for. In a CPU-only build (-DRSA_GPU_CUDA=OFF) there is no
+// plugin and every request for a GPU says so.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <climits>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/cuda_plugin.h"
 #include "rsa_gpu/error.h"
 
 #include <cblas.h>
 
-#if defined(RSA_GPU_HAVE_CUDA)
-#include <cublas_api.h>
-#include <cuda_runtime_api.h>
-
-#include "gpu_context.cuh"
-#include <cudnn.h>
-#include <curand.h>
-#endif
-
 namespace rsa {
+
+namespace {
+
+constexpr const char* kPluginName = "librsa_gpu_cuda.so";
+
+std::string executable_dir() {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0) return ".";
+    std::string path(buf, static_cast<size_t>(n));
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+struct PluginState {
+    const CudaPlugin* plugin = nullptr;
+    std::string why;
+};
+
+PluginState load_plugin() {
+    PluginState st;
+#if !defined(RSA_GPU_HAVE_CUDA)
+    st.why = "this rsa_gpu was built without CUDA (-DRSA_GPU_CUDA=OFF)";
+    return st;
+#else
+    std::vector<std::string> candidates;
+    if (const char* env = std::getenv("RSA_GPU_CUDA_PLUGIN"); env && *env) {
+        candidates.push_back(env);  // an explicit choice is the only one tried
+    } else {
+        const std::string dir = executable_dir();
+        candidates = {dir + "/" + kPluginName, dir + "/../lib/" + kPluginName, dir + "/../" + kPluginName};
+#if defined(RSA_GPU_PLUGIN_BUILD_DIR)
+        candidates.push_back(std::string(RSA_GPU_PLUGIN_BUILD_DIR) + "/" + kPluginName);
+#endif
+    }
+    std::string errors;
+    for (const std::string& path : candidates) {
+        if (::access(path.c_str(), F_OK) != 0) continue;
+        void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+            // The plugin is there but a library it needs is not (libcudart, cuBLAS, cuDNN, ...): say which.
+            const char* e = ::dlerror();
+            errors = "the CUDA backend " + path + " cannot be loaded: " + (e ? e : "unknown dlopen error");
+            break;
+        }
+        using Entry = const CudaPlugin* (*)();
+        auto entry = reinterpret_cast<Entry>(::dlsym(handle, "rsa_gpu_cuda_plugin"));
+        if (!entry) {
+            errors = path + " is not an rsa_gpu CUDA backend (no rsa_gpu_cuda_plugin symbol)";
+            break;
+        }
+        const CudaPlugin* p = entry();
+        if (!p || p->abi != kCudaPluginAbi) {
+            errors = path + " is from another rsa_gpu build (plugin ABI " + std::to_string(p ? p->abi : -1) +
+                     ", expected " + std::to_string(kCudaPluginAbi) + ")";
+            break;
+        }
+        st.plugin = p;  // never dlclose'd: backends and static state live until exit
+        return st;
+    }
+    if (errors.empty()) {
+        errors = "the CUDA backend (" + std::string(kPluginName) + ") was not found (looked in";
+        for (const std::string& c : candidates) errors += " " + c;
+        errors += "; RSA_GPU_CUDA_PLUGIN names it explicitly)";
+    }
+    st.why = errors;
+    return st;
+#endif
+}
+
+// Whether the NVIDIA driver library can be loaded: checked before the plugin, so that --device auto on a machine
+// without a driver does not pay for loading the CUDA libraries (~0.2 s, ~200 MB) only to learn that.
+bool driver_present(std::string* why) {
+#if !defined(RSA_GPU_HAVE_CUDA)
+    *why = "this rsa_gpu was built without CUDA (-DRSA_GPU_CUDA=OFF)";
+    return false;
+#else
+    static std::once_flag once;
+    static std::string missing;
+    std::call_once(once, [] {
+        void* h = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+        if (!h) {
+            const char* e = ::dlerror();
+            missing = std::string("no NVIDIA driver (libcuda.so.1 cannot be loaded: ") + (e ? e : "unknown") + ")";
+        } else {
+            ::dlclose(h);
+        }
+    });
+    if (!missing.empty()) *why = missing;
+    return missing.empty();
+#endif
+}
+
+bool probe(int index, std::string* why) {
+    if (!driver_present(why)) return false;
+    std::string reason;
+    const CudaPlugin* p = cuda_plugin(&reason);
+    if (!p) {
+        *why = reason;
+        return false;
+    }
+    return p->probe(index, why);
+}
+
+}  // namespace
+
+const CudaPlugin* cuda_plugin(std::string* why) {
+    static std::once_flag once;
+    static PluginState state;
+    std::call_once(once, [] { state = load_plugin(); });
+    if (!state.plugin && why) *why = state.why;
+    return state.plugin;
+}
 
 DeviceRequest parse_device(const std::string& text) {
     DeviceRequest r;
@@ -36,16 +149,6 @@ DeviceRequest parse_device(const std::string& text) {
     return r;
 }
 
-static bool probe(int index, std::string* why) {
-#if defined(RSA_GPU_HAVE_CUDA)
-    return gpu_probe(index, why);
-#else
-    (void)index;
-    *why = "this rsa_gpu was built without CUDA (-DRSA_GPU_CUDA=OFF)";
-    return false;
-#endif
-}
-
 bool gpu_usable(std::string* why) {
     std::string reason;
     const bool ok = probe(0, &reason);
@@ -56,48 +159,20 @@ bool gpu_usable(std::string* why) {
 std::string version_report() {
     std::string out = std::string("rsa_gpu ") + RSA_GPU_VERSION + "\n";
     out += std::string("OpenBLAS: ") + openblas_get_config() + "\n";
-#if defined(RSA_GPU_HAVE_CUDA)
-    // Version queries are reported, never fatal: a failed one prints its library's message instead.
-    int runtime = 0, driver = 0;
-    const cudaError_t runtime_status = cudaRuntimeGetVersion(&runtime);
-    const cudaError_t driver_status = cudaDriverGetVersion(&driver);
-    out += "CUDA runtime: " +
-           (runtime_status == cudaSuccess ? std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10)
-                                          : std::string(cudaGetErrorString(runtime_status))) + "\n";
-    out += "CUDA driver: " +
-           (driver_status == cudaSuccess && driver > 0
-                ? std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10)
-                : std::string("none")) + "\n";
-    int major = 0, minor = 0, patch = 0;
-    const bool blas_ok = cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
-                         cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
-                         cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS;
-    out += "cuBLAS: " + (blas_ok ? std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch)
-                                 : std::string("unknown (cublasGetProperty failed)")) + "\n";
-    const size_t cudnn = cudnnGetVersion();
-    out += "cuDNN: " + std::to_string(cudnn / 10000) + "." + std::to_string(cudnn % 10000 / 100) + "." +
-           std::to_string(cudnn % 100) + "\n";
-    int curand = 0;
-    out += "cuRAND: " + (curandGetVersion(&curand) == CURAND_STATUS_SUCCESS ? std::to_string(curand)
-                                                                             : std::string("unknown")) + "\n";
     std::string why;
-    if (probe(0, &why)) {
-        int count = 0;
-        if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
-        for (int d = 0; d < count; ++d) {
-            cudaDeviceProp prop{};
-            if (cudaGetDeviceProperties(&prop, d) == cudaSuccess)
-                out += "GPU " + std::to_string(d) + ": " + prop.name + " (sm_" + std::to_string(prop.major) +
-                       std::to_string(prop.minor) + ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB)\n";
-        }
-    } else {
-        out += "GPU: none usable (" + why + ")\n";
-    }
-#else
-    out += "CUDA: not built (-DRSA_GPU_CUDA=OFF)\n";
-#endif
+    if (const CudaPlugin* p = cuda_plugin(&why))
+        out += p->versions() + "\n";
+    else
+        out += "CUDA: not available (" + why + ")\n";
     if (!out.empty()) out.pop_back();
     return out;
+}
+
+std::unique_ptr<Backend> make_gpu_backend(int device) {
+    std::string why;
+    const CudaPlugin* p = cuda_plugin(&why);
+    if (!p) throw RuntimeError("cannot use GPU " + std::to_string(device) + ": " + why);
+    return p->make_backend(device);
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string* note) {
@@ -115,13 +190,9 @@ std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string*
         throw RuntimeError("cannot use --device " + std::to_string(request.index) + ": " + why +
                            ". Run with --device cpu to use the CPU instead.");
     }
-#if defined(RSA_GPU_HAVE_CUDA)
     auto backend = make_gpu_backend(request.automatic ? 0 : request.index);
     if (note) *note = "device: " + backend->name() + (request.automatic ? " (auto)" : "");
     return backend;
-#else
-    throw RuntimeError("unreachable: GPU requested in a CPU-only build");
-#endif
 }
 
 }  // namespace rsa

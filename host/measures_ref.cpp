@@ -1,5 +1,6 @@
 // CPU twins of the RDM comparison measures (Pearson, Spearman, Kendall tau-a, cosine) over the strict upper
-// triangle, and of linear CKA (biased / debiased). Sums in double; see rsa_gpu/measures.h.
+// triangle, and of linear CKA (biased / debiased). Sums in double; degenerate inputs give NaN for every
+// measure (compare.h's one test), and check_cka_inputs names them; see rsa_gpu/measures.h.
 #include <cblas.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "rsa_gpu/compare.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/host_memory.h"
 #include "rsa_gpu/measures.h"
 
 namespace rsa {
@@ -35,20 +37,20 @@ const char* measure_name(Measure m) {
 namespace {
 
 // The non-NaN pairs of the strict upper triangle in row-major order (-0 folded into +0, as on the device).
-void upper_pairs(const float* a, const float* b, int64_t S, std::vector<float>* xa, std::vector<float>* xb,
-                 int64_t* skipped) {
-    *skipped = 0;
-    xa->clear();
-    xb->clear();
+// `used`: the number of such pairs (from upper_moments), so both copies are allocated once, checked.
+void upper_pairs(const float* a, const float* b, int64_t S, int64_t used, std::vector<float>* xa,
+                 std::vector<float>* xb) {
+    const std::string what = "a copy of the " + std::to_string(used) + " upper-triangle pairs of an RDM";
+    *xa = checked_alloc<float>(static_cast<size_t>(used), what);
+    *xb = checked_alloc<float>(static_cast<size_t>(used), what);
+    size_t k = 0;
     for (int64_t i = 0; i < S; ++i)
         for (int64_t j = i + 1; j < S; ++j) {
             const float x = a[i * S + j], y = b[i * S + j];
-            if (std::isnan(x) || std::isnan(y)) {
-                ++*skipped;
-                continue;
-            }
-            xa->push_back(x == 0.0f ? 0.0f : x);
-            xb->push_back(y == 0.0f ? 0.0f : y);
+            if (std::isnan(x) || std::isnan(y)) continue;
+            (*xa)[k] = x == 0.0f ? 0.0f : x;
+            (*xb)[k] = y == 0.0f ? 0.0f : y;
+            ++k;
         }
 }
 
@@ -89,7 +91,7 @@ int64_t tied_pairs(const std::vector<T>& v) {
 // Stable bottom-up merge sort of v; returns the number of pairs i < j with v[i] > v[j] (strict).
 int64_t sort_count_inversions(std::vector<float>& v) {
     const int64_t n = static_cast<int64_t>(v.size());
-    std::vector<float> tmp(v.size());
+    std::vector<float> tmp = checked_alloc<float>(v.size(), "Kendall's tau merge buffer");
     int64_t inv = 0;
     for (int64_t w = 1; w < n; w *= 2) {
         for (int64_t lo = 0; lo < n; lo += 2 * w) {
@@ -117,10 +119,11 @@ std::vector<double> rank_average(const std::vector<float>& v) {
     const size_t n = v.size();
     // Sort (value, index) pairs: contiguous keys sort fast; the order inside a run of ties does not matter,
     // since every member of a run gets the run's average rank.
-    std::vector<std::pair<float, int64_t>> sorted(n);
+    std::vector<std::pair<float, int64_t>> sorted =
+        checked_alloc<std::pair<float, int64_t>>(n, "the ranks of " + std::to_string(n) + " RDM values");
     for (size_t i = 0; i < n; ++i) sorted[i] = {v[i] == 0.0f ? 0.0f : v[i], static_cast<int64_t>(i)};
     std::sort(sorted.begin(), sorted.end());
-    std::vector<double> ranks(n);
+    std::vector<double> ranks = checked_alloc<double>(n, "the ranks of " + std::to_string(n) + " RDM values");
     size_t start = 0;
     for (size_t i = 1; i <= n; ++i)
         if (i == n || !(sorted[i].first == sorted[start].first)) {
@@ -136,10 +139,11 @@ double kendall_tau_a(const std::vector<float>& x, const std::vector<float>& y) {
     const int64_t n = static_cast<int64_t>(x.size());
     if (n < 2) return std::nan("");
     // Knight: sort by (x, y); discordant pairs = strict inversions of y in that order.
-    std::vector<std::pair<float, float>> p(x.size());
+    const std::string what = "Kendall's tau of " + std::to_string(n) + " pairs";
+    std::vector<std::pair<float, float>> p = checked_alloc<std::pair<float, float>>(x.size(), what);
     for (size_t i = 0; i < x.size(); ++i) p[i] = {x[i] == 0.0f ? 0.0f : x[i], y[i] == 0.0f ? 0.0f : y[i]};
     std::sort(p.begin(), p.end());
-    std::vector<float> xs(p.size()), ys(p.size());
+    std::vector<float> xs = checked_alloc<float>(p.size(), what), ys = checked_alloc<float>(p.size(), what);
     for (size_t i = 0; i < p.size(); ++i) {
         xs[i] = p[i].first;
         ys[i] = p[i].second;
@@ -154,34 +158,34 @@ double kendall_tau_a(const std::vector<float>& x, const std::vector<float>& y) {
 }
 
 CompareResult compare_upper_ref(Measure m, const float* a, const float* b, int64_t S) {
+    // Every measure: the used pairs' moments first, and NaN when either side is degenerate over them.
+    const UpperMoments mom = upper_moments(a, b, S);
     CompareResult res;
-    if (m == Measure::Pearson) {
-        const PearsonResult p = pearson_upper_ref(a, b, S);
-        res.value = p.r;
-        res.pairs = p.pairs;
-        res.skipped = p.skipped;
+    res.pairs = mom.pairs;
+    res.skipped = mom.skipped;
+    if (compare_degenerate(mom.pairs, mom.mean_a, mom.sxx, mom.mean_b, mom.syy)) {
+        res.value = std::nan("");
         return res;
     }
-    if (m == Measure::Cosine) {  // a single pass over the triangles, no copies
+    if (m == Measure::Pearson) {
+        res.value = pearson_from_centred(mom.sxx, mom.syy, mom.sxy);
+        return res;
+    }
+    if (m == Measure::Cosine) {  // one more pass over the triangles, no copies
         double sab = 0.0, saa = 0.0, sbb = 0.0;
         for (int64_t i = 0; i < S; ++i)
             for (int64_t j = i + 1; j < S; ++j) {
                 const float x = a[i * S + j], y = b[i * S + j];
-                if (std::isnan(x) || std::isnan(y)) {
-                    ++res.skipped;
-                    continue;
-                }
+                if (std::isnan(x) || std::isnan(y)) continue;
                 sab += static_cast<double>(x) * y;
                 saa += static_cast<double>(x) * x;
                 sbb += static_cast<double>(y) * y;
-                ++res.pairs;
             }
-        res.value = (res.pairs < 1 || !(saa > 0.0) || !(sbb > 0.0)) ? std::nan("") : sab / std::sqrt(saa * sbb);
+        res.value = (!(saa > 0.0) || !(sbb > 0.0)) ? std::nan("") : sab / std::sqrt(saa * sbb);
         return res;
     }
     std::vector<float> xa, xb;
-    upper_pairs(a, b, S, &xa, &xb, &res.skipped);
-    res.pairs = static_cast<int64_t>(xa.size());
+    upper_pairs(a, b, S, mom.pairs, &xa, &xb);
     switch (m) {
         case Measure::Spearman:
             res.value = pearson_double(rank_average(xa), rank_average(xb));
@@ -203,7 +207,7 @@ void check_cka_shapes(int64_t s1, int64_t n1, int64_t s2, int64_t n2, bool debia
     shapes << "X is " << s1 << " x " << n1 << ", Y is " << s2 << " x " << n2;
     if (s1 != s2) throw InputError("CKA needs the same stimuli (rows) in both response matrices: " + shapes.str());
     if (s1 <= 0 || n1 <= 0 || n2 <= 0) throw InputError("CKA of an empty response matrix: " + shapes.str());
-    if (s1 < 2) throw InputError("CKA needs at least 2 stimuli: " + shapes.str());
+    if (s1 < 3) throw InputError("CKA needs at least 3 stimuli (rows), like every RDM comparison: " + shapes.str());
     if (debiased && s1 < 4) throw InputError("debiased CKA needs at least 4 stimuli: " + shapes.str());
 }
 
@@ -226,17 +230,28 @@ double cka_from_sums(const CkaSums& s, int64_t S, bool debiased) {
 
 namespace {
 
-// K = Xc Xc^T (S x S, full symmetric) with Xc the column-centred X (means in double).
-std::vector<float> centred_gram(const Matrix& x) {
+// Column means of X in double.
+std::vector<double> column_means(const Matrix& x) {
     const int64_t S = x.rows, N = x.cols;
-    std::vector<double> mean(static_cast<size_t>(N), 0.0);
+    std::vector<double> mean = checked_alloc<double>(static_cast<size_t>(N), "CKA column means");
     for (int64_t i = 0; i < S; ++i)
         for (int64_t j = 0; j < N; ++j) mean[j] += x.at(i, j);
     for (auto& m : mean) m /= static_cast<double>(S);
-    std::vector<float> xc(static_cast<size_t>(S * N));
+    return mean;
+}
+
+// K = Xc Xc^T (S x S, full symmetric) with Xc the column-centred X (means in double).
+std::vector<float> centred_gram(const Matrix& x) {
+    const int64_t S = x.rows, N = x.cols;
+    const std::vector<double> mean = column_means(x);
+    const std::string shape = std::to_string(S) + " x " + std::to_string(N);
+    std::vector<float> xc = checked_alloc<float>(static_cast<size_t>(S * N), "the column-centred " + shape +
+                                                                                 " responses for CKA");
     for (int64_t i = 0; i < S; ++i)
         for (int64_t j = 0; j < N; ++j) xc[i * N + j] = static_cast<float>(x.at(i, j) - mean[j]);
-    std::vector<float> k(static_cast<size_t>(S * S), 0.0f);
+    std::vector<float> k = checked_alloc<float>(static_cast<size_t>(S * S),
+                                                "the " + std::to_string(S) + " x " + std::to_string(S) +
+                                                    " Gram matrix for CKA");
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(S), static_cast<int>(N), 1.0f, xc.data(),
                 static_cast<int>(N), 0.0f, k.data(), static_cast<int>(S));
     for (int64_t i = 0; i < S; ++i)
@@ -246,8 +261,44 @@ std::vector<float> centred_gram(const Matrix& x) {
 
 }  // namespace
 
+std::string responses_degenerate_reason(const Matrix& x) {
+    const int64_t S = x.rows, N = x.cols;
+    if (S <= 0 || N <= 0) return "";
+    const std::vector<double> mean = column_means(x);
+    double m2 = 0.0, mean_sq = 0.0;
+    for (int64_t j = 0; j < N; ++j) mean_sq += mean[j] * mean[j];
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+            const double d = x.at(i, j) - mean[j];
+            m2 += d * d;
+        }
+    const double n = static_cast<double>(S) * static_cast<double>(N);
+    const double rms_mean = std::sqrt(mean_sq / static_cast<double>(N));
+    if (!spread_degenerate(n, rms_mean, m2)) return "";
+    std::ostringstream os;
+    os.precision(6);
+    if (!(m2 > 0.0))
+        os << "all its " << S << " stimuli (rows) have exactly the same response";
+    else
+        os << "its " << S << " stimuli (rows) have the same response up to float rounding (SD across stimuli "
+           << std::sqrt(m2 / n) << ", at most " << kDegenerateRelSpread << " of the responses' magnitude "
+           << rms_mean << ")";
+    os << ", so its centred Gram matrix is zero (or rounding noise) and CKA is undefined";
+    return os.str();
+}
+
+void check_cka_inputs(const Matrix& x, const Matrix& y, bool debiased, const std::string& name_x,
+                      const std::string& name_y) {
+    check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
+    for (const auto& [m, name] : {std::pair<const Matrix*, const std::string*>{&x, &name_x}, {&y, &name_y}}) {
+        const std::string why = responses_degenerate_reason(*m);
+        if (!why.empty()) throw InputError(*name + ": " + why);
+    }
+}
+
 double cka_linear_ref(const Matrix& x, const Matrix& y, bool debiased) {
     check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
+    if (!responses_degenerate_reason(x).empty() || !responses_degenerate_reason(y).empty()) return std::nan("");
     const int64_t S = x.rows;
     const std::vector<float> K = centred_gram(x), L = centred_gram(y);
     CkaSums s;

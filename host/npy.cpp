@@ -1,11 +1,15 @@
 // .npy / .npz reading and writing (numpy's formats, see npy.h): a small parser for the Python-literal header,
-// dtype conversion to double, Fortran-to-C reordering, npz members through libzip, and atomic writers
-// (temporary file in the same folder, then rename).
+// dtype conversion to double, Fortran-to-C reordering, a zip directory reader that checks every declared size
+// against the file before anything is allocated, npz members inflated on demand through libzip into bounded
+// buffers (header first), and atomic writers (temporary file in the same folder, then rename).
 #include "rsa_gpu/npy.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -13,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
 #include <sstream>
 
 #include "rsa_gpu/error.h"
@@ -42,6 +47,12 @@ std::string shape_text(const std::vector<int64_t>& shape) {
     }
     if (shape.size() == 1) s += ",";
     return s + ")";
+}
+
+std::string bytes_text(uint64_t n) { return std::to_string(n) + (n == 1 ? " byte" : " bytes"); }
+
+[[noreturn]] void out_of_memory(const std::string& what, uint64_t bytes) {
+    throw OutOfMemoryError(what + ": cannot allocate " + bytes_text(bytes) + " of host memory");
 }
 
 std::string errno_text(int err) { return err == ENOENT ? "no such file" : std::strerror(err); }
@@ -309,10 +320,15 @@ std::vector<char> read_file(const std::string& path) {
     if (!f) throw InputError(path + ": " + errno_text(errno));
     std::vector<char> bytes;
     char buf[1 << 16];
-    for (;;) {
-        const size_t n = std::fread(buf, 1, sizeof buf, f);
-        bytes.insert(bytes.end(), buf, buf + n);
-        if (n < sizeof buf) break;
+    try {
+        for (;;) {
+            const size_t n = std::fread(buf, 1, sizeof buf, f);
+            bytes.insert(bytes.end(), buf, buf + n);
+            if (n < sizeof buf) break;
+        }
+    } catch (const std::bad_alloc&) {
+        std::fclose(f);
+        out_of_memory(path + ": reading the file", bytes.size() + sizeof buf);
     }
     const int err = std::ferror(f) ? errno : 0;
     std::fclose(f);
@@ -392,81 +408,46 @@ std::string zip_error_text(int code) {
     return s;
 }
 
-struct ZipCloser {
-    void operator()(zip_t* z) const { zip_discard(z); }
-};
-using ZipPtr = std::unique_ptr<zip_t, ZipCloser>;
-
-ZipPtr open_npz(const std::string& path) {
-    int code = 0;
-    zip_t* z = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
-    if (!z) {
-        if (code == ZIP_ER_NOENT) throw InputError(path + ": no such file");
-        if (code == ZIP_ER_NOZIP) throw InputError(path + ": not a zip archive, or a truncated one (an .npz must be a complete zip)");
-        throw InputError(path + ": cannot open as .npz: " + zip_error_text(code));
-    }
-    return ZipPtr(z);
-}
-
-std::vector<char> read_member(zip_t* z, zip_uint64_t index, const std::string& path, const std::string& name) {
-    zip_stat_t st;
-    zip_stat_init(&st);
-    if (zip_stat_index(z, index, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE))
-        throw InputError(path + ": member '" + name + "': " + zip_strerror(z));
-    zip_file_t* f = zip_fopen_index(z, index, 0);
-    if (!f) throw InputError(path + ": member '" + name + "': " + zip_strerror(z));
-    std::vector<char> bytes(static_cast<size_t>(st.size));
-    zip_uint64_t done = 0;
-    std::string error;
-    while (done < st.size) {
-        const zip_int64_t n = zip_fread(f, bytes.data() + done, st.size - done);
-        if (n < 0) {
-            error = zip_file_strerror(f);
-            break;
-        }
-        if (n == 0) {
-            error = "member ends early";
-            break;
-        }
-        done += static_cast<zip_uint64_t>(n);
-    }
-    if (error.empty()) {  // reading to the end lets libzip check the CRC
-        char extra;
-        if (zip_fread(f, &extra, 1) < 0) error = zip_file_strerror(f);
-    }
-    zip_fclose(f);
-    if (!error.empty()) throw InputError(path + ": member '" + name + "': " + error);
-    return bytes;
-}
-
 bool is_npy_member(const std::string& name) {
     return name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0;
 }
 
-}  // namespace
+// ---- .npy header (shared by whole images and npz members read header first) -----------------------------
 
-// ---- reading ---------------------------------------------------------------------------------------------
+struct Preamble {
+    size_t size = 0;          // magic + version + length field
+    uint64_t header_len = 0;  // the header text that follows
+};
 
-NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source) {
-    if (bytes.size() < kMagicLen + 2 || std::memcmp(bytes.data(), kMagic, kMagicLen) != 0)
+// Magic string, version and header length from the first n bytes of an image.
+Preamble read_preamble(const char* p, size_t n, const std::string& source) {
+    if (n < kMagicLen + 2 || std::memcmp(p, kMagic, kMagicLen) != 0)
         throw InputError(source + ": not an .npy file (bad magic string)");
-    const int major = static_cast<unsigned char>(bytes[6]);
-    const int minor = static_cast<unsigned char>(bytes[7]);
+    const int major = static_cast<unsigned char>(p[6]);
+    const int minor = static_cast<unsigned char>(p[7]);
     size_t len_bytes;
     if (major == 1) len_bytes = 2;
     else if (major == 2 || major == 3) len_bytes = 4;
     else
         throw InputError(source + ": unsupported .npy format version " + std::to_string(major) + "." +
                          std::to_string(minor));
-    const size_t preamble = 8 + len_bytes;
-    if (bytes.size() < preamble) throw InputError(source + ": truncated: the .npy header is incomplete");
-    const uint64_t header_len = read_le(bytes.data() + 8, static_cast<int>(len_bytes));
-    if (header_len > bytes.size() - preamble)
-        throw InputError(source + ": truncated: header of " + std::to_string(header_len) + " bytes, found " +
-                         std::to_string(bytes.size() - preamble));
-    const std::string header(bytes.data() + preamble, static_cast<size_t>(header_len));
+    Preamble pre;
+    pre.size = 8 + len_bytes;
+    if (n < pre.size) throw InputError(source + ": truncated: the .npy header is incomplete");
+    pre.header_len = read_le(p + 8, static_cast<int>(len_bytes));
+    return pre;
+}
 
-    HeaderParser parser(header, source);
+struct ParsedHeader {
+    NpyHeader header;
+    DType type{Kind::Float, 4};
+    bool huge = false;  // shape * itemsize does not fit in 64 bits (data_bytes is then meaningless)
+};
+
+// The header text at p + pre.size (all pre.header_len bytes present).
+ParsedHeader parse_header_text(const char* p, const Preamble& pre, const std::string& source) {
+    const std::string text(p + pre.size, static_cast<size_t>(pre.header_len));
+    HeaderParser parser(text, source);
     const std::map<std::string, PyValue> dict = parser.parse_dict();
     for (const char* key : {"descr", "fortran_order", "shape"})
         if (!dict.count(key)) parser.fail(std::string("missing key '") + key + "'");
@@ -481,88 +462,561 @@ NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source) {
     if (fortran.kind != PyValue::Bool) parser.fail("'fortran_order' is not True or False");
     if (shape.kind != PyValue::Tuple) parser.fail("'shape' is not a tuple");
 
-    NpyArray a;
-    a.descr = descr.str;
+    ParsedHeader out;
+    NpyHeader& h = out.header;
+    h.descr = descr.str;
+    h.fortran_order = fortran.flag;
     for (const PyValue& d : shape.items) {
         if (d.kind != PyValue::Int || d.integer < 0) parser.fail("'shape' holds a value that is not a size");
-        a.shape.push_back(d.integer);
+        h.shape.push_back(d.integer);
     }
-    const DType type = parse_descr(a.descr, source);
-
-    const uint64_t available = bytes.size() - preamble - header_len;
-    // Element count, saturating: anything beyond the data present is reported as truncation.
+    out.type = parse_descr(h.descr, source);
+    h.header_bytes = pre.size + pre.header_len;
+    // Element count, saturating: a product past 2^60 is reported as too large by the callers.
     uint64_t count = 1;
-    bool huge = false;
-    for (int64_t d : a.shape) {
+    for (int64_t d : h.shape) {
         const uint64_t ud = static_cast<uint64_t>(d);
         if (ud == 0) {
             count = 0;
-            huge = false;
+            out.huge = false;
             break;
         }
-        if (count > std::numeric_limits<uint64_t>::max() / 16 / ud) huge = true;
+        if (count > std::numeric_limits<uint64_t>::max() / 16 / ud) out.huge = true;
         else count *= ud;
     }
-    if (huge) throw InputError(source + ": shape " + shape_text(a.shape) + " is too large for the data present (" +
-                               std::to_string(available) + " bytes)");
-    const uint64_t needed = count * static_cast<uint64_t>(type.size);
-    if (needed > available)
-        throw InputError(source + ": truncated: expected " + std::to_string(needed) + " bytes of data, found " +
-                         std::to_string(available));
+    h.data_bytes = out.huge ? std::numeric_limits<uint64_t>::max() : count * static_cast<uint64_t>(out.type.size);
+    return out;
+}
 
-    std::vector<double> values(static_cast<size_t>(count));
-    convert_any(type, bytes.data() + preamble + header_len, static_cast<int64_t>(count), values.data());
-    a.values = (fortran.flag && a.shape.size() > 1) ? fortran_to_c(values, a.shape) : std::move(values);
+// ---- zip directory ---------------------------------------------------------------------------------------
+// Read by hand (not through libzip) so that every size is checked against the file before libzip, or anything
+// else, acts on it. libzip is then used only to inflate members, and its view is cross-checked with ours.
+
+uint16_t le16(const char* p) { return static_cast<uint16_t>(read_le(p, 2)); }
+uint32_t le32(const char* p) { return static_cast<uint32_t>(read_le(p, 4)); }
+uint64_t le64(const char* p) { return read_le(p, 8); }
+
+constexpr size_t kEocdSize = 22, kZip64LocatorSize = 20, kZip64EocdSize = 56, kCentralSize = 46, kLocalSize = 30;
+constexpr uint32_t kMax32 = 0xFFFFFFFFu;
+constexpr uint16_t kMax16 = 0xFFFFu;
+
+struct ZipEntry {
+    std::string name;
+    uint16_t flags = 0;
+    uint16_t method = 0;
+    uint64_t comp_size = 0;
+    uint64_t size = 0;
+    uint64_t local_offset = 0;
+    uint64_t data_offset = 0;
+};
+
+// A regular file read with pread at checked offsets.
+class InputFile {
+public:
+    explicit InputFile(const std::string& path) : path_(path) {
+        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) throw InputError(path + ": " + errno_text(errno));
+        struct stat st;
+        if (::fstat(fd_, &st) != 0) {
+            const int err = errno;
+            ::close(fd_);
+            throw InputError(path + ": " + std::strerror(err));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ::close(fd_);
+            throw InputError(path + ": not a regular file (an .npz must be a zip file)");
+        }
+        size_ = static_cast<uint64_t>(st.st_size);
+    }
+    ~InputFile() { ::close(fd_); }
+    InputFile(const InputFile&) = delete;
+    InputFile& operator=(const InputFile&) = delete;
+
+    uint64_t size() const { return size_; }
+
+    // n bytes at offset; callers check offset + n <= size() first.
+    void read_at(uint64_t offset, size_t n, char* dst, const std::string& what) const {
+        size_t done = 0;
+        while (done < n) {
+            const ssize_t r = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                throw InputError(path_ + ": cannot read " + what + ": " + std::strerror(errno));
+            }
+            if (r == 0) throw InputError(path_ + ": " + what + " ends early (the file shrank while being read)");
+            done += static_cast<size_t>(r);
+        }
+    }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    uint64_t size_ = 0;
+};
+
+std::string not_zip(const std::string& path) {
+    return path + ": not a zip archive, or a truncated one (an .npz must be a complete zip)";
+}
+
+// The zip64 extended-information field of a central record: replaces each 32-bit field that holds its
+// maximum, in the order size, compressed size, local header offset, disk.
+void apply_zip64_extra(const char* extra, size_t len, ZipEntry& e, uint32_t& disk, const std::string& path) {
+    size_t at = 0;
+    while (at < len) {
+        if (len - at < 4) throw InputError(path + ": member '" + e.name + "': its extra field is truncated");
+        const uint16_t id = le16(extra + at), flen = le16(extra + at + 2);
+        if (len - at - 4 < flen)
+            throw InputError(path + ": member '" + e.name + "': its extra field (id " + std::to_string(id) +
+                             ") runs past the record");
+        if (id == 0x0001) {
+            const char* q = extra + at + 4;
+            size_t left = flen;
+            const auto take = [&](uint64_t& field, const char* what) {
+                if (left < 8)
+                    throw InputError(path + ": member '" + e.name + "': its zip64 field lacks the " + what);
+                field = le64(q);
+                q += 8;
+                left -= 8;
+            };
+            if (e.size == kMax32) take(e.size, "uncompressed size");
+            if (e.comp_size == kMax32) take(e.comp_size, "compressed size");
+            if (e.local_offset == kMax32) take(e.local_offset, "local header offset");
+            if (disk == kMax16) {
+                if (left < 4) throw InputError(path + ": member '" + e.name + "': its zip64 field lacks the disk");
+                disk = le32(q);
+            }
+        }
+        at += 4 + flen;
+    }
+}
+
+// The whole directory: end record (zip64 when present), central records, and each member's local header, with
+// every size and offset checked against the file. Throws InputError naming the file (and the member).
+std::vector<ZipEntry> read_zip_directory(const InputFile& file, const std::string& path) {
+    const uint64_t fsize = file.size();
+    if (fsize < kEocdSize) throw InputError(not_zip(path));
+
+    // End of central directory record: the last "PK\5\6" whose comment fits in the file.
+    const size_t tail_len = static_cast<size_t>(std::min<uint64_t>(fsize, kEocdSize + 0xFFFF));
+    std::vector<char> tail(tail_len);
+    file.read_at(fsize - tail_len, tail_len, tail.data(), "the zip end record");
+    uint64_t eocd = fsize;
+    for (size_t i = tail_len - kEocdSize + 1; i-- > 0;) {
+        if (std::memcmp(tail.data() + i, "PK\x05\x06", 4) != 0) continue;
+        if (i + kEocdSize + le16(tail.data() + i + 20) <= tail_len) {
+            eocd = fsize - tail_len + i;
+            break;
+        }
+    }
+    if (eocd == fsize) throw InputError(not_zip(path));
+    const char* r = tail.data() + (eocd - (fsize - tail_len));
+    uint64_t disk = le16(r + 4), cd_disk = le16(r + 6), n_disk = le16(r + 8), n_total = le16(r + 10);
+    uint64_t cd_size = le32(r + 12), cd_offset = le32(r + 16);
+    uint64_t cd_end = eocd;  // where the central directory must end
+
+    // Zip64: a locator just before the end record points at the zip64 end record.
+    if (eocd >= kZip64LocatorSize) {
+        char loc[kZip64LocatorSize];
+        file.read_at(eocd - kZip64LocatorSize, kZip64LocatorSize, loc, "the zip64 locator");
+        if (std::memcmp(loc, "PK\x06\x07", 4) == 0) {
+            const uint64_t z64 = le64(loc + 8);
+            const uint64_t limit = eocd - kZip64LocatorSize;
+            if (le32(loc + 4) != 0 || le32(loc + 16) > 1)
+                throw InputError(path + ": multi-disk (split) zip archives are not supported");
+            if (z64 > limit || limit - z64 < kZip64EocdSize)
+                throw InputError(path + ": the zip64 end record's offset " + std::to_string(z64) +
+                                 " lies outside the file's " + bytes_text(limit) + " before its locator");
+            char rec[kZip64EocdSize];
+            file.read_at(z64, kZip64EocdSize, rec, "the zip64 end record");
+            if (std::memcmp(rec, "PK\x06\x06", 4) != 0)
+                throw InputError(path + ": no zip64 end record at offset " + std::to_string(z64) +
+                                 " (corrupt or truncated archive)");
+            disk = le32(rec + 16);
+            cd_disk = le32(rec + 20);
+            n_disk = le64(rec + 24);
+            n_total = le64(rec + 32);
+            cd_size = le64(rec + 40);
+            cd_offset = le64(rec + 48);
+            cd_end = z64;
+        }
+    }
+    if (disk != 0 || cd_disk != 0 || n_disk != n_total)
+        throw InputError(path + ": multi-disk (split) zip archives are not supported");
+    if (cd_offset > cd_end || cd_size != cd_end - cd_offset)
+        throw InputError(path + ": the central directory (" + bytes_text(cd_size) + " at offset " +
+                         std::to_string(cd_offset) + ") does not end where the end record begins (offset " +
+                         std::to_string(cd_end) + "): the archive is truncated or corrupt");
+    if (n_total > cd_size / kCentralSize)
+        throw InputError(path + ": the end record declares " + std::to_string(n_total) +
+                         " members, but the central directory's " + bytes_text(cd_size) + " hold at most " +
+                         std::to_string(cd_size / kCentralSize) + ": the archive is truncated or corrupt");
+
+    std::vector<char> cd(static_cast<size_t>(cd_size));  // at most the file's size, checked above
+    file.read_at(cd_offset, cd.size(), cd.data(), "the central directory");
+    std::vector<ZipEntry> entries;
+    entries.reserve(static_cast<size_t>(n_total));
+    std::map<std::string, size_t> seen;
+    size_t pos = 0;
+    for (uint64_t i = 0; i < n_total; ++i) {
+        const std::string which = "member #" + std::to_string(i + 1);
+        if (cd.size() - pos < kCentralSize || std::memcmp(cd.data() + pos, "PK\x01\x02", 4) != 0)
+            throw InputError(path + ": the central directory is truncated or corrupt: no record for " + which +
+                             " at offset " + std::to_string(cd_offset + pos));
+        const char* c = cd.data() + pos;
+        const size_t nlen = le16(c + 28), xlen = le16(c + 30), clen = le16(c + 32);
+        if (cd.size() - pos - kCentralSize < nlen + xlen + clen)
+            throw InputError(path + ": the central directory is truncated: the record of " + which +
+                             " runs past its end");
+        ZipEntry e;
+        e.name.assign(c + kCentralSize, nlen);
+        e.flags = le16(c + 8);
+        e.method = le16(c + 10);
+        e.comp_size = le32(c + 20);
+        e.size = le32(c + 24);
+        e.local_offset = le32(c + 42);
+        uint32_t member_disk = le16(c + 34);
+        const std::string m = path + ": member '" + e.name + "'";
+        if (e.name.find('\0') != std::string::npos)
+            throw InputError(path + ": " + which + " has a name holding a NUL byte");
+        if (!seen.emplace(e.name, entries.size()).second) throw InputError(path + ": duplicate member '" + e.name + "'");
+        apply_zip64_extra(c + kCentralSize + nlen, xlen, e, member_disk, path);
+        pos += kCentralSize + nlen + xlen + clen;
+
+        if (e.flags & 0x0001) throw InputError(m + " is encrypted; encrypted archives are not supported");
+        if (member_disk != 0) throw InputError(path + ": multi-disk (split) zip archives are not supported");
+        if (e.method != 0 && e.method != 8)
+            throw InputError(m + " uses compression method " + std::to_string(e.method) +
+                             "; only stored (0) and deflate (8) are supported");
+        // Local header: inside the member area (everything before the central directory).
+        if (e.local_offset > cd_offset || cd_offset - e.local_offset < kLocalSize)
+            throw InputError(m + ": its local header offset " + std::to_string(e.local_offset) +
+                             " lies past the member data, which ends at the central directory (offset " +
+                             std::to_string(cd_offset) + ")");
+        char lh[kLocalSize];
+        file.read_at(e.local_offset, kLocalSize, lh, "the local header of '" + e.name + "'");
+        if (std::memcmp(lh, "PK\x03\x04", 4) != 0)
+            throw InputError(m + ": no local header at offset " + std::to_string(e.local_offset) +
+                             " (corrupt archive)");
+        const uint64_t header_end = e.local_offset + kLocalSize + le16(lh + 26) + le16(lh + 28);
+        if (header_end > cd_offset)
+            throw InputError(m + ": its local header runs into the central directory (truncated or corrupt)");
+        e.data_offset = header_end;
+        if (e.comp_size > cd_offset - e.data_offset)
+            throw InputError(m + " claims " + bytes_text(e.comp_size) + " of data at offset " +
+                             std::to_string(e.data_offset) + ", but the archive holds only " +
+                             bytes_text(cd_offset - e.data_offset) +
+                             " there before its central directory (a lying size, or a truncated file)");
+        if (e.method == 0 && e.size != e.comp_size)
+            throw InputError(m + " is stored (not compressed) but declares " + bytes_text(e.size) + " while holding " +
+                             bytes_text(e.comp_size));
+        if (e.method == 8 && e.size > kDeflateSlackBytes &&
+            (e.size - kDeflateSlackBytes) / kDeflateMaxRatio > e.comp_size)
+            throw InputError(m + " declares " + bytes_text(e.size) + " inflated from " + bytes_text(e.comp_size) +
+                             " of deflate data, more than deflate can expand (at most " +
+                             std::to_string(kDeflateMaxRatio) + ":1)");
+        entries.push_back(std::move(e));
+    }
+    if (pos != cd.size())
+        throw InputError(path + ": the central directory holds " + bytes_text(cd.size() - pos) +
+                         " after its last record (corrupt archive)");
+    // Members may not overlap (overlapping members make a small file inflate many times over).
+    std::vector<const ZipEntry*> by_offset;
+    for (const ZipEntry& e : entries) by_offset.push_back(&e);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const ZipEntry* a, const ZipEntry* b) { return a->local_offset < b->local_offset; });
+    for (size_t i = 1; i < by_offset.size(); ++i) {
+        const ZipEntry& a = *by_offset[i - 1];
+        const ZipEntry& b = *by_offset[i];
+        if (a.data_offset + a.comp_size > b.local_offset)
+            throw InputError(path + ": members '" + a.name + "' and '" + b.name +
+                             "' overlap in the file (corrupt or malicious archive)");
+    }
+    return entries;
+}
+
+struct ZipCloser {
+    void operator()(zip_t* z) const { zip_discard(z); }
+};
+using ZipPtr = std::unique_ptr<zip_t, ZipCloser>;
+
+ZipPtr open_npz(const std::string& path) {
+    int code = 0;
+    zip_t* z = zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
+    if (!z) {
+        if (code == ZIP_ER_NOENT) throw InputError(path + ": no such file");
+        if (code == ZIP_ER_NOZIP) throw InputError(not_zip(path));
+        if (code == ZIP_ER_EXISTS)
+            throw InputError(path + ": duplicate member names (two names that are the same once decoded)");
+        throw InputError(path + ": cannot open as .npz: " + zip_error_text(code));
+    }
+    return ZipPtr(z);
+}
+
+struct ZipFileCloser {
+    void operator()(zip_file_t* f) const { zip_fclose(f); }
+};
+using ZipFilePtr = std::unique_ptr<zip_file_t, ZipFileCloser>;
+
+}  // namespace
+
+// ---- NpzReader -------------------------------------------------------------------------------------------
+
+struct NpzReader::Impl {
+    std::string path;
+    std::vector<ZipEntry> entries;         // every member, archive order
+    std::vector<NpzMember> members;        // the *.npy ones
+    std::map<std::string, size_t> index;   // name -> position in entries
+    ZipPtr zip;                            // opened on the first member read
+
+    std::string member_text(const ZipEntry& e) const { return path + ": member '" + e.name + "'"; }
+
+    size_t locate(const std::string& key) const {
+        const std::string name = is_npy_member(key) ? key : key + ".npy";
+        const auto it = index.find(name);
+        if (it != index.end()) return it->second;
+        std::string present;
+        for (const NpzMember& m : members) present += (present.empty() ? "" : ", ") + m.key;
+        throw InputError(path + ": no key '" + key + "'; keys present: " + (present.empty() ? "(none)" : present));
+    }
+
+    // libzip's handle, opened once, and its view of the member cross-checked with ours.
+    ZipFilePtr open_stream(size_t i) {
+        const ZipEntry& e = entries[i];
+        if (!zip) {
+            zip = open_npz(path);
+            if (zip_get_num_entries(zip.get(), 0) != static_cast<zip_int64_t>(entries.size()))
+                throw InputError(path + ": inconsistent zip directory (libzip counts " +
+                                 std::to_string(zip_get_num_entries(zip.get(), 0)) + " members, the directory " +
+                                 std::to_string(entries.size()) + ")");
+        }
+        const char* raw = zip_get_name(zip.get(), i, ZIP_FL_ENC_RAW);
+        zip_stat_t st;
+        zip_stat_init(&st);
+        if (!raw || raw != e.name || zip_stat_index(zip.get(), i, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE) ||
+            !(st.valid & ZIP_STAT_COMP_SIZE) || st.size != e.size || st.comp_size != e.comp_size)
+            throw InputError(member_text(e) + ": inconsistent zip directory (libzip reads it differently)");
+        zip_file_t* f = zip_fopen_index(zip.get(), i, 0);
+        if (!f) throw InputError(member_text(e) + ": " + zip_strerror(zip.get()));
+        return ZipFilePtr(f);
+    }
+
+    // Up to n bytes into dst; fewer only at the member's end. InputError on a read or inflate error.
+    uint64_t read_some(zip_file_t* f, const ZipEntry& e, char* dst, uint64_t n) const {
+        uint64_t done = 0;
+        while (done < n) {
+            const zip_int64_t got = zip_fread(f, dst + done, n - done);
+            if (got < 0) throw InputError(member_text(e) + ": " + zip_file_strerror(f));
+            if (got == 0) break;
+            done += static_cast<uint64_t>(got);
+        }
+        return done;
+    }
+
+    [[noreturn]] void ends_early(const ZipEntry& e, uint64_t got) const {
+        throw InputError(member_text(e) + " holds only " + bytes_text(got) + " of data, fewer than the " +
+                         bytes_text(e.size) + " it declares (truncated or lying)");
+    }
+
+    // The member's .npy header, read from its first bytes into buf (which then holds exactly the header);
+    // the size the member declares must be the header plus shape * itemsize.
+    NpyHeader read_header(zip_file_t* f, const ZipEntry& e, std::vector<char>& buf) const {
+        const std::string source = path + ":" + e.name.substr(0, e.name.size() - 4);
+        const uint64_t first = std::min<uint64_t>(e.size, 12);
+        buf.resize(static_cast<size_t>(first));
+        uint64_t got = read_some(f, e, buf.data(), first);
+        if (got < first) ends_early(e, got);
+        const Preamble pre = read_preamble(buf.data(), buf.size(), source);
+        if (pre.header_len > kNpyMaxHeaderBytes)
+            throw InputError(source + ": .npy header of " + bytes_text(pre.header_len) + " is longer than the " +
+                             bytes_text(kNpyMaxHeaderBytes) + " allowed");
+        if (pre.header_len > e.size - pre.size)
+            throw InputError(member_text(e) + " declares " + bytes_text(e.size) + ", too few for its .npy header of " +
+                             bytes_text(pre.size + pre.header_len));
+        const uint64_t header_bytes = pre.size + pre.header_len;
+        buf.resize(static_cast<size_t>(header_bytes));
+        got += read_some(f, e, buf.data() + got, header_bytes - got);
+        if (got < header_bytes) ends_early(e, got);
+        const ParsedHeader ph = parse_header_text(buf.data(), pre, source);
+        const NpyHeader& h = ph.header;
+        if (ph.huge || h.data_bytes > e.size - h.header_bytes || h.header_bytes + h.data_bytes != e.size)
+            throw InputError(member_text(e) + " declares " + bytes_text(e.size) + ", but its .npy header (shape " +
+                             shape_text(h.shape) + ", dtype '" + h.descr + "') needs " +
+                             (ph.huge ? std::string("more than 2^64 bytes")
+                                      : bytes_text(h.header_bytes) + " + " + bytes_text(h.data_bytes) + " = " +
+                                            bytes_text(h.header_bytes + h.data_bytes)));
+        return h;
+    }
+
+    NpyHeader header(size_t i) {
+        const ZipEntry& e = entries[i];
+        ZipFilePtr f = open_stream(i);
+        std::vector<char> buf;
+        return read_header(f.get(), e, buf);
+    }
+
+    NpyArray read(size_t i, uint64_t max_bytes) {
+        const ZipEntry& e = entries[i];
+        if (e.size > max_bytes)
+            throw InputError(member_text(e) + " declares " + bytes_text(e.size) + ", more than the " +
+                             bytes_text(max_bytes) + " allowed for it here");
+        ZipFilePtr f = open_stream(i);
+        std::vector<char> buf;
+        read_header(f.get(), e, buf);
+        // The body, into a buffer that grows with what actually inflates, never past the declared size.
+        uint64_t done = buf.size();
+        while (done < e.size) {
+            if (buf.size() == done) {
+                const uint64_t grown = std::min<uint64_t>(e.size, std::max<uint64_t>(2 * done, done + (1u << 20)));
+                try {
+                    buf.resize(static_cast<size_t>(grown));
+                } catch (const std::bad_alloc&) {
+                    out_of_memory(member_text(e), grown);
+                }
+            }
+            const uint64_t got = read_some(f.get(), e, buf.data() + done, buf.size() - done);
+            done += got;
+            if (done < buf.size()) ends_early(e, done);
+        }
+        char extra;  // one byte more: data past the declared size is an error; reaching the end checks the CRC
+        const zip_int64_t more = zip_fread(f.get(), &extra, 1);
+        if (more < 0) throw InputError(member_text(e) + ": " + zip_file_strerror(f.get()));
+        if (more > 0)
+            throw InputError(member_text(e) + " holds more data than the " + bytes_text(e.size) +
+                             " it declares (a lying size, or a decompression bomb)");
+        f.reset();
+        return npy_parse(buf, path + ":" + e.name.substr(0, e.name.size() - 4));
+    }
+};
+
+// ---- reading ---------------------------------------------------------------------------------------------
+
+int64_t NpyHeader::count() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+}
+
+NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source) {
+    const Preamble pre = read_preamble(bytes.data(), bytes.size(), source);
+    if (pre.header_len > bytes.size() - pre.size)
+        throw InputError(source + ": truncated: header of " + std::to_string(pre.header_len) + " bytes, found " +
+                         std::to_string(bytes.size() - pre.size));
+    const ParsedHeader ph = parse_header_text(bytes.data(), pre, source);
+    const NpyHeader& h = ph.header;
+    const uint64_t available = bytes.size() - h.header_bytes;
+    if (ph.huge)
+        throw InputError(source + ": shape " + shape_text(h.shape) + " is too large for the data present (" +
+                         std::to_string(available) + " bytes)");
+    if (h.data_bytes > available)
+        throw InputError(source + ": truncated: expected " + std::to_string(h.data_bytes) + " bytes of data, found " +
+                         std::to_string(available));
+    const uint64_t count = h.data_bytes / static_cast<uint64_t>(ph.type.size);
+
+    NpyArray a;
+    a.descr = h.descr;
+    a.shape = h.shape;
+    std::vector<double> values;
+    try {
+        values.resize(static_cast<size_t>(count));
+    } catch (const std::bad_alloc&) {
+        out_of_memory(source + ": " + std::to_string(count) + " values of shape " + shape_text(h.shape),
+                      count * sizeof(double));
+    }
+    convert_any(ph.type, bytes.data() + h.header_bytes, static_cast<int64_t>(count), values.data());
+    if (h.fortran_order && a.shape.size() > 1) {
+        try {
+            a.values = fortran_to_c(values, a.shape);
+        } catch (const std::bad_alloc&) {
+            out_of_memory(source + ": reordering shape " + shape_text(h.shape) + " from Fortran order",
+                          count * sizeof(double));
+        }
+    } else {
+        a.values = std::move(values);
+    }
     return a;
+}
+
+NpyHeader npy_parse_header(const char* bytes, size_t size, const std::string& source) {
+    const Preamble pre = read_preamble(bytes, size, source);
+    if (pre.header_len > size - pre.size)
+        throw InputError(source + ": truncated: header of " + std::to_string(pre.header_len) + " bytes, found " +
+                         std::to_string(size - pre.size));
+    const ParsedHeader ph = parse_header_text(bytes, pre, source);
+    if (ph.huge) throw InputError(source + ": shape " + shape_text(ph.header.shape) + " is too large");
+    return ph.header;
 }
 
 NpyArray npy_load(const std::string& path) { return npy_parse(read_file(path), path); }
 
-std::map<std::string, NpyArray> npz_load(const std::string& path) {
-    ZipPtr z = open_npz(path);
-    std::map<std::string, NpyArray> out;
-    const zip_int64_t n = zip_get_num_entries(z.get(), 0);
-    for (zip_int64_t i = 0; i < n; ++i) {
-        const char* raw = zip_get_name(z.get(), static_cast<zip_uint64_t>(i), 0);
-        if (!raw) throw InputError(path + ": " + zip_strerror(z.get()));
-        const std::string name = raw;
-        if (!is_npy_member(name)) continue;  // folders and non-array files are not arrays
-        const std::string key = name.substr(0, name.size() - 4);
-        out[key] = npy_parse(read_member(z.get(), static_cast<zip_uint64_t>(i), path, name), path + ":" + key);
+NpzReader::NpzReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+    impl_->path = path;
+    try {
+        const InputFile file(path);
+        impl_->entries = read_zip_directory(file, path);
+        for (size_t i = 0; i < impl_->entries.size(); ++i) {
+            const ZipEntry& e = impl_->entries[i];
+            impl_->index.emplace(e.name, i);
+            if (!is_npy_member(e.name)) continue;  // folders and non-array files are not arrays
+            NpzMember m;
+            m.name = e.name;
+            m.key = e.name.substr(0, e.name.size() - 4);
+            m.deflated = e.method == 8;
+            m.compressed_size = e.comp_size;
+            m.size = e.size;
+            impl_->members.push_back(std::move(m));
+        }
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemoryError(path + ": out of host memory while reading the zip directory");
     }
-    return out;
 }
 
-std::vector<std::string> npz_keys(const std::string& path) {
-    ZipPtr z = open_npz(path);
+NpzReader::~NpzReader() = default;
+NpzReader::NpzReader(NpzReader&&) noexcept = default;
+NpzReader& NpzReader::operator=(NpzReader&&) noexcept = default;
+
+const std::string& NpzReader::path() const { return impl_->path; }
+const std::vector<NpzMember>& NpzReader::members() const { return impl_->members; }
+
+std::vector<std::string> NpzReader::keys() const {
     std::vector<std::string> keys;
-    const zip_int64_t n = zip_get_num_entries(z.get(), 0);
-    for (zip_int64_t i = 0; i < n; ++i) {
-        const char* raw = zip_get_name(z.get(), static_cast<zip_uint64_t>(i), 0);
-        if (!raw || !is_npy_member(raw)) continue;
-        const std::string member = raw;
-        keys.push_back(member.substr(0, member.size() - 4));
-    }
+    for (const NpzMember& m : impl_->members) keys.push_back(m.key);
     return keys;
 }
 
-NpyArray npz_load_key(const std::string& path, const std::string& key) {
-    ZipPtr z = open_npz(path);
-    const std::string name = is_npy_member(key) ? key : key + ".npy";
-    const zip_int64_t index = zip_name_locate(z.get(), name.c_str(), 0);
-    if (index < 0) {
-        std::string present;
-        const zip_int64_t n = zip_get_num_entries(z.get(), 0);
-        for (zip_int64_t i = 0; i < n; ++i) {
-            const char* raw = zip_get_name(z.get(), static_cast<zip_uint64_t>(i), 0);
-            if (!raw || !is_npy_member(raw)) continue;
-            const std::string member = raw;
-            present += (present.empty() ? "" : ", ") + member.substr(0, member.size() - 4);
-        }
-        throw InputError(path + ": no key '" + key + "'; keys present: " + (present.empty() ? "(none)" : present));
+bool NpzReader::has(const std::string& key) const {
+    return impl_->index.count(is_npy_member(key) ? key : key + ".npy") > 0;
+}
+
+NpyHeader NpzReader::header(const std::string& key) {
+    const size_t i = impl_->locate(key);
+    try {
+        return impl_->header(i);
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemoryError(impl_->member_text(impl_->entries[i]) + ": out of host memory reading its header");
     }
-    const std::string stem = name.substr(0, name.size() - 4);
-    return npy_parse(read_member(z.get(), static_cast<zip_uint64_t>(index), path, name), path + ":" + stem);
+}
+
+NpyArray NpzReader::read(const std::string& key, uint64_t max_bytes) {
+    const size_t i = impl_->locate(key);
+    try {
+        return impl_->read(i, max_bytes);
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemoryError(impl_->member_text(impl_->entries[i]) + ": out of host memory (it declares " +
+                               bytes_text(impl_->entries[i].size) + ")");
+    }
+}
+
+std::map<std::string, NpyArray> npz_load(const std::string& path) {
+    NpzReader npz(path);
+    std::map<std::string, NpyArray> out;
+    for (const NpzMember& m : npz.members()) out[m.key] = npz.read(m.name);
+    return out;
+}
+
+std::vector<std::string> npz_keys(const std::string& path) { return NpzReader(path).keys(); }
+
+NpyArray npz_load_key(const std::string& path, const std::string& key, uint64_t max_bytes) {
+    return NpzReader(path).read(key, max_bytes);
 }
 
 // ---- writing ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/progress.h"
 #include "rsa_gpu/rdm_scale.h"
@@ -276,6 +277,7 @@ void rdm_chunked_ref(const float* x, int64_t S, int64_t N, int64_t neuron_block,
     std::vector<float> z(static_cast<size_t>(S * K));
     const float alpha = -1.0f / static_cast<float>(N);
     for (int64_t k0 = 0; k0 < N; k0 += K) {
+        check_interrupt("the RDM");
         const int64_t kb = std::min(K, N - k0);
         zscore_block_ref(x + k0, N, S, kb, st.mean.data(), st.inv_sd.data(), precision, z.data(), kb);
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(S), static_cast<int>(kb), alpha,
@@ -392,6 +394,7 @@ MappedNpyWriter::MappedNpyWriter(const std::string& path, int64_t rows, int64_t 
     map_bytes_ = header.size() + data_bytes;
     fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd_ < 0) fail(std::strerror(errno));
+    reg_ = StagingRegistration(tmp_, false);
     if (::ftruncate(fd_, static_cast<off_t>(map_bytes_)) != 0) fail(std::strerror(errno));
     // Reserve the blocks now: a sparse file on a full disk would fail later as SIGBUS on a mapped store.
     const int fa = ::posix_fallocate(fd_, 0, static_cast<off_t>(map_bytes_));
@@ -417,11 +420,13 @@ void MappedNpyWriter::abort() noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    reg_.release();
 }
 
 void MappedNpyWriter::write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc,
                                  bool mirror, bool diagonal) {
     if (!data_) throw RuntimeError(path_ + ": write after commit or failure");
+    check_interrupt("the RDM");  // a safe point between tiles (the caller's exception path removes the file)
     if (r0 < 0 || c0 < 0 || r0 + tr > rows_ || c0 + tc > cols_ || (mirror && (c0 + tc > rows_ || r0 + tr > cols_)))
         throw RuntimeError(path_ + ": tile outside the matrix");
     const int64_t C = cols_;
@@ -467,6 +472,7 @@ void MappedNpyWriter::commit() {
     if (::close(fd) != 0) fail(std::string("close: ") + std::strerror(errno));
     if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail(std::strerror(errno));
     committed_ = true;
+    reg_.release();
 }
 
 }  // namespace rsa

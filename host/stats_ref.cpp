@@ -1,11 +1,13 @@
 // CPU twins of the RDM statistics: stimulus bootstrap (quadratic forms in double via OpenBLAS dgemm over
 // resample chunks), permutation test (only the cross term changes under relabelling), split-half noise ceiling
 // (Spearman-Brown). The helpers shared with the GPU launchers (percentiles, the finishing formulas, the split
-// plan, input checks) live here too.
+// plan, input checks) live here too, and the main job's default counts (default_stat_counts: the cost model and
+// budgets of stats.h).
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <map>
@@ -13,6 +15,7 @@
 
 #include "rsa_gpu/compare.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/rdm.h"
 #include "rsa_gpu/progress.h"
 #include "rsa_gpu/stats.h"
@@ -71,6 +74,64 @@ void bootstrap_summarise(BootstrapResult& res) {
 }
 
 double spearman_brown(double r) { return 2.0 * r / (1.0 + r); }
+
+// ---------------------------------------------------------------- default counts of the main job
+double bootstrap_cost_per_resample(int64_t S, int64_t models) {
+    const double s = static_cast<double>(S), L = static_cast<double>(std::max<int64_t>(models, 1));
+    return s * s * (2.0 + 3.0 * L);
+}
+
+double permutation_cost_per_permutation(int64_t S, int64_t models) {
+    const double s = static_cast<double>(S), L = static_cast<double>(std::max<int64_t>(models, 1));
+    return L * s * (s - 1.0) / 2.0;
+}
+
+namespace {
+
+std::string sci(double v) {
+    char b[32];
+    std::snprintf(b, sizeof(b), "%.2g", v);
+    return b;
+}
+
+// The count of one statistic under `budget` (see default_stat_counts) and its note.
+int scaled_count(int full, double per_unit, double budget, const char* stage, const char* what, const char* option,
+                 int64_t S, int64_t models, bool gpu, std::string* note) {
+    note->clear();
+    const double fit = per_unit > 0.0 ? std::floor(budget / per_unit) : static_cast<double>(full);
+    if (fit >= full) return full;
+    const std::string size = std::to_string(S) + " stimuli and " + std::to_string(std::max<int64_t>(models, 1)) +
+                             " model RDM(s) on the " + (gpu ? "GPU" : "CPU");
+    const std::string ask = "ask for a number explicitly with " + std::string(option) + " N";
+    if (fit < kMinDefaultStatCount) {
+        *note = std::string("statistics: ") + stage + " is skipped by default for " + size + " (" +
+                std::to_string(kMinDefaultStatCount) + " " + what + " would cost ~" + sci(kMinDefaultStatCount * per_unit) +
+                " multiply-adds, over the default budget of " + sci(budget) + "); " + ask;
+        return 0;
+    }
+    const int count = static_cast<int>(fit) / 100 * 100;
+    *note = std::string("statistics: ") + std::to_string(count) + " " + what + " instead of " + std::to_string(full) +
+            " by default for " + size + " (" + std::to_string(full) + " would cost ~" + sci(full * per_unit) +
+            " multiply-adds, over the default budget of " + sci(budget) + "); " + ask;
+    return count;
+}
+
+}  // namespace
+
+StatCounts default_stat_counts(int64_t S, int64_t models, bool gpu) {
+    StatCounts c;
+    const double per_resample = bootstrap_cost_per_resample(S, models);
+    const double per_permutation = permutation_cost_per_permutation(S, models);
+    c.bootstrap = scaled_count(kDefaultBootstrapResamples, per_resample, gpu ? kBootstrapBudgetGpu : kBootstrapBudgetCpu,
+                               "the bootstrap", "bootstrap resamples", "--bootstrap", S, models, gpu,
+                               &c.bootstrap_note);
+    c.permutations = scaled_count(kDefaultPermutations, per_permutation,
+                                  gpu ? kPermutationBudgetGpu : kPermutationBudgetCpu, "the permutation test",
+                                  "permutations", "--permutations", S, models, gpu, &c.permutation_note);
+    c.bootstrap_cost = c.bootstrap * per_resample;
+    c.permutation_cost = c.permutations * per_permutation;
+    return c;
+}
 
 void check_noise_ceiling_input(int64_t trials, int64_t units, const std::vector<int64_t>& bins, int splits) {
     std::ostringstream os;
@@ -171,6 +232,7 @@ std::vector<std::vector<double>> bootstrap_core(const Matrix& ref, const std::ve
             }
         for (int64_t r0 = 0; r0 < R; r0 += chunk) {
             const int64_t rc = std::min(chunk, R - r0);
+            check_interrupt("the bootstrap");
             counts(r0, rc, W.data());
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rc), static_cast<int>(S),
                         static_cast<int>(S), 1.0, W.data(), static_cast<int>(S), F.data(), static_cast<int>(S), 0.0,
@@ -314,6 +376,7 @@ PermutationResult permutation_ref(const Matrix& ref, const Matrix& model, int pe
     std::vector<int> perm(static_cast<size_t>(in.S));
     Progress bar("permutations", permutations);
     for (int p = 0; p < permutations; ++p) {
+        check_interrupt("the permutation test");
         permutation_draw(seed, in.S, p, perm.data());
         res.null[static_cast<size_t>(p)] = perm_r(ref, in, perm.data());
         bar.update(p + 1);

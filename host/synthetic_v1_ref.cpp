@@ -2,10 +2,12 @@
 // of the generator and of the per-neuron z-score over stimuli.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <thread>
 
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/host_memory.h"
 #include "rsa_gpu/synthetic_v1.h"
 
 namespace rsa {
@@ -19,10 +21,12 @@ enum : uint32_t {
 };
 
 SyntheticV1Plan synthetic_v1_plan(const SyntheticV1Params& p) {
-    if (p.neurons < 1 || p.trials < p.bins || p.bins < 3 || p.shared_factors < 0 || p.shared_factors > 4) {
+    if (p.neurons < 1 || p.trials < p.bins || p.bins < 3 || p.shared_factors < 0 || p.shared_factors > 4 ||
+        p.trials > std::numeric_limits<int>::max()) {
         std::ostringstream os;
-        os << "synthetic V1: need neurons >= 1, trials >= bins >= 3 and 0..4 shared factors (got " << p.neurons
-           << " neurons, " << p.trials << " trials, " << p.bins << " bins, " << p.shared_factors << " factors)";
+        os << "synthetic V1: need neurons >= 1, " << std::numeric_limits<int>::max()
+           << " >= trials >= bins >= 3 and 0..4 shared factors (got " << p.neurons << " neurons, " << p.trials
+           << " trials, " << p.bins << " bins, " << p.shared_factors << " factors)";
         throw InputError(os.str());
     }
     SyntheticV1Plan plan;
@@ -31,7 +35,8 @@ SyntheticV1Plan synthetic_v1_plan(const SyntheticV1Params& p) {
 
     // Neurons: preferred orientation uniform in [0, 180), concentration 0.5..4 (narrow to broad tuning),
     // log-normal gain (median 1), loadings on the shared factors N(0, factor_sd^2).
-    plan.neurons.resize(static_cast<size_t>(p.neurons));
+    checked_resize(plan.neurons, static_cast<size_t>(p.neurons),
+                   "the tuning of " + std::to_string(p.neurons) + " synthetic V1 neurons");
     for (int64_t n = 0; n < p.neurons; ++n) {
         const uint64_t base = static_cast<uint64_t>(n) * 8;
         SyntheticNeuron& nrn = plan.neurons[static_cast<size_t>(n)];
@@ -48,9 +53,10 @@ SyntheticV1Plan synthetic_v1_plan(const SyntheticV1Params& p) {
 
     // Trials: jittered-stratified orientations over [0, 360) (uniform marginal, every 1-degree bin visited).
     const int64_t T = p.trials;
-    plan.trial_orientation.resize(static_cast<size_t>(T));
-    plan.trial_cos2.resize(static_cast<size_t>(T));
-    plan.trial_sin2.resize(static_cast<size_t>(T));
+    const std::string trials_what = "the orientations of " + std::to_string(T) + " synthetic V1 trials";
+    checked_resize(plan.trial_orientation, static_cast<size_t>(T), trials_what);
+    checked_resize(plan.trial_cos2, static_cast<size_t>(T), trials_what);
+    checked_resize(plan.trial_sin2, static_cast<size_t>(T), trials_what);
     for (int64_t t = 0; t < T; ++t) {
         const double deg = 360.0 * (static_cast<double>(t) + philox_uniform01(seed, kStreamTrial, t)) /
                            static_cast<double>(T);
@@ -107,7 +113,7 @@ SyntheticV1 synthetic_v1_ref(const SyntheticV1Params& params) {
     const SyntheticV1Plan plan = synthetic_v1_plan(params);
     const int64_t B = params.bins, N = params.neurons;
     SyntheticV1 out;
-    out.resp = Matrix(B, N);
+    out.resp = checked_matrix(B, N, "the binned synthetic V1 responses");
     out.stimuli = plan.stimuli;
     for (int64_t b = 0; b < B; ++b) {
         float* row = out.resp.row(b);
@@ -148,7 +154,7 @@ SyntheticV1Trials synthetic_v1_trials_ref(const SyntheticV1Params& params) {
     const int64_t T = params.trials, N = params.neurons;
     const int K = params.shared_factors;
     SyntheticV1Trials out;
-    out.resp = Matrix(T, N);
+    out.resp = checked_matrix(T, N, "the trial-level synthetic V1 responses");
     for (double o : plan.trial_orientation) out.orientation.push_back(static_cast<float>(o));
     out.bin = synthetic_v1_trial_bins(plan);
     auto work = [&](int64_t t0, int64_t t1) {

@@ -1,5 +1,6 @@
 // Training the tutorial's CNN on its training gratings through a backend, with the tutorial's printed lines, a
-// progress bar on a terminal, and the training-set accuracy (see train_network.h).
+// progress bar on a terminal, and the training-set accuracy (see train_network.h). SIGINT/SIGTERM stop it between
+// epochs (and between steps on the CPU) with Interrupted.
 #include "rsa_gpu/train_network.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/progress.h"
 
 namespace rsa {
@@ -32,6 +34,7 @@ TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& confi
     cnn_training_set(config, &angles, &labels);
     const Matrix images = backend.gratings(angles, grating);
     *stimuli_ms = ms_since(t0);
+    check_interrupt("training");
 
     t0 = Clock::now();
     net.params = cnn_init_params(config.seed);
@@ -47,6 +50,7 @@ TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& confi
             std::snprintf(note, sizeof(note), "epochs, loss % .2e", loss);
             bar.update(epoch, note);
             std::fflush(stdout);
+            check_interrupt("training");  // between epochs (the CPU twin also checks between steps)
         });
     }
     if (!quiet) std::printf("training done!\n");

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/host_memory.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/v1_data.h"
 
@@ -22,7 +23,7 @@ V1Data select_tutorial_rows(const Matrix& resp, const std::vector<float>& stimul
     out.source = source;
     int64_t kept = 0;
     for (float s : stimuli) kept += s <= 180.0f;
-    out.resp = Matrix(kept, resp.cols);
+    out.resp = checked_matrix(kept, resp.cols, "the V1 responses of the kept stimuli of " + source);
     int64_t r = 0;
     for (int64_t i = 0; i < resp.rows; ++i) {
         if (!(stimuli[static_cast<size_t>(i)] <= 180.0f)) continue;
@@ -38,7 +39,7 @@ V1Data select_tutorial_rows(const Matrix& resp, const std::vector<float>& stimul
 }
 
 V1FileKind v1_npz_kind(const std::string& path) {
-    const std::vector<std::string> keys = npz_keys(path);
+    const std::vector<std::string> keys = NpzReader(path).keys();  // the zip directory only, nothing inflated
     auto has = [&](const char* k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
     if (has("resp") && has("stimuli")) return V1FileKind::Binned;
     if (has("sresp") && has("istim")) return V1FileKind::Trials;
@@ -61,7 +62,7 @@ static V1Trials make_trials(const NpyArray& sresp, const NpyArray& istim, const 
     }
     V1Trials t;
     t.source = sresp_name;
-    t.resp = Matrix(nt.cols, nt.rows);
+    t.resp = checked_matrix(nt.cols, nt.rows, "the trials x neurons copy of " + sresp_name);
     for (int64_t n = 0; n < nt.rows; ++n)
         for (int64_t k = 0; k < nt.cols; ++k) t.resp.at(k, n) = nt.at(n, k);
     for (size_t k = 0; k < rad.size(); ++k) {
@@ -80,7 +81,10 @@ static V1Trials make_trials(const NpyArray& sresp, const NpyArray& istim, const 
 }
 
 V1Trials load_v1_trials_npz(const std::string& path) {
-    return make_trials(npz_load_key(path, "sresp"), npz_load_key(path, "istim"), path + ":sresp", path + ":istim");
+    NpzReader npz(path);  // opened once; each member inflated only here, within what it declares
+    const NpyArray sresp = npz.read("sresp");
+    const NpyArray istim = npz.read("istim");
+    return make_trials(sresp, istim, path + ":sresp", path + ":istim");
 }
 
 V1Trials load_v1_trials_npy(const std::string& sresp_path, const std::string& istim_path) {
@@ -103,7 +107,7 @@ V1Data bin_v1_trials(const V1Trials& trials) {
     const int64_t N = trials.resp.cols;
     std::map<int, std::vector<int64_t>> members;
     for (int64_t k = 0; k < trials.resp.rows; ++k) members[trials.bin[static_cast<size_t>(k)]].push_back(k);
-    Matrix binned(static_cast<int64_t>(members.size()), N);
+    Matrix binned = checked_matrix(static_cast<int64_t>(members.size()), N, "the 1-degree bin means of " + trials.source);
     std::vector<float> stimuli;
     int64_t r = 0;
     for (const auto& [bin, ks] : members) {
@@ -130,8 +134,9 @@ V1Data v1_per_trial(V1Trials&& trials) {
 }
 
 V1Data load_v1_npz(const std::string& path) {
-    const NpyArray resp = npz_load_key(path, "resp");
-    const NpyArray stimuli = npz_load_key(path, "stimuli");
+    NpzReader npz(path);  // opened once; each member inflated only here, within what it declares
+    const NpyArray resp = npz.read("resp");
+    const NpyArray stimuli = npz.read("stimuli");
     const Matrix m = npy_to_matrix(resp, path + ":resp");
     const std::vector<float> s = npy_to_vector(stimuli, path + ":stimuli");
     return select_tutorial_rows(m, s, path);

@@ -2,12 +2,14 @@
 // twin's exact arithmetic (bit-identical conv, so max-pool ties route alike); ReLU + 8x8 max pooling (forward and
 // backward) are our kernels, which record the FIRST maximum of each window in row-major order like the CPU twin
 // (cuDNN leaves the choice among tied maxima unspecified, and the binary gratings produce exact ties); the conv
-// filter and bias gradients go through the legacy cuDNN API (FMA math: exact FP32, algorithm chosen once); fc and out
-// are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc bias/ReLU, bias gradients, the batch gather
-// and the momentum update are our kernels. Parameters, gradients and velocity each live in ONE flat device buffer
-// in state_dict order, so the libraries point at offsets inside it. Training uploads the data once, gathers every batch on the device from
-// the epoch's permutation, replays one captured CUDA graph per full-size step and reads the losses back once
-// per epoch. Same semantics as the CPU twin (cnn_forward_ref, cnn_backward_ref, cnn_train_ref).
+// filter and bias gradients go through the legacy cuDNN API (FMA math: exact FP32; the algorithm of each batch size
+// chosen once within kWorkspaceCap, a function of the batch size alone) on the context's cuDNN handle, created by
+// the first CnnGpu (gpu_cudnn); fc and out are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc
+// bias/ReLU, bias gradients, the batch gather and the momentum update are our kernels. Parameters, gradients and
+// velocity each live in ONE flat device buffer in state_dict order, so the libraries point at offsets inside it.
+// Training uploads the data once, gathers every batch on the device from the epoch's permutation, replays one
+// captured CUDA graph per full-size step (counted: graph_replays) and reads the losses back once per epoch. Same
+// semantics as the CPU twin (cnn_forward_ref, cnn_backward_ref, cnn_train_ref).
 //
 // Shapes (B = batch):  x B x 1 x 48 x 64 -> conv/relu B x 6 x 48 x 64 -> pool B x 6 x 6 x 8 = B x 288
 //                      -> fc/fc_relu B x 10 -> logit/prob B.
@@ -368,6 +370,8 @@ struct CnnGpu::Impl {
     int device = 0;
     int max_batch = 0;
     GpuContext* ctx = nullptr;
+    cudnnHandle_t cudnn = nullptr;  // the context's, created on the CNN's first use (gpu_cudnn)
+    int64_t graph_replays = 0;      // steps of the last train() replayed through its captured CUDA graph
 
     cudnnFilterDescriptor_t w_desc = nullptr;           // 6 x 1 x 7 x 7
     cudnnTensorDescriptor_t conv_bias_desc = nullptr;   // 1 x 6 x 1 x 1
@@ -404,6 +408,7 @@ struct CnnGpu::Impl {
         if (max_batch > kMaxBatch)
             throw InputError("CnnGpu: max_batch " + std::to_string(max_batch) + " exceeds " + std::to_string(kMaxBatch));
         ctx = &gpu_context(device);
+        cudnn = gpu_cudnn(*ctx);  // RuntimeError naming the cuDNN failure when cuDNN cannot be initialised
         try {
             setup();
         } catch (...) {
@@ -516,7 +521,7 @@ struct CnnGpu::Impl {
     cudnnConvolutionBwdFilterAlgo_t choose_bwd_filter_algo(const Shape& s, size_t cap) const {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int returned = 0;
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->cudnn, s.x, s.conv, conv_desc, w_desc,
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn, s.x, s.conv, conv_desc, w_desc,
                                                                   CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned,
                                                                   perf));
         const int at = pick_algo(perf, returned, cap, exact_bwd_filter_algo);
@@ -553,7 +558,7 @@ struct CnnGpu::Impl {
     // Workspace bytes the shape's filter-gradient algorithm needs (the forward convolution is our kernel).
     size_t required_workspace(const Shape& s) const {
         size_t bwd_bytes = 0;
-        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, s.x, s.conv, conv_desc, w_desc,
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn, s.x, s.conv, conv_desc, w_desc,
                                                                    s.bwd_filter_algo, &bwd_bytes));
         return bwd_bytes;
     }
@@ -569,27 +574,20 @@ struct CnnGpu::Impl {
         workspace_bytes = bytes;
     }
 
-    // The descriptors for `batch` (built outside any capture). A smaller batch reuses the max_batch algorithms
-    // when they fit the workspace, and otherwise chooses again within it (the workspace grows if cuDNN's estimate
-    // was short).
+    // The descriptors for `batch` (built outside any capture). Every batch size chooses its filter-gradient
+    // algorithm within the same cap (kWorkspaceCap), exactly as the max_batch shape does, so the algorithm (and the
+    // gradient's rounding) is a function of the batch size alone, never of which batches ran before or how much
+    // workspace they left allocated; the workspace then grows to what the choice needs.
     const Shape& shape_for(int batch) {
         if (batch < 1 || batch > max_batch)
             throw InputError("CnnGpu: batch " + std::to_string(batch) + " is outside 1.." + std::to_string(max_batch) +
                              " (max_batch given to the constructor)");
         auto found = shapes.find(batch);
         if (found != shapes.end()) return *found->second;
-        const Shape& full = *shapes.at(max_batch);
-        const cudnnConvolutionBwdFilterAlgo_t bwd = full.bwd_filter_algo;
         std::unique_ptr<Shape> owned = make_shape(batch);
         Shape& s = *owned;
         try {
-            size_t bytes = 0;
-            if (cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->cudnn, s.x, s.conv, conv_desc, w_desc, bwd,
-                                                               &bytes) == CUDNN_STATUS_SUCCESS &&
-                bytes <= workspace_bytes)
-                s.bwd_filter_algo = bwd;
-            else
-                s.bwd_filter_algo = choose_bwd_filter_algo(s, workspace_bytes);
+            s.bwd_filter_algo = choose_bwd_filter_algo(s, kWorkspaceCap);
             ensure_workspace(required_workspace(s));
         } catch (...) {
             destroy_shape(s);
@@ -607,7 +605,7 @@ struct CnnGpu::Impl {
         CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
         if (ctx->cublas_workspace != nullptr)
             CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, ctx->cublas_workspace_bytes));
-        CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
+        CUDNN_CHECK(cudnnSetStream(cudnn, ctx->stream));
     }
 
     // ---- the passes (stream-ordered, no host synchronisation: safe to capture) ----
@@ -632,7 +630,7 @@ struct CnnGpu::Impl {
     void run_backward(const Shape& s) {
         const float one = 1.0f, zero = 0.0f;
         const int B = s.batch;
-        cudnnHandle_t h = ctx->cudnn;
+        cudnnHandle_t h = cudnn;
         // out: dW_out = dlogit^T fc_relu, db_out = sum dlogit, dfc_relu = dlogit w_out
         linear_backward(ctx->cublas, fc_relu, params + kOutW, dlogit, grad + kOutW, dfc_relu, B, kHidden, 1);
         bias_grad(grad + kOutB, dlogit, B, 1, ctx->stream);
@@ -766,6 +764,16 @@ float CnnGpu::loss_and_grad(const float* images, const float* labels, int batch,
     return loss;
 }
 
+int64_t CnnGpu::graph_replays() const { return impl_->graph_replays; }
+
+bool CnnGpu::graph_capture_enabled() {
+#if defined(RSA_GPU_DEVICE_DEBUG)
+    return false;
+#else
+    return true;
+#endif
+}
+
 TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels, const TrainConfig& config,
                           const EpochCallback& on_epoch) {
     Impl& m = *impl_;
@@ -784,6 +792,7 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
     if (config.epochs < 0) throw InputError("CnnGpu::train: epochs must not be negative");
 
     m.bind_libraries();
+    m.graph_replays = 0;
     cudaStream_t stream = m.ctx->stream;
     const int batch = config.batch;
     const int full_steps = n / batch;
@@ -844,11 +853,13 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
                                        cudaMemcpyHostToDevice, stream));
             CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
             for (int k = 0; k < full_steps; ++k) {
-                if (use_graph)
+                if (use_graph) {
                     CUDA_CHECK(cudaGraphLaunch(graph.exec, stream));
-                else
+                    ++m.graph_replays;
+                } else {
                     m.run_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch,
                                      config.lr, config.momentum);
+                }
             }
             if (rest_shape != nullptr)
                 m.run_train_step(*rest_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,

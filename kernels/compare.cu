@@ -1,7 +1,10 @@
-// Pearson correlation of two RDMs' strict upper triangles on the device. Pass 1: per-row sums and counts
-// (one block per row, double); pass 2: per-row centred sums around the global means. Row partials are reduced
-// by one block in a fixed order, so the result is deterministic.
+// Pearson moments of two RDMs' strict upper triangles on the device, and Pearson correlation from them. Pass 1:
+// per-row sums and counts (one block per row, double); pass 2: per-row centred sums around the global means. Row
+// partials are reduced by one block in a fixed order, so the result is deterministic. Every comparison measure
+// (kernels/measures.cu) takes these moments first: the degeneracy test (compare_degenerate) needs them.
 #include <cub/block/block_reduce.cuh>
+
+#include <cmath>
 
 #include "compare.cuh"
 #include "cuda_check.cuh"
@@ -89,7 +92,9 @@ __global__ void pearson_row_centred_kernel(const float* __restrict__ a, const fl
 // ---------------------------------------------------------------- launcher
 size_t pearson_workspace_bytes(int64_t S) { return (4 * static_cast<size_t>(S) + 8) * sizeof(double); }
 
-PearsonResult pearson_upper_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream) {
+UpperMoments upper_moments_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream) {
+    UpperMoments m;
+    if (S < 2) return m;  // no upper-triangle pair (and no zero-block launch)
     double* parts = static_cast<double*>(d_work);  // 4 x S row partials
     double* totals = parts + 4 * S;                // 8 totals: sa, sb, n, skipped, sxx, syy, sxy
     pearson_row_sums_kernel<<<static_cast<unsigned>(S), kCompareBlock, 0, stream>>>(d_a, d_b, S, parts, parts + S,
@@ -105,10 +110,24 @@ PearsonResult pearson_upper_launch(const float* d_a, const float* d_b, int64_t S
     double host[7];
     CUDA_CHECK(cudaMemcpyAsync(host, totals, sizeof(host), cudaMemcpyDeviceToHost, stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));
+    m.pairs = static_cast<int64_t>(host[2]);
+    m.skipped = static_cast<int64_t>(host[3]);
+    if (m.pairs == 0) return m;  // means and sums stay 0, as upper_moments leaves them
+    m.mean_a = host[0] / host[2];
+    m.mean_b = host[1] / host[2];
+    m.sxx = host[4];
+    m.syy = host[5];
+    m.sxy = host[6];
+    return m;
+}
+
+PearsonResult pearson_upper_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream) {
+    const UpperMoments m = upper_moments_launch(d_a, d_b, S, d_work, stream);
     PearsonResult res;
-    res.pairs = static_cast<int64_t>(host[2]);
-    res.skipped = static_cast<int64_t>(host[3]);
-    res.r = res.pairs < 2 ? std::nan("") : pearson_from_centred(host[4], host[5], host[6]);
+    res.pairs = m.pairs;
+    res.skipped = m.skipped;
+    res.r = compare_degenerate(m.pairs, m.mean_a, m.sxx, m.mean_b, m.syy) ? std::nan("")
+                                                                          : pearson_from_centred(m.sxx, m.syy, m.sxy);
     return res;
 }
 

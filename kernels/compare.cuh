@@ -1,5 +1,7 @@
-// RDM comparison launcher: Pearson correlation over the strict upper triangle of two S x S RDMs on the device,
-// two passes with double accumulation, NaN pairs skipped. CPU twin: pearson_upper_ref.
+// RDM comparison launchers: the Pearson two-pass moments of two S x S RDMs' strict upper triangles on the device
+// (double accumulation, NaN pairs skipped; the device twin of upper_moments), which every comparison measure takes
+// first for the degeneracy test (compare_degenerate, compare.h), and Pearson correlation from them. CPU twins:
+// upper_moments, pearson_upper_ref.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -9,8 +11,13 @@
 
 namespace rsa {
 
-// d_work: at least pearson_workspace_bytes(S) bytes of device memory. Synchronises the stream (reads 5 sums).
+// d_work: at least pearson_workspace_bytes(S) bytes of device memory. Both synchronise the stream (they read
+// the sums back).
 size_t pearson_workspace_bytes(int64_t S);
+// pairs, skipped, the used pairs' means and centred sums (sxx, syy, sxy). S < 2: no pairs.
+UpperMoments upper_moments_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream);
+// r is NaN when compare_degenerate says so (fewer than 2 used pairs, or either side constant up to float
+// rounding over them), as pearson_upper_ref.
 PearsonResult pearson_upper_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream);
 
 }  // namespace rsa

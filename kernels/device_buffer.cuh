@@ -1,11 +1,17 @@
-// DeviceBuffer<T>: an owning, checked device allocation with host copies (RAII; frees without throwing).
+// DeviceBuffer<T>: an owning, checked device allocation with host copies (RAII; frees without throwing). An
+// allocation failure raises OutOfMemoryError naming the bytes (and `what`, when given), so the RDM engine's
+// fallbacks catch it wherever it happens. In poison mode (rsa_gpu/poison.h, a test switch) a fresh allocation is
+// filled with 0xFF bytes (NaN for floats) and carries a tail of sentinel bytes after its elements, verified on
+// download() and on release(); with poison mode off nothing of that happens.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cuda_check.cuh"
+#include "rsa_gpu/poison.h"
 
 namespace rsa {
 
@@ -13,16 +19,35 @@ template <typename T>
 class DeviceBuffer {
 public:
     DeviceBuffer() = default;
-    explicit DeviceBuffer(size_t count) { resize(count); }
+    explicit DeviceBuffer(size_t count, const char* what = nullptr) { resize(count, what); }
     ~DeviceBuffer() { release(); }
     DeviceBuffer(const DeviceBuffer&) = delete;
     DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-    DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) { o.ptr_ = nullptr; o.count_ = 0; }
+    DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_), tail_(o.tail_) {
+        o.ptr_ = nullptr;
+        o.count_ = 0;
+        o.tail_ = 0;
+    }
 
-    void resize(size_t count) {
+    void resize(size_t count, const char* what = nullptr) {
         if (count == count_) return;
         release();
-        if (count) CUDA_CHECK(cudaMalloc(&ptr_, count * sizeof(T)));
+        if (count) {
+            const size_t tail = poison_mode() ? kPoisonTailBytes : 0;  // sentinel bytes after the elements
+            const cudaError_t e = cudaMalloc(&ptr_, count * sizeof(T) + tail);
+            if (e == cudaErrorMemoryAllocation) {
+                cudaGetLastError();  // not sticky: clear it so later calls do not see it
+                ptr_ = nullptr;
+                throw OutOfMemoryError("out of device memory allocating " + std::to_string(count * sizeof(T)) +
+                                       " bytes" + (what ? std::string(" for ") + what : std::string()));
+            }
+            CUDA_CHECK(e);
+            if (tail) {
+                count_ = count;
+                tail_ = tail;
+                poison_fresh();
+            }
+        }
         count_ = count;
     }
     void upload(const T* host, size_t count, cudaStream_t stream) {
@@ -30,10 +55,11 @@ public:
         if (count) CUDA_CHECK(cudaMemcpyAsync(ptr_, host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
     }
     void upload(const std::vector<T>& host, cudaStream_t stream) { upload(host.data(), host.size(), stream); }
-    // Copies to host and waits for the stream.
+    // Copies to host and waits for the stream (in poison mode, then checks the sentinel tail).
     void download(T* host, size_t count, cudaStream_t stream) const {
         if (count) CUDA_CHECK(cudaMemcpyAsync(host, ptr_, count * sizeof(T), cudaMemcpyDeviceToHost, stream));
         CUDA_CHECK(cudaStreamSynchronize(stream));
+        if (tail_) check_tail("download");
     }
     // Fill every byte with `byte` (0xFF poisons floats with NaN).
     void poison(cudaStream_t stream, int byte = 0xFF) {
@@ -44,16 +70,44 @@ public:
     size_t size() const { return count_; }
 
 private:
+    // Poison mode: elements to kPoisonFill, the tail to kPoisonSentinel. The memsets go to the legacy default
+    // stream, which does not order with the library's non-blocking streams, so wait for them here.
+    void poison_fresh() {
+        char* bytes = reinterpret_cast<char*>(ptr_);
+        CUDA_CHECK(cudaMemset(bytes, kPoisonFill, count_ * sizeof(T)));
+        CUDA_CHECK(cudaMemset(bytes + count_ * sizeof(T), kPoisonSentinel, tail_));
+        CUDA_CHECK(cudaDeviceSynchronize());
+    }
+    // Poison mode: read the tail back (after every stream's work) and report damage; never throws.
+    void check_tail(const char* where) const noexcept {
+        if (!ptr_ || !tail_) return;
+        unsigned char host[kPoisonTailBytes];
+        cudaError_t e = cudaDeviceSynchronize();
+        if (e == cudaSuccess)
+            e = cudaMemcpy(host, reinterpret_cast<const char*>(ptr_) + count_ * sizeof(T), tail_,
+                           cudaMemcpyDeviceToHost);
+        if (e != cudaSuccess) {
+            std::fprintf(stderr, "warning: poison mode: cannot read the sentinel tail of a device buffer of %zu bytes: %s\n",
+                         count_ * sizeof(T), cudaGetErrorString(e));
+            return;
+        }
+        size_t first = 0;
+        const size_t bad = poison_tail_damage(host, tail_, &first);
+        if (bad) poison_report_violation("device buffer", where, count_, sizeof(T), first, bad);
+    }
     void release() noexcept {
         if (ptr_) {
+            if (tail_) check_tail("release");
             const cudaError_t e = cudaFree(ptr_);
             if (e != cudaSuccess) std::fprintf(stderr, "warning: cudaFree failed: %s\n", cudaGetErrorString(e));
         }
         ptr_ = nullptr;
         count_ = 0;
+        tail_ = 0;
     }
     T* ptr_ = nullptr;
     size_t count_ = 0;
+    size_t tail_ = 0;  // sentinel bytes after the elements (poison mode at allocation), else 0
 };
 
 }  // namespace rsa

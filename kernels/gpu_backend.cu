@@ -1,6 +1,12 @@
 // The GPU backend: the analysis' operations on one CUDA device through the kernels and cuBLAS, sharing the
-// device's GpuContext (stream and handles created once). Host matrices in, host matrices out.
+// device's GpuContext (stream and cuBLAS handle created once; cuDNN only when the CNN runs). Host matrices in, host
+// matrices out. The one-shot FP32 RDM z-scores its input in place (one input buffer) and, when device memory runs
+// short (OutOfMemoryError from any of its allocations), falls back to the memory plan's streamed path. The checks
+// and degenerate-input semantics are the CPU backend's (host/cpu_backend.cpp), run on the host with the same shared
+// functions: rows constant up to rounding found before any work (NaN rows and columns, or an InputError), a
+// constant RDM result, comparisons NaN for every measure on a degenerate side, CKA NaN on degenerate responses.
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -14,6 +20,7 @@
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn_gpu.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/poison.h"
 #include "measures.cuh"
 #include "stats.cuh"
 #include "synthetic_v1.cuh"
@@ -30,6 +37,7 @@ public:
     bool is_gpu() const override { return true; }
 
     Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
+        check_gratings_output(angles_deg.size(), params);  // InputError with the sizes, before any allocation
         Matrix out(static_cast<int64_t>(angles_deg.size()), params.pixels());
         DeviceBuffer<float> d_angles, d_out(static_cast<size_t>(out.size()));
         d_angles.upload(angles_deg, ctx_.stream);
@@ -39,57 +47,37 @@ public:
     }
 
     Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) override {
+        // One device buffer: the rows are z-scored in place.
         Matrix z(x.rows, x.cols);
-        DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
-        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows));
+        DeviceBuffer<float> d_x(static_cast<size_t>(x.size()), "the rows to z-score");
+        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows), "constant-row flags");
         d_x.upload(x.data, ctx_.stream);
-        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_z.get(), d_const.get(), ctx_.stream);
-        d_z.download(z.data.data(), z.data.size(), ctx_.stream);
+        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_x.get(), d_const.get(), ctx_.stream);
+        d_x.download(z.data.data(), z.data.size(), ctx_.stream);
         collect_constant(d_const, x.rows, constant_rows);
         return z;
     }
 
     Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
         check_rdm_input(x, what);
-        size_t free_bytes = 0, total_bytes = 0;
-        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, free_bytes);
-        const uint64_t big = 256ull << 20;
-        if (options.on_plan && (plan.kind != PlanKind::OneShot || plan.input_bytes + plan.output_bytes > big))
-            options.on_plan(describe(plan));
-        check_plan_output(plan, options, what);
-        if (plan.kind == PlanKind::OneShot && options.precision == Precision::FP32 && options.max_gpu_bytes == 0) {
-            // Data fit: the plain path (z-score kernel + SSYRK), constant rows reported before the product.
-            DeviceBuffer<float> d_x, d_z(static_cast<size_t>(x.size()));
-            DeviceBuffer<int> d_const(static_cast<size_t>(x.rows));
-            d_x.upload(x.data, ctx_.stream);
-            zscore_rows_launch(d_x.get(), x.rows, x.cols, d_z.get(), d_const.get(), ctx_.stream);
-            std::vector<int64_t> constant;
-            collect_constant(d_const, x.rows, &constant);
-            if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
-            d_x.resize(0);
-            Matrix m(x.rows, x.rows);
-            DeviceBuffer<float> d_m(static_cast<size_t>(m.size()));
-            rdm_from_zscored_launch(ctx_.cublas, d_z.get(), x.rows, x.cols, d_m.get(), ctx_.stream);
-            d_m.download(m.data.data(), m.data.size(), ctx_.stream);
-            return m;
+        // Rows without a correlation (constant up to float rounding) are known before any work, as on the CPU.
+        const std::vector<int64_t> flat = degenerate_rows(x);
+        if (!flat.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(flat, what);
+        Matrix m = rdm_compute(x, options, what);
+        // Rows constant only up to rounding were z-scored like any other: NaN them as the exact ones (a tiled RDM
+        // in its file on disk).
+        if (!flat.empty()) {
+            if (m.rows) nan_rows_and_columns(m.data.data(), m.rows, flat);
+            else nan_rows_in_npy(options.output_path, x.rows, flat);
         }
-        // Streamed / tiled / TF32 / capped: the memory plan's path (falls back on device out-of-memory). Constant
-        // rows come out of its row statistics; with Fail the result (and any tiled file, removed by the caller)
-        // is discarded.
-        ScaledRdmOptions o;
-        o.precision = options.precision;
-        o.max_gpu_bytes = options.max_gpu_bytes;
-        o.output_path = options.output_path;
-        ScaledRdmResult r = rdm_scaled(ctx_, x.data.data(), x.rows, x.cols, o);
-        if (!r.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
-            throw_constant_rows(r.constant_rows, what);
-        if (r.fell_back && options.on_plan) options.on_plan("device memory ran short; fell back to:\n" + describe(r.plan));
-        return std::move(r.rdm);
+        if (m.rows) check_rdm_result(m, options, what);  // a tiled RDM on disk is not read back
+        return m;
     }
 
+    // Shapes only: a degenerate RDM gives NaN for every measure (compare.h; the launchers test it on the device's
+    // moments); user-facing callers name it with check_rdm_pair first.
     PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
-        check_rdm_pair(a, b, "first RDM", "second RDM");
+        check_rdm_shapes(a, b, "first RDM", "second RDM");
         DeviceBuffer<float> d_a, d_b;
         DeviceBuffer<char> work(pearson_workspace_bytes(a.rows));
         d_a.upload(a.data, ctx_.stream);
@@ -98,7 +86,7 @@ public:
     }
 
     CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
-        check_rdm_pair(a, b, "first RDM", "second RDM");
+        check_rdm_shapes(a, b, "first RDM", "second RDM");
         DeviceBuffer<float> d_a, d_b;
         d_a.upload(a.data, ctx_.stream);
         d_b.upload(b.data, ctx_.stream);
@@ -107,6 +95,8 @@ public:
 
     double cka(const Matrix& x, const Matrix& y, bool debiased) override {
         check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
+        // Degenerate responses (every stimulus the same up to rounding): NaN before any work, as cka_linear_ref.
+        if (!responses_degenerate_reason(x).empty() || !responses_degenerate_reason(y).empty()) return std::nan("");
         DeviceBuffer<float> d_x, d_y;
         d_x.upload(x.data, ctx_.stream);
         d_y.upload(y.data, ctx_.stream);
@@ -188,6 +178,65 @@ public:
     }
 
 private:
+    // The RDM under the memory plan, after rdm()'s checks: the plain one-shot FP32 path when the data fit, else (or
+    // when that runs out of device memory) rdm_scaled. Rows the device finds exactly constant are NaN rows and
+    // columns, rejected with ConstantRows::Fail (degenerate_rows, which rdm() ran first, lists them all already).
+    // Empty for a tiled plan: the RDM is in options.output_path.
+    Matrix rdm_compute(const Matrix& x, const RdmOptions& options, const std::string& what) {
+        size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, free_bytes);
+        const uint64_t big = 256ull << 20;
+        if (options.on_plan && (plan.kind != PlanKind::OneShot || plan.input_bytes + plan.output_bytes > big))
+            options.on_plan(describe(plan));
+        check_plan_output(plan, options, what);
+        PlanKind min_kind = PlanKind::OneShot;
+        std::string plain_failure;
+        if (plan.kind == PlanKind::OneShot && options.precision == Precision::FP32 && options.max_gpu_bytes == 0) {
+            // Data fit: the plain path (z-score kernel in place + SSYRK), constant rows reported before the
+            // product. Device memory can still run short (the free-memory reading is a snapshot; other processes
+            // allocate too): then the memory plan's streamed path takes over.
+            try {
+                return rdm_plain(x, options, what);
+            } catch (const OutOfMemoryError& e) {
+                min_kind = PlanKind::Streamed;
+                plain_failure = e.what();
+            }
+        }
+        // Streamed / tiled / TF32 / capped: the memory plan's path (falls back on device out-of-memory). Constant
+        // rows come out of its row statistics; with Fail the result (and any tiled file, removed by the caller)
+        // is discarded.
+        ScaledRdmOptions o;
+        o.precision = options.precision;
+        o.max_gpu_bytes = options.max_gpu_bytes;
+        o.output_path = options.output_path;
+        o.poison = poison_mode();  // tests (test_backend_ops, RSA_GPU_POISON): every buffer and the result NaN first
+        ScaledRdmResult r = rdm_scaled(ctx_, x.data.data(), x.rows, x.cols, o, min_kind);
+        if (!r.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
+            throw_constant_rows(r.constant_rows, what);
+        if ((r.fell_back || !plain_failure.empty()) && options.on_plan)
+            options.on_plan("device memory ran short" + (plain_failure.empty() ? "" : " (" + plain_failure + ")") +
+                            "; fell back to:\n" + describe(r.plan));
+        return std::move(r.rdm);
+    }
+
+    // The one-shot FP32 RDM: input (z-scored in place), constant-row flags and output, all allocated before any
+    // work is queued, so an OutOfMemoryError leaves nothing in flight on the stream.
+    Matrix rdm_plain(const Matrix& x, const RdmOptions& options, const std::string& what) {
+        DeviceBuffer<float> d_x(static_cast<size_t>(x.size()), "the RDM input");
+        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows), "constant-row flags");
+        DeviceBuffer<float> d_m(static_cast<size_t>(x.rows * x.rows), "the RDM");
+        d_x.upload(x.data, ctx_.stream);
+        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_x.get(), d_const.get(), ctx_.stream);
+        std::vector<int64_t> constant;
+        collect_constant(d_const, x.rows, &constant);
+        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
+        Matrix m(x.rows, x.rows, poison_mode() ? std::nanf("") : 0.0f);  // poison mode: unwritten slots read NaN
+        rdm_from_zscored_launch(ctx_.cublas, d_x.get(), x.rows, x.cols, d_m.get(), ctx_.stream);
+        d_m.download(m.data.data(), m.data.size(), ctx_.stream);
+        return m;
+    }
+
     // One network object (descriptors, algorithms, buffers) reused while its max batch is large enough.
     CnnGpu& cnn(int64_t max_batch) {
         if (!cnn_ || cnn_max_batch_ < max_batch) {
@@ -213,6 +262,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_gpu_backend(int device) { return std::make_unique<GpuBackend>(device); }
+// The plugin's backend factory (kernels/cuda_plugin.cu hands it to the host; the host's make_gpu_backend goes through it).
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<GpuBackend>(device); }
 
 }  // namespace rsa

@@ -1,14 +1,82 @@
-// The per-device GpuContext (stream, cuBLAS and cuDNN handles), created once, and the device probe.
+// The per-device GpuContext (stream, cuBLAS handle and workspace) created once, the cuDNN handle created on the
+// CNN's first use, their release (on a failed creation and at process exit), and the device probe.
 #include "gpu_context.cuh"
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <sstream>
 
 #include "cuda_check.cuh"
 
 namespace rsa {
+
+namespace {
+
+// The registry lives on the heap and is never destroyed by a static destructor: release_all_contexts (an atexit
+// handler registered after the CUDA runtime was initialised, so it runs before the runtime's own teardown and
+// before the destructors of objects built on a context) releases the contexts.
+std::mutex& registry_mutex() {
+    static std::mutex* m = new std::mutex;
+    return *m;
+}
+std::map<int, std::unique_ptr<GpuContext>>& registry() {
+    static auto* r = new std::map<int, std::unique_ptr<GpuContext>>;
+    return *r;
+}
+bool exit_handler_registered = false;  // guarded by registry_mutex()
+
+void release_all_contexts() {
+    std::map<int, std::unique_ptr<GpuContext>> doomed;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex());
+        doomed.swap(registry());
+    }
+    doomed.clear();  // ~GpuContext -> release(), never throws
+}
+
+// Cleanup-side check: true when the CUDA runtime is unloading (stop calling it); other failures are printed.
+bool runtime_gone(cudaError_t status, int device, const char* what) {
+    if (status == cudaSuccess) return false;
+    cudaGetLastError();  // clear the last-error slot
+    if (status == cudaErrorCudartUnloading) return true;
+    std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: %s: %s\n", device, what,
+                 cudaGetErrorString(status));
+    return false;
+}
+
+}  // namespace
+
+void GpuContext::release() noexcept {
+    if (!stream && !cublas && !cublas_workspace && !cudnn_) return;
+    auto drop = [&]() {
+        cudnn_ = nullptr;
+        cublas = nullptr;
+        cublas_workspace = nullptr;
+        cublas_workspace_bytes = 0;
+        stream = nullptr;
+    };
+    if (runtime_gone(cudaSetDevice(device), device, "cudaSetDevice")) return drop();
+    // Queued work may still use the workspace or the handles.
+    if (stream && runtime_gone(cudaStreamSynchronize(stream), device, "cudaStreamSynchronize")) return drop();
+    if (cudnn_) {
+        const cudnnStatus_t s = cudnnDestroy(cudnn_);
+        if (s != CUDNN_STATUS_SUCCESS)
+            std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: cudnnDestroy: %s\n", device,
+                         cudnnGetErrorString(s));
+    }
+    if (cublas) {
+        const cublasStatus_t s = cublasDestroy(cublas);
+        if (s != CUBLAS_STATUS_SUCCESS)
+            std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: cublasDestroy: %s\n", device,
+                         cublasGetStatusString(s));
+    }
+    if (cublas_workspace && runtime_gone(cudaFree(cublas_workspace), device, "cudaFree(cuBLAS workspace)"))
+        return drop();
+    if (stream) runtime_gone(cudaStreamDestroy(stream), device, "cudaStreamDestroy");
+    drop();
+}
 
 bool gpu_probe(int device, std::string* why) {
     int count = 0;
@@ -48,14 +116,14 @@ void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
 }
 
 GpuContext& gpu_context(int device) {
-    static std::mutex mutex;
-    static std::map<int, std::unique_ptr<GpuContext>> contexts;
-    std::lock_guard<std::mutex> lock(mutex);
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto& contexts = registry();
     auto found = contexts.find(device);
     if (found != contexts.end()) return *found->second;
 
     std::string why;
     if (!gpu_probe(device, &why)) throw RuntimeError("cannot use GPU " + std::to_string(device) + ": " + why);
+    // Owned from the start: a failure below releases whatever was created (~GpuContext).
     auto ctx = std::make_unique<GpuContext>();
     ctx->device = device;
     CUDA_CHECK(cudaSetDevice(device));
@@ -66,14 +134,43 @@ GpuContext& gpu_context(int device) {
     CUBLAS_CHECK(cublasCreate(&ctx->cublas));
     CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
     CUBLAS_CHECK(cublasSetMathMode(ctx->cublas, CUBLAS_PEDANTIC_MATH));
-    ctx->cublas_workspace_bytes = 32u << 20;
-    CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, ctx->cublas_workspace_bytes));
+    const size_t workspace_bytes = 32u << 20;
+    CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, workspace_bytes));
+    ctx->cublas_workspace_bytes = workspace_bytes;
     CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, ctx->cublas_workspace_bytes));
-    CUDNN_CHECK(cudnnCreate(&ctx->cudnn));
-    CUDNN_CHECK(cudnnSetStream(ctx->cudnn, ctx->stream));
+    // The CUDA runtime is initialised by now, so this handler runs before the runtime's teardown at exit.
+    if (!exit_handler_registered && std::atexit(release_all_contexts) == 0) exit_handler_registered = true;
     GpuContext& ref = *ctx;
     contexts.emplace(device, std::move(ctx));
     return ref;
+}
+
+cudnnHandle_t gpu_cudnn(GpuContext& ctx) {
+    std::lock_guard<std::mutex> lock(ctx.cudnn_mutex_);
+    if (ctx.cudnn_) return ctx.cudnn_;
+    CUDA_CHECK(cudaSetDevice(ctx.device));
+    cudnnHandle_t handle = nullptr;
+    const char* step = "cudnnCreate";
+    cudnnStatus_t status = cudnnCreate(&handle);
+    if (status == CUDNN_STATUS_SUCCESS) {
+        step = "cudnnSetStream";
+        status = cudnnSetStream(handle, ctx.stream);
+    }
+    if (status != CUDNN_STATUS_SUCCESS) {
+        const std::string message = cudnn_message(status);  // before cudnnDestroy resets the last error
+        if (handle) cudnnDestroy(handle);
+        const size_t loaded = cudnnGetVersion();
+        std::ostringstream os;
+        os << "cuDNN could not be initialised on GPU " << ctx.device << " (" << step << ": " << message
+           << "; cuDNN library " << loaded / 10000 << "." << loaded % 10000 / 100 << "." << loaded % 100
+           << ", built against " << CUDNN_MAJOR << "." << CUDNN_MINOR << "." << CUDNN_PATCHLEVEL
+           << "). The CNN needs cuDNN (the RDMs, comparisons and statistics do not): install the cuDNN 9 of this "
+              "CUDA version (or point CUDNN_ROOT / LD_LIBRARY_PATH at one), skip the CNN with --no-cnn, or run on "
+              "the CPU with --device cpu";
+        throw RuntimeError(os.str());
+    }
+    ctx.cudnn_ = handle;
+    return handle;
 }
 
 }  // namespace rsa

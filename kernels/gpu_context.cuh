@@ -1,11 +1,15 @@
-// GpuContext: the one CUDA stream and the library handles (cuBLAS, cuDNN) of a device, created once per
-// process and shared by every GPU operation. Handles are bound to the stream; cuBLAS gets an explicit
-// workspace (required for graph capture) and pedantic FP32 math by default (exact FP32 paths).
+// GpuContext: the one CUDA stream and the cuBLAS handle (with its workspace) of a device, created once per process
+// and shared by every GPU operation; the cuDNN handle is created on first use by the CNN only (gpu_cudnn), so the
+// RDM, measure and statistics paths need cuBLAS alone and work where cuDNN does not load. Handles are bound to the
+// stream; cuBLAS gets an explicit workspace (required for graph capture) and pedantic FP32 math by default (exact
+// FP32 paths). A context releases its stream, handles and workspace when its creation fails halfway and at
+// process exit (never throwing; a CUDA runtime that is already unloading is left to the driver).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <mutex>
 #include <string>
 
 namespace rsa {
@@ -15,13 +19,39 @@ struct GpuContext {
     std::string card;                  // e.g. "NVIDIA H100 80GB HBM3"
     cudaStream_t stream = nullptr;
     cublasHandle_t cublas = nullptr;
-    cudnnHandle_t cudnn = nullptr;
     void* cublas_workspace = nullptr;
     size_t cublas_workspace_bytes = 0;
+
+    GpuContext() = default;
+    ~GpuContext() { release(); }
+    GpuContext(const GpuContext&) = delete;
+    GpuContext& operator=(const GpuContext&) = delete;
+
+    // Waits for the stream, then destroys the cuDNN handle (if created), the cuBLAS handle, its workspace and the
+    // stream. Never throws: failures are printed, except cudaErrorCudartUnloading (process exit after the runtime's
+    // own teardown), when nothing more is called and the driver reclaims everything.
+    void release() noexcept;
+
+    // Whether gpu_cudnn has created the cuDNN handle yet (the RDM, measure and statistics paths never do).
+    bool has_cudnn() {
+        std::lock_guard<std::mutex> lock(cudnn_mutex_);
+        return cudnn_ != nullptr;
+    }
+
+private:
+    friend cudnnHandle_t gpu_cudnn(GpuContext& ctx);
+    cudnnHandle_t cudnn_ = nullptr;    // created by gpu_cudnn on first use
+    std::mutex cudnn_mutex_;
 };
 
-// The context of `device`, created on first use (throws RuntimeError when the device cannot be used).
+// The context of `device`, created on first use (throws RuntimeError when the device cannot be used; whatever was
+// created before the failure is released). Every context is released at process exit.
 GpuContext& gpu_context(int device);
+
+// The context's cuDNN handle, created and bound to the context stream on first use (the CNN's entry points call
+// it). RuntimeError naming the cuDNN failure (status and cuDNN's own message) when cuDNN cannot be initialised;
+// a later call tries again.
+cudnnHandle_t gpu_cudnn(GpuContext& ctx);
 
 // Bind `cublas` to `stream` only when it is bound elsewhere: cublasSetStream also resets the handle's workspace to
 // cuBLAS's default pool (dropping the one set with cublasSetWorkspace, which graph capture needs, and allocating

@@ -1,12 +1,16 @@
-// GPU comparison measures (twins of host/measures_ref.cpp). The strict upper triangle's non-NaN pairs are first
-// compacted (per-row counts, host prefix sum, per-row block-scan compaction, row-major order, -0 folded into +0).
+// GPU comparison measures (twins of host/measures_ref.cpp). Every measure first takes the used pairs' Pearson
+// moments (upper_moments_launch, compare.cu) and is NaN when compare_degenerate says so (fewer than 2 used pairs,
+// or either side constant up to float rounding), as the CPU twins; Pearson is then finished from those moments.
+// For the others the strict upper triangle's non-NaN pairs are compacted (per-row counts, host prefix sum,
+// per-row block-scan compaction, row-major order, -0 folded into +0).
 //  - Spearman: per side, radix sort of (value, index) pairs; each sorted position finds its run of equal values by
 //    two binary searches and scatters the run's average rank (double); then a two-pass double Pearson of ranks.
 //  - Kendall tau-a (Knight): the pairs are packed into order-preserving 64-bit keys (a high, b low) and radix
 //    sorted; tie counts from binary searches; discordant pairs = strict inversions of b, counted by a bottom-up
 //    merge sort on the device (each element binary-searches the opposite run: O(n log^2 n)).
-//  - Cosine: double sums. Pearson: pearson_upper_launch (compare.cu).
-//  - Linear CKA: column centring (double means), Gram matrices with cublasSgemm, per-row double sums.
+//  - Cosine: double sums.
+//  - Linear CKA: column centring (double means), Gram matrices with cublasSgemm, per-row double sums (the
+//    degeneracy test of its inputs is the caller's: GpuBackend::cka runs responses_degenerate_reason on the host).
 // Double sums go through fixed-size per-block partials reduced by one block in a fixed order (deterministic);
 // integer counts use 64-bit atomics (exact, order-free).
 #include <cub/block/block_reduce.cuh>
@@ -15,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "compare.cuh"
@@ -23,6 +28,7 @@
 #include "device_buffer.cuh"
 #include "measures.cuh"
 #include "rsa_gpu/compare.h"
+#include "rsa_gpu/error.h"
 
 namespace rsa {
 namespace {
@@ -429,48 +435,47 @@ void centred_gram_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int
 }  // namespace
 
 CompareResult compare_upper_launch(Measure m, const float* d_a, const float* d_b, int64_t S, cudaStream_t stream) {
+    // Every measure: the used pairs' moments first, and NaN when either side is degenerate over them.
     CompareResult res;
+    UpperMoments mom;
+    {
+        DeviceBuffer<char> work(pearson_workspace_bytes(std::max<int64_t>(S, 0)));
+        mom = upper_moments_launch(d_a, d_b, S, work.get(), stream);
+    }
+    res.pairs = mom.pairs;
+    res.skipped = mom.skipped;
+    res.value = std::nan("");
+    if (compare_degenerate(mom.pairs, mom.mean_a, mom.sxx, mom.mean_b, mom.syy)) return res;
     if (m == Measure::Pearson) {
-        if (S < 1) {
-            res.value = std::nan("");
-            return res;
-        }
-        DeviceBuffer<char> work(pearson_workspace_bytes(S));
-        const PearsonResult p = pearson_upper_launch(d_a, d_b, S, work.get(), stream);
-        res.value = p.r;
-        res.pairs = p.pairs;
-        res.skipped = p.skipped;
+        res.value = pearson_from_centred(mom.sxx, mom.syy, mom.sxy);
         return res;
     }
-    const int64_t total = S > 1 ? S * (S - 1) / 2 : 0;
     DeviceBuffer<float> ca, cb;
     const int64_t n = compact_upper(d_a, d_b, S, ca, cb, stream);
-    res.pairs = n;
-    res.skipped = total - n;
-    res.value = std::nan("");
+    if (n != mom.pairs)
+        throw RuntimeError("compare_upper_launch: " + std::to_string(n) + " pairs compacted, " +
+                           std::to_string(mom.pairs) + " counted by the moments");
     switch (m) {
-        case Measure::Spearman:
-            if (n >= 2) {
-                DeviceBuffer<double> ra(static_cast<size_t>(n)), rb(static_cast<size_t>(n));
-                {
-                    DeviceBuffer<float> alt(static_cast<size_t>(n));
-                    DeviceBuffer<int64_t> idx(static_cast<size_t>(n)), idx_alt(static_cast<size_t>(n));
-                    average_ranks_launch(ca.get(), alt.get(), idx.get(), idx_alt.get(), n, ra.get(), stream);
-                    average_ranks_launch(cb.get(), alt.get(), idx.get(), idx_alt.get(), n, rb.get(), stream);
-                }
-                res.value = pearson_double_launch(ra.get(), rb.get(), n, stream);
+        case Measure::Spearman: {
+            DeviceBuffer<double> ra(static_cast<size_t>(n)), rb(static_cast<size_t>(n));
+            {
+                DeviceBuffer<float> alt(static_cast<size_t>(n));
+                DeviceBuffer<int64_t> idx(static_cast<size_t>(n)), idx_alt(static_cast<size_t>(n));
+                average_ranks_launch(ca.get(), alt.get(), idx.get(), idx_alt.get(), n, ra.get(), stream);
+                average_ranks_launch(cb.get(), alt.get(), idx.get(), idx_alt.get(), n, rb.get(), stream);
             }
+            res.value = pearson_double_launch(ra.get(), rb.get(), n, stream);
             break;
+        }
         case Measure::Kendall:
-            if (n >= 2) res.value = kendall_launch(ca.get(), cb.get(), n, stream);
+            res.value = kendall_launch(ca.get(), cb.get(), n, stream);
             break;
-        case Measure::Cosine:
-            if (n >= 1) {
-                double s[3];
-                grid_sums<3>(n, CosineSums{ca.get(), cb.get()}, s, stream);
-                if (s[1] > 0.0 && s[2] > 0.0) res.value = s[0] / std::sqrt(s[1] * s[2]);
-            }
+        case Measure::Cosine: {
+            double s[3];
+            grid_sums<3>(n, CosineSums{ca.get(), cb.get()}, s, stream);
+            if (s[1] > 0.0 && s[2] > 0.0) res.value = s[0] / std::sqrt(s[1] * s[2]);
             break;
+        }
         case Measure::Pearson:
             break;
     }

@@ -1,5 +1,6 @@
 // RDM kernels: row z-score (one block per stimulus row, two passes accumulated in double with CUB block
-// reductions), column z-score (one thread per column), the SYRK call and the mirror of its upper triangle.
+// reductions; in place when x == z), column z-score (one thread per column), the SYRK call and the mirror of its
+// upper triangle.
 #include <cub/block/block_reduce.cuh>
 
 #include <algorithm>
@@ -14,8 +15,10 @@ namespace rsa {
 // ---------------------------------------------------------------- CUDA kernels
 constexpr int kZscoreBlock = 256;
 
-__global__ void zscore_rows_kernel(const float* __restrict__ x, int64_t cols, float* __restrict__ z,
-                                   int* __restrict__ constant) {
+// x and z may be the same buffer (in place): each element is read (passes 1-3) and written (pass 3) by one
+// thread only, at the same index, and every read of the statistics passes precedes the block barriers before
+// pass 3 (hence no __restrict__ on x and z).
+__global__ void zscore_rows_kernel(const float* x, int64_t cols, float* z, int* __restrict__ constant) {
     using BlockReduce = cub::BlockReduce<double, kZscoreBlock>;
     __shared__ typename BlockReduce::TempStorage temp;
     __shared__ double shared_mean, shared_inv_sd;

@@ -9,7 +9,7 @@
 namespace rsa {
 
 // z = row z-score of x (rows x cols, row-major); a zero-variance row becomes NaN and d_constant[row] = 1
-// (d_constant: rows ints, may be null).
+// (d_constant: rows ints, may be null). d_z may be d_x (in place).
 void zscore_rows_launch(const float* d_x, int64_t rows, int64_t cols, float* d_z, int* d_constant,
                         cudaStream_t stream);
 

@@ -1,14 +1,23 @@
 // RDMs at scale on the GPU (see rdm_scale.cuh): statistics / z-score / fill / mirror kernels, the precision-
-// aware SYRK and GEMM accumulation, a chunk streamer (pinned double buffers, copy stream, events), and the
-// one-shot, streamed and tiled runners behind rdm_scaled. CPU twins: host/rdm_chunked.cpp.
+// aware SYRK and GEMM accumulation, a chunk streamer (pinned double buffers within a quarter of the host's physical
+// memory, copy stream, events), and the one-shot, streamed and tiled runners behind rdm_scaled. Device memory is
+// DeviceBuffer (OutOfMemoryError on allocation failure, on which rdm_scaled falls back). CPU twins:
+// host/rdm_chunked.cpp.
 #include <cub/block/block_reduce.cuh>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <functional>
+#include <limits>
+#include <new>
+#include <string>
 #include <utility>
 
 #include "cuda_check.cuh"
+#include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "rdm.cuh"
 #include "rdm_scale.cuh"
@@ -109,65 +118,59 @@ private:
     bool active_ = false;
 };
 
-// Device memory whose allocation failure is reported as DeviceOutOfMemory (so rdm_scaled can fall back).
-template <typename T>
-class DevMem {
-public:
-    DevMem() = default;
-    DevMem(size_t count, const char* what) {
-        if (!count) return;
-        const cudaError_t e = cudaMalloc(&ptr_, count * sizeof(T));
-        if (e == cudaErrorMemoryAllocation) {
-            cudaGetLastError();
-            ptr_ = nullptr;
-            throw DeviceOutOfMemory("out of device memory allocating " + format_bytes(count * sizeof(T)) + " for " +
-                                    what);
-        }
-        CUDA_CHECK(e);
-        count_ = count;
-    }
-    ~DevMem() {
-        if (ptr_) cudaFree(ptr_);
-    }
-    DevMem(DevMem&& o) noexcept : ptr_(o.ptr_), count_(o.count_) {
-        o.ptr_ = nullptr;
-        o.count_ = 0;
-    }
-    DevMem& operator=(DevMem&& o) noexcept {
-        std::swap(ptr_, o.ptr_);
-        std::swap(count_, o.count_);
-        return *this;
-    }
-    T* get() const { return ptr_; }
-    size_t size() const { return count_; }
-    void poison(cudaStream_t stream) {
-        if (ptr_) CUDA_CHECK(cudaMemsetAsync(ptr_, 0xFF, count_ * sizeof(T), stream));
-    }
+// Page-locked memory cannot be swapped out, so all staging buffers together pin at most a quarter of the host's
+// physical memory (sysconf(_SC_PHYS_PAGES) x page size); the device budget bounds each buffer already (a block of
+// the plan). No cap when the host does not say.
+uint64_t pinned_cap_bytes() {
+    static const uint64_t cap = [] {
+        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        if (pages <= 0 || page <= 0) return std::numeric_limits<uint64_t>::max();
+        return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4;
+    }();
+    return cap;
+}
+std::atomic<uint64_t> g_pinned_bytes{0};  // held by live HostStage objects
 
-private:
-    T* ptr_ = nullptr;
-    size_t count_ = 0;
-};
+bool reserve_pinned(uint64_t bytes) {
+    uint64_t current = g_pinned_bytes.load();
+    do {
+        if (bytes > pinned_cap_bytes() || current > pinned_cap_bytes() - bytes) return false;
+    } while (!g_pinned_bytes.compare_exchange_weak(current, current + bytes));
+    return true;
+}
 
-// Pinned host memory; when pinning fails, pageable memory (copies then stage through the driver: slower,
-// still correct).
+// Pinned host memory within pinned_cap_bytes(); beyond the cap, or when pinning fails, pageable memory (copies
+// then stage through the driver: slower, still correct). OutOfMemoryError when not even pageable memory is left.
 class HostStage {
 public:
     HostStage() = default;
     explicit HostStage(size_t count) {
         if (!count) return;
-        if (cudaMallocHost(reinterpret_cast<void**>(&ptr_), count * sizeof(float)) == cudaSuccess) {
-            pinned_ = true;
-        } else {
+        const size_t bytes = count * sizeof(float);
+        if (reserve_pinned(bytes)) {
+            if (cudaMallocHost(reinterpret_cast<void**>(&ptr_), bytes) == cudaSuccess) {
+                pinned_ = true;
+                pinned_bytes_ = bytes;
+                return;
+            }
             cudaGetLastError();
-            ptr_ = new float[count];
+            ptr_ = nullptr;
+            g_pinned_bytes -= bytes;
         }
+        ptr_ = new (std::nothrow) float[count];
+        if (!ptr_)
+            throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) +
+                                   " bytes for a staging buffer");
     }
     ~HostStage() { release(); }
-    HostStage(HostStage&& o) noexcept : ptr_(o.ptr_), pinned_(o.pinned_) { o.ptr_ = nullptr; }
+    HostStage(HostStage&& o) noexcept : ptr_(o.ptr_), pinned_(o.pinned_), pinned_bytes_(o.pinned_bytes_) {
+        o.ptr_ = nullptr;
+        o.pinned_bytes_ = 0;
+    }
     HostStage& operator=(HostStage&& o) noexcept {
         std::swap(ptr_, o.ptr_);
         std::swap(pinned_, o.pinned_);
+        std::swap(pinned_bytes_, o.pinned_bytes_);
         return *this;
     }
     float* get() const { return ptr_; }
@@ -175,12 +178,18 @@ public:
 private:
     void release() noexcept {
         if (!ptr_) return;
-        if (pinned_) cudaFreeHost(ptr_);
-        else delete[] ptr_;
+        if (pinned_) {
+            cudaFreeHost(ptr_);
+            g_pinned_bytes -= pinned_bytes_;
+        } else {
+            delete[] ptr_;
+        }
         ptr_ = nullptr;
+        pinned_bytes_ = 0;
     }
     float* ptr_ = nullptr;
     bool pinned_ = false;
+    uint64_t pinned_bytes_ = 0;
 };
 
 // Waits for the compute stream when a runner leaves (normally or by an exception) before its buffers go.
@@ -215,7 +224,7 @@ public:
         : ctx_(ctx), x_(x), N_(N), direct_(is_pinned(x)) {
         buffers_ = std::max(1, std::min(2, buffers));
         for (int b = 0; b < buffers_; ++b) {
-            d_[b] = DevMem<float>(max_chunk, "an input block");
+            d_[b].resize(max_chunk, "an input block");
             if (poison) d_[b].poison(ctx_.stream);
             if (!direct_) h_[b] = HostStage(max_chunk);
         }
@@ -270,7 +279,7 @@ private:
     int64_t N_;
     bool direct_;
     int buffers_ = 2;
-    DevMem<float> d_[2];
+    DeviceBuffer<float> d_[2];
     HostStage h_[2];
     cudaStream_t copy_ = nullptr;
     cudaEvent_t copied_[2] = {nullptr, nullptr}, consumed_[2] = {nullptr, nullptr};
@@ -280,12 +289,16 @@ private:
 
 // ---------------------------------------------------------------- runners
 struct Stats {
-    DevMem<double> mean, inv_sd;  // inv_sd holds m2 until finalised
-    DevMem<int> constant;
+    DeviceBuffer<double> mean, inv_sd;  // inv_sd holds m2 until finalised
+    DeviceBuffer<int> constant;
     Stats(int64_t S, bool poison, cudaStream_t stream)
         : mean(static_cast<size_t>(S), "row means"), inv_sd(static_cast<size_t>(S), "row SDs"),
           constant(static_cast<size_t>(S), "constant-row flags") {
-        if (poison) constant.poison(stream);
+        if (poison) {  // the reset below must write every mean and m2: poison them first
+            mean.poison(stream);
+            inv_sd.poison(stream);
+            constant.poison(stream);
+        }
         row_stats_reset_launch(mean.get(), inv_sd.get(), S, stream);
     }
     std::vector<int64_t> constant_rows(int64_t S, cudaStream_t stream) const {
@@ -309,10 +322,13 @@ void download_matrix(const float* d, int64_t S, bool poison, cudaStream_t stream
 void run_one_shot(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& o,
                   ScaledRdmResult* res) {
     cudaStream_t st = ctx.stream;
-    DevMem<float> d_x(static_cast<size_t>(S * N), "the input"), d_out(static_cast<size_t>(S * S), "the output");
+    DeviceBuffer<float> d_x(static_cast<size_t>(S * N), "the input"), d_out(static_cast<size_t>(S * S), "the output");
     Stats stats(S, o.poison, st);
     StreamDrain drain{st};
-    if (o.poison) d_out.poison(st);
+    if (o.poison) {
+        d_x.poison(st);
+        d_out.poison(st);
+    }
     CUDA_CHECK(cudaMemcpyAsync(d_x.get(), x, static_cast<size_t>(S * N) * sizeof(float), cudaMemcpyHostToDevice, st));
     row_stats_chunk_launch(d_x.get(), S, N, N, 0, stats.mean.get(), stats.inv_sd.get(), st);
     row_stats_finalize_launch(stats.inv_sd.get(), S, N, stats.constant.get(), st);
@@ -328,7 +344,7 @@ void run_streamed(GpuContext& ctx, const float* x, int64_t S, int64_t N, const M
     cudaStream_t st = ctx.stream;
     const int64_t K = std::min(p.neuron_block, N);
     const int64_t blocks = RSA_CEIL_DIV(N, K);
-    DevMem<float> d_out(static_cast<size_t>(S * S), "the output");
+    DeviceBuffer<float> d_out(static_cast<size_t>(S * S), "the output");
     Stats stats(S, o.poison, st);
     StreamDrain drain{st};
     if (o.poison) d_out.poison(st);
@@ -370,9 +386,9 @@ void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const Memo
     const int64_t T = std::min(p.row_tile, S), K = std::min(p.neuron_block, N);
     const int64_t nk = RSA_CEIL_DIV(N, K);
     Stats stats(S, o.poison, st);
-    DevMem<float> zi(static_cast<size_t>(T * K), "a z row block"), zj(static_cast<size_t>(T * K), "a z row block");
-    DevMem<float> tiles[2] = {DevMem<float>(static_cast<size_t>(T * T), "an output tile"),
-                              DevMem<float>(static_cast<size_t>(T * T), "an output tile")};
+    DeviceBuffer<float> zi(static_cast<size_t>(T * K), "a z row block"), zj(static_cast<size_t>(T * K), "a z row block");
+    DeviceBuffer<float> tiles[2] = {DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile"),
+                              DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile")};
     HostStage htile[2] = {HostStage(static_cast<size_t>(T * T)), HostStage(static_cast<size_t>(T * T))};
     cudaEvent_t ready[2] = {nullptr, nullptr};
     struct EventsGuard {
@@ -580,7 +596,8 @@ ScaledRdmResult rdm_run_plan(GpuContext& ctx, const float* x, int64_t S, int64_t
     return res;
 }
 
-ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& options) {
+ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& options,
+                           PlanKind min_kind) {
     CUDA_CHECK(cudaSetDevice(ctx.device));
     auto device_free = [&]() -> uint64_t {
         if (options.assume_device_free_bytes) return options.assume_device_free_bytes;
@@ -588,7 +605,7 @@ ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N
         CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
         return free_bytes;
     };
-    MemoryPlan plan = plan_rdm(S, N, options.max_gpu_bytes, device_free());
+    MemoryPlan plan = plan_rdm(S, N, options.max_gpu_bytes, device_free(), min_kind);
     bool fell_back = false;
     std::string history;
     for (;;) {
@@ -596,7 +613,7 @@ ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N
             ScaledRdmResult res = rdm_run_plan(ctx, x, S, N, plan, options);
             res.fell_back = fell_back;
             return res;
-        } catch (const DeviceOutOfMemory& e) {
+        } catch (const OutOfMemoryError& e) {
             history += std::string(history.empty() ? "" : "; ") + plan_kind_name(plan.kind) + ": " + e.what();
             if (plan.kind == PlanKind::Tiled)
                 throw RuntimeError("the RDM of " + std::to_string(S) + " x " + std::to_string(N) +

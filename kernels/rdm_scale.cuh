@@ -2,7 +2,9 @@
 // over neuron blocks in double (Chan), z-score with global statistics (optionally rounded to TF32), SYRK /
 // GEMM accumulation with beta = 1 in FP32 or TF32, and the entry point rdm_scaled that runs the memory plan:
 // one-shot, streamed from the host in neuron blocks (pinned double buffers on a copy stream, copy of block
-// k+1 overlapping z-score + SYRK of block k), or tiled to a memory-mapped .npy on disk.
+// k+1 overlapping z-score + SYRK of block k; pinned memory capped at a quarter of the host's physical memory,
+// pageable staging beyond it), or tiled to a memory-mapped .npy on disk. Every device allocation raises
+// OutOfMemoryError (DeviceBuffer), on which rdm_scaled falls back to the next plan kind.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -15,11 +17,6 @@
 #include "rsa_gpu/rdm_scale.h"
 
 namespace rsa {
-
-// cudaMalloc reported cudaErrorMemoryAllocation (the error is cleared); rdm_scaled falls back on it.
-struct DeviceOutOfMemory : RuntimeError {
-    explicit DeviceOutOfMemory(const std::string& what) : RuntimeError(what) {}
-};
 
 // ---------------------------------------------------------------- launchers (all enqueue on `stream`)
 // mean[0..S) = m2[0..S) = 0.
@@ -59,9 +56,11 @@ void rdm_from_zscored_precision_launch(cublasHandle_t cublas, const float* d_z, 
 // pinned staging buffers). Plans with plan_rdm against the device's free memory (cudaMemGetInfo) and
 // options.max_gpu_bytes; when a one-shot (or streamed) attempt runs out of device memory it re-plans with the
 // next kind (fell_back = true). RuntimeError when no plan fits, or when the plan is tiled and no
-// output_path is given. Constant rows are NaN and listed; the caller decides Fail/Nan.
-ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& options);
-// Runs one given plan (tests and the benchmark force plans this way). DeviceOutOfMemory on allocation failure.
+// output_path is given. Constant rows are NaN and listed; the caller decides Fail/Nan. min_kind skips cheaper
+// kinds (GpuBackend::rdm passes PlanKind::Streamed after its own one-shot path ran out of device memory).
+ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& options,
+                           PlanKind min_kind = PlanKind::OneShot);
+// Runs one given plan (tests and the benchmark force plans this way). OutOfMemoryError on allocation failure.
 ScaledRdmResult rdm_run_plan(GpuContext& ctx, const float* x, int64_t S, int64_t N, const MemoryPlan& plan,
                              const ScaledRdmOptions& options);
 

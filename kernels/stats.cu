@@ -1,6 +1,8 @@
-// GPU twins of the RDM statistics: stimulus bootstrap as FP32 GEMMs of resample counts with centred forms,
-// permutation test by gathering a centred double copy of B through each permutation, split-half noise ceiling.
-// Semantics and random streams: include/rsa_gpu/stats.h; CPU twins: host/stats_ref.cpp.
+// GPU twins of the RDM statistics: stimulus bootstrap as FP32 GEMMs of resample counts with centred forms (built
+// and multiplied in column blocks sized to a device-memory budget, partial sums added in a fixed order), permutation
+// test by gathering a centred double copy of B through each permutation, split-half noise ceiling. Every launch
+// keeps its grid within CUDA's limits (rows or units grid-strided over y). Semantics and random streams:
+// include/rsa_gpu/stats.h; CPU twins: host/stats_ref.cpp.
 #include <cub/block/block_reduce.cuh>
 
 #include <algorithm>
@@ -68,56 +70,70 @@ __device__ __forceinline__ float sym_read(const float* __restrict__ x, int64_t S
     return i < j ? x[i * S + j] : x[j * S + i];
 }
 
-// Forms of the reference: G[i, 0 * S + j] = A0_ij, G[i, 1 * S + j] = A0_ij^2 (zero diagonal); G is S x MS.
-__global__ void ref_forms_kernel(const float* __restrict__ a, int64_t S, double ma, int64_t MS, float* __restrict__ g) {
-    const int64_t i = blockIdx.y, j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (j >= S) return;
-    const double a0 = i == j ? 0.0 : static_cast<double>(sym_read(a, S, i, j)) - ma;
-    g[i * MS + j] = static_cast<float>(a0);
-    g[i * MS + S + j] = static_cast<float>(a0 * a0);
-}
-
-// Forms of model l at column block m0 = 2 + 3 l: B0, B0^2, A0 B0.
-__global__ void model_forms_kernel(const float* __restrict__ a, const float* __restrict__ b, int64_t S, double ma,
-                                   double mb, int64_t MS, int64_t m0, float* __restrict__ g) {
-    const int64_t i = blockIdx.y, j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (j >= S) return;
-    double a0 = 0.0, b0 = 0.0;
-    if (i != j) {
-        a0 = static_cast<double>(sym_read(a, S, i, j)) - ma;
-        b0 = static_cast<double>(sym_read(b, S, i, j)) - mb;
+// Forms of the column block [j0, j0 + cw) of the S x S forms F_m: G is S x M cw, row-major (ld = M cw), form m
+// in columns [m cw, (m + 1) cw), zero on the diagonal. Reference part: m = 0: A0, m = 1: A0^2. Grid
+// (ceil(cw / block), min(S, 65,535)): rows grid-strided over y, so any S launches.
+__global__ void ref_forms_kernel(const float* __restrict__ a, int64_t S, double ma, int64_t j0, int64_t cw, int64_t ld,
+                                 float* __restrict__ g) {
+    const int64_t jj = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (jj >= cw) return;
+    const int64_t j = j0 + jj;
+    for (int64_t i = blockIdx.y; i < S; i += gridDim.y) {
+        const double a0 = i == j ? 0.0 : static_cast<double>(sym_read(a, S, i, j)) - ma;
+        float* row = g + i * ld;
+        row[jj] = static_cast<float>(a0);
+        row[cw + jj] = static_cast<float>(a0 * a0);
     }
-    float* row = g + i * MS + m0 * S;
-    row[j] = static_cast<float>(b0);
-    row[S + j] = static_cast<float>(b0 * b0);
-    row[2 * S + j] = static_cast<float>(a0 * b0);
 }
 
-// w (rc x S, zeroed): counts of resamples r0 .. r0 + rc - 1; one thread per draw. Integer adds in FP32 are
-// exact (counts <= S < 2^24), so the order of the atomics does not matter.
+// Model l's part (forms m0 = 2 + 3 l .. m0 + 2): B0, B0^2, A0 B0. Same layout and grid as ref_forms_kernel.
+__global__ void model_forms_kernel(const float* __restrict__ a, const float* __restrict__ b, int64_t S, double ma,
+                                   double mb, int64_t j0, int64_t cw, int64_t ld, int64_t m0, float* __restrict__ g) {
+    const int64_t jj = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (jj >= cw) return;
+    const int64_t j = j0 + jj;
+    for (int64_t i = blockIdx.y; i < S; i += gridDim.y) {
+        double a0 = 0.0, b0 = 0.0;
+        if (i != j) {
+            a0 = static_cast<double>(sym_read(a, S, i, j)) - ma;
+            b0 = static_cast<double>(sym_read(b, S, i, j)) - mb;
+        }
+        float* row = g + i * ld + m0 * cw;
+        row[jj] = static_cast<float>(b0);
+        row[cw + jj] = static_cast<float>(b0 * b0);
+        row[2 * cw + jj] = static_cast<float>(a0 * b0);
+    }
+}
+
+// w (rc x S, zeroed): counts of resamples r0 .. r0 + rc - 1; one thread per draw (grid-stride). Integer adds in
+// FP32 are exact (counts <= S <= 2^24), so the order of the atomics does not matter.
 __global__ void counts_kernel(uint64_t seed, int64_t S, int64_t r0, int64_t rc, float* __restrict__ w) {
-    const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (t >= rc * S) return;
-    const int64_t r = t / S, k = t - r * S;
-    atomicAdd(&w[r * S + bootstrap_draw(seed, S, r0 + r, k)], 1.0f);
+    const int64_t total = rc * S;
+    for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
+         t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t r = t / S, k = t - r * S;
+        atomicAdd(&w[r * S + bootstrap_draw(seed, S, r0 + r, k)], 1.0f);
+    }
 }
 
-// q[r * (M + 2) + m] = (w_r^T F_m w_r) / 2 for m < M from T = W G (rc x MS); block m = M writes
-// sum_j w_j^2 and the number of distinct stimuli at M and M + 1. Grid (rc, M + 1).
+// Partial sums of column block [j0, j0 + cw), added to q (rc x (M + 2), zeroed before the first block; blocks in
+// ascending order, one stream: a fixed order): q[r, m] += (sum_jj T[r, m cw + jj] w_r[j0 + jj]) / 2 for m < M
+// from T = W G (rc x M cw, row-major); block m = M adds sum w_j^2 and the number of distinct stimuli (counts > 0)
+// over the block's columns at M and M + 1 (integers: exact in double). With one block (cw = S) this is exactly
+// w^T F_m w / 2. Grid (rc, M + 1).
 __global__ void quad_forms_kernel(const float* __restrict__ t, const float* __restrict__ w, int64_t S, int M,
-                                  double* __restrict__ q) {
+                                  int64_t j0, int64_t cw, double* __restrict__ q) {
     using BlockReduce = cub::BlockReduce<double, kStatsBlock>;
     __shared__ typename BlockReduce::TempStorage temp;
     const int64_t r = blockIdx.x;
     const int m = static_cast<int>(blockIdx.y);
-    const int64_t MS = static_cast<int64_t>(M) * S;
-    const float* wr = w + r * S;
+    const float* wr = w + r * S + j0;
     double s1 = 0.0, s2 = 0.0;
     if (m < M) {
-        const float* tr = t + r * MS + static_cast<int64_t>(m) * S;
-        for (int64_t j = threadIdx.x; j < S; j += blockDim.x) s1 += static_cast<double>(tr[j]) * wr[j];
+        const float* tr = t + r * (static_cast<int64_t>(M) * cw) + static_cast<int64_t>(m) * cw;
+        for (int64_t j = threadIdx.x; j < cw; j += blockDim.x) s1 += static_cast<double>(tr[j]) * wr[j];
     } else {
-        for (int64_t j = threadIdx.x; j < S; j += blockDim.x) {
+        for (int64_t j = threadIdx.x; j < cw; j += blockDim.x) {
             const double v = wr[j];
             s1 += v * v;
             s2 += v > 0.0 ? 1.0 : 0.0;
@@ -129,19 +145,21 @@ __global__ void quad_forms_kernel(const float* __restrict__ t, const float* __re
     if (threadIdx.x == 0) {
         double* qr = q + r * (M + 2);
         if (m < M) {
-            qr[m] = 0.5 * s1;
+            qr[m] += 0.5 * s1;
         } else {
-            qr[M] = s1;
-            qr[M + 1] = s2;
+            qr[M] += s1;
+            qr[M + 1] += s2;
         }
     }
 }
 
-// b0 (S x S, double): centred symmetric copy of b's upper triangle, zero diagonal.
+// b0 (S x S, double): centred symmetric copy of b's upper triangle, zero diagonal. Grid (ceil(S / block),
+// min(S, 65,535)), rows grid-strided over y.
 __global__ void centred_symmetric_kernel(const float* __restrict__ b, int64_t S, double mb, double* __restrict__ b0) {
-    const int64_t i = blockIdx.y, j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (j >= S) return;
-    b0[i * S + j] = i == j ? 0.0 : static_cast<double>(sym_read(b, S, i, j)) - mb;
+    for (int64_t i = blockIdx.y; i < S; i += gridDim.y)
+        b0[i * S + j] = i == j ? 0.0 : static_cast<double>(sym_read(b, S, i, j)) - mb;
 }
 
 // perms (pc x S): permutations p0 .. p0 + pc - 1, one thread each (sequential Fisher-Yates, as on the host).
@@ -187,15 +205,18 @@ __global__ void count_nonfinite_kernel(const float* __restrict__ x, int64_t n, u
 }
 
 // out[g * N + n] = mean over the trials trials[offsets[g] .. offsets[g + 1]) of resp[t, n] (double sum in
-// list order, the lists ascending like the CPU twin's loop). Grid (groups, ceil(N / block)).
+// list order, the lists ascending like the CPU twin's loop). Grid (groups, min(ceil(N / block), 65,535)): units
+// grid-strided over y, so any N launches.
 __global__ void group_mean_kernel(const float* __restrict__ resp, int64_t N, const int64_t* __restrict__ offsets,
                                   const int64_t* __restrict__ trials, float* __restrict__ out) {
-    const int64_t g = blockIdx.x, n = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
-    if (n >= N) return;
+    const int64_t g = blockIdx.x;
     const int64_t b = offsets[g], e = offsets[g + 1];
-    double s = 0.0;
-    for (int64_t k = b; k < e; ++k) s += resp[trials[k] * N + n];
-    out[g * N + n] = static_cast<float>(s / static_cast<double>(e - b));
+    for (int64_t n = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; n < N;
+         n += static_cast<int64_t>(gridDim.y) * blockDim.x) {
+        double s = 0.0;
+        for (int64_t k = b; k < e; ++k) s += resp[trials[k] * N + n];
+        out[g * N + n] = static_cast<float>(s / static_cast<double>(e - b));
+    }
 }
 
 // ---------------------------------------------------------------- host helpers
@@ -206,8 +227,9 @@ struct UpperStats {
 
 UpperStats upper_stats(const float* d_x, int64_t S, int mode, double centre, DeviceBuffer<double>& parts,
                        cudaStream_t stream) {
-    parts.resize(2 * static_cast<size_t>(S) + 2);
+    parts.resize(2 * static_cast<size_t>(S) + 2, "row partial sums");
     double* p = parts.get();
+    // One block per row: grid.x = S <= 2^31 - 1 (the launchers bound S far below).
     upper_row_kernel<<<static_cast<unsigned>(S), kStatsBlock, 0, stream>>>(d_x, S, mode, centre, p, p + S);
     RSA_CHECK_LAUNCH();
     reduce_parts_kernel<<<1, kStatsBlock, 0, stream>>>(p, S, 2, p + 2 * S);
@@ -240,22 +262,74 @@ double checked_mean(const float* d_x, int64_t S, const std::string& what, Device
     return st.sum / (0.5 * static_cast<double>(S) * static_cast<double>(S - 1));
 }
 
-dim3 square_grid(int64_t S) {
-    return dim3(static_cast<unsigned>(RSA_CEIL_DIV(S, kStatsBlock)), static_cast<unsigned>(S));
+constexpr int64_t kMaxGridX = 2147483647, kMaxGridYZ = 65535;
+
+// Columns [0, width) over x, rows grid-strided over y (at most 65,535 blocks high).
+dim3 columns_rows_grid(int64_t width, int64_t rows) {
+    const int64_t x = RSA_CEIL_DIV(width, kStatsBlock);
+    if (x > kMaxGridX) throw InputError("statistics: " + std::to_string(width) + " columns exceed one launch's grid");
+    return dim3(static_cast<unsigned>(x), static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, kMaxGridYZ))));
+}
+
+// One-dimensional grid-stride launch of n threads' work: at most 65,535 x 64 blocks.
+unsigned stride_grid(int64_t n) {
+    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(RSA_CEIL_DIV(n, kStatsBlock), kMaxGridYZ * 64)));
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------- bootstrap
+BootstrapPlan plan_bootstrap(int64_t S, int64_t models, int64_t resamples, uint64_t budget_bytes) {
+    const int64_t M = 2 + 3 * models;
+    const uint64_t f = sizeof(float), per_column = f * static_cast<uint64_t>(S) * static_cast<uint64_t>(M);
+    // Bytes per resample of a chunk, for block width cw: its counts row, its T row, its q row.
+    auto per_resample = [&](int64_t cw) {
+        return f * static_cast<uint64_t>(S) + f * static_cast<uint64_t>(M * cw) +
+               sizeof(double) * static_cast<uint64_t>(M + 2);
+    };
+    BootstrapPlan p;
+    // Columns per block: every column when G fits in half the budget, else as many as half the budget holds.
+    // At most INT_MAX / M (the GEMM's m = M cw is an int).
+    const int64_t max_cols = std::min<int64_t>(S, 2147483647 / M);
+    const bool whole = per_column <= budget_bytes / 2 / static_cast<uint64_t>(S);  // per_column x S <= budget / 2
+    const uint64_t fit = std::max<uint64_t>(1, budget_bytes / 2 / per_column);
+    p.block_columns = whole ? S : static_cast<int64_t>(std::min<uint64_t>(fit, static_cast<uint64_t>(S)));
+    p.block_columns = std::max<int64_t>(1, std::min(p.block_columns, max_cols));
+    p.blocks = RSA_CEIL_DIV(S, p.block_columns);
+    // Resamples per chunk: T (chunk x M cw) at most 2^26 floats (256 MB), and chunk, T and q within the rest of the
+    // budget; at least one, at most INT_MAX (the GEMM's n).
+    const uint64_t g_bytes = per_column * static_cast<uint64_t>(p.block_columns);
+    const uint64_t rest = budget_bytes > g_bytes ? budget_bytes - g_bytes : 0;
+    int64_t chunk = std::min<int64_t>(resamples, (int64_t{1} << 26) / (M * p.block_columns));
+    chunk = std::min<int64_t>(chunk, static_cast<int64_t>(std::min<uint64_t>(rest / per_resample(p.block_columns),
+                                                                              2147483647ull)));
+    p.chunk = std::max<int64_t>(1, chunk);
+    p.chunks = RSA_CEIL_DIV(resamples, p.chunk);
+    p.device_bytes = g_bytes + static_cast<uint64_t>(p.chunk) * per_resample(p.block_columns);
+    p.budget_bytes = budget_bytes;
+    return p;
+}
+
 BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, const std::vector<const float*>& d_models,
-                                 int64_t S, int resamples, uint64_t seed, cudaStream_t stream) {
+                                 int64_t S, int resamples, uint64_t seed, cudaStream_t stream, uint64_t work_bytes) {
     check_square(S, "bootstrap");
     if (d_models.empty()) throw InputError("bootstrap: no model RDMs given");
     if (resamples < 1) throw InputError("bootstrap: the number of resamples must be at least 1");
-    if (S > 65535) throw InputError("bootstrap: at most 65,535 stimuli on the GPU");
-    const int64_t L = static_cast<int64_t>(d_models.size()), M = 2 + 3 * L, MS = M * S, R = resamples;
-    if (MS > 2147483647) throw InputError("bootstrap: too many models for one GEMM");
-    if (M + 1 > 65535) throw InputError("bootstrap: too many models (quad_forms_kernel grid.y = 3 L + 3 <= 65,535)");
+    // Counts are added in FP32, exact up to 2^24.
+    if (S > (int64_t{1} << 24)) throw InputError("bootstrap: at most 16,777,216 stimuli on the GPU");
+    const int64_t L = static_cast<int64_t>(d_models.size()), M = 2 + 3 * L, R = resamples;
+    if (M + 1 > kMaxGridYZ)
+        throw InputError("bootstrap: too many models (quad_forms_kernel grid.y = 3 L + 3 <= 65,535)");
+    uint64_t budget = work_bytes;
+    if (budget == 0) {
+        size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        const uint64_t reserve = std::max<uint64_t>(uint64_t{256} << 20, total_bytes / 50);  // cuBLAS, others
+        budget = std::min<uint64_t>(kBootstrapWorkCap, free_bytes > reserve ? free_bytes - reserve : 0);
+    }
+    const BootstrapPlan plan = plan_bootstrap(S, L, R, budget);
+    const int64_t cb = plan.block_columns, chunk = plan.chunk;
+
     DeviceBuffer<double> parts;
     const double ma = checked_mean(d_ref, S, "reference RDM", parts, stream);
     std::vector<double> mb(static_cast<size_t>(L));
@@ -263,39 +337,49 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
         mb[static_cast<size_t>(l)] =
             checked_mean(d_models[static_cast<size_t>(l)], S, "model " + std::to_string(l), parts, stream);
 
-    // Centred forms, S x MS (FP32).
-    DeviceBuffer<float> g(static_cast<size_t>(S * MS));
-    ref_forms_kernel<<<square_grid(S), kStatsBlock, 0, stream>>>(d_ref, S, ma, MS, g.get());
-    RSA_CHECK_LAUNCH();
-    for (int64_t l = 0; l < L; ++l) {
-        model_forms_kernel<<<square_grid(S), kStatsBlock, 0, stream>>>(d_ref, d_models[static_cast<size_t>(l)], S, ma,
-                                                                       mb[static_cast<size_t>(l)], MS, 2 + 3 * l,
-                                                                       g.get());
+    DeviceBuffer<float> g(static_cast<size_t>(S * M * cb), "the bootstrap's centred forms");
+    DeviceBuffer<float> w(static_cast<size_t>(chunk * S), "the bootstrap's resample counts");
+    DeviceBuffer<float> t(static_cast<size_t>(chunk * M * cb), "the bootstrap's GEMM products");
+    DeviceBuffer<double> q(static_cast<size_t>(chunk * (M + 2)), "the bootstrap's quadratic forms");
+    // Centred forms of columns [j0, j0 + cw), S x M cw (FP32).
+    auto build_forms = [&](int64_t j0, int64_t cw) {
+        const int64_t ld = M * cw;
+        const dim3 grid = columns_rows_grid(cw, S);
+        ref_forms_kernel<<<grid, kStatsBlock, 0, stream>>>(d_ref, S, ma, j0, cw, ld, g.get());
         RSA_CHECK_LAUNCH();
-    }
+        for (int64_t l = 0; l < L; ++l) {
+            model_forms_kernel<<<grid, kStatsBlock, 0, stream>>>(d_ref, d_models[static_cast<size_t>(l)], S, ma,
+                                                                 mb[static_cast<size_t>(l)], j0, cw, ld, 2 + 3 * l,
+                                                                 g.get());
+            RSA_CHECK_LAUNCH();
+        }
+    };
+    if (plan.blocks == 1) build_forms(0, S);  // built once, kept for every chunk
 
-    // Resample chunks: T (rc x MS) at most 2^26 floats (256 MB).
-    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t{1} << 26) / MS));
-    DeviceBuffer<float> w(static_cast<size_t>(chunk * S)), t(static_cast<size_t>(chunk * MS));
-    DeviceBuffer<double> q(static_cast<size_t>(R * (M + 2)));
+    std::vector<double> hq(static_cast<size_t>(R * (M + 2)));
     bind_cublas_stream(cublas, stream);
     const float one = 1.0f, zero = 0.0f;
     for (int64_t r0 = 0; r0 < R; r0 += chunk) {
         const int64_t rc = std::min(chunk, R - r0);
         CUDA_CHECK(cudaMemsetAsync(w.get(), 0, static_cast<size_t>(rc * S) * sizeof(float), stream));
-        counts_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(rc * S, kStatsBlock)), kStatsBlock, 0, stream>>>(
-            seed, S, r0, rc, w.get());
+        counts_kernel<<<stride_grid(rc * S), kStatsBlock, 0, stream>>>(seed, S, r0, rc, w.get());
         RSA_CHECK_LAUNCH();
-        // Column-major view: T^T (MS x rc) = G^T (MS x S, ld MS) * W^T (S x rc, ld S).
-        CUBLAS_CHECK(cublasSgemm(cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(MS), static_cast<int>(rc),
-                                 static_cast<int>(S), &one, g.get(), static_cast<int>(MS), w.get(),
-                                 static_cast<int>(S), &zero, t.get(), static_cast<int>(MS)));
-        quad_forms_kernel<<<dim3(static_cast<unsigned>(rc), static_cast<unsigned>(M + 1)), kStatsBlock, 0, stream>>>(
-            t.get(), w.get(), S, static_cast<int>(M), q.get() + r0 * (M + 2));
-        RSA_CHECK_LAUNCH();
+        CUDA_CHECK(cudaMemsetAsync(q.get(), 0, static_cast<size_t>(rc * (M + 2)) * sizeof(double), stream));
+        // Column blocks in ascending order: each adds its partial sums to q (a fixed order, so deterministic).
+        for (int64_t j0 = 0; j0 < S; j0 += cb) {
+            const int64_t cw = std::min(cb, S - j0);
+            if (plan.blocks > 1) build_forms(j0, cw);
+            // Column-major view: T^T (M cw x rc) = G^T (M cw x S, ld M cw) * W^T (S x rc, ld S).
+            CUBLAS_CHECK(cublasSgemm(cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(M * cw), static_cast<int>(rc),
+                                     static_cast<int>(S), &one, g.get(), static_cast<int>(M * cw), w.get(),
+                                     static_cast<int>(S), &zero, t.get(), static_cast<int>(M * cw)));
+            quad_forms_kernel<<<dim3(static_cast<unsigned>(rc), static_cast<unsigned>(M + 1)), kStatsBlock, 0,
+                                stream>>>(t.get(), w.get(), S, static_cast<int>(M), j0, cw, q.get());
+            RSA_CHECK_LAUNCH();
+        }
+        // Waits for the chunk; G (one block) and the buffers are reused by the next.
+        q.download(hq.data() + r0 * (M + 2), static_cast<size_t>(rc * (M + 2)), stream);
     }
-    std::vector<double> hq(q.size());
-    q.download(hq.data(), hq.size(), stream);
 
     BootstrapResult res;
     res.samples.assign(static_cast<size_t>(L), std::vector<double>(static_cast<size_t>(R)));
@@ -316,27 +400,28 @@ PermutationResult permutation_launch(const float* d_ref, const float* d_model, i
                                      uint64_t seed, cudaStream_t stream) {
     check_square(S, "permutation test");
     if (permutations < 1) throw InputError("permutation test: the number of permutations must be at least 1");
-    if (S > 65535) throw InputError("permutation test: at most 65,535 stimuli on the GPU");
+    // Labels are ints; the centred copy b0 (S x S doubles) is the real bound (OutOfMemoryError naming it).
+    if (S > 2147483647) throw InputError("permutation test: at most 2,147,483,647 stimuli");
     DeviceBuffer<double> parts;
     const double ma = checked_mean(d_ref, S, "reference RDM", parts, stream);
     const double mb = checked_mean(d_model, S, "model RDM", parts, stream);
     const double sxx = upper_stats(d_ref, S, 1, ma, parts, stream).sum;
     const double syy = upper_stats(d_model, S, 1, mb, parts, stream).sum;
 
-    DeviceBuffer<double> b0(static_cast<size_t>(S * S));
-    centred_symmetric_kernel<<<square_grid(S), kStatsBlock, 0, stream>>>(d_model, S, mb, b0.get());
+    DeviceBuffer<double> b0(static_cast<size_t>(S * S), "the permutation test's centred model RDM (double)");
+    centred_symmetric_kernel<<<columns_rows_grid(S, S), kStatsBlock, 0, stream>>>(d_model, S, mb, b0.get());
     RSA_CHECK_LAUNCH();
 
     const int64_t P = permutations;
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(P, (int64_t{1} << 24) / S));  // 64 MB of labels
     const bool use_shared = static_cast<size_t>(S) * sizeof(int) <= 40 * 1024;  // + cub storage < 48 KB
     const size_t shmem = use_shared ? static_cast<size_t>(S) * sizeof(int) : 0;
-    DeviceBuffer<int> perms(static_cast<size_t>(chunk * S));
-    DeviceBuffer<double> sxy(static_cast<size_t>(P + 1));  // [0]: identity, [1 + p]: permutation p
+    DeviceBuffer<int> perms(static_cast<size_t>(chunk * S), "the permutations");
+    DeviceBuffer<double> sxy(static_cast<size_t>(P + 1), "the permuted cross products");  // [0]: identity, [1 + p]: p
     permutation_cross_kernel<<<1, kStatsBlock, 0, stream>>>(d_ref, b0.get(), S, ma, nullptr, false, sxy.get());
     RSA_CHECK_LAUNCH();
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
-        const int64_t pc = std::min(chunk, P - p0);
+        const int64_t pc = std::min(chunk, P - p0);  // <= 2^24: both grids stay far below grid.x's 2^31 - 1
         permutation_draw_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(pc, 128)), 128, 0, stream>>>(seed, S, p0, pc,
                                                                                                   perms.get());
         RSA_CHECK_LAUNCH();
@@ -376,7 +461,7 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
     NoiseCeilingResult res;
     double total = 0.0;
     DeviceBuffer<int64_t> d_offsets, d_trials;
-    DeviceBuffer<float> avg, z, rdm;
+    DeviceBuffer<float> avg, rdm;
     DeviceBuffer<char> work;
     for (int s = 0; s < splits; ++s) {
         const SplitPlan plan = split_halves_plan(bins, s, seed);
@@ -402,16 +487,19 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
                                                                      plan.bin_row[static_cast<size_t>(t)])]++)] = t;
         d_offsets.upload(offsets, stream);
         d_trials.upload(trials, stream);
-        avg.resize(static_cast<size_t>(2 * rows * N));
-        z.resize(avg.size());
-        rdm.resize(static_cast<size_t>(2 * rows * rows));
-        work.resize(pearson_workspace_bytes(rows));
-        group_mean_kernel<<<dim3(static_cast<unsigned>(2 * rows), static_cast<unsigned>(RSA_CEIL_DIV(N, 128))), 128, 0,
-                            stream>>>(d_resp, N, d_offsets.get(), d_trials.get(), avg.get());
+        avg.resize(static_cast<size_t>(2 * rows * N), "the split halves' bin means");
+        rdm.resize(static_cast<size_t>(2 * rows * rows), "the split halves' RDMs");
+        work.resize(pearson_workspace_bytes(rows), "the Pearson workspace");
+        // Groups over x (2 rows <= 2 x T), units grid-strided over y (at most 65,535 blocks of 128 high).
+        if (2 * rows > kMaxGridX) throw InputError("noise ceiling: too many bins for one launch");
+        const dim3 grid(static_cast<unsigned>(2 * rows),
+                        static_cast<unsigned>(std::min<int64_t>(RSA_CEIL_DIV(N, 128), kMaxGridYZ)));
+        group_mean_kernel<<<grid, 128, 0, stream>>>(d_resp, N, d_offsets.get(), d_trials.get(), avg.get());
         RSA_CHECK_LAUNCH();
         for (int64_t h = 0; h < 2; ++h) {
-            zscore_rows_launch(avg.get() + h * rows * N, rows, N, z.get() + h * rows * N, nullptr, stream);
-            rdm_from_zscored_launch(cublas, z.get() + h * rows * N, rows, N, rdm.get() + h * rows * rows, stream);
+            // z-scored in place (the bin means are not needed afterwards)
+            zscore_rows_launch(avg.get() + h * rows * N, rows, N, avg.get() + h * rows * N, nullptr, stream);
+            rdm_from_zscored_launch(cublas, avg.get() + h * rows * N, rows, N, rdm.get() + h * rows * rows, stream);
         }
         const double r = pearson_upper_launch(rdm.get(), rdm.get() + rows * rows, rows, work.get(), stream).r;
         res.r_half.push_back(r);

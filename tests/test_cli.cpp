@@ -9,26 +9,18 @@
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/npy.h"
+#include "cli_test_util.h"
 #include "test_util.h"
 
 using namespace rsa;
+using rsa_test::expect_error;
+using rsa_test::random_responses;
 using rsa_test::run_rsa_gpu;
 
 namespace {
 
 std::string dir_for(const std::string& name) { return rsa_test::scratch_dir("cli_" + name); }
 
-Matrix random_responses(int64_t S, int64_t N) {
-    const std::vector<float> v = rsa_test::random_uniform(static_cast<size_t>(S * N), -1.0f, 1.0f);
-    Matrix m(S, N);
-    m.data = v;
-    return m;
-}
-
-void expect_error(const rsa_test::RunResult& r, int code, const std::string& needle) {
-    EXPECT_EQ(r.exit_code, code) << r.err << r.out;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-}
 
 }  // namespace
 
@@ -80,6 +72,12 @@ TEST(Cli, RdmAndCompare) {
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["pairs"].get<int64_t>(), 30 * 29 / 2);
     EXPECT_LT(std::abs(j["value"].get<double>()), 1.0);
+
+    // An existing output file is replaced only with --force; nothing else is left in the folder.
+    expect_error(run_rsa_gpu("rdm --device cpu --responses y.npy --out rx.npy", d), 2, "--force");
+    EXPECT_EQ(npy_load(d + "/rx.npy").shape, (std::vector<int64_t>{30, 30}));
+    ASSERT_EQ(run_rsa_gpu("rdm --device cpu --responses x.npy --out rx.npy --force", d).exit_code, 0);
+    EXPECT_EQ(rsa_test::list_dir(d), (std::vector<std::string>{"rx.npy", "ry.npy", "x.npy", "y.npy"}));
 }
 
 TEST(Cli, RdmBadInputs) {
@@ -107,7 +105,7 @@ TEST(Cli, RdmBadInputs) {
     expect_error(run_rsa_gpu("rdm --device cpu --responses empty.npy --out o2.npy", d), 2, "empty");
     std::ofstream(d + "/trunc.npy") << "\x93NUMPY\x01";
     expect_error(run_rsa_gpu("rdm --device cpu --responses trunc.npy --out o2.npy", d), 2, "trunc.npy");
-    expect_error(run_rsa_gpu("rdm --device cpu --responses ok.npy --out nodir/o2.npy", d), 1, "nodir");
+    expect_error(run_rsa_gpu("rdm --device cpu --responses ok.npy --out nodir/o2.npy", d), 2, "nodir");
     EXPECT_FALSE(rsa_test::file_exists(d + "/o2.npy"));
     expect_error(run_rsa_gpu("compare --device cpu ok_rdm.npy ok.npy", d), 2, "ok.npy");
 }

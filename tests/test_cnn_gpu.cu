@@ -1,6 +1,7 @@
 // CnnGpu against its CPU twin (cnn.h): every layer of the forward pass, the loss and the full 3,201-value
 // gradient on fresh random images and on gratings; training steps (losses and final parameters) with and without
-// a smaller last batch; the full tutorial training. Host outputs are poisoned with NaN before every run, so a
+// a smaller last batch, each full-size step replayed through the captured CUDA graph (counted); the full tutorial
+// training. Every random draw prints its seed (test_util). Host outputs are poisoned with NaN before every run, so a
 // value the GPU path forgot to write shows up as a mismatch. main() is gpu_test_main.cu (exit 77 without a GPU).
 #include <gtest/gtest.h>
 
@@ -188,6 +189,28 @@ TEST(CnnGpu, LossAndGradientMatchCpuOnGratings) {
     check_loss_and_grad(net, params, images, labels);
 }
 
+// The filter-gradient algorithm of a batch size is chosen within the same workspace cap whatever ran before, so
+// a batch's gradient is bit-identical in a fresh network built for that batch and in a larger one that ran its
+// full batch first.
+TEST(CnnGpu, SmallerBatchGradientDoesNotDependOnHistory) {
+    uint64_t seed_images = 0, seed_labels = 0;
+    const Matrix images = random_images(64, &seed_images);
+    const std::vector<float> labels = rsa_test::random_integers(64, 0, 1, &seed_labels);
+    SCOPED_TRACE("image seed " + std::to_string(seed_images) + ", label seed " + std::to_string(seed_labels));
+    const std::vector<float> params = rsa::cnn_init_params(12);
+    const int small = 17;
+    CnnGpu fresh(0, small);
+    fresh.set_params(params);
+    std::vector<float> grad_fresh(cnn::kParams, kNaN), grad_after(cnn::kParams, kNaN), grad_full(cnn::kParams, kNaN);
+    const float loss_fresh = fresh.loss_and_grad(images.data.data(), labels.data(), small, &grad_fresh);
+    CnnGpu large(0, 64);
+    large.set_params(params);
+    large.loss_and_grad(images.data.data(), labels.data(), 64, &grad_full);
+    const float loss_after = large.loss_and_grad(images.data.data(), labels.data(), small, &grad_after);
+    EXPECT_EQ(loss_fresh, loss_after);
+    EXPECT_EQ(grad_fresh, grad_after) << gradient_report(grad_after, grad_fresh);
+}
+
 // ---- training ----
 
 struct TrainRun {
@@ -195,6 +218,15 @@ struct TrainRun {
     std::vector<float> params;
     std::vector<std::pair<int, float>> calls;  // on_epoch arguments
 };
+
+// Every full-size step of every epoch went through the captured CUDA graph (none when the set is smaller than
+// a batch; none in RSA_GPU_DEVICE_DEBUG builds, which do not capture). A failed capture falls back to direct
+// steps with the same results, so only this count shows it (its reason is printed on stderr).
+void expect_graph_replays(const CnnGpu& net, const TrainConfig& config) {
+    const int64_t full_steps = config.train_size / config.batch;
+    const int64_t expected = CnnGpu::graph_capture_enabled() ? static_cast<int64_t>(config.epochs) * full_steps : 0;
+    EXPECT_EQ(net.graph_replays(), expected) << "training steps replayed through the captured CUDA graph";
+}
 
 void expect_training_matches(const TrainConfig& config, int max_batch) {
     std::vector<float> angles, labels;
@@ -224,6 +256,8 @@ void expect_training_matches(const TrainConfig& config, int max_batch) {
         EXPECT_NEAR(gpu.result.step_losses[i], cpu.result.step_losses[i], 1e-5 * std::fabs(cpu.result.step_losses[i]) + 1e-7)
             << "step " << i;
     EXPECT_LT(rel_l2(gpu.params, cpu.params), kTol) << "final parameters\n" << gradient_report(gpu.params, cpu.params);
+
+    expect_graph_replays(net, config);
 
     ASSERT_EQ(gpu.calls.size(), static_cast<size_t>(config.epochs));
     for (int e = 0; e < config.epochs; ++e) {
@@ -274,9 +308,11 @@ TEST(CnnGpu, TrainingIsDeterministicAndRestartable) {
     CnnGpu net(0, 50);
     net.set_params(params0);
     const TrainResult first = net.train(images, labels, config, nullptr);
+    expect_graph_replays(net, config);
     const std::vector<float> params_first = net.params();
     net.set_params(params0);
     const TrainResult second = net.train(images, labels, config, nullptr);
+    expect_graph_replays(net, config);  // a fresh graph per call, replayed as often
     EXPECT_EQ(first.step_losses, second.step_losses);
     EXPECT_EQ(params_first, net.params());
 }
@@ -295,6 +331,7 @@ TEST(CnnGpu, FullTutorialTrainingConverges) {
         if (epoch % 5 == 0) std::printf("epoch %d | loss on last mini-batch: %.2e\n", epoch, loss);
     });
     EXPECT_EQ(calls, config.epochs);
+    expect_graph_replays(net, config);  // 25 epochs x 10 steps
     ASSERT_EQ(result.step_losses.size(), static_cast<size_t>(config.epochs * (config.train_size / config.batch)));
     ASSERT_EQ(result.epoch_losses.size(), static_cast<size_t>(config.epochs));
     for (float loss : result.step_losses) EXPECT_TRUE(std::isfinite(loss));

@@ -1,9 +1,14 @@
 // GPU kernels of the foundation against their CPU twins, on fresh random inputs with poisoned outputs:
-// gratings (pixel-exact), row and column z-score, the SYRK RDM (FP32 relative L2 < 1e-5; exact on integer
-// inputs), the Pearson comparison, and the synthetic V1 generator.
+// gratings (pixel-exact), row z-score (also in place: bit-identical) and column z-score, the SYRK RDM (FP32
+// relative L2 < 1e-5; exact on integer inputs), the Pearson comparison (NaN on degenerate sides, as the twin), and
+// the synthetic V1 generator; the backend's z-score and main-job path, and its RDM on degenerate rows (constant up
+// to rounding: NaN rows and columns or an InputError; rows the same pattern up to an offset and a scale: a constant
+// RDM, all NaN or an InputError) as the CPU backend; the context's cuDNN handle created only on first use.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <utility>
 
 #include "compare.cuh"
 #include "device_buffer.cuh"
@@ -11,6 +16,7 @@
 #include "grating.cuh"
 #include "rdm.cuh"
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
 #include "synthetic_v1.cuh"
 #include "test_util.h"
 
@@ -64,7 +70,28 @@ TEST(RdmGpu, ZscoreRowsVsCpuTwin) {
         d_const.download(flags.data(), flags.size(), ctx().stream);
         EXPECT_EQ(constant, std::vector<int64_t>{1});
         for (int64_t s = 0; s < S; ++s) EXPECT_EQ(flags[static_cast<size_t>(s)], s == 1 ? 1 : 0);
+        // In place (d_z == d_x, as GpuBackend::rdm, GpuBackend::zscore_rows and the noise ceiling run it): the same
+        // bits as with separate buffers (NaN row included).
+        zscore_rows_launch(d_x.get(), S, N, d_x.get(), nullptr, ctx().stream);
+        const std::vector<float> in_place = download(d_x);
+        ASSERT_EQ(in_place.size(), gpu.size());
+        EXPECT_EQ(std::memcmp(in_place.data(), gpu.data(), gpu.size() * sizeof(float)), 0) << S << " x " << N;
     }
+}
+
+TEST(BackendGpu, ZscoreRowsInPlaceVsCpuTwin) {
+    auto gpu = make_gpu_backend(0);
+    const int64_t S = 57, N = 1013;
+    Matrix x(S, N);
+    x.data = rsa_test::random_uniform(static_cast<size_t>(S * N), -2.0f, 3.0f);
+    for (int64_t j = 0; j < N; ++j) x.at(4, j) = -0.25f;  // row 4 constant
+    std::vector<int64_t> constant_gpu, constant_cpu;
+    const Matrix zg = gpu->zscore_rows(x, &constant_gpu);
+    std::vector<float> zc(x.data.size());
+    zscore_rows_ref(x.data.data(), S, N, zc.data(), &constant_cpu);
+    EXPECT_LT(rsa_test::rel_l2(zg.data, zc), 1e-5);
+    EXPECT_EQ(constant_gpu, constant_cpu);
+    EXPECT_EQ(constant_gpu, std::vector<int64_t>{4});
 }
 
 TEST(RdmGpu, ZscoreColumnsVsCpuTwin) {
@@ -122,6 +149,72 @@ TEST(CompareGpu, PearsonVsCpuTwin) {
     }
 }
 
+// Degenerate sides: NaN on both twins (compare_degenerate), with the same pair counts.
+TEST(CompareGpu, PearsonDegenerateIsNanAsCpuTwin) {
+    const int64_t S = 37;
+    const size_t n = static_cast<size_t>(S * S);
+    const std::vector<float> r = rsa_test::random_uniform(n, 0.0f, 2.0f);
+    std::vector<float> constant(n, 1.25f), near(n, 1.25f), one = r;
+    for (size_t i = 0; i < n; i += 2) near[i] = std::nextafter(1.25f, 2.0f);  // equal up to rounding
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = i + 1; j < S; ++j)
+            if (!(i == 0 && j == 1)) one[static_cast<size_t>(i * S + j)] = std::nanf("");  // one used pair
+    DeviceBuffer<char> work(pearson_workspace_bytes(S));
+    DeviceBuffer<float> d_r;
+    d_r.upload(r, ctx().stream);
+    for (const auto& [name, side] : {std::pair<const char*, const std::vector<float>*>{"constant", &constant},
+                                     {"constant up to rounding", &near}, {"one used pair", &one}}) {
+        DeviceBuffer<float> d_s;
+        d_s.upload(*side, ctx().stream);
+        const PearsonResult gpu = pearson_upper_launch(d_r.get(), d_s.get(), S, work.get(), ctx().stream);
+        const PearsonResult cpu = pearson_upper_ref(r.data(), side->data(), S);
+        EXPECT_TRUE(std::isnan(gpu.r)) << name << ": gpu " << gpu.r;
+        EXPECT_TRUE(std::isnan(cpu.r)) << name << ": cpu " << cpu.r;
+        EXPECT_EQ(gpu.pairs, cpu.pairs) << name;
+        EXPECT_EQ(gpu.skipped, cpu.skipped) << name;
+    }
+}
+
+// GpuBackend::rdm on degenerate rows, as the CPU backend (host/cpu_backend.cpp): the same checks in the same order.
+TEST(BackendGpu, RdmDegenerateRowsAsCpu) {
+    auto gpu = make_gpu_backend(0);
+    auto cpu = make_cpu_backend();
+    const int64_t S = 40, N = 300;
+    Matrix x(S, N);
+    x.data = rsa_test::random_uniform(x.data.size(), -1.0f, 1.0f);
+    for (int64_t j = 0; j < N; ++j) {
+        x.at(11, j) = 3.5f;                                             // exactly constant
+        x.at(5, j) = (j % 2) ? std::nextafter(2.5f, 3.0f) : 2.5f;       // constant up to rounding
+    }
+    RdmOptions keep;
+    keep.constant_rows = ConstantRows::Nan;
+    const Matrix g = gpu->rdm(x, keep, "x"), c = cpu->rdm(x, keep, "x");
+    ASSERT_EQ(g.rows, S);
+    EXPECT_LT(rsa_test::rel_l2(g.data, c.data), 1e-5);  // +inf where NaN on one side only
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t r : {5, 11}) {
+            EXPECT_TRUE(std::isnan(g.at(r, i)) && std::isnan(g.at(i, r))) << r << ", " << i;
+        }
+    EXPECT_FALSE(std::isnan(g.at(0, 1)));
+    EXPECT_THROW(gpu->rdm(x, RdmOptions{}, "x"), InputError);
+    EXPECT_THROW(cpu->rdm(x, RdmOptions{}, "x"), InputError);
+
+    // Every row the same pattern up to an offset and a scale: every correlation 1, the RDM constant (rounding
+    // noise): all NaN with ConstantRows::Nan, an InputError with Fail, on both backends.
+    Matrix y(S, N);
+    const std::vector<float> p = rsa_test::random_uniform(static_cast<size_t>(N), -1.0f, 1.0f);
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = 0; j < N; ++j) y.at(i, j) = (1.0f + 0.25f * static_cast<float>(i % 4)) * p[j] + 0.5f * i;
+    const Matrix gy = gpu->rdm(y, keep, "y"), cy = cpu->rdm(y, keep, "y");
+    int64_t gpu_nan = 0, cpu_nan = 0;
+    for (float v : gy.data) gpu_nan += std::isnan(v);
+    for (float v : cy.data) cpu_nan += std::isnan(v);
+    EXPECT_EQ(cpu_nan, S * S);
+    EXPECT_EQ(gpu_nan, S * S);
+    EXPECT_THROW(gpu->rdm(y, RdmOptions{}, "y"), InputError);
+    EXPECT_THROW(cpu->rdm(y, RdmOptions{}, "y"), InputError);
+}
+
 TEST(SyntheticV1Gpu, SameStreamAsCpuTwin) {
     SyntheticV1Params p;
     p.neurons = 3000;
@@ -158,4 +251,20 @@ TEST(SyntheticV1Gpu, TrialLevelSameStreamAsCpuTwin) {
     synthetic_v1_trials_launch(plan, d_out.get(), ctx().stream);
     const SyntheticV1Trials cpu = synthetic_v1_trials_ref(p);
     EXPECT_LT(rsa_test::rel_l2(download(d_out), cpu.resp.data), 1e-5);
+}
+
+// The context holds no cuDNN handle until the CNN asks for one: the RDM, comparison and statistics paths need
+// cuBLAS alone (a cuDNN that does not load cannot fail them). This binary never builds a CnnGpu.
+TEST(GpuContextLifetime, CudnnOnlyOnFirstUse) {
+    auto gpu = make_gpu_backend(0);
+    Matrix x(20, 64);
+    x.data = rsa_test::random_uniform(x.data.size(), -1.0f, 1.0f);
+    const Matrix m = gpu->rdm(x, RdmOptions{}, "x");
+    EXPECT_TRUE(std::isfinite(gpu->compare_pearson(m, m).r));
+    EXPECT_TRUE(std::isfinite(gpu->bootstrap(m, {m}, 10, 1).lo[0]));
+    EXPECT_FALSE(ctx().has_cudnn());
+    const cudnnHandle_t h = gpu_cudnn(ctx());
+    EXPECT_NE(h, nullptr);
+    EXPECT_TRUE(ctx().has_cudnn());
+    EXPECT_EQ(gpu_cudnn(ctx()), h);  // created once
 }

@@ -1,6 +1,7 @@
 // Comparison measures' CPU twins (Pearson, Spearman, Kendall tau-a, cosine; linear CKA) against scipy/numpy
 // golden values (tools/make_measures_golden.py), tie handling, NaN-pair skipping, Knight vs brute force, CKA
-// invariances and input errors.
+// invariances and input errors, and degenerate inputs (constant, or constant up to float rounding): NaN for every
+// measure and a named InputError from the checks.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/measures.h"
 #include "rsa_gpu/npy.h"
@@ -176,11 +178,13 @@ TEST(Measures, TiesHandCases) {
     // ranks a: 1.5 1.5 3.5 3.5 5.5 5.5; ranks b: 1.5 3.5 1.5 3.5 5.5 5.5 (hand-computed:
     // centred a = [-2,-2,0,0,2,2], b = [-2,0,-2,0,2,2], sxy = 4+0+0+0+4+4=12, sxx = 16, syy = 16 -> 0.75).
     EXPECT_NEAR(s.value, 0.75, 1e-15);
-    // Constant side: NaN, for every measure but cosine.
+    // Constant side: NaN for every measure alike (Kendall used to say 0, cosine a value), on either side.
     const Matrix k = rdm({2, 2, 2, 2, 2, 2});
-    for (Measure m : {Measure::Pearson, Measure::Spearman})
-        EXPECT_TRUE(std::isnan(compare_upper_ref(m, k.data.data(), b.data.data(), 4).value));
-    EXPECT_EQ(compare_upper_ref(Measure::Kendall, k.data.data(), b.data.data(), 4).value, 0.0);
+    for (Measure m : {Measure::Pearson, Measure::Spearman, Measure::Kendall, Measure::Cosine}) {
+        EXPECT_TRUE(std::isnan(compare_upper_ref(m, k.data.data(), b.data.data(), 4).value)) << measure_name(m);
+        EXPECT_TRUE(std::isnan(compare_upper_ref(m, b.data.data(), k.data.data(), 4).value)) << measure_name(m);
+        EXPECT_EQ(compare_upper_ref(m, k.data.data(), b.data.data(), 4).pairs, 6) << measure_name(m);
+    }
     EXPECT_NEAR(compare_upper_ref(Measure::Cosine, a.data.data(), a.data.data(), 4).value, 1.0, 1e-15);
 }
 
@@ -276,4 +280,98 @@ TEST(Measures, CkaBadInputs) {
     EXPECT_THROW(cka_linear_ref(Matrix(5, 0), Matrix(5, 2), false), InputError);
     std::mt19937_64 gen(3);
     EXPECT_NO_THROW(cka_linear_ref(random_matrix(4, 2, gen), random_matrix(4, 3, gen), true));
+}
+
+namespace {
+
+// An S x S RDM of values around 0.5 that differ by a few float ulps only (SD ~1.5e-7): constant up to rounding.
+Matrix rounding_noise_rdm(int64_t S, std::mt19937_64& gen) {
+    std::uniform_int_distribution<int> k(-4, 4);
+    Matrix m(S, S);
+    for (auto& v : m.data) v = 0.5f + static_cast<float>(k(gen)) * 0x1p-24f;
+    return m;
+}
+
+}  // namespace
+
+TEST(Measures, DegenerateSideIsNaNForEveryMeasure) {
+    const int64_t S = 30;
+    std::mt19937_64 gen(5);
+    std::uniform_real_distribution<float> u(0.0f, 2.0f);
+    Matrix b(S, S), c(S, S, 0.75f);
+    for (auto& v : b.data) v = u(gen);
+    const Matrix r = rounding_noise_rdm(S, gen);
+    Matrix tiny = b;  // a legitimate RDM at a tiny scale is not degenerate
+    for (auto& v : tiny.data) v *= 1e-20f;
+    for (Measure m : {Measure::Pearson, Measure::Spearman, Measure::Kendall, Measure::Cosine}) {
+        for (const Matrix* d : {static_cast<const Matrix*>(&c), &r}) {
+            const CompareResult res = compare_upper_ref(m, d->data.data(), b.data.data(), S);
+            EXPECT_TRUE(std::isnan(res.value)) << measure_name(m) << " " << res.value;
+            EXPECT_EQ(res.pairs, S * (S - 1) / 2);
+        }
+        EXPECT_NEAR(compare_upper_ref(m, tiny.data.data(), b.data.data(), S).value, 1.0, 1e-6) << measure_name(m);
+        // One pair (S = 2): no spread on either side, NaN for every measure (cosine included).
+        const float one_a[] = {0, 1, 1, 0}, one_b[] = {0, 3, 3, 0};
+        EXPECT_TRUE(std::isnan(compare_upper_ref(m, one_a, one_b, 2).value)) << measure_name(m);
+    }
+    // The backend gives the same kind of answer: NaN, no error (callers name the RDM with check_rdm_pair).
+    auto cpu = make_cpu_backend();
+    for (Measure m : {Measure::Pearson, Measure::Spearman, Measure::Kendall, Measure::Cosine})
+        EXPECT_TRUE(std::isnan(cpu->compare(c, b, m).value)) << measure_name(m);
+    EXPECT_TRUE(std::isnan(cpu->compare_pearson(r, b).r));
+    EXPECT_TRUE(std::isnan(pearson_upper_ref(b.data.data(), r.data.data(), S).r));
+}
+
+TEST(Measures, CkaNeedsThreeStimuli) {
+    std::mt19937_64 gen(9);
+    try {
+        cka_linear_ref(random_matrix(2, 5, gen), random_matrix(2, 4, gen), false);
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("at least 3 stimuli"), std::string::npos) << e.what();
+    }
+    auto cpu = make_cpu_backend();
+    EXPECT_THROW(cpu->cka(random_matrix(2, 5, gen), random_matrix(2, 4, gen), false), InputError);
+    EXPECT_NO_THROW(cka_linear_ref(random_matrix(3, 5, gen), random_matrix(3, 4, gen), false));
+}
+
+TEST(Measures, CkaOfDegenerateResponses) {
+    std::mt19937_64 gen(11);
+    const int64_t S = 12, N = 40;
+    const Matrix y = random_matrix(S, 7, gen), base = random_matrix(1, N, gen);
+    Matrix same(S, N), rounding(S, N), offset(S, N);
+    std::uniform_int_distribution<int> k(-2, 2);
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+            const float v = 100.0f + base.at(0, j);
+            same.at(i, j) = v;
+            rounding.at(i, j) = v + static_cast<float>(k(gen)) * 0x1p-17f;  // a few ulps of ~100
+            offset.at(i, j) = v + static_cast<float>(i);                   // a real difference between stimuli
+        }
+    for (bool deb : {false, true}) {
+        EXPECT_TRUE(std::isnan(cka_linear_ref(same, y, deb))) << deb;
+        EXPECT_TRUE(std::isnan(cka_linear_ref(y, rounding, deb))) << deb;
+        EXPECT_TRUE(std::isfinite(cka_linear_ref(offset, y, deb))) << deb;
+        auto cpu = make_cpu_backend();
+        EXPECT_TRUE(std::isnan(cpu->cka(rounding, y, deb))) << deb;
+    }
+    EXPECT_TRUE(responses_degenerate_reason(y).empty());
+    EXPECT_TRUE(responses_degenerate_reason(offset).empty());
+    try {
+        check_cka_inputs(y, same, false, "y.npy", "same.npy");
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("same.npy"), std::string::npos) << m;
+        EXPECT_NE(m.find("exactly the same response"), std::string::npos) << m;
+    }
+    try {
+        check_cka_inputs(rounding, y, false, "r.npy", "y.npy");
+        FAIL() << "expected InputError";
+    } catch (const InputError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("r.npy"), std::string::npos) << m;
+        EXPECT_NE(m.find("float rounding"), std::string::npos) << m;
+    }
+    EXPECT_NO_THROW(check_cka_inputs(offset, y, true, "o", "y"));
 }

@@ -1,5 +1,7 @@
 // GPU comparison measures (Pearson, Spearman, Kendall tau-a, cosine) and linear CKA against their CPU twins on
-// fresh random inputs with ties, NaN pairs (upper and lower triangle) and signed zeros, at several sizes.
+// fresh random inputs with ties, NaN pairs (upper and lower triangle) and signed zeros, at several sizes; degenerate
+// inputs (one used pair, no pair, a side constant or constant up to float rounding) NaN for every measure on both
+// twins, and through the backends (compare, compare_pearson, cka) NaN on the GPU exactly where the CPU gives NaN.
 // Rank-based measures: |GPU - CPU| < 1e-9; Pearson / cosine: relative 1e-6; CKA: relative 1e-5 (the twins'
 // FP32 Gram matrices come from different BLAS summation orders: OpenBLAS SSYRK vs cuBLAS pedantic SGEMM).
 #include <gtest/gtest.h>
@@ -14,6 +16,7 @@
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "measures.cuh"
+#include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/measures.h"
 #include "test_util.h"
@@ -67,7 +70,9 @@ void make_pair(int64_t S, bool ties, std::vector<float>* a, std::vector<float>* 
     }
 }
 
-void compare_all(int64_t S, const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+// expect_nan: the inputs are degenerate (compare_degenerate), so both twins must give NaN for every measure.
+void compare_all(int64_t S, const std::vector<float>& a, const std::vector<float>& b, const std::string& what,
+                 bool expect_nan = false) {
     DeviceBuffer<float> d_a, d_b;
     d_a.upload(a, ctx().stream);
     d_b.upload(b, ctx().stream);
@@ -78,6 +83,7 @@ void compare_all(int64_t S, const std::vector<float>& a, const std::vector<float
         const std::string tag = what + " " + measure_name(m) + " S " + std::to_string(S);
         EXPECT_EQ(gpu.pairs, cpu.pairs) << tag;
         EXPECT_EQ(gpu.skipped, cpu.skipped) << tag;
+        if (expect_nan) EXPECT_TRUE(std::isnan(cpu.value)) << tag << " cpu " << cpu.value;
         if (std::isnan(cpu.value)) {
             EXPECT_TRUE(std::isnan(gpu.value)) << tag << " gpu " << gpu.value;
             continue;
@@ -111,15 +117,76 @@ TEST(MeasuresGpu, AllMeasuresVsCpuTwinContinuous) {
 }
 
 TEST(MeasuresGpu, DegenerateInputs) {
-    // S = 2: one pair (NaN for every measure but cosine); all-NaN; a constant side.
+    // S = 2: one used pair: NaN for every measure (cosine included: fewer than 2 pairs is degenerate).
     std::vector<float> a = {0.0f, 1.0f, 1.0f, 0.0f}, b = {0.0f, 3.0f, 3.0f, 0.0f};
-    compare_all(2, a, b, "S2");
+    compare_all(2, a, b, "S2", true);
     const int64_t S = 40;
-    std::vector<float> nan(static_cast<size_t>(S * S), std::nanf("")), c(static_cast<size_t>(S * S), 2.0f);
-    std::vector<float> r = rsa_test::random_integers(static_cast<size_t>(S * S), 0, 3);
-    compare_all(S, nan, r, "all-NaN");
-    compare_all(S, c, r, "constant");
+    const size_t n = static_cast<size_t>(S * S);
+    std::vector<float> nan(n, std::nanf("")), c(n, 2.0f);
+    std::vector<float> r = rsa_test::random_integers(n, 0, 3);
+    compare_all(S, nan, r, "all-NaN", true);
+    compare_all(S, c, r, "constant", true);
+    compare_all(S, r, c, "constant second side", true);
+    // Constant up to float rounding: 2 and the next float alternate (SD ~1.2e-7, far below 1e-6 of the mean).
+    std::vector<float> near = c;
+    for (size_t i = 0; i < n; i += 2) near[i] = std::nextafter(2.0f, 3.0f);
+    compare_all(S, near, r, "constant up to rounding", true);
+    // One used pair left in the upper triangle (every other one NaN on one side).
+    std::vector<float> one = r;
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = i + 1; j < S; ++j)
+            if (!(i == 3 && j == 17)) one[static_cast<size_t>(i * S + j)] = std::nanf("");
+    compare_all(S, one, r, "one used pair", true);
+    // Not degenerate: a small but real spread (2 and 2.001) gives values on both twins.
+    std::vector<float> small = c;
+    for (size_t i = 0; i < n; i += 3) small[i] = 2.001f;
+    compare_all(S, small, r, "small real spread");
+    for (Measure m : kAll) EXPECT_FALSE(std::isnan(compare_upper_ref(m, small.data(), r.data(), S).value));
     compare_all(S, r, r, "identical");
+}
+
+// Through the backends: GpuBackend::compare / compare_pearson / cka give NaN exactly where the CPU backend does
+// (degenerate sides are not InputErrors there: only shapes are checked), and agree elsewhere.
+TEST(MeasuresGpu, BackendDegenerateInputsAsCpu) {
+    auto gpu = make_gpu_backend(0);
+    auto cpu = make_cpu_backend();
+    const int64_t S = 33;
+    Matrix r(S, S), c(S, S, 0.75f), near(S, S, 0.75f);
+    r.data = rsa_test::random_uniform(r.data.size(), 0.0f, 2.0f);
+    for (size_t i = 0; i < near.data.size(); i += 2) near.data[i] = std::nextafter(0.75f, 1.0f);
+    for (const Matrix* side : {&c, &near}) {
+        for (Measure m : kAll) {
+            const CompareResult g = gpu->compare(r, *side, m), h = cpu->compare(r, *side, m);
+            EXPECT_TRUE(std::isnan(g.value)) << measure_name(m) << " gpu " << g.value;
+            EXPECT_TRUE(std::isnan(h.value)) << measure_name(m) << " cpu " << h.value;
+            EXPECT_EQ(g.pairs, h.pairs);
+            EXPECT_EQ(g.skipped, h.skipped);
+        }
+        const PearsonResult g = gpu->compare_pearson(*side, r), h = cpu->compare_pearson(*side, r);
+        EXPECT_TRUE(std::isnan(g.r) && std::isnan(h.r)) << "gpu " << g.r << " cpu " << h.r;
+        EXPECT_EQ(g.pairs, h.pairs);
+        EXPECT_EQ(g.skipped, h.skipped);
+    }
+    EXPECT_NEAR(gpu->compare_pearson(r, r).r, 1.0, 1e-12);
+    EXPECT_THROW(gpu->compare(Matrix(2, 2), Matrix(2, 2), Measure::Kendall), InputError);  // shapes still checked
+
+    // CKA: a response matrix whose stimuli (rows) are all the same, exactly or up to rounding, gives NaN.
+    const int64_t N = 17;
+    Matrix x(S, N), same(S, N), almost(S, N);
+    x.data = rsa_test::random_uniform(x.data.size(), -1.0f, 1.0f);
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+            same.at(i, j) = 1.0f + 0.5f * static_cast<float>(j);
+            almost.at(i, j) = (i % 2) ? std::nextafter(same.at(i, j), 100.0f) : same.at(i, j);
+        }
+    for (bool deb : {false, true})
+        for (const Matrix* y : {&same, &almost}) {
+            const double g1 = gpu->cka(x, *y, deb), g2 = gpu->cka(*y, x, deb), h1 = cpu->cka(x, *y, deb);
+            EXPECT_TRUE(std::isnan(g1) && std::isnan(g2) && std::isnan(h1))
+                << "debiased " << deb << ": gpu " << g1 << ", " << g2 << ", cpu " << h1;
+        }
+    EXPECT_NEAR(gpu->cka(x, x, false), 1.0, 1e-5);
+    EXPECT_THROW(gpu->cka(x, Matrix(S + 1, N), false), InputError);
 }
 
 TEST(MeasuresGpu, CkaVsCpuTwin) {

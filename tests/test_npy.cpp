@@ -1,18 +1,33 @@
 // Tests of the .npy/.npz reader and writers (host/npy.cpp): round trips, every supported dtype and order,
 // npz members stored and deflated, each kind of bad input (InputError naming the file), and atomic writes that
-// leave nothing behind on failure. Fixtures come from tools/make_npy_fixtures.py.
+// leave nothing behind on failure. Fixtures come from tools/make_npy_fixtures.py. Hostile archives (sizes that
+// lie, zip64 claims, deflate bombs, truncated central directories, duplicate names; tests/data/fuzz and ones
+// crafted here with tests/fuzz/zip_craft.h) must fail fast, in little memory, with an InputError naming the
+// file and member, through the library and through the CLI (exit 2).
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "fuzz/bounded_run.h"
+#include "fuzz/zip_craft.h"
+#include "rsa_gpu/cnn.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
+#include "rsa_gpu/v1_data.h"
 #include "test_util.h"
+
+extern char** environ;
 
 namespace {
 
@@ -363,6 +378,454 @@ TEST(NpyWriteErrors, ParentIsAFile) {
     const std::string path = dir + "/file/out.npy";
     expect_runtime_error([&] { rsa::npy_save(path, std::vector<float>{1}); }, {path, "Not a directory"});
     EXPECT_EQ(rsa_test::list_dir(dir), std::vector<std::string>{"file"});
+}
+
+// ---- hostile archives --------------------------------------------------------------------------------------
+
+using bounded_run::Outcome;
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// What a hostile file may make the reader map beyond what the process already holds.
+constexpr uint64_t kHostileMemory = 64 * kMiB;
+
+std::string hostile(const std::string& name) { return data_path("fuzz/" + name); }
+const std::vector<std::string>& hostile_files() {
+    static const std::vector<std::string> files = {"oom_lying_size_116B.npz", "v1_lying_size_4GiB.npz",
+                                                   "zip64_claims_1TiB.npz"};
+    return files;
+}
+
+template <typename F>
+double seconds_of(F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// f() under an address-space limit of what is mapped now plus `extra`: must end with `want`, and the message
+// must hold every part.
+template <typename F>
+void expect_bounded(F&& f, Outcome want, const std::vector<std::string>& parts, uint64_t extra = kHostileMemory) {
+    if (!bounded_run::kLimitWorks) return;  // under AddressSanitizer
+    const bounded_run::Result r = bounded_run::run(f, extra);
+    EXPECT_EQ(r.outcome, want) << "ended with " << bounded_run::outcome_name(r.outcome) << ": " << r.message;
+    for (const auto& p : parts) EXPECT_NE(r.message.find(p), std::string::npos) << "'" << p << "' not in: " << r.message;
+}
+
+std::string write_scratch(const std::string& dir, const std::string& name, const std::string& bytes) {
+    const std::string path = dir + "/" + name;
+    EXPECT_TRUE(zip_craft::write_bytes(path, bytes)) << path;
+    return path;
+}
+
+// Two float32 members a (2x3) and b (3,), written by our own npz_save (libzip), stored or deflated.
+std::string saved_npz(const std::string& dir, bool compress) {
+    const std::string path = dir + (compress ? "/base_deflated.npz" : "/base_stored.npz");
+    rsa::npz_save(path, {{"a", {{2, 3}, {0, 1, 2, 3, 4, 5}}}, {"b", {{3}, {7, 8, 9}}}}, compress);
+    return zip_craft::read_bytes(path);
+}
+
+// An npz with one deflated member `name`: an .npy header for `shape` float32, then `zeros` zero bytes.
+std::string zeros_npz(const std::string& dir, const std::string& file, const std::string& name,
+                      const std::vector<uint64_t>& shape, uint64_t zeros) {
+    const std::string path = dir + "/" + file;
+    const std::string why = zip_craft::write_streamed(path, {{name, zip_craft::npy_header("<f4", shape), zeros}});
+    EXPECT_EQ(why, "");
+    return zip_craft::read_bytes(path);
+}
+
+TEST(NpzHostile, SharedReproducersFailFastThroughTheLibrary) {
+    for (const std::string& name : hostile_files()) {
+        SCOPED_TRACE(name);
+        const std::string path = hostile(name);
+        const double s = seconds_of([&] {
+            expect_input_error([&] { rsa::npz_load(path); }, {path, "'resp.npy'", "more than deflate can expand"});
+            expect_input_error([&] { rsa::npz_load_key(path, "resp"); }, {path, "'resp.npy'"});
+            expect_input_error([&] { rsa::npz_keys(path); }, {path, "'resp.npy'"});
+            expect_input_error([&] { rsa::v1_npz_kind(path); }, {path, "'resp.npy'"});
+            expect_input_error([&] { rsa::load_v1_npz(path); }, {path, "'resp.npy'"});
+            expect_input_error([&] { rsa::cnn_load_npz(path); }, {path, "'resp.npy'"});
+        });
+        EXPECT_LT(s, 1.0);
+        expect_bounded([&] { rsa::load_v1_npz(path); }, Outcome::InputError, {path, "'resp.npy'"});
+    }
+}
+
+#ifdef RSA_GPU_BINARY
+struct Measured {
+    int exit_code = -1;
+    std::string err;
+    double seconds = 0.0;
+    long max_rss_kb = 0;
+};
+
+// rsa_gpu with `args`, its stderr, wall time and peak resident memory (wait4's rusage of the child alone).
+Measured run_measured(const std::vector<std::string>& args, const std::string& dir) {
+    const std::string out = dir + "/.stdout.txt", err = dir + "/.stderr.txt";
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<std::string> all = {RSA_GPU_BINARY};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    Measured m;
+    pid_t pid = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const int rc = posix_spawn(&pid, RSA_GPU_BINARY, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        m.err = std::string("cannot start " RSA_GPU_BINARY ": ") + std::strerror(rc);
+        return m;
+    }
+    int status = 0;
+    struct rusage ru {};
+    if (::wait4(pid, &status, 0, &ru) != pid) return m;
+    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    m.max_rss_kb = ru.ru_maxrss;
+    m.err = slurp(err);
+    return m;
+}
+
+TEST(NpzHostile, SharedReproducersFailFastThroughTheCli) {
+    for (const std::string& name : hostile_files()) {
+        SCOPED_TRACE(name);
+        const std::string path = hostile(name);
+        const std::string dir = rsa_test::scratch_dir("npz_hostile_cli");
+        const Measured m =
+            run_measured({"--v1", path, "--device", "cpu", "--no-figures", "--out", dir + "/x"}, dir);
+        EXPECT_EQ(m.exit_code, 2) << m.err;
+        EXPECT_NE(m.err.find(path + ": member 'resp.npy'"), std::string::npos) << m.err;
+        EXPECT_NE(m.err.find("more than deflate can expand"), std::string::npos) << m.err;
+        EXPECT_LT(m.seconds, 1.0);
+        EXPECT_LT(m.max_rss_kb, 100 * 1024);
+        EXPECT_FALSE(rsa_test::file_exists(dir + "/x"));
+        std::printf("%s: exit %d in %.3f s, max RSS %ld KB\n", name.c_str(), m.exit_code, m.seconds, m.max_rss_kb);
+    }
+}
+
+TEST(NpzHostile, DuplicateKeysThroughTheCli) {
+    const std::string dir = rsa_test::scratch_dir("npz_dup_cli");
+    const std::string image = zip_craft::npy_f32({1, 2, 3, 4, 5, 6}, {3, 2});
+    const std::string path = write_scratch(dir, "dup.npz",
+                                           zip_craft::build_zip({{"resp.npy", image}, {"stimuli.npy", image},
+                                                                 {"resp.npy", image}}));
+    const Measured m = run_measured({"--v1", path, "--device", "cpu", "--no-figures", "--out", dir + "/x"}, dir);
+    EXPECT_EQ(m.exit_code, 2) << m.err;
+    EXPECT_NE(m.err.find(path + ": duplicate member 'resp.npy'"), std::string::npos) << m.err;
+}
+#endif
+
+TEST(NpzLies, StoredMemberLargerThanTheFile) {
+    const std::string dir = rsa_test::scratch_dir("npz_lie_stored");
+    std::string bytes = saved_npz(dir, false);
+    ASSERT_TRUE(zip_craft::patch_sizes(bytes, "a.npy", 1000000000, 1000000000));
+    const std::string path = write_scratch(dir, "big.npz", bytes);
+    expect_input_error([&] { rsa::npz_load_key(path, "a"); },
+                       {path, "member 'a.npy' claims 1000000000 bytes of data", "before its central directory"});
+    expect_bounded([&] { rsa::npz_load(path); }, Outcome::InputError, {path, "'a.npy'"});
+
+    // Stored, so the two sizes must agree.
+    bytes = saved_npz(dir, false);
+    const uint64_t size = zip_craft::get_le(bytes, zip_craft::locate(bytes, "b.npy").central + 24, 4);
+    ASSERT_TRUE(zip_craft::patch_size(bytes, "b.npy", size - 4));
+    const std::string odd = write_scratch(dir, "odd.npz", bytes);
+    expect_input_error([&] { rsa::npz_load_key(odd, "b"); },
+                       {odd, "member 'b.npy' is stored (not compressed) but declares"});
+}
+
+TEST(NpzLies, DeflatedMemberDeclaresMoreOrLessThanItsHeaderNeeds) {
+    const std::string dir = rsa_test::scratch_dir("npz_lie_header");
+    for (const int delta : {+100, -8}) {
+        SCOPED_TRACE(delta);
+        std::string bytes = saved_npz(dir, true);
+        ASSERT_TRUE(zip_craft::patch_size(bytes, "a.npy", 152 + delta));  // 128-byte header + 6 float32
+        const std::string path = write_scratch(dir, "lie.npz", bytes);
+        expect_input_error([&] { rsa::npz_load_key(path, "a"); },
+                           {path, "member 'a.npy' declares " + std::to_string(152 + delta) + " bytes",
+                            "needs 128 bytes + 24 bytes = 152 bytes"});
+        expect_input_error([&] { rsa::NpzReader(path).header("a"); }, {path, "'a.npy'"});
+        EXPECT_EQ(rsa::npz_load_key(path, "b").values, (std::vector<double>{7, 8, 9}));  // the other member reads
+    }
+}
+
+TEST(NpzLies, DeflatedMemberHoldsMoreThanItDeclares) {
+    // A deflate bomb declaring what its header asks for (1,000 float32) that inflates to 200 MB.
+    const std::string dir = rsa_test::scratch_dir("npz_lie_more");
+    std::string bytes = zeros_npz(dir, "bomb.npz", "x.npy", {1000}, 200 * kMiB);
+    ASSERT_TRUE(zip_craft::patch_size(bytes, "x.npy", 128 + 4000));
+    const std::string path = write_scratch(dir, "small_claim.npz", bytes);
+    double s = seconds_of([&] {
+        expect_input_error([&] { rsa::npz_load_key(path, "x"); },
+                           {path, "member 'x.npy' holds more data than the 4128 bytes it declares"});
+    });
+    EXPECT_LT(s, 0.5);
+    expect_bounded([&] { rsa::npz_load(path); }, Outcome::InputError, {path, "'x.npy'", "more data"});
+}
+
+TEST(NpzLies, DeflatedMemberHoldsLessThanItDeclares) {
+    const std::string dir = rsa_test::scratch_dir("npz_lie_less");
+    std::string bytes = zeros_npz(dir, "short.npz", "x.npy", {1000}, 10);  // header for 4000 bytes, 10 present
+    ASSERT_TRUE(zip_craft::patch_size(bytes, "x.npy", 128 + 4000));
+    const std::string path = write_scratch(dir, "long_claim.npz", bytes);
+    expect_input_error([&] { rsa::npz_load_key(path, "x"); },
+                       {path, "member 'x.npy' holds only 138 bytes of data, fewer than the 4128 bytes it declares"});
+    // Its header alone is fine: listing does not inflate the body.
+    EXPECT_EQ(rsa::NpzReader(path).header("x").shape, (std::vector<int64_t>{1000}));
+}
+
+TEST(NpzLies, HugeClaimWithinDeflatesRatioAllocatesOnlyWhatInflates) {
+    // 200 KB of incompressible bytes after a header for 50M float32, declared as the 200 MB the header asks for:
+    // within deflate's ratio, so only reading finds the lie; the buffer must grow with what actually inflates.
+    const std::string dir = rsa_test::scratch_dir("npz_lie_grow");
+    const uint64_t n = 50 * kMiB;
+    std::string head = zip_craft::npy_header("<f4", {n});
+    uint64_t state = 88172645463325252ull;
+    for (int i = 0; i < 200 * 1024; ++i) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        head.push_back(static_cast<char>(state & 0xFF));
+    }
+    const std::string path = dir + "/grow.npz";
+    ASSERT_EQ(zip_craft::write_streamed(path, {{"x.npy", head, 0}}), "");
+    std::string bytes = zip_craft::read_bytes(path);
+    ASSERT_TRUE(zip_craft::patch_size(bytes, "x.npy", 128 + 4 * n));
+    write_scratch(dir, "grow.npz", bytes);
+    expect_bounded([&] { rsa::npz_load_key(path, "x"); }, Outcome::InputError,
+                   {path, "member 'x.npy' holds only " + std::to_string(head.size()) + " bytes of data, fewer than the " +
+                              std::to_string(128 + 4 * n) + " bytes it declares"});
+}
+
+TEST(NpzBomb, DeclaredBeyondDeflatesRatioIsRefusedBeforeInflating) {
+    const std::string dir = rsa_test::scratch_dir("npz_bomb_ratio");
+    std::string bytes = zeros_npz(dir, "zeros.npz", "x.npy", {1 << 20}, 4 * kMiB);
+    const uint64_t comp = zip_craft::get_le(bytes, zip_craft::locate(bytes, "x.npy").central + 20, 4);
+    ASSERT_TRUE(zip_craft::patch_size(bytes, "x.npy", comp * 2000));
+    const std::string path = write_scratch(dir, "ratio.npz", bytes);
+    expect_input_error([&] { rsa::npz_keys(path); },
+                       {path, "member 'x.npy' declares " + std::to_string(comp * 2000) + " bytes inflated from " +
+                                  std::to_string(comp) + " bytes", "at most 1032:1"});
+}
+
+TEST(NpzBomb, HonestButHugeIsBoundedByTheCallersCap) {
+    // 200 MB of zeros declared honestly as float32 (52428800,): about 200 KB on disk.
+    const std::string dir = rsa_test::scratch_dir("npz_bomb_honest");
+    const uint64_t n = 50 * kMiB;
+    const std::string bytes = zeros_npz(dir, "honest.npz", "big.npy", {n}, 4 * n);
+    const std::string path = dir + "/honest.npz";
+    EXPECT_LT(bytes.size(), 1 * kMiB);
+    double s = seconds_of([&] {
+        rsa::NpzReader npz(path);
+        ASSERT_EQ(npz.members().size(), 1u);
+        EXPECT_EQ(npz.members()[0].key, "big");
+        EXPECT_TRUE(npz.members()[0].deflated);
+        EXPECT_EQ(npz.members()[0].size, 128 + 4 * n);
+        const rsa::NpyHeader h = npz.header("big");  // the first bytes only
+        EXPECT_EQ(h.shape, (std::vector<int64_t>{static_cast<int64_t>(n)}));
+        EXPECT_EQ(h.descr, "<f4");
+        EXPECT_EQ(h.header_bytes, 128u);
+        EXPECT_EQ(h.data_bytes, 4 * n);
+        expect_input_error([&] { npz.read("big", kMiB); },
+                           {path, "member 'big.npy' declares " + std::to_string(128 + 4 * n) + " bytes",
+                            "more than the 1048576 bytes allowed"});
+        expect_input_error([&] { rsa::npz_load_key(path, "big", kMiB); }, {path, "'big.npy'"});
+    });
+    EXPECT_LT(s, 0.5);
+    expect_bounded([&] { rsa::npz_load_key(path, "big", kMiB); }, Outcome::InputError, {"'big.npy'"});
+    // Without a cap it is a legitimate file too large for the memory allowed: an OutOfMemoryError naming the
+    // member, never std::bad_alloc.
+    expect_bounded([&] { rsa::npz_load_key(path, "big"); }, Outcome::OutOfMemory, {path, "'big.npy'", "bytes"});
+}
+
+TEST(NpzZip64, HonestZip64ArchiveLoads) {
+    const std::string dir = rsa_test::scratch_dir("npz_zip64_ok");
+    zip_craft::Member a{"a.npy", zip_craft::npy_f32({1, 2, 3}, {3})};
+    a.zip64 = true;
+    zip_craft::Member b{"b.npy", zip_craft::npy_f32({4, 5}, {2})};
+    zip_craft::Options opt;
+    opt.zip64_end = true;
+    const std::string path = write_scratch(dir, "z64.npz", zip_craft::build_zip({a, b}, opt));
+    const auto all = rsa::npz_load(path);
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all.at("a").values, (std::vector<double>{1, 2, 3}));
+    EXPECT_EQ(all.at("b").values, (std::vector<double>{4, 5}));
+}
+
+TEST(NpzZip64, LyingClaimsAreRefused) {
+    const std::string dir = rsa_test::scratch_dir("npz_zip64_lies");
+    const std::string image = zip_craft::npy_f32({1, 2, 3}, {3});
+    {  // a zip64 stored member claiming 1 TiB
+        zip_craft::Member m{"a.npy", image};
+        m.zip64 = true;
+        m.size = m.comp_size = uint64_t{1} << 40;
+        const std::string path = write_scratch(dir, "tib.npz", zip_craft::build_zip({m}));
+        expect_input_error([&] { rsa::npz_load(path); }, {path, "member 'a.npy' claims 1099511627776 bytes"});
+        expect_bounded([&] { rsa::npz_load(path); }, Outcome::InputError, {"'a.npy'"});
+    }
+    {  // a zip64 deflated member claiming 1 TiB out of a few bytes
+        zip_craft::Member m{"a.npy", std::string("\x03\x00", 2)};
+        m.method = 8;
+        m.zip64 = true;
+        m.size = uint64_t{1} << 40;
+        const std::string path = write_scratch(dir, "tib_deflate.npz", zip_craft::build_zip({m}));
+        expect_input_error([&] { rsa::npz_load(path); }, {path, "'a.npy'", "more than deflate can expand"});
+    }
+    {  // a zip64 field too short for the sizes it replaces
+        zip_craft::Member m{"a.npy", image};
+        m.zip64 = true;
+        m.zip64_extra_len = 8;
+        const std::string path = write_scratch(dir, "short_field.npz", zip_craft::build_zip({m}));
+        expect_input_error([&] { rsa::npz_load(path); }, {path, "'a.npy'", "zip64 field lacks the compressed size"});
+    }
+    zip_craft::Options opt;
+    opt.zip64_end = true;
+    {  // a zip64 end record said to lie outside the file
+        opt.zip64_end_offset = int64_t{1} << 40;
+        const std::string path = write_scratch(dir, "locator.npz", zip_craft::build_zip({{"a.npy", image}}, opt));
+        expect_input_error([&] { rsa::npz_keys(path); }, {path, "zip64 end record's offset 1099511627776"});
+        opt.zip64_end_offset = -1;
+    }
+    {  // 2^40 members in a directory of one record
+        opt.entries = int64_t{1} << 40;
+        const std::string path = write_scratch(dir, "count.npz", zip_craft::build_zip({{"a.npy", image}}, opt));
+        expect_input_error([&] { rsa::npz_keys(path); }, {path, "declares 1099511627776 members"});
+        expect_bounded([&] { rsa::npz_keys(path); }, Outcome::InputError, {path});
+        opt.entries = -1;
+    }
+    {  // a central directory said to be 1 TiB
+        opt.cd_size_delta = int64_t{1} << 40;
+        const std::string path = write_scratch(dir, "cd.npz", zip_craft::build_zip({{"a.npy", image}}, opt));
+        expect_input_error([&] { rsa::npz_keys(path); }, {path, "central directory", "truncated or corrupt"});
+    }
+}
+
+TEST(NpzTruncated, CentralDirectory) {
+    const std::string dir = rsa_test::scratch_dir("npz_truncated_cd");
+    const std::string image = zip_craft::npy_f32({1, 2, 3}, {3});
+    const std::string whole = zip_craft::build_zip({{"a.npy", image}, {"b.npy", image}});
+    const size_t cd = static_cast<size_t>(zip_craft::get_le(whole, whole.size() - 22 + 16, 4));
+    // Cut inside the central directory: no end record.
+    for (const size_t cut : {cd + 10, cd + 60, whole.size() - 1}) {
+        SCOPED_TRACE(cut);
+        const std::string path = write_scratch(dir, "cut.npz", whole.substr(0, cut));
+        expect_input_error([&] { rsa::npz_load(path); }, {path, "not a zip archive, or a truncated one"});
+    }
+    // The end record survives but the directory it describes does not.
+    zip_craft::Options opt;
+    opt.entries = 3;
+    std::string path = write_scratch(dir, "count.npz", zip_craft::build_zip({{"a.npy", image}, {"b.npy", image}}, opt));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "declares 3 members"});
+    opt.entries = 2;
+    path = write_scratch(dir, "one_record.npz", zip_craft::build_zip({{"a.npy", image}}, opt));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "declares 2 members"});
+    opt.entries = 1;
+    path = write_scratch(dir, "extra_record.npz", zip_craft::build_zip({{"a.npy", image}, {"b.npy", image}}, opt));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "after its last record"});
+    opt.entries = -1;
+    opt.cd_size_delta = -10;
+    path = write_scratch(dir, "short_cd.npz", zip_craft::build_zip({{"a.npy", image}, {"b.npy", image}}, opt));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "does not end where the end record begins"});
+    // A record cut short inside the directory (its name runs past the end).
+    std::string bad = whole;
+    zip_craft::set_le(bad, zip_craft::locate(bad, "b.npy").central + 28, 400, 2);
+    path = write_scratch(dir, "name_past_end.npz", bad);
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "central directory is truncated", "member #2"});
+}
+
+TEST(NpzDuplicates, RejectedByName) {
+    const std::string dir = rsa_test::scratch_dir("npz_dup");
+    const std::string image = zip_craft::npy_f32({1, 2, 3}, {3});
+    const std::string path =
+        write_scratch(dir, "dup.npz", zip_craft::build_zip({{"resp.npy", image}, {"stimuli.npy", image},
+                                                            {"resp.npy", image}}));
+    const std::string want = path + ": duplicate member 'resp.npy'";
+    expect_input_error([&] { rsa::npz_load(path); }, {want});
+    expect_input_error([&] { rsa::npz_keys(path); }, {want});
+    expect_input_error([&] { rsa::npz_load_key(path, "stimuli"); }, {want});
+    expect_input_error([&] { rsa::load_v1_npz(path); }, {want});
+}
+
+TEST(NpzStructure, OverlapEncryptionMethodAndNames) {
+    const std::string dir = rsa_test::scratch_dir("npz_structure");
+    const std::string image = zip_craft::npy_f32({1, 2, 3}, {3});
+    zip_craft::Member second{"b.npy", image};
+    second.central_offset = 0;  // b's record points at a's local header
+    std::string path = write_scratch(dir, "overlap.npz", zip_craft::build_zip({{"a.npy", image}, second}));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "members 'a.npy' and 'b.npy' overlap"});
+
+    zip_craft::Member enc{"a.npy", image};
+    enc.flags = 1;
+    path = write_scratch(dir, "encrypted.npz", zip_craft::build_zip({enc}));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "member 'a.npy' is encrypted"});
+
+    zip_craft::Member bz{"a.npy", image};
+    bz.method = 12;
+    path = write_scratch(dir, "bzip2.npz", zip_craft::build_zip({bz}));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "member 'a.npy' uses compression method 12"});
+
+    path = write_scratch(dir, "nul.npz", zip_craft::build_zip({{std::string("a\0b.npy", 7), image}}));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "NUL byte"});
+
+    // Member data cut off by a lying local header (its extra field runs into the central directory).
+    std::string bytes = zip_craft::build_zip({{"a.npy", image}});
+    zip_craft::set_le(bytes, 28, 60000, 2);
+    path = write_scratch(dir, "local.npz", bytes);
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "'a.npy'", "local header runs into the central directory"});
+}
+
+TEST(NpzHeaderFirst, HeaderLongerThanTheMember) {
+    const std::string dir = rsa_test::scratch_dir("npz_header_first");
+    std::string image("\x93NUMPY\x01\x00", 8);
+    zip_craft::put16(image, 60000);  // a 60,000-byte header in a 40-byte member
+    image.append(30, ' ');
+    std::string path = write_scratch(dir, "long_header.npz", zip_craft::build_zip({{"a.npy", image}}));
+    expect_input_error([&] { rsa::npz_load(path); }, {path, "'a.npy' declares 40 bytes, too few for its .npy header"});
+
+    std::string v2("\x93NUMPY\x02\x00", 8);
+    zip_craft::put32(v2, 0x7FFFFFFF);  // a 2 GiB header
+    v2.append(30, ' ');
+    path = write_scratch(dir, "huge_header.npz", zip_craft::build_zip({{"a.npy", v2}}));
+    expect_input_error([&] { rsa::npz_load(path); }, {path + ":a", "longer than the 1048576 bytes allowed"});
+
+    // An empty member, and one holding only a piece of the magic string.
+    path = write_scratch(dir, "empty.npz", zip_craft::build_zip({{"a.npy", ""}, {"b.npy", "\x93NUM"}}));
+    expect_input_error([&] { rsa::npz_load_key(path, "a"); }, {path + ":a", "bad magic"});
+    expect_input_error([&] { rsa::npz_load_key(path, "b"); }, {path + ":b", "bad magic"});
+}
+
+TEST(NpzReaderApi, ListsMembersAndHeadersWithoutInflatingBodies) {
+    const std::string dir = rsa_test::scratch_dir("npz_reader");
+    std::string bytes = saved_npz(dir, true);
+    ASSERT_TRUE(zip_craft::patch_crc(bytes, "a.npy", 0x12345678));  // a's body would fail its CRC check
+    const std::string path = write_scratch(dir, "crc.npz", bytes);
+    rsa::NpzReader npz(path);
+    EXPECT_EQ(npz.path(), path);
+    EXPECT_EQ(npz.keys(), (std::vector<std::string>{"a", "b"}));
+    ASSERT_EQ(npz.members().size(), 2u);
+    EXPECT_EQ(npz.members()[0].name, "a.npy");
+    EXPECT_TRUE(npz.members()[0].deflated);
+    EXPECT_EQ(npz.members()[0].size, 152u);
+    EXPECT_TRUE(npz.has("a"));
+    EXPECT_TRUE(npz.has("b.npy"));
+    EXPECT_FALSE(npz.has("c"));
+    const rsa::NpyHeader h = npz.header("a");
+    EXPECT_EQ(h.shape, (std::vector<int64_t>{2, 3}));
+    EXPECT_EQ(h.count(), 6);
+    EXPECT_EQ(h.descr, "<f4");
+    EXPECT_FALSE(h.fortran_order);
+    EXPECT_EQ(h.header_bytes + h.data_bytes, 152u);
+    expect_input_error([&] { npz.read("a"); }, {path, "member 'a.npy'", "CRC"});
+    EXPECT_EQ(npz.read("b").values, (std::vector<double>{7, 8, 9}));
+    expect_input_error([&] { npz.header("zz"); }, {path, "no key 'zz'; keys present: a, b"});
+
+    // npy_parse_header on the first bytes of an image.
+    const std::vector<char> image = rsa::npy_bytes_f32(std::vector<float>{1, 2, 3, 4}.data(), {2, 2});
+    const rsa::NpyHeader ih = rsa::npy_parse_header(image.data(), 128, "img");
+    EXPECT_EQ(ih.shape, (std::vector<int64_t>{2, 2}));
+    EXPECT_EQ(ih.data_bytes, 16u);
+    expect_input_error([&] { rsa::npy_parse_header(image.data(), 60, "img"); }, {"img", "truncated: header of"});
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // streamed (forced tiny max_gpu_bytes: several uneven neuron blocks) vs tiled (memory-mapped .npy) vs the CPU
 // twin, FP32 (relative L2 < 1e-5) and TF32 with both variants (< 1e-3 vs FP32; the GPU TF32 against the CPU
 // TF32 twin, which rounds z the same way, much closer); pinned and pageable inputs; constant rows; the
-// out-of-memory fallback from a one-shot attempt; and a clear error when nothing fits.
+// out-of-memory fallback from a one-shot attempt (and rdm_scaled's min_kind, which GpuBackend::rdm uses after its
+// own one-shot path ran short); and a clear error when nothing fits.
 #include <gtest/gtest.h>
 #include <cuda_runtime.h>
 
@@ -220,6 +221,19 @@ TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBackToStreaming) {
     EXPECT_EQ(r.plan.kind, PlanKind::Streamed) << describe(r.plan);
     const std::vector<float> ref = cpu_one_shot(x, S, N);
     EXPECT_LT(rsa_test::rel_l2(r.rdm.data, ref), 1e-5);
+}
+
+// GpuBackend::rdm's fallback after its own one-shot path ran out of memory: rdm_scaled with min_kind Streamed
+// never tries one-shot, even when everything would fit.
+TEST(RdmScaleGpu, MinKindSkipsOneShot) {
+    const int64_t S = 300, N = 2000;
+    const std::vector<float> x = structured(S, N);
+    ScaledRdmOptions o;
+    o.poison = true;
+    const ScaledRdmResult r = rdm_scaled(ctx(), x.data(), S, N, o, PlanKind::Streamed);
+    EXPECT_EQ(r.plan.kind, PlanKind::Streamed) << describe(r.plan);
+    EXPECT_FALSE(r.fell_back);
+    EXPECT_LT(rsa_test::rel_l2(r.rdm.data, cpu_one_shot(x, S, N)), 1e-5);
 }
 
 TEST(RdmScaleGpu, DeviceResidentPrecisionLaunchMatchesTwin) {

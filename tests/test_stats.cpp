@@ -1,7 +1,8 @@
 // RDM statistics, CPU twins: pinned against brute-force python values (tools/make_stats_golden.py:
 // resampled correlations by explicit pair enumeration, permutation correlations, split-half ceiling, numpy
 // percentiles, the philox draw formulas), the quadratic-form path against pair enumeration in C++, p-value
-// bounds, reproducibility by seed, interval coverage, input errors.
+// bounds, reproducibility by seed, interval coverage, input errors; the main job's default counts
+// (default_stat_counts) against its cost model and budgets.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -294,4 +295,87 @@ TEST(Stats, NoiseCeilingDropsSingletonsAndAveragesSplits) {
     few[0] = 1;
     few[1] = 1;  // 2 kept bins only
     EXPECT_THROW(noise_ceiling_ref(resp, few, 1, 0), InputError);
+}
+
+// ---- default counts of the main job (default_stat_counts: the cost model and budgets of stats.h) ----
+
+TEST(StatsDefaults, TutorialSizeKeepsTenThousandEach) {
+    for (bool gpu : {false, true})
+        for (int64_t models : {1, 3, 6}) {
+            const StatCounts c = default_stat_counts(181, models, gpu);
+            EXPECT_EQ(c.bootstrap, 10000) << "gpu " << gpu << " models " << models;
+            EXPECT_EQ(c.permutations, 10000) << "gpu " << gpu << " models " << models;
+            EXPECT_TRUE(c.bootstrap_note.empty()) << c.bootstrap_note;
+            EXPECT_TRUE(c.permutation_note.empty()) << c.permutation_note;
+        }
+    // The former CPU rule's edge (S <= 1,000 with the main job's three model RDMs) is kept.
+    const StatCounts c = default_stat_counts(1000, 3, false);
+    EXPECT_EQ(c.bootstrap, 10000);
+    EXPECT_EQ(c.permutations, 10000);
+}
+
+TEST(StatsDefaults, CostModel) {
+    EXPECT_DOUBLE_EQ(bootstrap_cost_per_resample(100, 3), 100.0 * 100.0 * 11.0);
+    EXPECT_DOUBLE_EQ(permutation_cost_per_permutation(100, 3), 3.0 * 100.0 * 99.0 / 2.0);
+    const StatCounts c = default_stat_counts(500, 2, true);
+    EXPECT_DOUBLE_EQ(c.bootstrap_cost, 10000 * bootstrap_cost_per_resample(500, 2));
+    EXPECT_DOUBLE_EQ(c.permutation_cost, 10000 * permutation_cost_per_permutation(500, 2));
+}
+
+TEST(StatsDefaults, ScaleDownWithSizeWithinBudget) {
+    for (bool gpu : {false, true}) {
+        const double boot_budget = gpu ? kBootstrapBudgetGpu : kBootstrapBudgetCpu;
+        const double perm_budget = gpu ? kPermutationBudgetGpu : kPermutationBudgetCpu;
+        int last_boot = 10000, last_perm = 10000;
+        for (int64_t S = 3; S <= 1000000; S = S * 5 / 4 + 1) {
+            SCOPED_TRACE("S " + std::to_string(S) + (gpu ? " gpu" : " cpu"));
+            const StatCounts c = default_stat_counts(S, 3, gpu);
+            // Never more than the default, never growing with S, within the budget, a multiple of 100, and either
+            // skipped or at least the minimum.
+            EXPECT_LE(c.bootstrap, last_boot);
+            EXPECT_LE(c.permutations, last_perm);
+            last_boot = c.bootstrap;
+            last_perm = c.permutations;
+            EXPECT_LE(c.bootstrap_cost, boot_budget);
+            EXPECT_LE(c.permutation_cost, perm_budget);
+            EXPECT_EQ(c.bootstrap % 100, 0);
+            EXPECT_EQ(c.permutations % 100, 0);
+            EXPECT_TRUE(c.bootstrap == 0 || c.bootstrap >= kMinDefaultStatCount);
+            EXPECT_TRUE(c.permutations == 0 || c.permutations >= kMinDefaultStatCount);
+            // A count below the default always says why and how to ask.
+            EXPECT_EQ(c.bootstrap < 10000, !c.bootstrap_note.empty());
+            EXPECT_EQ(c.permutations < 10000, !c.permutation_note.empty());
+            if (c.bootstrap < 10000) EXPECT_NE(c.bootstrap_note.find("--bootstrap N"), std::string::npos);
+            if (c.permutations < 10000) EXPECT_NE(c.permutation_note.find("--permutations N"), std::string::npos);
+        }
+        // Far beyond the budgets both are skipped.
+        EXPECT_EQ(last_boot, 0);
+        EXPECT_EQ(last_perm, 0);
+    }
+}
+
+TEST(StatsDefaults, LargeInputs) {
+    // CPU: reduced a little above 1,000 stimuli, skipped at the trial-level 4,598.
+    const StatCounts cpu_mid = default_stat_counts(1500, 3, false);
+    EXPECT_GT(cpu_mid.bootstrap, 0);
+    EXPECT_LT(cpu_mid.bootstrap, 10000);
+    EXPECT_GT(cpu_mid.permutations, 0);
+    EXPECT_LT(cpu_mid.permutations, 10000);
+    const StatCounts cpu_big = default_stat_counts(4598, 3, false);
+    EXPECT_EQ(cpu_big.bootstrap, 0);
+    EXPECT_EQ(cpu_big.permutations, 0);
+    EXPECT_NE(cpu_big.bootstrap_note.find("skipped"), std::string::npos) << cpu_big.bootstrap_note;
+    // GPU: the trial-level size keeps 10,000 each; S = 50,000 with three models keeps the bootstrap at 10,000 and
+    // skips the permutations (10,000 of them would visit 3.7e13 pairs); 200,000 stimuli skip both.
+    const StatCounts gpu_trials = default_stat_counts(4598, 3, true);
+    EXPECT_EQ(gpu_trials.bootstrap, 10000);
+    EXPECT_EQ(gpu_trials.permutations, 10000);
+    const StatCounts gpu_50k = default_stat_counts(50000, 3, true);
+    EXPECT_EQ(gpu_50k.bootstrap, 10000);
+    EXPECT_EQ(gpu_50k.permutations, 0);
+    const StatCounts gpu_10k = default_stat_counts(10000, 3, true);
+    EXPECT_EQ(gpu_10k.permutations, 4000);  // floor(6e11 / (3 x 10,000 x 9,999 / 2)) = 4,000
+    const StatCounts gpu_huge = default_stat_counts(200000, 3, true);
+    EXPECT_EQ(gpu_huge.bootstrap, 0);
+    EXPECT_EQ(gpu_huge.permutations, 0);
 }

@@ -1,13 +1,17 @@
 // RDM statistics on the GPU against their CPU twins (host/stats_ref.cpp), fresh random inputs at S = 50 and
-// S = 600: bootstrap (each resampled r within 1e-5 relative; FP32 GEMM vs double), permutation test (null
-// samples within 1e-9, identical p), split-half noise ceiling; NaN / infinite input errors; and the full-size
-// interval (10,000 resamples at S = 4,598) for correctness only: its speed target (performance.md) is measured
-// by bench/bench_stats_gpu.cu, never asserted here.
+// S = 600: bootstrap (each resampled r within 1e-5 relative; FP32 GEMM vs double), also column-blocked under a
+// forced small budget (deterministic), and its plan at S = 50,000; permutation test (null samples within 1e-9,
+// identical p), split-half noise ceiling (also with more than 65,535 x 128 units); NaN / infinite input errors;
+// and the full-size interval (10,000 resamples at S = 4,598) for correctness only: its speed target
+// (performance.md) is measured by bench/bench_stats_gpu.cu, never asserted here.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <tuple>
+#include <vector>
 
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
@@ -69,6 +73,67 @@ TEST(StatsGpu, BootstrapVsCpuTwin) {
     }
 }
 
+// A small work budget forces the column-blocked bootstrap (uneven last block, several resample chunks): the same
+// function as the CPU twin, close to the one-block GPU result, and bit-identical when run twice.
+TEST(StatsGpu, BootstrapBlockedVsCpuTwin) {
+    const int64_t S = 300;
+    const int R = 700;
+    const Matrix a = random_rdm(S);
+    const std::vector<Matrix> models = {random_rdm(S, &a, 0.8f), random_rdm(S, &a, 0.5f), random_rdm(S, &a, 0.2f)};
+    const uint64_t budget = 1000000;
+    const BootstrapPlan plan = plan_bootstrap(S, 3, R, budget);
+    ASSERT_GT(plan.blocks, 2) << plan.block_columns;
+    ASSERT_NE(S % plan.block_columns, 0) << "want an uneven last block";
+    ASSERT_GT(plan.chunks, 2) << plan.chunk;
+    EXPECT_LE(plan.device_bytes, budget);
+    DeviceBuffer<float> d_a;
+    d_a.upload(a.data, ctx().stream);
+    std::vector<DeviceBuffer<float>> d_models(models.size());
+    std::vector<const float*> ptrs;
+    for (size_t l = 0; l < models.size(); ++l) {
+        d_models[l].upload(models[l].data, ctx().stream);
+        ptrs.push_back(d_models[l].get());
+    }
+    const uint64_t seed = 4242;
+    const BootstrapResult blocked = bootstrap_launch(ctx().cublas, d_a.get(), ptrs, S, R, seed, ctx().stream, budget);
+    const BootstrapResult again = bootstrap_launch(ctx().cublas, d_a.get(), ptrs, S, R, seed, ctx().stream, budget);
+    const BootstrapResult whole = bootstrap_launch(ctx().cublas, d_a.get(), ptrs, S, R, seed, ctx().stream);
+    const BootstrapResult cpu = bootstrap_ref(a, models, R, seed);
+    ASSERT_EQ(blocked.samples.size(), 3u);
+    for (size_t l = 0; l < 3; ++l) {
+        ASSERT_EQ(blocked.samples[l].size(), static_cast<size_t>(R));
+        EXPECT_EQ(blocked.samples[l], again.samples[l]) << "model " << l << ": not deterministic";
+        int64_t bad_cpu = 0, bad_whole = 0;
+        double worst_cpu = 0.0, worst_whole = 0.0;
+        for (int r = 0; r < R; ++r) {
+            const double g = blocked.samples[l][static_cast<size_t>(r)];
+            const double c = cpu.samples[l][static_cast<size_t>(r)], w = whole.samples[l][static_cast<size_t>(r)];
+            const double rel_cpu = std::abs(g - c) / std::abs(c), rel_whole = std::abs(g - w) / std::abs(w);
+            worst_cpu = std::max(worst_cpu, rel_cpu);
+            worst_whole = std::max(worst_whole, rel_whole);
+            bad_cpu += !(rel_cpu <= 1e-5);
+            bad_whole += !(rel_whole <= 1e-5);
+        }
+        EXPECT_EQ(bad_cpu, 0) << "model " << l << " worst relative vs CPU " << worst_cpu;
+        EXPECT_EQ(bad_whole, 0) << "model " << l << " worst relative vs one block " << worst_whole;
+        EXPECT_NEAR(blocked.lo[l], cpu.lo[l], 1e-5 * std::abs(cpu.lo[l]));
+        EXPECT_NEAR(blocked.hi[l], cpu.hi[l], 1e-5 * std::abs(cpu.hi[l]));
+        EXPECT_EQ(blocked.nan_samples[l], 0);
+    }
+}
+
+// The plan at the scale the blocking exists for: S = 50,000 with three models fits the default 2 GiB budget.
+TEST(StatsGpu, BootstrapPlanAtFiftyThousandStimuli) {
+    const BootstrapPlan p = plan_bootstrap(50000, 3, 10000, kBootstrapWorkCap);
+    EXPECT_GT(p.blocks, 1);
+    EXPECT_LE(p.device_bytes, kBootstrapWorkCap);
+    EXPECT_GE(p.block_columns * 11, 1000);  // GEMMs of at least 1,000 rows
+    EXPECT_GE(p.chunk, 1000);
+    std::printf("S 50,000, 3 models: %lld blocks of %lld columns, %lld chunks of %lld resamples, %.2f GB\n",
+                static_cast<long long>(p.blocks), static_cast<long long>(p.block_columns),
+                static_cast<long long>(p.chunks), static_cast<long long>(p.chunk), p.device_bytes / 1e9);
+}
+
 TEST(StatsGpu, PermutationVsCpuTwin) {
     for (auto [S, P] : {std::pair<int64_t, int>{50, 3000}, {600, 400}}) {
         const Matrix a = random_rdm(S), b = random_rdm(S, &a, 0.05f);  // weak relation: p away from its floor
@@ -116,6 +181,33 @@ TEST(StatsGpu, NoiseCeilingVsCpuTwin) {
                     static_cast<long long>(gpu.bins_kept), static_cast<long long>(gpu.bins_dropped), gpu.ceiling,
                     cpu.ceiling);
     }
+}
+
+// More units than one launch's grid height held before (ceil(N / 128) > 65,535): the group means grid-stride.
+TEST(StatsGpu, NoiseCeilingWithManyUnits) {
+    const int64_t T = 8, N = int64_t{65535} * 128 + 777;
+    // Bin b's signal is cos(b / 2) u + sin(b / 2) v: its RDM entries 1 - cos((a - b) / 2) are well apart, so the
+    // FP32 rounding of 8.4-million-term products cannot move r_half.
+    const std::vector<float> u = rsa_test::random_uniform(static_cast<size_t>(N), -1.0f, 1.0f);
+    const std::vector<float> v = rsa_test::random_uniform(static_cast<size_t>(N), -1.0f, 1.0f);
+    const std::vector<float> noise = rsa_test::random_uniform(static_cast<size_t>(T * N), -0.3f, 0.3f);
+    Matrix resp(T, N);
+    std::vector<int64_t> bins(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) {
+        const int64_t b = t / 2;  // 4 bins of 2 trials
+        bins[static_cast<size_t>(t)] = b;
+        const float c = std::cos(0.5f * static_cast<float>(b)), sn = std::sin(0.5f * static_cast<float>(b));
+        for (int64_t n = 0; n < N; ++n)
+            resp.at(t, n) = c * u[static_cast<size_t>(n)] + sn * v[static_cast<size_t>(n)] +
+                            noise[static_cast<size_t>(t * N + n)];
+    }
+    DeviceBuffer<float> d_resp;
+    d_resp.upload(resp.data, ctx().stream);
+    const NoiseCeilingResult gpu = noise_ceiling_launch(ctx().cublas, d_resp.get(), T, N, bins, 1, 9, ctx().stream);
+    const NoiseCeilingResult cpu = noise_ceiling_ref(resp, bins, 1, 9);
+    EXPECT_EQ(gpu.bins_kept, 4);
+    EXPECT_NEAR(gpu.r_half[0], cpu.r_half[0], 1e-5);
+    EXPECT_NEAR(gpu.ceiling, cpu.ceiling, 1e-5);
 }
 
 TEST(StatsGpu, NaNInputsAreInputErrors) {

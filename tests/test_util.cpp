@@ -1,12 +1,15 @@
-// Shared test helpers (see test_util.h).
+// Shared test helpers (see test_util.h). Every random draw prints its seed (and the base seed once), so a failing
+// run can be replayed with RSA_TEST_SEED.
 #include "test_util.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -32,13 +35,42 @@ double rel_l2(const float* a, const float* b, size_t n) {
     return std::sqrt(num / den);
 }
 
-static uint64_t fresh_seed() {
-    const uint64_t seed = static_cast<uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
+// The process's base seed: RSA_TEST_SEED when set (replays a run), else the clock; printed once.
+uint64_t base_seed() {
+    static const uint64_t base = [] {
+        const char* env = std::getenv("RSA_TEST_SEED");
+        const bool given = env != nullptr && *env != '\0';
+        const uint64_t seed = given ? std::strtoull(env, nullptr, 10)
+                                    : static_cast<uint64_t>(
+                                          std::chrono::high_resolution_clock::now().time_since_epoch().count());
+        std::printf("rsa_test: base seed %llu%s (replay every draw of this run with RSA_TEST_SEED=%llu and the same "
+                    "--gtest_filter)\n",
+                    static_cast<unsigned long long>(seed), given ? " from RSA_TEST_SEED" : " from the clock",
+                    static_cast<unsigned long long>(seed));
+        std::fflush(stdout);
+        return seed;
+    }();
+    return base;
+}
+
+// Draw k of the process: splitmix64 of base + k (distinct, well-mixed seeds), printed.
+static uint64_t fresh_seed(const char* what, size_t n) {
+    static std::atomic<uint64_t> counter{0};
+    const uint64_t k = counter++;
+    uint64_t z = base_seed() + 0x9E3779B97F4A7C15ull * (k + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    const uint64_t seed = z ^ (z >> 31);
+    // On stdout, under the running test's "[ RUN ] Suite.Test" line (no gtest call here: test_backend_ops links
+    // this file without gtest).
+    std::printf("rsa_test: draw %llu (%s, %zu values): seed %llu\n", static_cast<unsigned long long>(k), what, n,
+                static_cast<unsigned long long>(seed));
+    std::fflush(stdout);
     return seed;
 }
 
 std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t* seed_used) {
-    const uint64_t seed = fresh_seed();
+    const uint64_t seed = fresh_seed("random_uniform", n);
     if (seed_used) *seed_used = seed;
     std::mt19937_64 gen(seed);
     std::uniform_real_distribution<float> dist(lo, hi);
@@ -48,7 +80,7 @@ std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t* seed_u
 }
 
 std::vector<float> random_integers(size_t n, int lo, int hi, uint64_t* seed_used) {
-    const uint64_t seed = fresh_seed();
+    const uint64_t seed = fresh_seed("random_integers", n);
     if (seed_used) *seed_used = seed;
     std::mt19937_64 gen(seed);
     std::uniform_int_distribution<int> dist(lo, hi);

@@ -1,5 +1,5 @@
-// Shared test helpers: relative L2 error, fresh random inputs, poisoning, golden-file paths, and running the
-// rsa_gpu binary in a scratch folder.
+// Shared test helpers: relative L2 error, fresh random inputs (every seed printed, replayable with RSA_TEST_SEED),
+// poisoning, golden-file paths, and running the rsa_gpu binary in a scratch folder.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -13,9 +13,14 @@ inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() != b.size() ? 1e300 : rel_l2(a.data(), b.data(), a.size());
 }
 
-// Fresh random values in [lo, hi) from a seed taken from the clock (printed, so a failure can be replayed).
+// The process's base seed: the environment variable RSA_TEST_SEED when set, else the clock; printed on first use
+// ("rsa_test: base seed ..."). Draw k of the process uses a seed derived from (base, k), printed on stdout under the
+// running test's "[ RUN ]" line ("rsa_test: draw k (...): seed ..."), so running the same binary with the same
+// --gtest_filter and RSA_TEST_SEED=<base> replays every draw.
+uint64_t base_seed();
+// Fresh random values in [lo, hi) from the next draw's seed (printed; also returned in seed_used).
 std::vector<float> random_uniform(size_t n, float lo, float hi, uint64_t* seed_used = nullptr);
-// Random small integers in [lo, hi] as floats (exact in FP32 arithmetic).
+// Random small integers in [lo, hi] as floats (exact in FP32 arithmetic), seeded likewise.
 std::vector<float> random_integers(size_t n, int lo, int hi, uint64_t* seed_used = nullptr);
 
 std::string data_path(const std::string& name);

@@ -1,5 +1,6 @@
 // Trial-level V1 data: loading sresp (neurons x trials) / istim (radians) from npz and npy pairs, kind detection
-// by keys, binning to 1 degree, the per-trial orientation mapping, and bad inputs.
+// by keys, binning to 1 degree (to the nearest whole degree, 360 wrapping to 0), the per-trial orientation
+// mapping, and bad inputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -87,5 +88,44 @@ TEST(V1Trials, BadInputs) {
         FAIL();
     } catch (const InputError& e) {
         EXPECT_NE(std::string(e.what()).find("radians"), std::string::npos) << e.what();
+    }
+}
+
+TEST(V1Trials, OrientationsRoundToTheNearestDegree) {
+    // Just below a whole degree lands in that degree's bin (truncation would put 10.7 in bin 10 and 89.9999 in
+    // bin 89), just above stays, 179.6 reaches bin 180 (kept by the tutorial's <= 180), 359.7 wraps to bin 0.
+    const std::string d = rsa_test::scratch_dir("trials_round");
+    const double deg[] = {10.4, 10.7, 89.9999, 90.2, 179.6, 359.7, 45.0, 45.3, 200.0};
+    const int want_bin[] = {10, 11, 90, 90, 180, 0, 45, 45, 200};
+    const int T = 9, N = 3;
+    std::vector<float> istim(T), sresp(N * T);
+    for (int t = 0; t < T; ++t) istim[t] = static_cast<float>(deg[t] * M_PI / 180.0);
+    for (int n = 0; n < N; ++n)
+        for (int t = 0; t < T; ++t) sresp[n * T + t] = static_cast<float>((n + 1) * (t + 1) + (t * t) % 7);
+    Matrix m(N, T);
+    m.data = sresp;
+    npy_save(d + "/sresp.npy", m);
+    npy_save(d + "/istim.npy", istim);
+    const V1Trials trials = load_v1_trials_npy(d + "/sresp.npy", d + "/istim.npy");
+    for (int t = 0; t < T; ++t) {
+        EXPECT_EQ(trials.bin[t], want_bin[t]) << deg[t];
+        EXPECT_NEAR(trials.orientation[t], deg[t], 1e-3) << deg[t];
+    }
+    // The binned table: bins 0, 10, 11, 45, 90, 180 (200 is dropped), stimuli shifted by -90.
+    const V1Data v = bin_v1_trials(trials);
+    EXPECT_EQ(v.orientation, (std::vector<float>{-90, -80, -79, -45, 0, 90}));
+    ASSERT_EQ(v.resp.rows, 6);
+    // Bin 90 averages trials 2 (89.9999) and 3 (90.2); bin 11 holds trial 1 alone. Before the z-score over the
+    // 7 bins, neuron 0's values are: bin 0: t5, 10: t0, 11: t1, 45: (t6 + t7) / 2, 90: (t2 + t3) / 2, 180: t4,
+    // 200: t8. Compare the z-scored values with a direct computation.
+    auto val = [&](int n, int t) { return static_cast<double>(sresp[n * T + t]); };
+    for (int n = 0; n < N; ++n) {
+        const double bins[7] = {val(n, 5), val(n, 0), val(n, 1), (val(n, 6) + val(n, 7)) / 2,
+                                (val(n, 2) + val(n, 3)) / 2, val(n, 4), val(n, 8)};
+        double mean = 0, ss = 0;
+        for (double b : bins) mean += b / 7;
+        for (double b : bins) ss += (b - mean) * (b - mean);
+        const double sd = std::sqrt(ss / 7);
+        for (int r = 0; r < 6; ++r) EXPECT_NEAR(v.resp.at(r, n), (bins[r] - mean) / sd, 1e-5) << n << " " << r;
     }
 }

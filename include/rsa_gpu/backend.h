@@ -74,6 +74,8 @@ std::unique_ptr<Backend> make_cpu_backend();
 // Version of rsa_gpu and of the libraries it runs on (OpenBLAS, CUDA runtime/driver, cuBLAS, cuDNN, cuRAND),
 // and the usable GPUs.
 std::string version_report();
-std::unique_ptr<Backend> make_gpu_backend(int device);  // kernels/gpu_backend.cu (CUDA builds only)
+// The GPU backend of `device` through the CUDA plugin (cuda_plugin.h); RuntimeError naming the cause when the
+// plugin or the device cannot be used.
+std::unique_ptr<Backend> make_gpu_backend(int device);
 
 }  // namespace rsa

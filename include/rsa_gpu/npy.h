@@ -1,9 +1,16 @@
 // .npy and .npz files (numpy's formats): read float32/float64/int8..int64/uint8..uint64/bool arrays in C or
 // Fortran order, little-endian (others rejected with a clear error); npz members stored or deflated (libzip).
-// Writing is atomic: a temporary name in the same folder, then rename, so no half-written file is left behind.
+// Reading trusts no size written in a file: every size in the zip directory, a zip64 field or an .npy header is
+// checked against the file's real size, deflate's largest ratio and the member's own .npy header before
+// anything is allocated; members are inflated only when asked for, never past what they declare. Every
+// failure is an InputError naming the file and member (an allocation of a validated size that still fails is
+// an OutOfMemoryError). Writing is atomic: a temporary name in the same folder, then rename, so no
+// half-written file is left behind.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,16 +25,78 @@ struct NpyArray {
     int64_t count() const;           // product of shape (1 for a 0-d array)
 };
 
+// The header of an .npy image: what the data that follows it must hold.
+struct NpyHeader {
+    std::string descr;               // numpy dtype string as read, e.g. "<f4" (a supported one)
+    bool fortran_order = false;
+    std::vector<int64_t> shape;
+    uint64_t header_bytes = 0;       // magic, version, length field and the header text
+    uint64_t data_bytes = 0;         // product of shape times the item size
+    int64_t count() const;           // product of shape (1 for a 0-d array)
+};
+
+// No limit beyond what the file itself declares (and what was validated against its real size).
+constexpr uint64_t kNpzNoLimit = std::numeric_limits<uint64_t>::max();
+// The longest .npy header a member may have (numpy's own headers are a few hundred bytes).
+constexpr uint64_t kNpyMaxHeaderBytes = uint64_t{1} << 20;
+// Deflate's largest expansion (258 bytes for 2 bits); a deflated member declaring more than this times its
+// compressed size (plus kDeflateSlackBytes) is refused before it is opened.
+constexpr uint64_t kDeflateMaxRatio = 1032;
+constexpr uint64_t kDeflateSlackBytes = 1024;
+
 // Parse a whole .npy image (bytes); `source` names it in errors (e.g. "file.npz:resp").
 NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source);
+// Parse only the header from the image's first `size` bytes (enough to hold the header; the data need not be
+// there). InputError naming `source` when the header is incomplete, corrupt or of an unsupported dtype.
+NpyHeader npy_parse_header(const char* bytes, size_t size, const std::string& source);
 NpyArray npy_load(const std::string& path);
+
+// One member of an .npz as its zip directory describes it (sizes validated against the file when opened).
+struct NpzMember {
+    std::string name;                // member name in the archive, e.g. "resp.npy"
+    std::string key;                 // name without ".npy"
+    bool deflated = false;           // stored otherwise
+    uint64_t compressed_size = 0;    // bytes in the file
+    uint64_t size = 0;               // bytes it declares once inflated (== compressed_size when stored)
+};
+
+// An .npz opened once: the constructor reads and checks the zip directory (no member is inflated); header()
+// inflates only a member's first bytes; read() inflates one member into a buffer that grows with what actually
+// decompresses, up to the size it declares, and fails when the data is longer or shorter than that.
+// Duplicate member names, members that overlap or lie outside the file, stored members whose sizes disagree,
+// deflated members declaring more than deflate can expand, encrypted members and compression methods other
+// than stored/deflate are InputErrors naming the file and member.
+class NpzReader {
+public:
+    explicit NpzReader(const std::string& path);
+    ~NpzReader();
+    NpzReader(NpzReader&&) noexcept;
+    NpzReader& operator=(NpzReader&&) noexcept;
+    NpzReader(const NpzReader&) = delete;
+    NpzReader& operator=(const NpzReader&) = delete;
+
+    const std::string& path() const;
+    const std::vector<NpzMember>& members() const;    // the array members (*.npy), in archive order
+    std::vector<std::string> keys() const;            // their keys, in archive order
+    bool has(const std::string& key) const;           // key with or without ".npy"
+    // The .npy header of a member, checked against the size the member declares (which must equal
+    // header + shape * itemsize). InputError naming the file, key and keys present when it is missing.
+    NpyHeader header(const std::string& key);
+    // The whole member; InputError when its declared size exceeds max_bytes (checked before inflating).
+    NpyArray read(const std::string& key, uint64_t max_bytes = kNpzNoLimit);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // All members of an .npz (keys without the .npy suffix).
 std::map<std::string, NpyArray> npz_load(const std::string& path);
 // The keys of an .npz's array members (without reading them).
 std::vector<std::string> npz_keys(const std::string& path);
-// One member; InputError naming the file, the key and the keys present when it is missing.
-NpyArray npz_load_key(const std::string& path, const std::string& key);
+// One member; InputError naming the file, the key and the keys present when it is missing, or when the
+// member declares more than max_bytes.
+NpyArray npz_load_key(const std::string& path, const std::string& key, uint64_t max_bytes = kNpzNoLimit);
 
 // Serialise a float32 / float64 array of the given shape to .npy bytes (C order).
 std::vector<char> npy_bytes_f32(const float* data, const std::vector<int64_t>& shape);

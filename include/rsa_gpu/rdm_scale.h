@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/matrix.h"
 
 namespace rsa {
@@ -128,7 +129,9 @@ void rdm_scaled_ref(const float* x, int64_t S, int64_t N, const MemoryPlan& plan
 // ---------------------------------------------------------------- memory-mapped .npy output
 // An S x S float32 .npy created at full size under a temporary name in the same folder, memory-mapped for
 // writing; commit() msyncs, unmaps, closes and renames it to `path`. Destroyed without commit() (an
-// exception), the temporary file is removed. RuntimeError naming the path on any failure.
+// exception), the temporary file is removed. RuntimeError naming the path on any failure. The temporary file is
+// registered as a staging path (removed by a second SIGINT/SIGTERM, see interrupt.h), and write_tile() is a safe
+// point: after SIGINT/SIGTERM it throws Interrupted (the temporary file is then removed as for any exception).
 class MappedNpyWriter {
 public:
     MappedNpyWriter(const std::string& path, int64_t rows, int64_t cols);
@@ -155,6 +158,7 @@ private:
     float* data_ = nullptr;
     int64_t rows_ = 0, cols_ = 0;
     bool committed_ = false;
+    StagingRegistration reg_;
 };
 
 // The .npy v1.0 header (magic through the padded dict) for a float32 C-order (rows, cols) array, byte for

@@ -1,7 +1,8 @@
 // Inference on RDM comparisons: stimulus bootstrap (percentile intervals), permutation test of stimulus labels,
 // and the split-half noise ceiling (Spearman-Brown). CPU twins here (host/stats_ref.cpp); GPU launchers in
 // kernels/stats.cuh. Every random draw comes from philox (include/rsa_gpu/philox.h) through the inline draw
-// functions below, so both twins draw the same stream for the same seed.
+// functions below, so both twins draw the same stream for the same seed. Also the main job's default counts
+// (default_stat_counts: a cost model and budgets, so a default run scales with S).
 //
 // Random streams (philox stream ids, fixed; index layout in brackets):
 //   kStatsStreamBootstrap   = 101  [r * S + k]        draw k of resample r: stimulus floor(S * u), clamped to S-1
@@ -30,6 +31,41 @@ constexpr uint32_t kStatsStreamSplit = 103;
 
 constexpr int kDefaultBootstrapResamples = 10000;
 constexpr int kDefaultPermutations = 10000;
+
+// ------------------------------------------------------------------ default counts of the main job
+// The resamples and permutations the main job runs when not asked explicitly (--bootstrap / --permutations -1),
+// scaled with S so a default run never takes hours. Cost model, in multiply-adds (one pair visit of the
+// permutation test counted as one):
+//   bootstrap    R x S^2 x (2 + 3 L)   (the quadratic form w^T F w of each of the 2 + 3 L centred S x S forms of
+//                                       L model RDMs, per resample)
+//   permutations P x L x S (S - 1) / 2 (the cross product over the strict upper triangle, per permutation and
+//                                       model: about P L S^2 / 2)
+// Budgets per statistic (about 15 to 30 s each at these rates):
+//   GPU: bootstrap 3e14 (FP32 GEMM at >= 1e13 multiply-adds/s, an A100's rate; H100/H200 are faster), permutations
+//        6e11 (gathers of a double S x S copy at an assumed ~2e10 pairs/s; the GPU rates are not measured yet);
+//   CPU: bootstrap 1.5e11 (OpenBLAS dgemm at ~1e10/s measured on 2 cores, bench/RESULTS.md), permutations 1.5e10
+//        (~1e9 pairs/s measured at S = 500, less once B no longer fits the caches).
+// Each count is its default (10,000) while that fits the budget, else the largest multiple of 100 that fits, and
+// 0 (skipped) when fewer than kMinDefaultStatCount fit. The tutorial's size (S = 181, 3 models) and S <= 1,000 with
+// 3 models on the CPU keep 10,000 each; on a GPU with 3 models the bootstrap keeps 10,000 up to S ~ 52,000 and is
+// skipped beyond S ~ 165,000; the permutations keep 10,000 up to S ~ 6,300 and are skipped beyond S ~ 20,000.
+constexpr int kMinDefaultStatCount = 1000;
+constexpr double kBootstrapBudgetGpu = 3e14, kPermutationBudgetGpu = 6e11;
+constexpr double kBootstrapBudgetCpu = 1.5e11, kPermutationBudgetCpu = 1.5e10;
+
+struct StatCounts {
+    int bootstrap = 0;                  // resamples (0: skipped)
+    int permutations = 0;               // permutations per model (0: skipped)
+    double bootstrap_cost = 0.0;        // multiply-adds of `bootstrap` resamples (cost model above)
+    double permutation_cost = 0.0;      // multiply-adds of `permutations` permutations of every model
+    std::string bootstrap_note;         // empty at the full default; else one line: reduced or skipped, and how to
+    std::string permutation_note;       // ask explicitly (--bootstrap N / --permutations N)
+};
+// S stimuli, `models` model RDMs compared with the reference (at least 1 is assumed), gpu: the backend's kind.
+StatCounts default_stat_counts(int64_t S, int64_t models, bool gpu);
+// The cost model's multiply-adds of one resample / of one permutation of every model.
+double bootstrap_cost_per_resample(int64_t S, int64_t models);
+double permutation_cost_per_permutation(int64_t S, int64_t models);
 
 // ------------------------------------------------------------------ draws shared by host and device
 // Stimulus drawn at position k of bootstrap resample r (0 <= k < S): floor(S * u), u in (0, 1); S * u can

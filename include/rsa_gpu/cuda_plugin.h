@@ -1,0 +1,35 @@
+// The CUDA backend as a plugin: every piece of CUDA code (kernels/, cuBLAS, cuDNN, cuRAND) is built into one shared
+// library, librsa_gpu_cuda.so, that the host loads with dlopen only when a GPU is asked for (--device N) or looked for
+// (--device auto). The rsa_gpu binary itself links no CUDA library: on a machine without the CUDA libraries or the
+// driver it still starts, and --device auto takes the CPU and says why. This header is the contract between the
+// two sides (no CUDA types in it); both are built by the same compiler from the same tree, so C++ types may cross.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "rsa_gpu/backend.h"
+
+namespace rsa {
+
+// Bumped whenever CudaPlugin changes: a plugin from another build is refused with a clear message.
+constexpr int kCudaPluginAbi = 1;
+
+struct CudaPlugin {
+    int abi = 0;
+    // True when device `device` exists and a driver is present; otherwise `why` says why.
+    bool (*probe)(int device, std::string* why) = nullptr;
+    // The GPU backend of `device` (RuntimeError naming the cause when it cannot be made).
+    std::unique_ptr<Backend> (*make_backend)(int device) = nullptr;
+    // Lines for --version: CUDA runtime and driver, cuBLAS, cuDNN (and the CUDA it was built for), cuRAND, the GPUs.
+    std::string (*versions)() = nullptr;
+};
+
+// The loaded plugin, or null with `why` saying why (not built, library missing, a CUDA library it needs missing,
+// ABI mismatch). Loaded once per process; the search order is RSA_GPU_CUDA_PLUGIN (a file), then the folder of
+// the running executable and its ../lib, then the build folder it was built in.
+const CudaPlugin* cuda_plugin(std::string* why);
+
+}  // namespace rsa
+
+// The one symbol the plugin exports for the host to look up.
+extern "C" const rsa::CudaPlugin* rsa_gpu_cuda_plugin();
