@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <memory>
@@ -125,12 +126,20 @@ bool probe(int index, std::string* why) {
 
 }  // namespace
 
+namespace {
+std::once_flag plugin_once;
+PluginState plugin_state;
+std::atomic<bool> plugin_tried{false};
+bool plugin_loaded() { return plugin_tried.load() && plugin_state.plugin != nullptr; }
+}  // namespace
+
 const CudaPlugin* cuda_plugin(std::string* why) {
-    static std::once_flag once;
-    static PluginState state;
-    std::call_once(once, [] { state = load_plugin(); });
-    if (!state.plugin && why) *why = state.why;
-    return state.plugin;
+    std::call_once(plugin_once, [] {
+        plugin_state = load_plugin();
+        plugin_tried.store(true);
+    });
+    if (!plugin_state.plugin && why) *why = plugin_state.why;
+    return plugin_state.plugin;
 }
 
 DeviceRequest parse_device(const std::string& text) {
@@ -156,11 +165,13 @@ bool gpu_usable(std::string* why) {
     return ok;
 }
 
-std::string version_report() {
+std::string version_report(bool load_cuda) {
     std::string out = std::string("rsa_gpu ") + RSA_GPU_VERSION + "\n";
     out += std::string("OpenBLAS: ") + openblas_get_config() + "\n";
     std::string why;
-    if (const CudaPlugin* p = cuda_plugin(&why))
+    if (!load_cuda && !plugin_loaded())
+        out += "CUDA: not loaded (this run used the CPU)\n";
+    else if (const CudaPlugin* p = cuda_plugin(&why))
         out += p->versions() + "\n";
     else
         out += "CUDA: not available (" + why + ")\n";

@@ -1,26 +1,33 @@
 // .npy / .npz reading and writing (numpy's formats, see npy.h): a small parser for the Python-literal header,
-// dtype conversion to double, Fortran-to-C reordering, a zip directory reader that checks every declared size
-// against the file before anything is allocated, npz members inflated on demand through libzip into bounded
-// buffers (header first), and atomic writers (temporary file in the same folder, then rename).
+// bodies read straight into float32 (large preads from the file or inflated chunks from libzip, converted and
+// NaN/Inf-checked in one pass, Fortran order transposed in tiles) or widened to double for NpyArray callers, a
+// zip directory reader that checks every declared size against the file before anything is allocated, npz
+// members inflated on demand through libzip into bounded buffers (header first), and atomic writers (temporary
+// file in the same folder written with one writev of header + data, fsync, then rename).
 #include "rsa_gpu/npy.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zip.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <new>
 #include <sstream>
 
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/host_memory.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.cpp assumes a little-endian host"
@@ -315,25 +322,44 @@ uint64_t read_le(const char* p, int bytes) {
 
 // ---- files -----------------------------------------------------------------------------------------------
 
-std::vector<char> read_file(const std::string& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw InputError(path + ": " + errno_text(errno));
+// The whole of an open file: a regular file into one buffer of its size, anything else (a pipe) into a buffer that
+// grows as the data comes. InputError naming path when a read fails.
+std::vector<char> read_all(int fd, const std::string& path) {
+    struct stat st;
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     std::vector<char> bytes;
-    char buf[1 << 16];
+    size_t done = 0;
+    size_t want = regular ? static_cast<size_t>(st.st_size) + 1 : size_t{1} << 16;  // + 1: the end is seen
     try {
+        bytes.resize(want);
         for (;;) {
-            const size_t n = std::fread(buf, 1, sizeof buf, f);
-            bytes.insert(bytes.end(), buf, buf + n);
-            if (n < sizeof buf) break;
+            if (done == bytes.size()) bytes.resize(want = 2 * bytes.size());
+            const ssize_t r = ::read(fd, bytes.data() + done, bytes.size() - done);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                throw InputError(path + ": cannot read: " + std::strerror(errno));
+            }
+            if (r == 0) break;
+            done += static_cast<size_t>(r);
         }
     } catch (const std::bad_alloc&) {
-        std::fclose(f);
-        out_of_memory(path + ": reading the file", bytes.size() + sizeof buf);
+        out_of_memory(path + ": reading the file", want);
     }
-    const int err = std::ferror(f) ? errno : 0;
-    std::fclose(f);
-    if (err) throw InputError(path + ": cannot read: " + std::strerror(err));
+    bytes.resize(done);
     return bytes;
+}
+
+std::vector<char> read_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw InputError(path + ": " + errno_text(errno));
+    try {
+        std::vector<char> bytes = read_all(fd, path);
+        ::close(fd);
+        return bytes;
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
 }
 
 std::string temp_name(const std::string& path) {
@@ -350,21 +376,50 @@ void rename_into_place(const std::string& tmp, const std::string& path) {
     if (std::rename(tmp.c_str(), path.c_str()) != 0) write_failed(path, tmp, std::strerror(errno));
 }
 
-void write_atomic(const std::string& path, const char* data, size_t size) {
+// Writes the parts, in order, to a temporary file beside path with writev (no copy of the caller's data), fsyncs it
+// and renames it into place; RuntimeError naming path (the temporary removed) when any step fails.
+void write_atomic(const std::string& path, std::vector<iovec> parts) {
     const std::string tmp = temp_name(path);
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
         const int err = errno;
         write_failed(path, tmp, std::strerror(err));
     }
-    const bool wrote = size == 0 || std::fwrite(data, 1, size, f) == size;
-    int err = wrote ? 0 : errno;
-    if (!err && std::fflush(f) != 0) err = errno;
-    if (!err && ::fsync(::fileno(f)) != 0) err = errno;
-    if (std::fclose(f) != 0 && !err) err = errno;
-    if (!wrote && !err) err = EIO;
+    int err = 0;
+    size_t first = 0;  // the first part not yet written completely
+    while (!err) {
+        while (first < parts.size() && parts[first].iov_len == 0) ++first;
+        if (first == parts.size()) break;
+        const int n = static_cast<int>(std::min<size_t>(parts.size() - first, IOV_MAX));
+        const ssize_t wrote = ::writev(fd, parts.data() + first, n);
+        if (wrote < 0) {
+            if (errno != EINTR) err = errno;
+            continue;
+        }
+        if (wrote == 0) {
+            err = EIO;
+            continue;
+        }
+        size_t left = static_cast<size_t>(wrote);  // advance past what went out (writev may stop short)
+        for (; left > 0 && first < parts.size(); ++first) {
+            iovec& v = parts[first];
+            if (left < v.iov_len) {
+                v.iov_base = static_cast<char*>(v.iov_base) + left;
+                v.iov_len -= left;
+                left = 0;
+                break;
+            }
+            left -= v.iov_len;
+        }
+    }
+    if (!err && ::fsync(fd) != 0) err = errno;
+    if (::close(fd) != 0 && !err) err = errno;
     if (err) write_failed(path, tmp, std::strerror(err));
     rename_into_place(tmp, path);
+}
+
+void write_atomic(const std::string& path, const char* data, size_t size) {
+    write_atomic(path, {iovec{const_cast<char*>(data), size}});
 }
 
 int64_t checked_count(const std::vector<int64_t>& shape, const std::string& what) {
@@ -378,26 +433,42 @@ int64_t checked_count(const std::vector<int64_t>& shape, const std::string& what
     return n;
 }
 
-std::vector<char> npy_bytes(const char* descr, size_t item, const void* data, const std::vector<int64_t>& shape) {
-    const int64_t n = checked_count(shape, "npy");
+// The .npy preamble and header of a C-order array: padded with spaces and a final newline so that the data
+// starts at a multiple of 64 bytes, as numpy does.
+std::string npy_header(const char* descr, const std::vector<int64_t>& shape) {
+    checked_count(shape, "npy");
     std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
                          shape_text(shape) + ", }";
-    // Pad with spaces and a final newline so that the data starts at a multiple of 64 bytes, as numpy does.
     const size_t preamble = kMagicLen + 2 + 2;
     const size_t total = (preamble + header.size() + 1 + 63) / 64 * 64;
     header.append(total - preamble - header.size() - 1, ' ');
     header += '\n';
-    std::vector<char> out;
-    out.reserve(total + static_cast<size_t>(n) * item);
-    out.insert(out.end(), kMagic, kMagic + kMagicLen);
+    std::string out(kMagic, kMagicLen);
     out.push_back(1);
     out.push_back(0);
     out.push_back(static_cast<char>(header.size() & 0xff));
     out.push_back(static_cast<char>((header.size() >> 8) & 0xff));
+    return out + header;
+}
+
+std::vector<char> npy_bytes(const char* descr, size_t item, const void* data, const std::vector<int64_t>& shape) {
+    const int64_t n = checked_count(shape, "npy");
+    const std::string header = npy_header(descr, shape);
+    std::vector<char> out;
+    out.reserve(header.size() + static_cast<size_t>(n) * item);
     out.insert(out.end(), header.begin(), header.end());
     const char* bytes = static_cast<const char*>(data);
     if (n > 0) out.insert(out.end(), bytes, bytes + static_cast<size_t>(n) * item);
     return out;
+}
+
+// Header and data written straight from the caller's array (one writev, no image in memory).
+void npy_write(const std::string& path, const char* descr, size_t item, const void* data,
+               const std::vector<int64_t>& shape) {
+    const int64_t n = checked_count(shape, path);
+    std::string header = npy_header(descr, shape);
+    write_atomic(path, {iovec{header.data(), header.size()},
+                        iovec{const_cast<void*>(data), n > 0 ? static_cast<size_t>(n) * item : 0}});
 }
 
 std::string zip_error_text(int code) {
@@ -486,6 +557,339 @@ ParsedHeader parse_header_text(const char* p, const Preamble& pre, const std::st
     }
     h.data_bytes = out.huge ? std::numeric_limits<uint64_t>::max() : count * static_cast<uint64_t>(out.type.size);
     return out;
+}
+
+// npy_parse's checks of an image of `total` bytes: the header text it announces must be there ...
+void check_header_fits(const Preamble& pre, uint64_t total, const std::string& source) {
+    if (pre.header_len > total - pre.size)
+        throw InputError(source + ": truncated: header of " + std::to_string(pre.header_len) + " bytes, found " +
+                         std::to_string(total - pre.size));
+}
+
+// ... and so must the data its header declares (`available` bytes follow the header).
+void check_data_fits(const ParsedHeader& ph, uint64_t available, const std::string& source) {
+    const NpyHeader& h = ph.header;
+    if (ph.huge)
+        throw InputError(source + ": shape " + shape_text(h.shape) + " is too large for the data present (" +
+                         std::to_string(available) + " bytes)");
+    if (h.data_bytes > available)
+        throw InputError(source + ": truncated: expected " + std::to_string(h.data_bytes) + " bytes of data, found " +
+                         std::to_string(available));
+}
+
+// ---- bodies straight into float32 ------------------------------------------------------------------------
+// The response matrices and RDMs: one destination vector of float32, filled in large chunks straight from the
+// file or the inflater (float32) or through a one-chunk staging buffer (other dtypes, converted as they arrive),
+// with the NaN/Inf scan on each chunk while it is in cache.
+
+constexpr uint64_t kBodyChunk = uint64_t{4} << 20;  // bytes read, inflated or converted per step
+constexpr uint64_t kNoIndex = std::numeric_limits<uint64_t>::max();
+
+float checked_float(double x, const std::string& source, const std::string& where) {
+    if (!std::isfinite(x)) {
+        std::ostringstream os;
+        os << source << ": non-finite value " << (std::isnan(x) ? "NaN" : (x > 0 ? "+Inf" : "-Inf")) << " at "
+           << where << " (NaN/Inf are not allowed)";
+        throw InputError(os.str());
+    }
+    const float f = static_cast<float>(x);
+    if (!std::isfinite(f)) {
+        std::ostringstream os;
+        os << source << ": value " << x << " at " << where << " is outside the float32 range";
+        throw InputError(os.str());
+    }
+    return f;
+}
+
+// npy_to_matrix's and npy_to_vector's shape rules.
+void check_matrix_shape(const std::vector<int64_t>& shape, const std::string& source, const MatrixRules& rules) {
+    if (shape.size() != 2)
+        throw InputError(source + ": " +
+                         (rules.not_2d.empty() ? "expected a 2-D array, got shape " + shape_text(shape) : rules.not_2d));
+    if (rules.non_empty && (shape[0] == 0 || shape[1] == 0))
+        throw InputError(source + ": array is empty (shape " + shape_text(shape) + ")");
+}
+
+void check_vector_shape(const std::vector<int64_t>& shape, const std::string& source) {
+    const bool one_d = shape.size() == 1;
+    const bool thin_2d = shape.size() == 2 && (shape[0] == 1 || shape[1] == 1);
+    if (!one_d && !thin_2d)
+        throw InputError(source + ": expected a 1-D array (or one row/column), got shape " + shape_text(shape));
+    for (int64_t d : shape)
+        if (d == 0) throw InputError(source + ": array is empty (shape " + shape_text(shape) + ")");
+}
+
+// Where a body's values go: `count` values in the file's order. A Fortran-order matrix with more than one row
+// and column holds them column by column: read as they come, then transposed into C order.
+struct BodyLayout {
+    uint64_t count = 0;
+    bool transposed = false;
+    int64_t rows = 0, cols = 0;  // of the C-order result (a vector: 1 x count)
+
+    uint64_t c_index(uint64_t file_index) const {
+        if (!transposed) return file_index;
+        const uint64_t r = static_cast<uint64_t>(rows);
+        return (file_index % r) * static_cast<uint64_t>(cols) + file_index / r;
+    }
+};
+
+BodyLayout matrix_layout(const ParsedHeader& ph) {
+    BodyLayout l;
+    l.count = ph.header.data_bytes / static_cast<uint64_t>(ph.type.size);
+    l.rows = ph.header.shape[0];
+    l.cols = ph.header.shape[1];
+    l.transposed = ph.header.fortran_order && l.rows > 1 && l.cols > 1;
+    return l;
+}
+
+BodyLayout vector_layout(const ParsedHeader& ph) {  // 1-D or one row / column: the same order either way
+    BodyLayout l;
+    l.count = ph.header.data_bytes / static_cast<uint64_t>(ph.type.size);
+    l.rows = 1;
+    l.cols = static_cast<int64_t>(l.count);
+    return l;
+}
+
+// What an allocation failure names: the source and the array.
+std::string values_text(const std::string& source, const NpyHeader& h, uint64_t count) {
+    return source + ": " + std::to_string(count) + " float32 values of shape " + shape_text(h.shape);
+}
+
+// The largest magnitude bit pattern of n floats: at least 0x7f800000 exactly when one is NaN or Inf. A max
+// reduction, which the compiler vectorises.
+uint32_t max_magnitude_bits(const float* p, size_t n) {
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t b;
+        std::memcpy(&b, p + i, sizeof b);
+        b &= 0x7fffffffu;
+        m = b > m ? b : m;
+    }
+    return m;
+}
+
+template <typename T>
+void to_float(const char* src, size_t n, float* dst) {
+    for (size_t i = 0; i < n; ++i) {
+        T x;
+        std::memcpy(&x, src + i * sizeof(T), sizeof(T));
+        dst[i] = static_cast<float>(static_cast<double>(x));  // through double: what npy_to_matrix(npy_load()) gave
+    }
+}
+
+// n values of type t at src into float32 at dst, in one pass.
+void convert_to_float(DType t, const char* src, size_t n, float* dst) {
+    switch (t.kind) {
+        case Kind::Float:
+            if (t.size == 4) std::memcpy(dst, src, n * sizeof(float));
+            else to_float<double>(src, n, dst);
+            return;
+        case Kind::Int:
+            switch (t.size) {
+                case 1: to_float<int8_t>(src, n, dst); return;
+                case 2: to_float<int16_t>(src, n, dst); return;
+                case 4: to_float<int32_t>(src, n, dst); return;
+                default: to_float<int64_t>(src, n, dst); return;
+            }
+        case Kind::UInt:
+            switch (t.size) {
+                case 1: to_float<uint8_t>(src, n, dst); return;
+                case 2: to_float<uint16_t>(src, n, dst); return;
+                case 4: to_float<uint32_t>(src, n, dst); return;
+                default: to_float<uint64_t>(src, n, dst); return;
+            }
+        case Kind::Bool:
+            for (size_t i = 0; i < n; ++i) dst[i] = src[i] != 0 ? 1.0f : 0.0f;
+            return;
+    }
+}
+
+// The first value in C order that is NaN, Inf or beyond the float32 range, as read (the one npy_to_matrix names).
+struct FirstBad {
+    uint64_t index = kNoIndex;
+    double value = 0.0;
+    bool found() const { return index != kNoIndex; }
+};
+
+// After n values of a float dtype landed at dst (file positions first..first+n; their source bytes at src, the
+// same bytes for float32 read in place): notes the first bad one in C order. Integers and bools are finite.
+void check_chunk(DType t, const char* src, const float* dst, size_t n, uint64_t first, const BodyLayout& layout,
+                 FirstBad& bad) {
+    if (t.kind != Kind::Float || max_magnitude_bits(dst, n) < 0x7f800000u) return;
+    for (size_t i = 0; i < n; ++i) {
+        if (std::isfinite(dst[i])) continue;
+        double x;
+        if (t.size == 4) {
+            float f;
+            std::memcpy(&f, src + i * sizeof f, sizeof f);
+            x = f;
+        } else {
+            std::memcpy(&x, src + i * sizeof x, sizeof x);
+        }
+        const uint64_t at = layout.c_index(first + i);
+        if (at < bad.index) {
+            bad.index = at;
+            bad.value = x;
+        }
+        if (!layout.transposed) return;  // file order is C order: this one is the first
+    }
+}
+
+// n floats (zeros) for a body, through the host budget like checked_alloc. A large vector's pages are mapped in
+// one call (MADV_POPULATE_WRITE, Linux 5.14+; ignored where unsupported) before they are zeroed: faulting them
+// in one 4 KiB page at a time costs more on the virtual development machine (434 MB allocated and read, medians
+// of 9 in one process: 255 vs 315 ms; `rsa_gpu compare` of two 64 MB RDMs as a process: 0.22 vs 0.28 s).
+// Transparent huge pages (MADV_HUGEPAGE, what numpy asks for) were faster inside one process (158 ms) but slower
+// and erratic as whole processes (compare 0.18 to 0.71 s, median 0.56 s), so they are not asked for.
+std::vector<float> alloc_floats(size_t n, const std::string& what) {
+    const uint64_t bytes = checked_bytes(n, sizeof(float), what);
+    check_host_alloc(bytes, what);
+    std::vector<float> v;
+    try {
+        v.reserve(n);
+        if (bytes >= (uint64_t{16} << 20)) {
+            constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE, absent from older headers
+            const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+            const uintptr_t begin = (reinterpret_cast<uintptr_t>(v.data()) + page - 1) / page * page;
+            const uintptr_t end = reinterpret_cast<uintptr_t>(v.data() + n) / page * page;
+            if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, kPopulateWrite);
+        }
+        v.resize(n);
+    } catch (const std::bad_alloc&) {
+        throw_host_oom(what, bytes, "the allocation failed");
+    } catch (const std::length_error&) {
+        throw_host_oom(what, bytes, "too large for this platform");
+    }
+    return v;
+}
+
+// Fills dst with exactly the next n bytes of a body, or throws an InputError naming the source.
+using BodySource = std::function<void(char* dst, size_t n)>;
+
+struct FloatBody {
+    std::vector<float> values;  // layout.count values, file order
+    FirstBad bad;               // noted only when checked
+};
+
+// A body of layout.count values of type t from `next`, into float32 in one pass: float32 lands in place, other
+// dtypes through a staging buffer of one chunk. The destination starts at `initial` values (all of them when
+// the size is known to be there) and grows with what arrives, never past count; `what` names it in an
+// allocation failure.
+FloatBody read_float_body(DType t, const BodyLayout& layout, const BodySource& next, uint64_t initial, bool check,
+                          const std::string& what) {
+    FloatBody body;
+    const uint64_t item = static_cast<uint64_t>(t.size);
+    const uint64_t step = kBodyChunk / item;  // values per chunk
+    body.values = alloc_floats(static_cast<size_t>(std::min(initial, layout.count)), what);
+    const bool in_place = t.kind == Kind::Float && t.size == 4;
+    std::vector<char> stage;
+    if (!in_place && layout.count > 0)
+        stage = checked_alloc<char>(static_cast<size_t>(std::min(step, layout.count) * item), what + " (staging)");
+    for (uint64_t at = 0; at < layout.count;) {
+        const size_t n = static_cast<size_t>(std::min(step, layout.count - at));
+        if (body.values.size() < at + n)
+            checked_resize(body.values,
+                           static_cast<size_t>(std::min(layout.count, std::max<uint64_t>(2 * body.values.size(), at + n))),
+                           what);
+        float* dst = body.values.data() + at;
+        const char* src = stage.data();
+        if (in_place) {
+            next(reinterpret_cast<char*>(dst), n * sizeof(float));
+            src = reinterpret_cast<const char*>(dst);
+        } else {
+            next(stage.data(), n * static_cast<size_t>(item));
+            convert_to_float(t, stage.data(), n, dst);
+        }
+        if (check) check_chunk(t, src, dst, n, at, layout, body.bad);
+        at += n;
+    }
+    return body;
+}
+
+// The body as a C-order matrix: InputError naming the first bad value (when checked), Fortran order transposed.
+Matrix finish_matrix(FloatBody&& body, const BodyLayout& layout, const std::string& source, const NpyHeader& h) {
+    if (body.bad.found()) {
+        const uint64_t cols = static_cast<uint64_t>(layout.cols);
+        checked_float(body.bad.value, source,  // throws: the value is NaN, Inf or beyond the float32 range
+                      "row " + std::to_string(body.bad.index / cols) + ", column " +
+                          std::to_string(body.bad.index % cols) + " (0-based)");
+    }
+    Matrix m;
+    if (layout.transposed) {
+        m = checked_matrix(layout.rows, layout.cols, values_text(source, h, layout.count) + " in C order");
+        transpose_f32(body.values.data(), layout.cols, layout.rows, m.data.data());
+    } else {
+        m.data = std::move(body.values);
+    }
+    m.rows = layout.rows;
+    m.cols = layout.cols;
+    return m;
+}
+
+std::vector<float> finish_vector(FloatBody&& body, const std::string& source) {
+    if (body.bad.found())
+        checked_float(body.bad.value, source, "index " + std::to_string(body.bad.index) + " (0-based)");  // throws
+    return std::move(body.values);
+}
+
+// ---- .npy files straight into float32 --------------------------------------------------------------------
+
+struct FdCloser {
+    int fd;
+    ~FdCloser() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// Exactly n bytes at offset (the caller checked that the file holds them when it was opened).
+void pread_exact(int fd, uint64_t offset, char* dst, size_t n, const std::string& path) {
+    size_t done = 0;
+    while (done < n) {
+        const ssize_t r = ::pread(fd, dst + done, n - done, static_cast<off_t>(offset + done));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            throw InputError(path + ": cannot read: " + std::strerror(errno));
+        }
+        if (r == 0)
+            throw InputError(path + ": truncated: the file ended at " + bytes_text(offset + done) +
+                             " while being read (it shrank)");
+        done += static_cast<size_t>(r);
+    }
+}
+
+// An .npy file read for float32: `from_body(parsed header, body source)` once its header has passed npy_parse's
+// checks against the file's real size (nothing is allocated before); a path that is not a regular file (a pipe)
+// is read whole (from the same open file) and handed to from_array, as npy_load does.
+template <class Result, class FromArray, class FromBody>
+Result load_npy_floats(const std::string& path, FromArray from_array, FromBody from_body) {
+    FdCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (file.fd < 0) throw InputError(path + ": " + errno_text(errno));
+    struct stat st;
+    if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) return from_array(npy_parse(read_all(file.fd, path), path));
+    const uint64_t total = static_cast<uint64_t>(st.st_size);
+    ::posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    std::vector<char> head(static_cast<size_t>(std::min<uint64_t>(total, 4096)));
+    pread_exact(file.fd, 0, head.data(), head.size(), path);
+    const Preamble pre = read_preamble(head.data(), head.size(), path);
+    check_header_fits(pre, total, path);
+    const uint64_t header_bytes = pre.size + pre.header_len;
+    if (header_bytes > head.size()) {  // a long header: at most the file's size (checked above)
+        const size_t had = head.size();
+        try {
+            head.resize(static_cast<size_t>(header_bytes));
+        } catch (const std::bad_alloc&) {
+            out_of_memory(path + ": its .npy header", header_bytes);
+        }
+        pread_exact(file.fd, had, head.data() + had, head.size() - had, path);
+    }
+    const ParsedHeader ph = parse_header_text(head.data(), pre, path);
+    check_data_fits(ph, total - header_bytes, path);
+    uint64_t offset = header_bytes;
+    const BodySource next = [&](char* dst, size_t n) {
+        pread_exact(file.fd, offset, dst, n, path);
+        offset += n;
+    };
+    return from_body(ph, next);
 }
 
 // ---- zip directory ---------------------------------------------------------------------------------------
@@ -769,6 +1173,7 @@ struct NpzReader::Impl {
     ZipPtr zip;                            // opened on the first member read
 
     std::string member_text(const ZipEntry& e) const { return path + ": member '" + e.name + "'"; }
+    std::string member_source(const ZipEntry& e) const { return path + ":" + e.name.substr(0, e.name.size() - 4); }
 
     size_t locate(const std::string& key) const {
         const std::string name = is_npy_member(key) ? key : key + ".npy";
@@ -819,8 +1224,8 @@ struct NpzReader::Impl {
 
     // The member's .npy header, read from its first bytes into buf (which then holds exactly the header);
     // the size the member declares must be the header plus shape * itemsize.
-    NpyHeader read_header(zip_file_t* f, const ZipEntry& e, std::vector<char>& buf) const {
-        const std::string source = path + ":" + e.name.substr(0, e.name.size() - 4);
+    ParsedHeader read_header(zip_file_t* f, const ZipEntry& e, std::vector<char>& buf) const {
+        const std::string source = member_source(e);
         const uint64_t first = std::min<uint64_t>(e.size, 12);
         buf.resize(static_cast<size_t>(first));
         uint64_t got = read_some(f, e, buf.data(), first);
@@ -844,14 +1249,72 @@ struct NpzReader::Impl {
                              (ph.huge ? std::string("more than 2^64 bytes")
                                       : bytes_text(h.header_bytes) + " + " + bytes_text(h.data_bytes) + " = " +
                                             bytes_text(h.header_bytes + h.data_bytes)));
-        return h;
+        return ph;
     }
 
     NpyHeader header(size_t i) {
         const ZipEntry& e = entries[i];
         ZipFilePtr f = open_stream(i);
         std::vector<char> buf;
-        return read_header(f.get(), e, buf);
+        return read_header(f.get(), e, buf).header;
+    }
+
+    // At the member's end: one byte more is an error (data past the declared size); reaching the end checks the CRC.
+    void finish(zip_file_t* f, const ZipEntry& e) const {
+        char extra;
+        const zip_int64_t more = zip_fread(f, &extra, 1);
+        if (more < 0) throw InputError(member_text(e) + ": " + zip_file_strerror(f));
+        if (more > 0)
+            throw InputError(member_text(e) + " holds more data than the " + bytes_text(e.size) +
+                             " it declares (a lying size, or a decompression bomb)");
+    }
+
+    // A member's body straight into float32: its header read and checked, `check_shape` run on it before the body
+    // is inflated, then the body chunk by chunk into the destination, the member's end and CRC checked.
+    template <class CheckShape, class Layout>
+    FloatBody read_floats(size_t i, bool check, CheckShape check_shape, Layout layout_of, ParsedHeader& ph,
+                          BodyLayout& layout) {
+        const ZipEntry& e = entries[i];
+        ZipFilePtr f = open_stream(i);
+        std::vector<char> head;
+        ph = read_header(f.get(), e, head);
+        check_shape(ph.header.shape);
+        layout = layout_of(ph);
+        // Stored: the declared size lies in the file (validated), so all of it at once. Deflated: what a member
+        // that compresses up to 8:1 needs, grown with what actually inflates (a bomb stops at its real size).
+        const uint64_t item = static_cast<uint64_t>(ph.type.size);
+        const uint64_t initial =
+            e.method == 0 ? layout.count : std::max<uint64_t>(kBodyChunk, 8 * std::min(e.comp_size, e.size)) / item;
+        uint64_t got = ph.header.header_bytes;
+        const BodySource next = [&](char* dst, size_t n) {
+            const uint64_t r = read_some(f.get(), e, dst, n);
+            got += r;
+            if (r < n) ends_early(e, got);
+        };
+        FloatBody body = read_float_body(ph.type, layout, next, initial, check,
+                                         values_text(member_source(e), ph.header, layout.count));
+        finish(f.get(), e);
+        return body;
+    }
+
+    Matrix read_matrix(size_t i, const MatrixRules& rules) {
+        const std::string source = member_source(entries[i]);
+        ParsedHeader ph;
+        BodyLayout layout;
+        FloatBody body = read_floats(
+            i, rules.finite, [&](const std::vector<int64_t>& shape) { check_matrix_shape(shape, source, rules); },
+            matrix_layout, ph, layout);
+        return finish_matrix(std::move(body), layout, source, ph.header);
+    }
+
+    std::vector<float> read_vector(size_t i) {
+        const std::string source = member_source(entries[i]);
+        ParsedHeader ph;
+        BodyLayout layout;
+        FloatBody body = read_floats(
+            i, true, [&](const std::vector<int64_t>& shape) { check_vector_shape(shape, source); }, vector_layout,
+            ph, layout);
+        return finish_vector(std::move(body), source);
     }
 
     NpyArray read(size_t i, uint64_t max_bytes) {
@@ -877,14 +1340,9 @@ struct NpzReader::Impl {
             done += got;
             if (done < buf.size()) ends_early(e, done);
         }
-        char extra;  // one byte more: data past the declared size is an error; reaching the end checks the CRC
-        const zip_int64_t more = zip_fread(f.get(), &extra, 1);
-        if (more < 0) throw InputError(member_text(e) + ": " + zip_file_strerror(f.get()));
-        if (more > 0)
-            throw InputError(member_text(e) + " holds more data than the " + bytes_text(e.size) +
-                             " it declares (a lying size, or a decompression bomb)");
+        finish(f.get(), e);
         f.reset();
-        return npy_parse(buf, path + ":" + e.name.substr(0, e.name.size() - 4));
+        return npy_parse(buf, member_source(e));
     }
 };
 
@@ -898,18 +1356,10 @@ int64_t NpyHeader::count() const {
 
 NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source) {
     const Preamble pre = read_preamble(bytes.data(), bytes.size(), source);
-    if (pre.header_len > bytes.size() - pre.size)
-        throw InputError(source + ": truncated: header of " + std::to_string(pre.header_len) + " bytes, found " +
-                         std::to_string(bytes.size() - pre.size));
+    check_header_fits(pre, bytes.size(), source);
     const ParsedHeader ph = parse_header_text(bytes.data(), pre, source);
     const NpyHeader& h = ph.header;
-    const uint64_t available = bytes.size() - h.header_bytes;
-    if (ph.huge)
-        throw InputError(source + ": shape " + shape_text(h.shape) + " is too large for the data present (" +
-                         std::to_string(available) + " bytes)");
-    if (h.data_bytes > available)
-        throw InputError(source + ": truncated: expected " + std::to_string(h.data_bytes) + " bytes of data, found " +
-                         std::to_string(available));
+    check_data_fits(ph, bytes.size() - h.header_bytes, source);
     const uint64_t count = h.data_bytes / static_cast<uint64_t>(ph.type.size);
 
     NpyArray a;
@@ -938,15 +1388,37 @@ NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source) {
 
 NpyHeader npy_parse_header(const char* bytes, size_t size, const std::string& source) {
     const Preamble pre = read_preamble(bytes, size, source);
-    if (pre.header_len > size - pre.size)
-        throw InputError(source + ": truncated: header of " + std::to_string(pre.header_len) + " bytes, found " +
-                         std::to_string(size - pre.size));
+    check_header_fits(pre, size, source);
     const ParsedHeader ph = parse_header_text(bytes, pre, source);
     if (ph.huge) throw InputError(source + ": shape " + shape_text(ph.header.shape) + " is too large");
     return ph.header;
 }
 
 NpyArray npy_load(const std::string& path) { return npy_parse(read_file(path), path); }
+
+Matrix npy_load_matrix(const std::string& path, const MatrixRules& rules) {
+    return load_npy_floats<Matrix>(
+        path, [&](const NpyArray& a) { return npy_to_matrix(a, path, rules); },
+        [&](const ParsedHeader& ph, const BodySource& next) {
+            check_matrix_shape(ph.header.shape, path, rules);
+            const BodyLayout layout = matrix_layout(ph);
+            FloatBody body = read_float_body(ph.type, layout, next, layout.count, rules.finite,
+                                             values_text(path, ph.header, layout.count));
+            return finish_matrix(std::move(body), layout, path, ph.header);
+        });
+}
+
+std::vector<float> npy_load_vector(const std::string& path) {
+    return load_npy_floats<std::vector<float>>(
+        path, [&](const NpyArray& a) { return npy_to_vector(a, path); },
+        [&](const ParsedHeader& ph, const BodySource& next) {
+            check_vector_shape(ph.header.shape, path);
+            const BodyLayout layout = vector_layout(ph);
+            FloatBody body =
+                read_float_body(ph.type, layout, next, layout.count, true, values_text(path, ph.header, layout.count));
+            return finish_vector(std::move(body), path);
+        });
+}
 
 NpzReader::NpzReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
     impl_->path = path;
@@ -996,6 +1468,26 @@ NpyHeader NpzReader::header(const std::string& key) {
     }
 }
 
+Matrix NpzReader::read_matrix(const std::string& key, const MatrixRules& rules) {
+    const size_t i = impl_->locate(key);
+    try {
+        return impl_->read_matrix(i, rules);
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemoryError(impl_->member_text(impl_->entries[i]) + ": out of host memory (it declares " +
+                               bytes_text(impl_->entries[i].size) + ")");
+    }
+}
+
+std::vector<float> NpzReader::read_vector(const std::string& key) {
+    const size_t i = impl_->locate(key);
+    try {
+        return impl_->read_vector(i);
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemoryError(impl_->member_text(impl_->entries[i]) + ": out of host memory (it declares " +
+                               bytes_text(impl_->entries[i].size) + ")");
+    }
+}
+
 NpyArray NpzReader::read(const std::string& key, uint64_t max_bytes) {
     const size_t i = impl_->locate(key);
     try {
@@ -1037,20 +1529,21 @@ void npy_save(const std::string& path, const Matrix& m) {
     if (m.rows < 0 || m.cols < 0 || static_cast<int64_t>(m.data.size()) != m.rows * m.cols)
         throw RuntimeError(path + ": matrix data holds " + std::to_string(m.data.size()) + " values for shape (" +
                            std::to_string(m.rows) + ", " + std::to_string(m.cols) + ")");
-    const std::vector<char> bytes = npy_bytes_f32(m.data.data(), {m.rows, m.cols});
-    write_atomic(path, bytes.data(), bytes.size());
+    npy_write(path, "<f4", sizeof(float), m.data.data(), {m.rows, m.cols});
+}
+
+void npy_save_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+    npy_write(path, "<f4", sizeof(float), data, shape);
 }
 
 void npy_save(const std::string& path, const std::vector<float>& v) {
-    const std::vector<char> bytes = npy_bytes_f32(v.data(), {static_cast<int64_t>(v.size())});
-    write_atomic(path, bytes.data(), bytes.size());
+    npy_write(path, "<f4", sizeof(float), v.data(), {static_cast<int64_t>(v.size())});
 }
 
 void npy_save_f64(const std::string& path, const std::vector<double>& v, const std::vector<int64_t>& shape) {
     if (checked_count(shape, path) != static_cast<int64_t>(v.size()))
         throw RuntimeError(path + ": " + std::to_string(v.size()) + " values do not fit shape " + shape_text(shape));
-    const std::vector<char> bytes = npy_bytes_f64(v.data(), shape);
-    write_atomic(path, bytes.data(), bytes.size());
+    npy_write(path, "<f8", sizeof(double), v.data(), shape);
 }
 
 void npz_save(const std::string& path,
@@ -1099,37 +1592,13 @@ void npz_save(const std::string& path,
     rename_into_place(tmp, path);
 }
 
-// ---- conversion helpers ----------------------------------------------------------------------------------
-
-namespace {
-
-float checked_float(double x, const std::string& source, const std::string& where) {
-    if (!std::isfinite(x)) {
-        std::ostringstream os;
-        os << source << ": non-finite value " << (std::isnan(x) ? "NaN" : (x > 0 ? "+Inf" : "-Inf")) << " at "
-           << where << " (NaN/Inf are not allowed)";
-        throw InputError(os.str());
-    }
-    const float f = static_cast<float>(x);
-    if (!std::isfinite(f)) {
-        std::ostringstream os;
-        os << source << ": value " << x << " at " << where << " is outside the float32 range";
-        throw InputError(os.str());
-    }
-    return f;
-}
-
-}  // namespace
-
-Matrix npy_to_matrix(const NpyArray& a, const std::string& source) {
-    if (a.shape.size() != 2)
-        throw InputError(source + ": expected a 2-D array, got shape " + shape_text(a.shape));
-    if (a.count() == 0) throw InputError(source + ": array is empty (shape " + shape_text(a.shape) + ")");
+Matrix npy_to_matrix(const NpyArray& a, const std::string& source, const MatrixRules& rules) {
+    check_matrix_shape(a.shape, source, rules);
     Matrix m(a.shape[0], a.shape[1]);
     for (int64_t i = 0; i < m.rows; ++i)
         for (int64_t j = 0; j < m.cols; ++j) {
             const double x = a.values[static_cast<size_t>(i * m.cols + j)];
-            m.at(i, j) = std::isfinite(x) && std::isfinite(static_cast<float>(x))
+            m.at(i, j) = !rules.finite || (std::isfinite(x) && std::isfinite(static_cast<float>(x)))
                              ? static_cast<float>(x)
                              : checked_float(x, source, "row " + std::to_string(i) + ", column " +
                                                             std::to_string(j) + " (0-based)");
@@ -1138,11 +1607,7 @@ Matrix npy_to_matrix(const NpyArray& a, const std::string& source) {
 }
 
 std::vector<float> npy_to_vector(const NpyArray& a, const std::string& source) {
-    const bool one_d = a.shape.size() == 1;
-    const bool thin_2d = a.shape.size() == 2 && (a.shape[0] == 1 || a.shape[1] == 1);
-    if (!one_d && !thin_2d)
-        throw InputError(source + ": expected a 1-D array (or one row/column), got shape " + shape_text(a.shape));
-    if (a.count() == 0) throw InputError(source + ": array is empty (shape " + shape_text(a.shape) + ")");
+    check_vector_shape(a.shape, source);
     std::vector<float> v(a.values.size());
     for (size_t i = 0; i < v.size(); ++i) {
         const double x = a.values[i];
@@ -1151,6 +1616,16 @@ std::vector<float> npy_to_vector(const NpyArray& a, const std::string& source) {
                    : checked_float(x, source, "index " + std::to_string(i) + " (0-based)");
     }
     return v;
+}
+
+void transpose_f32(const float* src, int64_t rows, int64_t cols, float* dst) {
+    constexpr int64_t kTile = 32;  // 32 x 32 floats: a source and a destination tile stay in L1
+    for (int64_t i0 = 0; i0 < rows; i0 += kTile)
+        for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+            const int64_t i1 = std::min(rows, i0 + kTile), j1 = std::min(cols, j0 + kTile);
+            for (int64_t j = j0; j < j1; ++j)
+                for (int64_t i = i0; i < i1; ++i) dst[j * rows + i] = src[i * cols + j];
+        }
 }
 
 }  // namespace rsa

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <string>
 
-#include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/progress.h"
 
@@ -21,13 +20,6 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 
 TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& config, const GratingParams& grating,
                                       bool quiet, double* stimuli_ms, double* training_ms) {
-    if (grating.height() != cnn::kHeight || grating.width() != cnn::kWidth)
-        throw InputError("the CNN takes 48 x 64 images, but --res " + std::to_string(grating.res) + " gives " +
-                         std::to_string(grating.height()) + " x " + std::to_string(grating.width()) +
-                         "; keep --res 0.1 or use --no-cnn");
-    if (config.epochs < 1 || config.batch < 1 || config.train_size < 1 || !(config.lr > 0) ||
-        !(config.momentum >= 0 && config.momentum < 1))
-        throw InputError("training: need --epochs, --batch, --train-size >= 1, --lr > 0 and 0 <= --momentum < 1");
     TrainedNetwork net;
     auto t0 = Clock::now();
     std::vector<float> angles, labels;

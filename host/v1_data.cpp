@@ -1,5 +1,6 @@
 // Loading V1 data: the tutorial's npz (with its <= 180 filter and -90 shift), plain response matrices with
-// orientations, and the embedded synthetic recording. Every shape mismatch names the files and shapes.
+// orientations, and the embedded synthetic recording. Every shape mismatch names the files and shapes. Members and
+// files go straight into float32 (no double copy); an .npz's directory is read once per NpzReader.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -38,8 +39,11 @@ V1Data select_tutorial_rows(const Matrix& resp, const std::vector<float>& stimul
     return out;
 }
 
-V1FileKind v1_npz_kind(const std::string& path) {
-    const std::vector<std::string> keys = NpzReader(path).keys();  // the zip directory only, nothing inflated
+V1FileKind v1_npz_kind(const std::string& path) { return v1_npz_kind(NpzReader(path)); }
+
+V1FileKind v1_npz_kind(const NpzReader& npz) {
+    const std::string& path = npz.path();
+    const std::vector<std::string> keys = npz.keys();  // the zip directory only, nothing inflated
     auto has = [&](const char* k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
     if (has("resp") && has("stimuli")) return V1FileKind::Binned;
     if (has("sresp") && has("istim")) return V1FileKind::Trials;
@@ -50,10 +54,9 @@ V1FileKind v1_npz_kind(const std::string& path) {
     throw InputError(os.str());
 }
 
-static V1Trials make_trials(const NpyArray& sresp, const NpyArray& istim, const std::string& sresp_name,
+// nt: sresp as stored, neurons x trials; rad: istim, radians.
+static V1Trials make_trials(const Matrix& nt, const std::vector<float>& rad, const std::string& sresp_name,
                             const std::string& istim_name) {
-    const Matrix nt = npy_to_matrix(sresp, sresp_name);  // neurons x trials
-    const std::vector<float> rad = npy_to_vector(istim, istim_name);
     if (static_cast<int64_t>(rad.size()) != nt.cols) {
         std::ostringstream os;
         os << "shape mismatch: " << sresp_name << " is " << nt.rows << " neurons x " << nt.cols << " trials, but "
@@ -63,8 +66,7 @@ static V1Trials make_trials(const NpyArray& sresp, const NpyArray& istim, const 
     V1Trials t;
     t.source = sresp_name;
     t.resp = checked_matrix(nt.cols, nt.rows, "the trials x neurons copy of " + sresp_name);
-    for (int64_t n = 0; n < nt.rows; ++n)
-        for (int64_t k = 0; k < nt.cols; ++k) t.resp.at(k, n) = nt.at(n, k);
+    transpose_f32(nt.data.data(), nt.rows, nt.cols, t.resp.data.data());
     for (size_t k = 0; k < rad.size(); ++k) {
         if (rad[k] < -1e-6f || rad[k] > 2.0f * static_cast<float>(M_PI) + 1e-4f) {
             std::ostringstream os;
@@ -81,14 +83,21 @@ static V1Trials make_trials(const NpyArray& sresp, const NpyArray& istim, const 
 }
 
 V1Trials load_v1_trials_npz(const std::string& path) {
-    NpzReader npz(path);  // opened once; each member inflated only here, within what it declares
-    const NpyArray sresp = npz.read("sresp");
-    const NpyArray istim = npz.read("istim");
+    NpzReader npz(path);
+    return load_v1_trials_npz(npz);
+}
+
+V1Trials load_v1_trials_npz(NpzReader& npz) {
+    // Each member inflated only here, within what it declares, straight into float32.
+    const std::string& path = npz.path();
+    const Matrix sresp = npz.read_matrix("sresp");
+    const std::vector<float> istim = npz.read_vector("istim");
     return make_trials(sresp, istim, path + ":sresp", path + ":istim");
 }
 
 V1Trials load_v1_trials_npy(const std::string& sresp_path, const std::string& istim_path) {
-    return make_trials(npy_load(sresp_path), npy_load(istim_path), sresp_path, istim_path);
+    const Matrix sresp = npy_load_matrix(sresp_path);
+    return make_trials(sresp, npy_load_vector(istim_path), sresp_path, istim_path);
 }
 
 V1Trials v1_trials_from_synthetic(SyntheticV1Trials&& trials, const SyntheticV1Params& params) {
@@ -134,18 +143,21 @@ V1Data v1_per_trial(V1Trials&& trials) {
 }
 
 V1Data load_v1_npz(const std::string& path) {
-    NpzReader npz(path);  // opened once; each member inflated only here, within what it declares
-    const NpyArray resp = npz.read("resp");
-    const NpyArray stimuli = npz.read("stimuli");
-    const Matrix m = npy_to_matrix(resp, path + ":resp");
-    const std::vector<float> s = npy_to_vector(stimuli, path + ":stimuli");
-    return select_tutorial_rows(m, s, path);
+    NpzReader npz(path);
+    return load_v1_npz(npz);
+}
+
+V1Data load_v1_npz(NpzReader& npz) {
+    // Each member inflated only here, within what it declares, straight into float32.
+    const Matrix m = npz.read_matrix("resp");
+    const std::vector<float> s = npz.read_vector("stimuli");
+    return select_tutorial_rows(m, s, npz.path());
 }
 
 V1Data load_responses(const std::string& responses_path, const std::string& orientations_path) {
     V1Data out;
-    out.resp = npy_to_matrix(npy_load(responses_path), responses_path);
-    out.orientation = npy_to_vector(npy_load(orientations_path), orientations_path);
+    out.resp = npy_load_matrix(responses_path);
+    out.orientation = npy_load_vector(orientations_path);
     out.source = responses_path;
     if (static_cast<int64_t>(out.orientation.size()) != out.resp.rows) {
         std::ostringstream os;

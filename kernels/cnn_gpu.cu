@@ -7,6 +7,8 @@
 // the first CnnGpu (gpu_cudnn); fc and out are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc
 // bias/ReLU, bias gradients, the batch gather and the momentum update are our kernels. Parameters, gradients and
 // velocity each live in ONE flat device buffer in state_dict order, so the libraries point at offsets inside it.
+// Device memory is DeviceBuffer (OutOfMemoryError on allocation failure); block size, grids and the block sum are
+// the kit's (common.cuh); cuBLAS is bound to the context stream by bind_cublas_stream.
 // Training uploads the data once, gathers every batch on the device from the epoch's permutation, replays one
 // captured CUDA graph per full-size step (counted: graph_replays) and reads the losses back once per epoch. Same
 // semantics as the CPU twin (cnn_forward_ref, cnn_backward_ref, cnn_train_ref).
@@ -21,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "common.cuh"
 #include "cuda_check.cuh"
+#include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "rsa_gpu/error.h"
 
@@ -30,26 +34,12 @@ namespace {
 
 using namespace cnn;
 
-constexpr int kBlock = 256;                       // threads per block of every elementwise kernel
 constexpr size_t kWorkspaceCap = size_t(64) << 20;  // cuDNN convolution workspace cap (bytes)
 constexpr int kConvOut = kChannels * kPixels;     // 18,432 conv outputs per image
 constexpr int kMaxBatch = 2147483647 / kConvOut;  // 116,508: B x 18432 stays within int
 
 // ----------------------------------------------------------------------------------------------------------
 // CUDA kernels
-
-// Block-wide sum of one value per thread (blockDim.x == kBlock, a power of two); the result is valid in
-// thread 0. A fixed tree, so the sum is deterministic.
-__device__ float block_sum(float value) {
-    __shared__ float shared[kBlock];
-    shared[threadIdx.x] = value;
-    __syncthreads();
-    for (int stride = kBlock / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) shared[threadIdx.x] = __fadd_rn(shared[threadIdx.x], shared[threadIdx.x + stride]);
-        __syncthreads();
-    }
-    return shared[0];
-}
 
 // Batch gather: images[b] = all_images[perm[offset + b]], labels[b] = all_labels[perm[offset + b]] with
 // offset = (*step) * stride, so one captured graph serves every step of an epoch.
@@ -98,7 +88,7 @@ __global__ void logit_sigmoid_kernel(float* __restrict__ logit, float* __restric
     }
 }
 
-// Mean BCE from logits and its gradient; ONE block of kBlock threads (deterministic reduction).
+// Mean BCE from logits and its gradient; ONE block of kBlock threads (block_sum: a deterministic fixed tree).
 // loss_base[step ? *step : 0] = mean(max(z,0) - z y + log1p(exp(-|z|))); dlogit = (sigmoid(z) - y) / B.
 __global__ void bce_loss_grad_kernel(const float* __restrict__ logit, const float* __restrict__ labels, int batch,
                                      float* __restrict__ dlogit, float* __restrict__ loss_base,
@@ -229,26 +219,21 @@ __global__ void sgd_momentum_kernel(float* __restrict__ params, float* __restric
 // ----------------------------------------------------------------------------------------------------------
 // kernel launchers
 
-int grid_for(int n) {
-    const int blocks = RSA_CEIL_DIV(n, kBlock);
-    return blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks);
-}
-
 void gather_batch(float* images, float* labels, const float* all_images, const float* all_labels, const int* perm,
                   const int* step, int stride, int batch, cudaStream_t stream) {
-    gather_batch_kernel<<<grid_for(batch * kPixels / 4), kBlock, 0, stream>>>(
+    gather_batch_kernel<<<grid_1d(batch * kPixels / 4), kBlock, 0, stream>>>(
         reinterpret_cast<float4*>(images), labels, reinterpret_cast<const float4*>(all_images), all_labels, perm,
         step, stride, batch);
     RSA_CHECK_LAUNCH();
 }
 
 void bias_relu_forward(float* y, float* y_relu, const float* bias, int rows, int cols, cudaStream_t stream) {
-    bias_relu_forward_kernel<<<grid_for(rows * cols), kBlock, 0, stream>>>(y, y_relu, bias, rows, cols);
+    bias_relu_forward_kernel<<<grid_1d(rows * cols), kBlock, 0, stream>>>(y, y_relu, bias, rows, cols);
     RSA_CHECK_LAUNCH();
 }
 
 void logit_sigmoid(float* logit, float* prob, const float* bias, int batch, cudaStream_t stream) {
-    logit_sigmoid_kernel<<<grid_for(batch), kBlock, 0, stream>>>(logit, prob, bias, batch);
+    logit_sigmoid_kernel<<<grid_1d(batch), kBlock, 0, stream>>>(logit, prob, bias, batch);
     RSA_CHECK_LAUNCH();
 }
 
@@ -259,27 +244,27 @@ void bce_loss_grad(const float* logit, const float* labels, int batch, float* dl
 }
 
 void relu_backward(float* dx, const float* dy, const float* x, int n, cudaStream_t stream) {
-    relu_backward_kernel<<<grid_for(n), kBlock, 0, stream>>>(dx, dy, x, n);
+    relu_backward_kernel<<<grid_1d(n), kBlock, 0, stream>>>(dx, dy, x, n);
     RSA_CHECK_LAUNCH();
 }
 
 void conv_forward(const float* x, const float* weight, const float* bias, float* conv, int batch,
                   cudaStream_t stream) {
     const int64_t total = static_cast<int64_t>(batch) * kConvOut;
-    conv_forward_kernel<<<grid_for(static_cast<int>(total)), kBlock, 0, stream>>>(x, weight, bias, conv, total);
+    conv_forward_kernel<<<grid_1d(total), kBlock, 0, stream>>>(x, weight, bias, conv, total);
     RSA_CHECK_LAUNCH();
 }
 
 void relu_pool_forward(const float* conv, float* pool, int* argmax, int batch, cudaStream_t stream) {
     const int64_t total = static_cast<int64_t>(batch) * kPooled;
-    relu_pool_forward_kernel<<<grid_for(static_cast<int>(total)), kBlock, 0, stream>>>(conv, pool, argmax, total);
+    relu_pool_forward_kernel<<<grid_1d(total), kBlock, 0, stream>>>(conv, pool, argmax, total);
     RSA_CHECK_LAUNCH();
 }
 
 void relu_pool_backward(const float* conv, const float* dpool, const int* argmax, float* dconv, int batch,
                         cudaStream_t stream) {
     const int64_t total = static_cast<int64_t>(batch) * kConvOut;
-    relu_pool_backward_kernel<<<grid_for(static_cast<int>(total)), kBlock, 0, stream>>>(conv, dpool, argmax, dconv,
+    relu_pool_backward_kernel<<<grid_1d(total), kBlock, 0, stream>>>(conv, dpool, argmax, dconv,
                                                                                        total);
     RSA_CHECK_LAUNCH();
 }
@@ -291,8 +276,9 @@ void bias_grad(float* db, const float* dy, int rows, int cols, cudaStream_t stre
 
 void sgd_momentum(float* params, float* velocity, const float* grad, int n, float lr, float momentum,
                   int* step_counter, cudaStream_t stream) {
-    sgd_momentum_kernel<<<RSA_CEIL_DIV(n > 0 ? n : 1, kBlock), kBlock, 0, stream>>>(params, velocity, grad, n, lr,
-                                                                                     momentum, step_counter);
+    // One thread per parameter (not grid-strided): kParams fits one grid_1d launch.
+    static_assert(kParams <= kStrideBlocks * kBlock, "sgd_momentum_kernel needs a thread per parameter");
+    sgd_momentum_kernel<<<grid_1d(n), kBlock, 0, stream>>>(params, velocity, grad, n, lr, momentum, step_counter);
     RSA_CHECK_LAUNCH();
 }
 
@@ -328,16 +314,6 @@ void log_cudnn(cudnnStatus_t status, const char* what) {
     if (status != CUDNN_STATUS_SUCCESS)
         std::fprintf(stderr, "rsa_gpu: CnnGpu cleanup: %s: %s\n", what, cudnnGetErrorString(status));
 }
-
-// A device allocation owned by one train() call.
-template <typename T>
-struct DeviceArray {
-    T* ptr = nullptr;
-    explicit DeviceArray(size_t count) { CUDA_CHECK(cudaMalloc(&ptr, (count > 0 ? count : 1) * sizeof(T))); }
-    ~DeviceArray() { log_cuda(cudaFree(ptr), "cudaFree"); }
-    DeviceArray(const DeviceArray&) = delete;
-    DeviceArray& operator=(const DeviceArray&) = delete;
-};
 
 // A captured training step (graph and its executable), destroyed with the train() call.
 struct StepGraph {
@@ -378,10 +354,11 @@ struct CnnGpu::Impl {
     cudnnConvolutionDescriptor_t conv_desc = nullptr;   // pad 3, stride 1, cross-correlation, FMA math
     std::map<int, std::unique_ptr<Shape>> shapes;
 
-    void* workspace = nullptr;
+    DeviceBuffer<char> workspace_buffer;  // the cuDNN workspace
+    void* workspace = nullptr;            // workspace_buffer.get()
     size_t workspace_bytes = 0;
 
-    std::vector<void*> allocations;  // every device buffer below, freed in release()
+    std::vector<DeviceBuffer<char>> allocations;  // every device buffer below, freed in release()
     float* params = nullptr;         // kParams, state_dict order
     float* grad = nullptr;           // kParams
     float* velocity = nullptr;       // kParams
@@ -418,12 +395,11 @@ struct CnnGpu::Impl {
     }
     ~Impl() { release(); }
 
+    // A device buffer of count T owned by the network (DeviceBuffer: 256-byte aligned, OutOfMemoryError naming it).
     template <typename T>
-    T* alloc(size_t count) {
-        void* p = nullptr;
-        CUDA_CHECK(cudaMalloc(&p, count * sizeof(T)));
-        allocations.push_back(p);
-        return static_cast<T*>(p);
+    T* alloc(size_t count, const char* what) {
+        allocations.emplace_back(count * sizeof(T), what);
+        return reinterpret_cast<T*>(allocations.back().get());
     }
 
     void setup() {
@@ -449,25 +425,25 @@ struct CnnGpu::Impl {
         shapes[max_batch] = std::move(full);
 
         const size_t b = static_cast<size_t>(max_batch);
-        params = alloc<float>(kParams);
-        grad = alloc<float>(kParams);
-        velocity = alloc<float>(kParams);
-        x = alloc<float>(b * kPixels);
-        labels = alloc<float>(b);
-        conv = alloc<float>(b * kConvOut);
-        pool = alloc<float>(b * kPooled);
-        pool_argmax = alloc<int>(b * kPooled);
-        fc = alloc<float>(b * kHidden);
-        fc_relu = alloc<float>(b * kHidden);
-        logit = alloc<float>(b);
-        prob = alloc<float>(b);
-        dlogit = alloc<float>(b);
-        dfc_relu = alloc<float>(b * kHidden);
-        dfc = alloc<float>(b * kHidden);
-        dpool = alloc<float>(b * kPooled);
-        dconv = alloc<float>(b * kConvOut);
-        loss = alloc<float>(1);
-        step = alloc<int>(1);
+        params = alloc<float>(kParams, "the CNN parameters");
+        grad = alloc<float>(kParams, "the CNN gradient");
+        velocity = alloc<float>(kParams, "the CNN velocity");
+        x = alloc<float>(b * kPixels, "the CNN input batch");
+        labels = alloc<float>(b, "the CNN labels");
+        conv = alloc<float>(b * kConvOut, "the CNN convolution output");
+        pool = alloc<float>(b * kPooled, "the CNN pooled output");
+        pool_argmax = alloc<int>(b * kPooled, "the CNN pooling argmax");
+        fc = alloc<float>(b * kHidden, "the CNN fc output");
+        fc_relu = alloc<float>(b * kHidden, "the CNN fc ReLU");
+        logit = alloc<float>(b, "the CNN logits");
+        prob = alloc<float>(b, "the CNN probabilities");
+        dlogit = alloc<float>(b, "the CNN logit gradient");
+        dfc_relu = alloc<float>(b * kHidden, "the CNN fc ReLU gradient");
+        dfc = alloc<float>(b * kHidden, "the CNN fc gradient");
+        dpool = alloc<float>(b * kPooled, "the CNN pooled gradient");
+        dconv = alloc<float>(b * kConvOut, "the CNN convolution gradient");
+        loss = alloc<float>(1, "the CNN loss");
+        step = alloc<int>(1, "the CNN step counter");
         CUDA_CHECK(cudaMemsetAsync(params, 0, kParams * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(velocity, 0, kParams * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(step, 0, sizeof(int), ctx->stream));
@@ -478,10 +454,10 @@ struct CnnGpu::Impl {
     void release() {
         log_cuda(cudaSetDevice(device), "cudaSetDevice");
         if (ctx != nullptr) log_cuda(cudaStreamSynchronize(ctx->stream), "cudaStreamSynchronize");
-        for (void* p : allocations) log_cuda(cudaFree(p), "cudaFree");
-        allocations.clear();
-        if (workspace) log_cuda(cudaFree(workspace), "cudaFree(workspace)");
+        allocations.clear();            // DeviceBuffer frees without throwing (and reports a failed cudaFree)
+        workspace_buffer.resize(0);     // likewise
         workspace = nullptr;
+        workspace_bytes = 0;
         for (auto& entry : shapes) destroy_shape(*entry.second);
         shapes.clear();
         if (conv_desc) log_cudnn(cudnnDestroyConvolutionDescriptor(conv_desc), "cudnnDestroyConvolutionDescriptor");
@@ -567,10 +543,10 @@ struct CnnGpu::Impl {
     void ensure_workspace(size_t bytes) {
         if (bytes <= workspace_bytes) return;
         CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-        if (workspace) CUDA_CHECK(cudaFree(workspace));
         workspace = nullptr;
         workspace_bytes = 0;
-        CUDA_CHECK(cudaMalloc(&workspace, bytes));
+        workspace_buffer.resize(bytes, "the cuDNN workspace");  // frees the old one first
+        workspace = workspace_buffer.get();
         workspace_bytes = bytes;
     }
 
@@ -597,14 +573,12 @@ struct CnnGpu::Impl {
         return s;
     }
 
-    // Binds the shared handles to the context stream again and gives cuBLAS back the context's workspace: other
-    // operations call cublasSetStream, which silently resets the workspace to cuBLAS's default pool (allocated on
-    // demand, which a graph capture forbids). Host-side calls only; run at every entry point, outside any capture.
+    // The device, then the shared handles on the context stream: cuBLAS through bind_cublas_stream (which, when it
+    // has to rebind, gives the handle back the context's own workspace: a graph capture cannot allocate cuBLAS's
+    // default pool), cuDNN's stream likewise. Host-side calls only; run at every entry point, outside any capture.
     void bind_libraries() {
         CUDA_CHECK(cudaSetDevice(device));
-        CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
-        if (ctx->cublas_workspace != nullptr)
-            CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, ctx->cublas_workspace_bytes));
+        bind_cublas_stream(ctx->cublas, ctx->stream);
         CUDNN_CHECK(cudnnSetStream(cudnn, ctx->stream));
     }
 
@@ -805,15 +779,16 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
 
     // The whole training set stays on the device: n x 3072 images, n labels, the epoch's permutation, the
     // losses of one epoch.
-    DeviceArray<float> all_images(static_cast<size_t>(n) * cnn::kPixels);
-    DeviceArray<float> all_labels(n);
-    DeviceArray<int> perm(n);
-    DeviceArray<float> losses(steps);
-    CUDA_CHECK(cudaMemcpyAsync(all_images.ptr, images.data.data(), static_cast<size_t>(n) * cnn::kPixels * sizeof(float),
+    DeviceBuffer<float> all_images(static_cast<size_t>(n) * cnn::kPixels, "the training images");
+    DeviceBuffer<float> all_labels(static_cast<size_t>(n), "the training labels");
+    DeviceBuffer<int> perm(static_cast<size_t>(n), "the epoch permutation");
+    DeviceBuffer<float> losses(static_cast<size_t>(steps), "the epoch losses");
+    CUDA_CHECK(cudaMemcpyAsync(all_images.get(), images.data.data(),
+                               static_cast<size_t>(n) * cnn::kPixels * sizeof(float),
                                cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK(cudaMemcpyAsync(all_labels.ptr, labels.data(), static_cast<size_t>(n) * sizeof(float),
+    CUDA_CHECK(cudaMemcpyAsync(all_labels.get(), labels.data(), static_cast<size_t>(n) * sizeof(float),
                                cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK(cudaMemsetAsync(perm.ptr, 0, static_cast<size_t>(n) * sizeof(int), stream));  // valid for warm-up
+    CUDA_CHECK(cudaMemsetAsync(perm.get(), 0, static_cast<size_t>(n) * sizeof(int), stream));  // valid for warm-up
     CUDA_CHECK(cudaMemsetAsync(m.velocity, 0, cnn::kParams * sizeof(float), stream));          // fresh optimiser
 
     // Capture one full-size step as a graph. A warm-up pass first (no update, loss into the scratch scalar)
@@ -824,15 +799,15 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
 #if !defined(RSA_GPU_DEVICE_DEBUG)
     if (full_shape != nullptr) {
         CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
-        gather_batch(m.x, m.labels, all_images.ptr, all_labels.ptr, perm.ptr, m.step, batch, batch, stream);
+        gather_batch(m.x, m.labels, all_images.get(), all_labels.get(), perm.get(), m.step, batch, batch, stream);
         m.run_forward(*full_shape);
         m.run_loss(*full_shape, m.loss, nullptr);
         m.run_backward(*full_shape);
         sgd_momentum(m.params, m.velocity, m.grad, 0, config.lr, config.momentum, nullptr, stream);  // load only
         CUDA_CHECK(cudaStreamSynchronize(stream));
 
-        use_graph = m.capture_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch,
-                                         config.lr, config.momentum, &graph);
+        use_graph = m.capture_train_step(*full_shape, all_images.get(), all_labels.get(), perm.get(), losses.get(),
+                                         batch, config.lr, config.momentum, &graph);
     }
 #endif
 
@@ -849,7 +824,7 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
                 throw RuntimeError("CnnGpu::train: cnn_epoch_permutation returned " +
                                    std::to_string(order.size()) + " indices for " + std::to_string(n) + " samples");
             // Pageable source: the copy is staged before the call returns, and the previous epoch has finished.
-            CUDA_CHECK(cudaMemcpyAsync(perm.ptr, order.data(), static_cast<size_t>(n) * sizeof(int),
+            CUDA_CHECK(cudaMemcpyAsync(perm.get(), order.data(), static_cast<size_t>(n) * sizeof(int),
                                        cudaMemcpyHostToDevice, stream));
             CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
             for (int k = 0; k < full_steps; ++k) {
@@ -857,14 +832,14 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
                     CUDA_CHECK(cudaGraphLaunch(graph.exec, stream));
                     ++m.graph_replays;
                 } else {
-                    m.run_train_step(*full_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch,
+                    m.run_train_step(*full_shape, all_images.get(), all_labels.get(), perm.get(), losses.get(), batch,
                                      config.lr, config.momentum);
                 }
             }
             if (rest_shape != nullptr)
-                m.run_train_step(*rest_shape, all_images.ptr, all_labels.ptr, perm.ptr, losses.ptr, batch, config.lr,
-                                 config.momentum);
-            CUDA_CHECK(cudaMemcpyAsync(epoch_losses.data(), losses.ptr, static_cast<size_t>(steps) * sizeof(float),
+                m.run_train_step(*rest_shape, all_images.get(), all_labels.get(), perm.get(), losses.get(), batch,
+                                 config.lr, config.momentum);
+            CUDA_CHECK(cudaMemcpyAsync(epoch_losses.data(), losses.get(), static_cast<size_t>(steps) * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream));
             CUDA_CHECK(cudaStreamSynchronize(stream));
             result.step_losses.insert(result.step_losses.end(), epoch_losses.begin(), epoch_losses.end());

@@ -1,115 +1,83 @@
-// Pearson moments of two RDMs' strict upper triangles on the device, and Pearson correlation from them. Pass 1:
-// per-row sums and counts (one block per row, double); pass 2: per-row centred sums around the global means. Row
-// partials are reduced by one block in a fixed order, so the result is deterministic. Every comparison measure
-// (kernels/measures.cu) takes these moments first: the degeneracy test (compare_degenerate) needs them.
-#include <cub/block/block_reduce.cuh>
-
+// Pearson moments of two RDMs' strict upper triangles on the device, and Pearson correlation from them, with the
+// kit's row sums (common.cuh): pass 1 per-row sums and counts (one block per row, double), totals in a fixed order;
+// the means divided on the device; pass 2 per-row centred sums around them, totals likewise. Deterministic. Every
+// comparison measure (kernels/measures.cu) takes these moments first: the degeneracy test (compare_degenerate)
+// needs them.
 #include <cmath>
 
+#include "common.cuh"
 #include "compare.cuh"
 #include "cuda_check.cuh"
 
 namespace rsa {
 
-// ---------------------------------------------------------------- CUDA kernels
-constexpr int kCompareBlock = 256;
+namespace {
 
-__global__ void pearson_row_sums_kernel(const float* __restrict__ a, const float* __restrict__ b, int64_t S,
-                                        double* __restrict__ row_sa, double* __restrict__ row_sb,
-                                        double* __restrict__ row_n, double* __restrict__ row_skipped) {
-    using BlockReduce = cub::BlockReduce<double, kCompareBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    const int64_t i = blockIdx.x;
-    double sa = 0.0, sb = 0.0, n = 0.0, skipped = 0.0;
-    for (int64_t j = i + 1 + threadIdx.x; j < S; j += blockDim.x) {
+// ---------------------------------------------------------------- row functors
+// acc: sum of a, sum of b, used pairs, skipped pairs (NaN on either side).
+struct PearsonRowSums : UpperRows {
+    const float* a;
+    const float* b;
+    int64_t S;
+    __device__ void operator()(int64_t i, int64_t j, double (&acc)[4]) const {
         const float x = a[i * S + j], y = b[i * S + j];
         if (isnan(x) || isnan(y)) {
-            skipped += 1.0;
-            continue;
+            acc[3] += 1.0;
+            return;
         }
-        sa += x;
-        sb += y;
-        n += 1.0;
+        acc[0] += x;
+        acc[1] += y;
+        acc[2] += 1.0;
     }
-    sa = BlockReduce(temp).Sum(sa);
-    __syncthreads();
-    sb = BlockReduce(temp).Sum(sb);
-    __syncthreads();
-    n = BlockReduce(temp).Sum(n);
-    __syncthreads();
-    skipped = BlockReduce(temp).Sum(skipped);
-    if (threadIdx.x == 0) {
-        row_sa[i] = sa;
-        row_sb[i] = sb;
-        row_n[i] = n;
-        row_skipped[i] = skipped;
-    }
-}
+};
 
-// totals[k] = sum over rows of parts[k * S + row], k < count; one block, fixed order.
-__global__ void reduce_row_partials_kernel(const double* __restrict__ parts, int64_t S, int count,
-                                           double* __restrict__ totals) {
-    using BlockReduce = cub::BlockReduce<double, kCompareBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    for (int k = 0; k < count; ++k) {
-        double s = 0.0;
-        for (int64_t r = threadIdx.x; r < S; r += blockDim.x) s += parts[k * S + r];
-        s = BlockReduce(temp).Sum(s);
-        if (threadIdx.x == 0) totals[k] = s;
-        __syncthreads();
-    }
-}
-
-__global__ void pearson_row_centred_kernel(const float* __restrict__ a, const float* __restrict__ b, int64_t S,
-                                           const double* __restrict__ totals, double* __restrict__ row_sxx,
-                                           double* __restrict__ row_syy, double* __restrict__ row_sxy) {
-    using BlockReduce = cub::BlockReduce<double, kCompareBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    const double n = totals[2];
-    const double ma = totals[0] / n, mb = totals[1] / n;
-    const int64_t i = blockIdx.x;
-    double sxx = 0.0, syy = 0.0, sxy = 0.0;
-    for (int64_t j = i + 1 + threadIdx.x; j < S; j += blockDim.x) {
+// acc: centred sums sxx, syy, sxy around means[0], means[1] over the used pairs.
+struct PearsonRowCentred : UpperRows {
+    const float* a;
+    const float* b;
+    int64_t S;
+    const double* means;
+    __device__ void operator()(int64_t i, int64_t j, double (&acc)[3]) const {
         const float x = a[i * S + j], y = b[i * S + j];
-        if (isnan(x) || isnan(y)) continue;
-        const double dx = x - ma, dy = y - mb;
-        sxx += dx * dx;
-        syy += dy * dy;
-        sxy += dx * dy;
+        if (isnan(x) || isnan(y)) return;
+        const double dx = x - means[0], dy = y - means[1];
+        acc[0] += dx * dx;
+        acc[1] += dy * dy;
+        acc[2] += dx * dy;
     }
-    sxx = BlockReduce(temp).Sum(sxx);
-    __syncthreads();
-    syy = BlockReduce(temp).Sum(syy);
-    __syncthreads();
-    sxy = BlockReduce(temp).Sum(sxy);
-    if (threadIdx.x == 0) {
-        row_sxx[i] = sxx;
-        row_syy[i] = syy;
-        row_sxy[i] = sxy;
-    }
-}
+};
 
-// ---------------------------------------------------------------- launcher
-size_t pearson_workspace_bytes(int64_t S) { return (4 * static_cast<size_t>(S) + 8) * sizeof(double); }
+// The workspace: 4 x S row partials, 8 totals (0-3 pass 1, 4-6 pass 2), 2 means.
+struct PearsonLayout {
+    double* parts;
+    double* totals;
+    double* means;
+    explicit PearsonLayout(Workspace& w, int64_t S)
+        : parts(w.take<double>(4 * static_cast<size_t>(S))), totals(w.take<double>(8)), means(w.take<double>(2)) {}
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- launchers
+size_t pearson_workspace_bytes(int64_t S) {
+    Workspace w;  // counting only
+    const PearsonLayout layout(w, std::max<int64_t>(S, 0));
+    static_cast<void>(layout);
+    return w.bytes();
+}
 
 UpperMoments upper_moments_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream) {
     UpperMoments m;
     if (S < 2) return m;  // no upper-triangle pair (and no zero-block launch)
-    double* parts = static_cast<double*>(d_work);  // 4 x S row partials
-    double* totals = parts + 4 * S;                // 8 totals: sa, sb, n, skipped, sxx, syy, sxy
-    pearson_row_sums_kernel<<<static_cast<unsigned>(S), kCompareBlock, 0, stream>>>(d_a, d_b, S, parts, parts + S,
-                                                                                    parts + 2 * S, parts + 3 * S);
+    Workspace w(d_work);
+    const PearsonLayout l(w, S);
+    row_sums_launch<4>(S, S, PearsonRowSums{{}, d_a, d_b, S}, l.parts, l.totals, stream);
+    // means = (sum a, sum b) / used pairs, divided on the device (a count of 0 gives NaN, unused then)
+    divide_kernel<double><<<1, 1, 0, stream>>>(l.totals, 2, l.totals + 2, 0.0, l.means);
     RSA_CHECK_LAUNCH();
-    reduce_row_partials_kernel<<<1, kCompareBlock, 0, stream>>>(parts, S, 4, totals);
-    RSA_CHECK_LAUNCH();
-    pearson_row_centred_kernel<<<static_cast<unsigned>(S), kCompareBlock, 0, stream>>>(d_a, d_b, S, totals, parts,
-                                                                                       parts + S, parts + 2 * S);
-    RSA_CHECK_LAUNCH();
-    reduce_row_partials_kernel<<<1, kCompareBlock, 0, stream>>>(parts, S, 3, totals + 4);
-    RSA_CHECK_LAUNCH();
+    row_sums_launch<3>(S, S, PearsonRowCentred{{}, d_a, d_b, S, l.means}, l.parts, l.totals + 4, stream);
     double host[7];
-    CUDA_CHECK(cudaMemcpyAsync(host, totals, sizeof(host), cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
+    read_back(host, l.totals, 7, stream);  // the launcher's one synchronisation
     m.pairs = static_cast<int64_t>(host[2]);
     m.skipped = static_cast<int64_t>(host[3]);
     if (m.pairs == 0) return m;  // means and sums stay 0, as upper_moments leaves them

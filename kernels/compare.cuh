@@ -11,8 +11,8 @@
 
 namespace rsa {
 
-// d_work: at least pearson_workspace_bytes(S) bytes of device memory. Both synchronise the stream (they read
-// the sums back).
+// d_work: at least pearson_workspace_bytes(S) bytes of device memory (the caller's; nothing is allocated). Both
+// return to the host once: reading the sums back is their one synchronisation of the stream.
 size_t pearson_workspace_bytes(int64_t S);
 // pairs, skipped, the used pairs' means and centred sums (sxx, syy, sxy). S < 2: no pairs.
 UpperMoments upper_moments_launch(const float* d_a, const float* d_b, int64_t S, void* d_work, cudaStream_t stream);

@@ -2,12 +2,14 @@
 // allocation failure raises OutOfMemoryError naming the bytes (and `what`, when given), so the RDM engine's
 // fallbacks catch it wherever it happens. In poison mode (rsa_gpu/poison.h, a test switch) a fresh allocation is
 // filled with 0xFF bytes (NaN for floats) and carries a tail of sentinel bytes after its elements, verified on
-// download() and on release(); with poison mode off nothing of that happens.
+// download() and on release(); with poison mode off nothing of that happens. PinnedBuffer<T>: page-locked host memory
+// with the same allocation-failure rule (OutOfMemoryError). These are the only owners of CUDA allocations in kernels/.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_check.cuh"
@@ -68,6 +70,13 @@ public:
     T* get() { return ptr_; }
     const T* get() const { return ptr_; }
     size_t size() const { return count_; }
+    // Forgets the allocation without freeing it: only for a CUDA runtime that is unloading at process exit (the
+    // driver reclaims the memory; calling cudaFree then would fail).
+    void abandon() noexcept {
+        ptr_ = nullptr;
+        count_ = 0;
+        tail_ = 0;
+    }
 
 private:
     // Poison mode: elements to kPoisonFill, the tail to kPoisonSentinel. The memsets go to the legacy default
@@ -108,6 +117,54 @@ private:
     T* ptr_ = nullptr;
     size_t count_ = 0;
     size_t tail_ = 0;  // sentinel bytes after the elements (poison mode at allocation), else 0
+};
+
+// PinnedBuffer<T>: an owning page-locked host allocation (cudaMallocHost; RAII, frees without throwing). An
+// allocation failure raises OutOfMemoryError naming the bytes (and `what`), as DeviceBuffer does; other CUDA
+// errors are RuntimeErrors.
+template <typename T>
+class PinnedBuffer {
+public:
+    PinnedBuffer() = default;
+    explicit PinnedBuffer(size_t count, const char* what = nullptr) {
+        if (!count) return;
+        const cudaError_t e = cudaMallocHost(reinterpret_cast<void**>(&ptr_), count * sizeof(T));
+        if (e == cudaErrorMemoryAllocation) {
+            cudaGetLastError();  // not sticky: clear it so later calls do not see it
+            ptr_ = nullptr;
+            throw OutOfMemoryError("out of pinned host memory allocating " + std::to_string(count * sizeof(T)) +
+                                   " bytes" + (what ? std::string(" for ") + what : std::string()));
+        }
+        if (e != cudaSuccess) ptr_ = nullptr;
+        CUDA_CHECK(e);
+        count_ = count;
+    }
+    ~PinnedBuffer() { release(); }
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+    PinnedBuffer(PinnedBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) {
+        o.ptr_ = nullptr;
+        o.count_ = 0;
+    }
+    PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+        std::swap(ptr_, o.ptr_);
+        std::swap(count_, o.count_);
+        return *this;
+    }
+    T* get() const { return ptr_; }
+    size_t size() const { return count_; }
+
+private:
+    void release() noexcept {
+        if (ptr_) {
+            const cudaError_t e = cudaFreeHost(ptr_);
+            if (e != cudaSuccess) std::fprintf(stderr, "warning: cudaFreeHost failed: %s\n", cudaGetErrorString(e));
+        }
+        ptr_ = nullptr;
+        count_ = 0;
+    }
+    T* ptr_ = nullptr;
+    size_t count_ = 0;
 };
 
 }  // namespace rsa

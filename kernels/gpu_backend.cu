@@ -5,6 +5,8 @@
 // and degenerate-input semantics are the CPU backend's (host/cpu_backend.cpp), run on the host with the same shared
 // functions: rows constant up to rounding found before any work (NaN rows and columns, or an InputError), a
 // constant RDM result, comparisons NaN for every measure on a degenerate side, CKA NaN on degenerate responses.
+// The comparison and CKA launchers take workspace: it is allocated here (DeviceBuffer, so running out of device
+// memory is an OutOfMemoryError naming it), as are the allocating conveniences of measures.cuh.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -79,7 +81,7 @@ public:
     PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
         check_rdm_shapes(a, b, "first RDM", "second RDM");
         DeviceBuffer<float> d_a, d_b;
-        DeviceBuffer<char> work(pearson_workspace_bytes(a.rows));
+        DeviceBuffer<char> work(pearson_workspace_bytes(a.rows), "the Pearson workspace");
         d_a.upload(a.data, ctx_.stream);
         d_b.upload(b.data, ctx_.stream);
         return pearson_upper_launch(d_a.get(), d_b.get(), a.rows, work.get(), ctx_.stream);
@@ -88,9 +90,10 @@ public:
     CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
         check_rdm_shapes(a, b, "first RDM", "second RDM");
         DeviceBuffer<float> d_a, d_b;
+        DeviceBuffer<char> work(compare_workspace_bytes(measure, a.rows), "the comparison workspace");
         d_a.upload(a.data, ctx_.stream);
         d_b.upload(b.data, ctx_.stream);
-        return compare_upper_launch(measure, d_a.get(), d_b.get(), a.rows, ctx_.stream);
+        return compare_upper_launch(measure, d_a.get(), d_b.get(), a.rows, work.get(), ctx_.stream);
     }
 
     double cka(const Matrix& x, const Matrix& y, bool debiased) override {
@@ -98,9 +101,11 @@ public:
         // Degenerate responses (every stimulus the same up to rounding): NaN before any work, as cka_linear_ref.
         if (!responses_degenerate_reason(x).empty() || !responses_degenerate_reason(y).empty()) return std::nan("");
         DeviceBuffer<float> d_x, d_y;
+        DeviceBuffer<char> work(cka_workspace_bytes(x.rows, x.cols, y.cols), "the CKA workspace");
         d_x.upload(x.data, ctx_.stream);
         d_y.upload(y.data, ctx_.stream);
-        return cka_linear_launch(ctx_.cublas, d_x.get(), x.rows, x.cols, d_y.get(), y.cols, debiased, ctx_.stream);
+        return cka_linear_launch(ctx_.cublas, d_x.get(), x.rows, x.cols, d_y.get(), y.cols, debiased, work.get(),
+                                 ctx_.stream);
     }
 
     BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
@@ -261,6 +266,19 @@ private:
 };
 
 }  // namespace
+
+// ---------------------------------------------------------------- allocating conveniences (measures.cuh)
+CompareResult compare_upper_launch(Measure m, const float* d_a, const float* d_b, int64_t S, cudaStream_t stream) {
+    DeviceBuffer<char> work(compare_workspace_bytes(m, S), "the comparison workspace");
+    return compare_upper_launch(m, d_a, d_b, S, work.get(), stream);  // returns after reading back: work is idle
+}
+
+double cka_linear_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N1, const float* d_y,
+                         int64_t N2, bool debiased, cudaStream_t stream) {
+    check_cka_shapes(S, N1, S, N2, debiased);  // InputError before sizing anything
+    DeviceBuffer<char> work(cka_workspace_bytes(S, N1, N2), "the CKA workspace");
+    return cka_linear_launch(cublas, d_x, S, N1, d_y, N2, debiased, work.get(), stream);
+}
 
 // The plugin's backend factory (kernels/cuda_plugin.cu hands it to the host; the host's make_gpu_backend goes through it).
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<GpuBackend>(device); }

@@ -50,9 +50,11 @@ bool runtime_gone(cudaError_t status, int device, const char* what) {
 
 void GpuContext::release() noexcept {
     if (!stream && !cublas && !cublas_workspace && !cudnn_) return;
+    // Forget whatever is left (freed already, or left to the driver when the runtime is unloading).
     auto drop = [&]() {
         cudnn_ = nullptr;
         cublas = nullptr;
+        cublas_workspace_buffer.abandon();
         cublas_workspace = nullptr;
         cublas_workspace_bytes = 0;
         stream = nullptr;
@@ -72,8 +74,7 @@ void GpuContext::release() noexcept {
             std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: cublasDestroy: %s\n", device,
                          cublasGetStatusString(s));
     }
-    if (cublas_workspace && runtime_gone(cudaFree(cublas_workspace), device, "cudaFree(cuBLAS workspace)"))
-        return drop();
+    cublas_workspace_buffer.resize(0);  // frees it (DeviceBuffer reports a failed cudaFree, never throws)
     if (stream) runtime_gone(cudaStreamDestroy(stream), device, "cudaStreamDestroy");
     drop();
 }
@@ -112,7 +113,20 @@ bool gpu_probe(int device, std::string* why) {
 void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream) {
     cudaStream_t current = nullptr;
     CUBLAS_CHECK(cublasGetStream(cublas, &current));
-    if (current != stream) CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    if (current == stream) return;
+    CUBLAS_CHECK(cublasSetStream(cublas, stream));
+    // cublasSetStream dropped the workspace: the context owning the handle gives its own back.
+    void* workspace = nullptr;
+    size_t bytes = 0;
+    {
+        std::lock_guard<std::mutex> lock(registry_mutex());
+        for (const auto& entry : registry())
+            if (entry.second->cublas == cublas) {
+                workspace = entry.second->cublas_workspace;
+                bytes = entry.second->cublas_workspace_bytes;
+            }
+    }
+    if (workspace) CUBLAS_CHECK(cublasSetWorkspace(cublas, workspace, bytes));
 }
 
 GpuContext& gpu_context(int device) {
@@ -135,7 +149,8 @@ GpuContext& gpu_context(int device) {
     CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
     CUBLAS_CHECK(cublasSetMathMode(ctx->cublas, CUBLAS_PEDANTIC_MATH));
     const size_t workspace_bytes = 32u << 20;
-    CUDA_CHECK(cudaMalloc(&ctx->cublas_workspace, workspace_bytes));
+    ctx->cublas_workspace_buffer.resize(workspace_bytes, "the cuBLAS workspace");
+    ctx->cublas_workspace = ctx->cublas_workspace_buffer.get();
     ctx->cublas_workspace_bytes = workspace_bytes;
     CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, ctx->cublas_workspace_bytes));
     // The CUDA runtime is initialised by now, so this handler runs before the runtime's teardown at exit.

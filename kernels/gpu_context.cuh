@@ -12,6 +12,8 @@
 #include <mutex>
 #include <string>
 
+#include "device_buffer.cuh"
+
 namespace rsa {
 
 struct GpuContext {
@@ -19,7 +21,8 @@ struct GpuContext {
     std::string card;                  // e.g. "NVIDIA H100 80GB HBM3"
     cudaStream_t stream = nullptr;
     cublasHandle_t cublas = nullptr;
-    void* cublas_workspace = nullptr;
+    DeviceBuffer<char> cublas_workspace_buffer;  // owns the workspace below
+    void* cublas_workspace = nullptr;            // cublas_workspace_buffer.get(), set on the handle
     size_t cublas_workspace_bytes = 0;
 
     GpuContext() = default;
@@ -53,9 +56,11 @@ GpuContext& gpu_context(int device);
 // a later call tries again.
 cudnnHandle_t gpu_cudnn(GpuContext& ctx);
 
-// Bind `cublas` to `stream` only when it is bound elsewhere: cublasSetStream also resets the handle's workspace to
-// cuBLAS's default pool (dropping the one set with cublasSetWorkspace, which graph capture needs, and allocating
-// anew, which can fail under memory pressure).
+// The one way a launcher binds a cuBLAS handle to its stream: nothing when `cublas` is on `stream` already;
+// otherwise cublasSetStream, which resets the handle's workspace to cuBLAS's default pool (allocated on demand: a
+// graph capture cannot, and under memory pressure it can fail), so a context's handle then gets the context's own
+// workspace back (cublasSetWorkspace). Every cuBLAS handle of the program is bound this way (the context creation
+// aside), so a context's handle always runs on the context's workspace.
 void bind_cublas_stream(cublasHandle_t cublas, cudaStream_t stream);
 
 // Cheap probe: true when a CUDA device `device` exists and a driver is present; otherwise `why` says why.

@@ -1,5 +1,6 @@
-// Grating kernel: one thread per pixel of B images, the tutorial's grating() in double precision (as numpy),
-// binarised to 0/1. CPU twin: host/grating_ref.cpp.
+// Grating kernel: one thread per pixel of B images (grid-strided), the tutorial's grating() in double precision
+// (as numpy), binarised to 0/1. CPU twin: host/grating_ref.cpp.
+#include "common.cuh"
 #include "cuda_check.cuh"
 #include "grating.cuh"
 
@@ -9,16 +10,18 @@ namespace rsa {
 __global__ void grating_kernel(const float* __restrict__ angles_deg, int64_t count, int height, int width,
                                double sf, double res, float* __restrict__ out) {
     const int64_t pixels = static_cast<int64_t>(height) * width;
-    const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= count * pixels) return;
-    const int64_t b = idx / pixels;
-    const int p = static_cast<int>(idx - b * pixels);
-    const int i = p / width, j = p - i * width;
-    const double angle = static_cast<double>(angles_deg[b]) * (M_PI / 180.0);
-    const double x = sf * j / res, y = sf * i / res;
-    // Plain multiply and add (no FMA contraction), so every bit matches the host's numpy-like arithmetic.
-    const double v = cos(__dadd_rn(__dmul_rn(x, cos(angle)), __dmul_rn(y, sin(angle))));
-    out[idx] = v > 0.0 ? 1.0f : 0.0f;
+    const int64_t total = count * pixels;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = idx / pixels;
+        const int p = static_cast<int>(idx - b * pixels);
+        const int i = p / width, j = p - i * width;
+        const double angle = static_cast<double>(angles_deg[b]) * (M_PI / 180.0);
+        const double x = sf * j / res, y = sf * i / res;
+        // Plain multiply and add (no FMA contraction), so every bit matches the host's numpy-like arithmetic.
+        const double v = cos(__dadd_rn(__dmul_rn(x, cos(angle)), __dmul_rn(y, sin(angle))));
+        out[idx] = v > 0.0 ? 1.0f : 0.0f;
+    }
 }
 
 // ---------------------------------------------------------------- launcher
@@ -26,10 +29,8 @@ void grating_launch(const float* d_angles_deg, int64_t count, const GratingParam
                     cudaStream_t stream) {
     const int64_t total = count * params.pixels();
     if (total == 0) return;
-    const int block = 256;
-    const int64_t grid = RSA_CEIL_DIV(total, block);
-    grating_kernel<<<static_cast<unsigned>(grid), block, 0, stream>>>(d_angles_deg, count, params.height(),
-                                                                      params.width(), params.sf, params.res, d_out);
+    grating_kernel<<<grid_1d(total), kBlock, 0, stream>>>(d_angles_deg, count, params.height(), params.width(),
+                                                          params.sf, params.res, d_out);
     RSA_CHECK_LAUNCH();
 }
 

@@ -1,11 +1,9 @@
-// RDM kernels: row z-score (one block per stimulus row, two passes accumulated in double with CUB block
-// reductions; in place when x == z), column z-score (one thread per column), the SYRK call and the mirror of its
+// RDM kernels: row z-score (one block per stimulus row, two passes accumulated in double with the kit's block_sum;
+// in place when x == z), column z-score (one thread per column, grid-strided), the SYRK call and the mirror of its
 // upper triangle.
-#include <cub/block/block_reduce.cuh>
-
-#include <algorithm>
 #include <cmath>
 
+#include "common.cuh"
 #include "cuda_check.cuh"
 #include "gpu_context.cuh"
 #include "rdm.cuh"
@@ -13,41 +11,27 @@
 namespace rsa {
 
 // ---------------------------------------------------------------- CUDA kernels
-constexpr int kZscoreBlock = 256;
-
 // x and z may be the same buffer (in place): each element is read (passes 1-3) and written (pass 3) by one
 // thread only, at the same index, and every read of the statistics passes precedes the block barriers before
 // pass 3 (hence no __restrict__ on x and z).
 __global__ void zscore_rows_kernel(const float* x, int64_t cols, float* z, int* __restrict__ constant) {
-    using BlockReduce = cub::BlockReduce<double, kZscoreBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    __shared__ double shared_mean, shared_inv_sd;
-    __shared__ int shared_constant;
     const float* xr = x + blockIdx.x * cols;
     float* zr = z + blockIdx.x * cols;
 
     double sum = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += xr[j];
-    sum = BlockReduce(temp).Sum(sum);
-    if (threadIdx.x == 0) shared_mean = sum / static_cast<double>(cols);
-    __syncthreads();
-    const double mean = shared_mean;
+    const double mean = block_sum(sum) / static_cast<double>(cols);  // block_sum: the same value in every thread
 
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
         const double d = xr[j] - mean;
         ss += d * d;
     }
-    ss = BlockReduce(temp).Sum(ss);
-    if (threadIdx.x == 0) {
-        const double var = ss / static_cast<double>(cols);
-        shared_constant = !(var > 0.0);
-        shared_inv_sd = shared_constant ? 0.0 : 1.0 / sqrt(var);
-        if (constant) constant[blockIdx.x] = shared_constant;
-    }
-    __syncthreads();
-    const double inv_sd = shared_inv_sd;
-    if (shared_constant) {
+    const double var = block_sum(ss) / static_cast<double>(cols);
+    const int is_constant = !(var > 0.0);
+    const double inv_sd = is_constant ? 0.0 : 1.0 / sqrt(var);
+    if (threadIdx.x == 0 && constant) constant[blockIdx.x] = is_constant;
+    if (is_constant) {
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) zr[j] = __int_as_float(0x7fc00000);  // NaN
         return;
     }
@@ -55,19 +39,20 @@ __global__ void zscore_rows_kernel(const float* x, int64_t cols, float* z, int* 
 }
 
 __global__ void zscore_columns_kernel(float* __restrict__ x, int64_t rows, int64_t cols) {
-    const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (j >= cols) return;
-    double sum = 0.0;
-    for (int64_t i = 0; i < rows; ++i) sum += x[i * cols + j];
-    const double mean = sum / static_cast<double>(rows);
-    double ss = 0.0;
-    for (int64_t i = 0; i < rows; ++i) {
-        const double d = x[i * cols + j] - mean;
-        ss += d * d;
+    for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols;
+         j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < rows; ++i) sum += x[i * cols + j];
+        const double mean = sum / static_cast<double>(rows);
+        double ss = 0.0;
+        for (int64_t i = 0; i < rows; ++i) {
+            const double d = x[i * cols + j] - mean;
+            ss += d * d;
+        }
+        const double sd = sqrt(ss / static_cast<double>(rows));
+        const double inv = sd > 0.0 ? 1.0 / sd : 0.0;
+        for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
     }
-    const double sd = sqrt(ss / static_cast<double>(rows));
-    const double inv = sd > 0.0 ? 1.0 / sd : 0.0;
-    for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
 }
 
 __global__ void fill_value_kernel(float* __restrict__ x, int64_t n, float value) {
@@ -87,23 +72,18 @@ __global__ void mirror_upper_cm_kernel(float* __restrict__ m, int64_t S) {
     }
 }
 
-// Grid-stride launches: at most 65,535 x 8 blocks of 256 threads.
-static unsigned fill_grid(int64_t n) {
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(RSA_CEIL_DIV(n, 256), 65535 * 8)));
-}
-
 // ---------------------------------------------------------------- launchers
 void zscore_rows_launch(const float* d_x, int64_t rows, int64_t cols, float* d_z, int* d_constant,
                         cudaStream_t stream) {
     if (rows == 0) return;
-    zscore_rows_kernel<<<static_cast<unsigned>(rows), kZscoreBlock, 0, stream>>>(d_x, cols, d_z, d_constant);
+    if (rows > kMaxGridX) throw InputError("z-score: " + std::to_string(rows) + " rows exceed CUDA's grid");
+    zscore_rows_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(d_x, cols, d_z, d_constant);
     RSA_CHECK_LAUNCH();
 }
 
 void zscore_columns_launch(float* d_x, int64_t rows, int64_t cols, cudaStream_t stream) {
     if (cols == 0) return;
-    const int block = 256;
-    zscore_columns_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(cols, block)), block, 0, stream>>>(d_x, rows, cols);
+    zscore_columns_kernel<<<grid_1d(cols), kBlock, 0, stream>>>(d_x, rows, cols);
     RSA_CHECK_LAUNCH();
 }
 
@@ -121,13 +101,13 @@ void rdm_from_zscored_launch(cublasHandle_t cublas, const float* d_z, int64_t ro
 
 void fill_value_launch(float* d, int64_t n, float value, cudaStream_t stream) {
     if (n <= 0) return;
-    fill_value_kernel<<<fill_grid(n), 256, 0, stream>>>(d, n, value);
+    fill_value_kernel<<<grid_1d(n), kBlock, 0, stream>>>(d, n, value);
     RSA_CHECK_LAUNCH();
 }
 
 void mirror_upper_launch(float* d_m, int64_t S, cudaStream_t stream) {
     if (S <= 1) return;
-    mirror_upper_cm_kernel<<<fill_grid(S * S), 256, 0, stream>>>(d_m, S);
+    mirror_upper_cm_kernel<<<grid_1d(S * S), kBlock, 0, stream>>>(d_m, S);
     RSA_CHECK_LAUNCH();
 }
 

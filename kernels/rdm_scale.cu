@@ -1,10 +1,8 @@
 // RDMs at scale on the GPU (see rdm_scale.cuh): statistics / z-score / fill / mirror kernels, the precision-
 // aware SYRK and GEMM accumulation, a chunk streamer (pinned double buffers within a quarter of the host's physical
 // memory, copy stream, events), and the one-shot, streamed and tiled runners behind rdm_scaled. Device memory is
-// DeviceBuffer (OutOfMemoryError on allocation failure, on which rdm_scaled falls back). CPU twins:
-// host/rdm_chunked.cpp.
-#include <cub/block/block_reduce.cuh>
-
+// DeviceBuffer (OutOfMemoryError on allocation failure, on which rdm_scaled falls back), pinned staging memory
+// PinnedBuffer; block size, grids and block sums from the kit (common.cuh). CPU twins: host/rdm_chunked.cpp.
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,10 +10,12 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 #include <utility>
 
+#include "common.cuh"
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
@@ -27,8 +27,6 @@ namespace rsa {
 
 namespace {
 
-constexpr int kBlock = 256;
-
 // ---------------------------------------------------------------- kernels
 __device__ __forceinline__ float tf32_rne(float v) {
     uint32_t u = __float_as_uint(v);
@@ -38,8 +36,8 @@ __device__ __forceinline__ float tf32_rne(float v) {
 }
 
 __global__ void stats_reset_kernel(double* __restrict__ mean, double* __restrict__ m2, int64_t n) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         mean[i] = 0.0;
         m2[i] = 0.0;
     }
@@ -49,23 +47,17 @@ __global__ void stats_reset_kernel(double* __restrict__ mean, double* __restrict
 // running (mean, m2) of the row with Chan's formula (same as rsa::chan_merge).
 __global__ void stats_chunk_kernel(const float* __restrict__ x, int64_t cols, int64_t ld, double n_before,
                                    double* __restrict__ mean, double* __restrict__ m2) {
-    using BlockReduce = cub::BlockReduce<double, kBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    __shared__ double shared_mean;
     const int64_t row = blockIdx.x;
     const float* xr = x + row * ld;
     double sum = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += xr[j];
-    sum = BlockReduce(temp).Sum(sum);
-    if (threadIdx.x == 0) shared_mean = sum / static_cast<double>(cols);
-    __syncthreads();
-    const double bmean = shared_mean;
+    const double bmean = block_sum(sum) / static_cast<double>(cols);  // every thread: the same value
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
         const double d = xr[j] - bmean;
         ss += d * d;
     }
-    ss = BlockReduce(temp).Sum(ss);
+    ss = block_sum(ss);
     if (threadIdx.x == 0) {
         const double nb = static_cast<double>(cols), n = n_before + nb, delta = bmean - mean[row];
         mean[row] += delta * (nb / n);
@@ -74,12 +66,13 @@ __global__ void stats_chunk_kernel(const float* __restrict__ x, int64_t cols, in
 }
 
 __global__ void stats_finalize_kernel(double* __restrict__ m2_inv, int64_t S, double N, int* __restrict__ constant) {
-    const int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (s >= S) return;
-    const double var = m2_inv[s] / N;
-    const int c = !(var > 0.0);
-    m2_inv[s] = c ? __longlong_as_double(0x7ff8000000000000LL) : 1.0 / sqrt(var);
-    if (constant) constant[s] = c;
+    for (int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; s < S;
+         s += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const double var = m2_inv[s] / N;
+        const int c = !(var > 0.0);
+        m2_inv[s] = c ? __longlong_as_double(0x7ff8000000000000LL) : 1.0 / sqrt(var);
+        if (constant) constant[s] = c;
+    }
 }
 
 // x and z may alias (in place): each element is read and written by the same thread.
@@ -139,8 +132,9 @@ bool reserve_pinned(uint64_t bytes) {
     return true;
 }
 
-// Pinned host memory within pinned_cap_bytes(); beyond the cap, or when pinning fails, pageable memory (copies
-// then stage through the driver: slower, still correct). OutOfMemoryError when not even pageable memory is left.
+// Pinned host memory (PinnedBuffer) within pinned_cap_bytes(); beyond the cap, or when pinning fails, pageable
+// memory (copies then stage through the driver: slower, still correct). OutOfMemoryError when not even pageable
+// memory is left.
 class HostStage {
 public:
     HostStage() = default;
@@ -148,48 +142,41 @@ public:
         if (!count) return;
         const size_t bytes = count * sizeof(float);
         if (reserve_pinned(bytes)) {
-            if (cudaMallocHost(reinterpret_cast<void**>(&ptr_), bytes) == cudaSuccess) {
-                pinned_ = true;
+            try {
+                pinned_ = PinnedBuffer<float>(count, "a staging buffer");
                 pinned_bytes_ = bytes;
                 return;
+            } catch (const RuntimeError&) {  // out of pinned memory (or pinning refused): pageable below
+                cudaGetLastError();
+                g_pinned_bytes -= bytes;
             }
-            cudaGetLastError();
-            ptr_ = nullptr;
-            g_pinned_bytes -= bytes;
         }
-        ptr_ = new (std::nothrow) float[count];
-        if (!ptr_)
+        pageable_.reset(new (std::nothrow) float[count]);
+        if (!pageable_)
             throw OutOfMemoryError("out of host memory allocating " + std::to_string(bytes) +
                                    " bytes for a staging buffer");
     }
-    ~HostStage() { release(); }
-    HostStage(HostStage&& o) noexcept : ptr_(o.ptr_), pinned_(o.pinned_), pinned_bytes_(o.pinned_bytes_) {
-        o.ptr_ = nullptr;
+    ~HostStage() { unreserve(); }
+    HostStage(HostStage&& o) noexcept
+        : pinned_(std::move(o.pinned_)), pageable_(std::move(o.pageable_)), pinned_bytes_(o.pinned_bytes_) {
         o.pinned_bytes_ = 0;
     }
     HostStage& operator=(HostStage&& o) noexcept {
-        std::swap(ptr_, o.ptr_);
         std::swap(pinned_, o.pinned_);
+        std::swap(pageable_, o.pageable_);
         std::swap(pinned_bytes_, o.pinned_bytes_);
         return *this;
     }
-    float* get() const { return ptr_; }
+    float* get() const { return pinned_.get() ? pinned_.get() : pageable_.get(); }
 
 private:
-    void release() noexcept {
-        if (!ptr_) return;
-        if (pinned_) {
-            cudaFreeHost(ptr_);
-            g_pinned_bytes -= pinned_bytes_;
-        } else {
-            delete[] ptr_;
-        }
-        ptr_ = nullptr;
+    void unreserve() noexcept {
+        g_pinned_bytes -= pinned_bytes_;
         pinned_bytes_ = 0;
     }
-    float* ptr_ = nullptr;
-    bool pinned_ = false;
-    uint64_t pinned_bytes_ = 0;
+    PinnedBuffer<float> pinned_;
+    std::unique_ptr<float[]> pageable_;
+    uint64_t pinned_bytes_ = 0;  // reserved in g_pinned_bytes for pinned_
 };
 
 // Waits for the compute stream when a runner leaves (normally or by an exception) before its buffers go.
@@ -483,7 +470,7 @@ void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const Memo
 // ---------------------------------------------------------------- launchers
 void row_stats_reset_launch(double* d_mean, double* d_m2, int64_t S, cudaStream_t stream) {
     if (S <= 0) return;
-    stats_reset_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(S, kBlock)), kBlock, 0, stream>>>(d_mean, d_m2, S);
+    stats_reset_kernel<<<grid_1d(S), kBlock, 0, stream>>>(d_mean, d_m2, S);
     RSA_CHECK_LAUNCH();
 }
 
@@ -497,8 +484,7 @@ void row_stats_chunk_launch(const float* d_x, int64_t rows, int64_t cols, int64_
 
 void row_stats_finalize_launch(double* d_m2_to_inv_sd, int64_t S, int64_t N, int* d_constant, cudaStream_t stream) {
     if (S <= 0) return;
-    stats_finalize_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(S, kBlock)), kBlock, 0, stream>>>(
-        d_m2_to_inv_sd, S, static_cast<double>(N), d_constant);
+    stats_finalize_kernel<<<grid_1d(S), kBlock, 0, stream>>>(d_m2_to_inv_sd, S, static_cast<double>(N), d_constant);
     RSA_CHECK_LAUNCH();
 }
 
@@ -506,9 +492,8 @@ void zscore_with_stats_launch(const float* d_x, int64_t ldx, int64_t rows, int64
                               const double* d_inv_sd, Precision precision, float* d_z, int64_t ldz,
                               cudaStream_t stream) {
     if (rows <= 0 || cols <= 0) return;
-    const dim3 grid(static_cast<unsigned>(std::min<int64_t>(RSA_CEIL_DIV(cols, kBlock), 64)),
-                    static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
-    zscore_stats_kernel<<<grid, kBlock, 0, stream>>>(d_x, ldx, rows, cols, d_mean, d_inv_sd,
+    // Columns grid-strided over at most 64 blocks in x, rows over y.
+    zscore_stats_kernel<<<grid_2d(cols, rows, 64), kBlock, 0, stream>>>(d_x, ldx, rows, cols, d_mean, d_inv_sd,
                                                      precision == Precision::TF32 ? 1 : 0, d_z, ldz);
     RSA_CHECK_LAUNCH();
 }

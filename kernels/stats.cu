@@ -2,14 +2,14 @@
 // and multiplied in column blocks sized to a device-memory budget, partial sums added in a fixed order), permutation
 // test by gathering a centred double copy of B through each permutation, split-half noise ceiling. Every launch
 // keeps its grid within CUDA's limits (rows or units grid-strided over y). Semantics and random streams:
-// include/rsa_gpu/stats.h; CPU twins: host/stats_ref.cpp.
-#include <cub/block/block_reduce.cuh>
-
+// include/rsa_gpu/stats.h; CPU twins: host/stats_ref.cpp. Block size, grids, block sums and the triangle's row
+// sums are the kit's (common.cuh).
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
 
+#include "common.cuh"
 #include "compare.cuh"
 #include "cuda_check.cuh"
 #include "gpu_context.cuh"
@@ -22,49 +22,25 @@
 namespace rsa {
 namespace {
 
-constexpr int kStatsBlock = 256;
-
 // ---------------------------------------------------------------- CUDA kernels
-// Row partials of the strict upper triangle of x (S x S): mode 0: sum of the finite values; mode 1: sum of
-// (x - centre)^2 over them. part_nan[i]: count of non-finite values (NaN or +-Inf) in row i (the CPU twins reject
-// both: check_no_nan_upper and check_rdm_pair).
-__global__ void upper_row_kernel(const float* __restrict__ x, int64_t S, int mode, double centre,
-                                 double* __restrict__ part_sum, double* __restrict__ part_nan) {
-    using BlockReduce = cub::BlockReduce<double, kStatsBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    const int64_t i = blockIdx.x;
-    double s = 0.0, nan_count = 0.0;
-    for (int64_t j = i + 1 + threadIdx.x; j < S; j += blockDim.x) {
+// Row functor of the strict upper triangle of x (S x S) for row_sums_launch: acc[0], mode 0: sum of the finite
+// values; mode 1: sum of (x - centre)^2 over them. acc[1]: count of non-finite values (NaN or +-Inf) (the CPU twins
+// reject both: check_no_nan_upper and check_rdm_pair).
+struct UpperRowSums : UpperRows {
+    const float* x;
+    int64_t S;
+    int mode;
+    double centre;
+    __device__ void operator()(int64_t i, int64_t j, double (&acc)[2]) const {
         const float v = x[i * S + j];
         if (!isfinite(v)) {
-            nan_count += 1.0;
-            continue;
+            acc[1] += 1.0;
+            return;
         }
         const double d = mode == 0 ? static_cast<double>(v) : static_cast<double>(v) - centre;
-        s += mode == 0 ? d : d * d;
+        acc[0] += mode == 0 ? d : d * d;
     }
-    s = BlockReduce(temp).Sum(s);
-    __syncthreads();
-    nan_count = BlockReduce(temp).Sum(nan_count);
-    if (threadIdx.x == 0) {
-        part_sum[i] = s;
-        part_nan[i] = nan_count;
-    }
-}
-
-// totals[k] = sum over rows of parts[k * S + row], k < count; one block, fixed order (deterministic).
-__global__ void reduce_parts_kernel(const double* __restrict__ parts, int64_t S, int count,
-                                    double* __restrict__ totals) {
-    using BlockReduce = cub::BlockReduce<double, kStatsBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
-    for (int k = 0; k < count; ++k) {
-        double s = 0.0;
-        for (int64_t r = threadIdx.x; r < S; r += blockDim.x) s += parts[k * S + r];
-        s = BlockReduce(temp).Sum(s);
-        if (threadIdx.x == 0) totals[k] = s;
-        __syncthreads();
-    }
-}
+};
 
 __device__ __forceinline__ float sym_read(const float* __restrict__ x, int64_t S, int64_t i, int64_t j) {
     return i < j ? x[i * S + j] : x[j * S + i];
@@ -123,8 +99,6 @@ __global__ void counts_kernel(uint64_t seed, int64_t S, int64_t r0, int64_t rc, 
 // w^T F_m w / 2. Grid (rc, M + 1).
 __global__ void quad_forms_kernel(const float* __restrict__ t, const float* __restrict__ w, int64_t S, int M,
                                   int64_t j0, int64_t cw, double* __restrict__ q) {
-    using BlockReduce = cub::BlockReduce<double, kStatsBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
     const int64_t r = blockIdx.x;
     const int m = static_cast<int>(blockIdx.y);
     const float* wr = w + r * S + j0;
@@ -139,9 +113,8 @@ __global__ void quad_forms_kernel(const float* __restrict__ t, const float* __re
             s2 += v > 0.0 ? 1.0 : 0.0;
         }
     }
-    s1 = BlockReduce(temp).Sum(s1);
-    __syncthreads();
-    s2 = BlockReduce(temp).Sum(s2);
+    s1 = block_sum(s1);
+    s2 = block_sum(s2);
     if (threadIdx.x == 0) {
         double* qr = q + r * (M + 2);
         if (m < M) {
@@ -153,8 +126,8 @@ __global__ void quad_forms_kernel(const float* __restrict__ t, const float* __re
     }
 }
 
-// b0 (S x S, double): centred symmetric copy of b's upper triangle, zero diagonal. Grid (ceil(S / block),
-// min(S, 65,535)), rows grid-strided over y.
+// b0 (S x S, double): centred symmetric copy of b's upper triangle, zero diagonal. Grid grid_2d(S, S): columns
+// over x, rows grid-strided over y.
 __global__ void centred_symmetric_kernel(const float* __restrict__ b, int64_t S, double mb, double* __restrict__ b0) {
     const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (j >= S) return;
@@ -162,11 +135,12 @@ __global__ void centred_symmetric_kernel(const float* __restrict__ b, int64_t S,
         b0[i * S + j] = i == j ? 0.0 : static_cast<double>(sym_read(b, S, i, j)) - mb;
 }
 
-// perms (pc x S): permutations p0 .. p0 + pc - 1, one thread each (sequential Fisher-Yates, as on the host).
+// perms (pc x S): permutations p0 .. p0 + pc - 1, one thread each (grid-strided; sequential Fisher-Yates, as on
+// the host).
 __global__ void permutation_draw_kernel(uint64_t seed, int64_t S, int64_t p0, int64_t pc, int* __restrict__ perms) {
-    const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (p >= pc) return;
-    permutation_draw(seed, S, p0 + p, perms + p * S);
+    for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < pc;
+         p += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        permutation_draw(seed, S, p0 + p, perms + p * S);
 }
 
 // sxy[p] = sum_{i<j} (A_ij - ma) * B0[perm_i, perm_j], one block per permutation (perms null: the identity).
@@ -174,8 +148,6 @@ __global__ void permutation_draw_kernel(uint64_t seed, int64_t S, int64_t p0, in
 __global__ void permutation_cross_kernel(const float* __restrict__ a, const double* __restrict__ b0, int64_t S,
                                          double ma, const int* __restrict__ perms, bool use_shared,
                                          double* __restrict__ sxy) {
-    using BlockReduce = cub::BlockReduce<double, kStatsBlock>;
-    __shared__ typename BlockReduce::TempStorage temp;
     extern __shared__ int sh_perm[];
     const int64_t p = blockIdx.x;
     const int* perm = perms ? perms + p * S : nullptr;
@@ -192,7 +164,7 @@ __global__ void permutation_cross_kernel(const float* __restrict__ a, const doub
         for (int64_t j = i + 1 + threadIdx.x; j < S; j += blockDim.x)
             s += (static_cast<double>(arow[j]) - ma) * brow[perm ? perm[j] : j];
     }
-    s = BlockReduce(temp).Sum(s);
+    s = block_sum(s);
     if (threadIdx.x == 0) sxy[p] = s;
 }
 
@@ -205,7 +177,7 @@ __global__ void count_nonfinite_kernel(const float* __restrict__ x, int64_t n, u
 }
 
 // out[g * N + n] = mean over the trials trials[offsets[g] .. offsets[g + 1]) of resp[t, n] (double sum in
-// list order, the lists ascending like the CPU twin's loop). Grid (groups, min(ceil(N / block), 65,535)): units
+// list order, the lists ascending like the CPU twin's loop). Grid (groups, min(ceil(N / kBlock), 65,535)): units
 // grid-strided over y, so any N launches.
 __global__ void group_mean_kernel(const float* __restrict__ resp, int64_t N, const int64_t* __restrict__ offsets,
                                   const int64_t* __restrict__ trials, float* __restrict__ out) {
@@ -229,14 +201,10 @@ UpperStats upper_stats(const float* d_x, int64_t S, int mode, double centre, Dev
                        cudaStream_t stream) {
     parts.resize(2 * static_cast<size_t>(S) + 2, "row partial sums");
     double* p = parts.get();
-    // One block per row: grid.x = S <= 2^31 - 1 (the launchers bound S far below).
-    upper_row_kernel<<<static_cast<unsigned>(S), kStatsBlock, 0, stream>>>(d_x, S, mode, centre, p, p + S);
-    RSA_CHECK_LAUNCH();
-    reduce_parts_kernel<<<1, kStatsBlock, 0, stream>>>(p, S, 2, p + 2 * S);
-    RSA_CHECK_LAUNCH();
+    // One block per row (row_sums_launch checks grid.x = S <= 2^31 - 1; the launchers bound S far below).
+    row_sums_launch<2>(S, S, UpperRowSums{{}, d_x, S, mode, centre}, p, p + 2 * S, stream);
     double host[2];
-    CUDA_CHECK(cudaMemcpyAsync(host, p + 2 * S, sizeof(host), cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
+    read_back(host, p + 2 * S, 2, stream);
     return UpperStats{host[0], static_cast<int64_t>(host[1])};
 }
 
@@ -260,20 +228,6 @@ double checked_mean(const float* d_x, int64_t S, const std::string& what, Device
         throw InputError(os.str());
     }
     return st.sum / (0.5 * static_cast<double>(S) * static_cast<double>(S - 1));
-}
-
-constexpr int64_t kMaxGridX = 2147483647, kMaxGridYZ = 65535;
-
-// Columns [0, width) over x, rows grid-strided over y (at most 65,535 blocks high).
-dim3 columns_rows_grid(int64_t width, int64_t rows) {
-    const int64_t x = RSA_CEIL_DIV(width, kStatsBlock);
-    if (x > kMaxGridX) throw InputError("statistics: " + std::to_string(width) + " columns exceed one launch's grid");
-    return dim3(static_cast<unsigned>(x), static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, kMaxGridYZ))));
-}
-
-// One-dimensional grid-stride launch of n threads' work: at most 65,535 x 64 blocks.
-unsigned stride_grid(int64_t n) {
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(RSA_CEIL_DIV(n, kStatsBlock), kMaxGridYZ * 64)));
 }
 
 }  // namespace
@@ -344,11 +298,11 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
     // Centred forms of columns [j0, j0 + cw), S x M cw (FP32).
     auto build_forms = [&](int64_t j0, int64_t cw) {
         const int64_t ld = M * cw;
-        const dim3 grid = columns_rows_grid(cw, S);
-        ref_forms_kernel<<<grid, kStatsBlock, 0, stream>>>(d_ref, S, ma, j0, cw, ld, g.get());
+        const dim3 grid = grid_2d(cw, S);
+        ref_forms_kernel<<<grid, kBlock, 0, stream>>>(d_ref, S, ma, j0, cw, ld, g.get());
         RSA_CHECK_LAUNCH();
         for (int64_t l = 0; l < L; ++l) {
-            model_forms_kernel<<<grid, kStatsBlock, 0, stream>>>(d_ref, d_models[static_cast<size_t>(l)], S, ma,
+            model_forms_kernel<<<grid, kBlock, 0, stream>>>(d_ref, d_models[static_cast<size_t>(l)], S, ma,
                                                                  mb[static_cast<size_t>(l)], j0, cw, ld, 2 + 3 * l,
                                                                  g.get());
             RSA_CHECK_LAUNCH();
@@ -362,7 +316,7 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
     for (int64_t r0 = 0; r0 < R; r0 += chunk) {
         const int64_t rc = std::min(chunk, R - r0);
         CUDA_CHECK(cudaMemsetAsync(w.get(), 0, static_cast<size_t>(rc * S) * sizeof(float), stream));
-        counts_kernel<<<stride_grid(rc * S), kStatsBlock, 0, stream>>>(seed, S, r0, rc, w.get());
+        counts_kernel<<<grid_1d(rc * S), kBlock, 0, stream>>>(seed, S, r0, rc, w.get());
         RSA_CHECK_LAUNCH();
         CUDA_CHECK(cudaMemsetAsync(q.get(), 0, static_cast<size_t>(rc * (M + 2)) * sizeof(double), stream));
         // Column blocks in ascending order: each adds its partial sums to q (a fixed order, so deterministic).
@@ -373,8 +327,8 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
             CUBLAS_CHECK(cublasSgemm(cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(M * cw), static_cast<int>(rc),
                                      static_cast<int>(S), &one, g.get(), static_cast<int>(M * cw), w.get(),
                                      static_cast<int>(S), &zero, t.get(), static_cast<int>(M * cw)));
-            quad_forms_kernel<<<dim3(static_cast<unsigned>(rc), static_cast<unsigned>(M + 1)), kStatsBlock, 0,
-                                stream>>>(t.get(), w.get(), S, static_cast<int>(M), j0, cw, q.get());
+            quad_forms_kernel<<<dim3(static_cast<unsigned>(rc), static_cast<unsigned>(M + 1)), kBlock, 0, stream>>>(
+                t.get(), w.get(), S, static_cast<int>(M), j0, cw, q.get());
             RSA_CHECK_LAUNCH();
         }
         // Waits for the chunk; G (one block) and the buffers are reused by the next.
@@ -409,23 +363,22 @@ PermutationResult permutation_launch(const float* d_ref, const float* d_model, i
     const double syy = upper_stats(d_model, S, 1, mb, parts, stream).sum;
 
     DeviceBuffer<double> b0(static_cast<size_t>(S * S), "the permutation test's centred model RDM (double)");
-    centred_symmetric_kernel<<<columns_rows_grid(S, S), kStatsBlock, 0, stream>>>(d_model, S, mb, b0.get());
+    centred_symmetric_kernel<<<grid_2d(S, S), kBlock, 0, stream>>>(d_model, S, mb, b0.get());
     RSA_CHECK_LAUNCH();
 
     const int64_t P = permutations;
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(P, (int64_t{1} << 24) / S));  // 64 MB of labels
-    const bool use_shared = static_cast<size_t>(S) * sizeof(int) <= 40 * 1024;  // + cub storage < 48 KB
+    const bool use_shared = static_cast<size_t>(S) * sizeof(int) <= 40 * 1024;  // + block_sum's 2 KB < 48 KB
     const size_t shmem = use_shared ? static_cast<size_t>(S) * sizeof(int) : 0;
     DeviceBuffer<int> perms(static_cast<size_t>(chunk * S), "the permutations");
     DeviceBuffer<double> sxy(static_cast<size_t>(P + 1), "the permuted cross products");  // [0]: identity, [1 + p]: p
-    permutation_cross_kernel<<<1, kStatsBlock, 0, stream>>>(d_ref, b0.get(), S, ma, nullptr, false, sxy.get());
+    permutation_cross_kernel<<<1, kBlock, 0, stream>>>(d_ref, b0.get(), S, ma, nullptr, false, sxy.get());
     RSA_CHECK_LAUNCH();
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
         const int64_t pc = std::min(chunk, P - p0);  // <= 2^24: both grids stay far below grid.x's 2^31 - 1
-        permutation_draw_kernel<<<static_cast<unsigned>(RSA_CEIL_DIV(pc, 128)), 128, 0, stream>>>(seed, S, p0, pc,
-                                                                                                  perms.get());
+        permutation_draw_kernel<<<grid_1d(pc), kBlock, 0, stream>>>(seed, S, p0, pc, perms.get());
         RSA_CHECK_LAUNCH();
-        permutation_cross_kernel<<<static_cast<unsigned>(pc), kStatsBlock, shmem, stream>>>(
+        permutation_cross_kernel<<<static_cast<unsigned>(pc), kBlock, shmem, stream>>>(
             d_ref, b0.get(), S, ma, perms.get(), use_shared, sxy.get() + 1 + p0);
         RSA_CHECK_LAUNCH();
     }
@@ -447,8 +400,7 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
     {
         DeviceBuffer<unsigned long long> bad(1);
         CUDA_CHECK(cudaMemsetAsync(bad.get(), 0, sizeof(unsigned long long), stream));
-        const int64_t blocks = std::min<int64_t>(4096, std::max<int64_t>(1, RSA_CEIL_DIV(T * N, kStatsBlock)));
-        count_nonfinite_kernel<<<static_cast<unsigned>(blocks), kStatsBlock, 0, stream>>>(d_resp, T * N, bad.get());
+        count_nonfinite_kernel<<<grid_1d(T * N), kBlock, 0, stream>>>(d_resp, T * N, bad.get());
         RSA_CHECK_LAUNCH();
         unsigned long long h = 0;
         bad.download(&h, 1, stream);
@@ -490,11 +442,11 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
         avg.resize(static_cast<size_t>(2 * rows * N), "the split halves' bin means");
         rdm.resize(static_cast<size_t>(2 * rows * rows), "the split halves' RDMs");
         work.resize(pearson_workspace_bytes(rows), "the Pearson workspace");
-        // Groups over x (2 rows <= 2 x T), units grid-strided over y (at most 65,535 blocks of 128 high).
+        // Groups over x (2 rows <= 2 x T), units grid-strided over y (at most 65,535 blocks of kBlock high).
         if (2 * rows > kMaxGridX) throw InputError("noise ceiling: too many bins for one launch");
         const dim3 grid(static_cast<unsigned>(2 * rows),
-                        static_cast<unsigned>(std::min<int64_t>(RSA_CEIL_DIV(N, 128), kMaxGridYZ)));
-        group_mean_kernel<<<grid, 128, 0, stream>>>(d_resp, N, d_offsets.get(), d_trials.get(), avg.get());
+                        static_cast<unsigned>(std::min<int64_t>(RSA_CEIL_DIV(N, int64_t{kBlock}), kMaxGridYZ)));
+        group_mean_kernel<<<grid, kBlock, 0, stream>>>(d_resp, N, d_offsets.get(), d_trials.get(), avg.get());
         RSA_CHECK_LAUNCH();
         for (int64_t h = 0; h < 2; ++h) {
             // z-scored in place (the bin means are not needed afterwards)

@@ -46,8 +46,7 @@ constexpr uint64_t kBootstrapWorkCap = uint64_t{2} << 30;
 // d_ref and each d_models[l]: S x S row-major RDMs on the device. InputError when an upper triangle holds NaN
 // or an infinity (or S < 3, S > 2^24 (counts exact in FP32), no models, more than 21,844 models, resamples < 1).
 // work_bytes: the budget of plan_bootstrap (0: from cudaMemGetInfo, at most kBootstrapWorkCap; tests force
-// small blocks with it). Binds `cublas` to `stream` (only when it is on another stream: cublasSetStream drops the
-// handle's workspace).
+// small blocks with it). Binds `cublas` to `stream` with bind_cublas_stream (gpu_context.cuh).
 BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, const std::vector<const float*>& d_models,
                                  int64_t S, int resamples, uint64_t seed, cudaStream_t stream,
                                  uint64_t work_bytes = 0);
@@ -58,7 +57,7 @@ PermutationResult permutation_launch(const float* d_ref, const float* d_model, i
                                      uint64_t seed, cudaStream_t stream);
 
 // d_resp: T x N row-major (one row per trial), bins: T ids on the host. InputError on non-finite responses,
-// size mismatch, fewer than 3 kept bins. Any N (units grid-strided). Rebinds `cublas` to `stream`.
+// size mismatch, fewer than 3 kept bins. Any N (units grid-strided). Binds `cublas` to `stream` (bind_cublas_stream).
 NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_resp, int64_t T, int64_t N,
                                         const std::vector<int64_t>& bins, int splits, uint64_t seed,
                                         cudaStream_t stream);

@@ -3,10 +3,13 @@
 // inputs (one used pair, no pair, a side constant or constant up to float rounding) NaN for every measure on both
 // twins, and through the backends (compare, compare_pearson, cka) NaN on the GPU exactly where the CPU gives NaN.
 // Rank-based measures: |GPU - CPU| < 1e-9; Pearson / cosine: relative 1e-6; CKA: relative 1e-5 (the twins'
-// FP32 Gram matrices come from different BLAS summation orders: OpenBLAS SSYRK vs cuBLAS pedantic SGEMM).
+// FP32 Gram matrices come from different BLAS summation orders: OpenBLAS SSYRK vs cuBLAS pedantic SGEMM). The
+// launchers run on a caller-provided workspace poisoned with NaN (0xFF) first, so nothing is read before it is
+// written; the allocating conveniences give the same results bit for bit (deterministic sums).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <tuple>
@@ -70,6 +73,10 @@ void make_pair(int64_t S, bool ties, std::vector<float>* a, std::vector<float>* 
     }
 }
 
+bool same_bits(double x, double y) {
+    return std::memcmp(&x, &y, sizeof(double)) == 0 || (std::isnan(x) && std::isnan(y));
+}
+
 // expect_nan: the inputs are degenerate (compare_degenerate), so both twins must give NaN for every measure.
 void compare_all(int64_t S, const std::vector<float>& a, const std::vector<float>& b, const std::string& what,
                  bool expect_nan = false) {
@@ -78,9 +85,15 @@ void compare_all(int64_t S, const std::vector<float>& a, const std::vector<float
     d_b.upload(b, ctx().stream);
     for (Measure m : kAll) {
         CompareResult gpu = poisoned();
-        gpu = compare_upper_launch(m, d_a.get(), d_b.get(), S, ctx().stream);
+        DeviceBuffer<char> work(compare_workspace_bytes(m, S));
+        work.poison(ctx().stream);
+        gpu = compare_upper_launch(m, d_a.get(), d_b.get(), S, work.get(), ctx().stream);
         const CompareResult cpu = compare_upper_ref(m, a.data(), b.data(), S);
         const std::string tag = what + " " + measure_name(m) + " S " + std::to_string(S);
+        const CompareResult again = compare_upper_launch(m, d_a.get(), d_b.get(), S, ctx().stream);
+        EXPECT_EQ(again.pairs, gpu.pairs) << tag;
+        EXPECT_EQ(again.skipped, gpu.skipped) << tag;
+        EXPECT_TRUE(same_bits(again.value, gpu.value)) << tag << ": " << again.value << " then " << gpu.value;
         EXPECT_EQ(gpu.pairs, cpu.pairs) << tag;
         EXPECT_EQ(gpu.skipped, cpu.skipped) << tag;
         if (expect_nan) EXPECT_TRUE(std::isnan(cpu.value)) << tag << " cpu " << cpu.value;
@@ -203,7 +216,12 @@ TEST(MeasuresGpu, CkaVsCpuTwin) {
         d_y.upload(yv, ctx().stream);
         for (bool deb : {false, true}) {
             double gpu = std::numeric_limits<double>::quiet_NaN();
-            gpu = cka_linear_launch(ctx().cublas, d_x.get(), S, N1, d_y.get(), N2, deb, ctx().stream);
+            DeviceBuffer<char> work(cka_workspace_bytes(S, N1, N2));
+            work.poison(ctx().stream);
+            gpu = cka_linear_launch(ctx().cublas, d_x.get(), S, N1, d_y.get(), N2, deb, work.get(), ctx().stream);
+            EXPECT_TRUE(same_bits(gpu, cka_linear_launch(ctx().cublas, d_x.get(), S, N1, d_y.get(), N2, deb,
+                                                         ctx().stream)))
+                << S << " debiased " << deb << ": not deterministic";
             const double cpu = cka_linear_ref(x, y, deb);
             EXPECT_NEAR(gpu, cpu, 1e-5 * std::max(1.0, std::abs(cpu))) << S << " debiased " << deb;
             const double self = cka_linear_launch(ctx().cublas, d_x.get(), S, N1, d_x.get(), N1, deb, ctx().stream);

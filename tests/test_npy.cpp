@@ -1,9 +1,12 @@
 // Tests of the .npy/.npz reader and writers (host/npy.cpp): round trips, every supported dtype and order,
 // npz members stored and deflated, each kind of bad input (InputError naming the file), and atomic writes that
-// leave nothing behind on failure. Fixtures come from tools/make_npy_fixtures.py. Hostile archives (sizes that
-// lie, zip64 claims, deflate bombs, truncated central directories, duplicate names; tests/data/fuzz and ones
-// crafted here with tests/fuzz/zip_craft.h) must fail fast, in little memory, with an InputError naming the
-// file and member, through the library and through the CLI (exit 2).
+// leave nothing behind on failure. The straight-to-float32 readers (npy_load_matrix, npy_load_vector,
+// NpzReader::read_matrix / read_vector) must give exactly what the double path gives (values bit for bit, or the
+// same InputError) on every fixture, on seeded mutations of them, across read chunks and in every layout; the
+// writers' one writev must give numpy's image bytes. Fixtures come from tools/make_npy_fixtures.py. Hostile
+// archives (sizes that lie, zip64 claims, deflate bombs, truncated central directories, duplicate names;
+// tests/data/fuzz and ones crafted here with tests/fuzz/zip_craft.h) must fail fast, in little memory, with an
+// InputError naming the file and member, through the library and through the CLI (exit 2).
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -16,7 +19,11 @@
 #include <fcntl.h>
 #include <fstream>
 #include <limits>
+#include <random>
 #include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "fuzz/bounded_run.h"
@@ -826,6 +833,236 @@ TEST(NpzReaderApi, ListsMembersAndHeadersWithoutInflatingBodies) {
     EXPECT_EQ(ih.shape, (std::vector<int64_t>{2, 2}));
     EXPECT_EQ(ih.data_bytes, 16u);
     expect_input_error([&] { rsa::npy_parse_header(image.data(), 60, "img"); }, {"img", "truncated: header of"});
+}
+
+// ---- straight-to-float32 readers (npy_load_matrix / npy_load_vector, NpzReader::read_matrix / read_vector) ----
+
+// The outcome of a load: the floats, or the InputError's message.
+struct Loaded {
+    std::vector<float> values;
+    int64_t rows = -1, cols = -1;
+    std::string error;
+};
+
+template <typename F>
+Loaded loaded_of(F&& f) {
+    Loaded l;
+    try {
+        auto r = f();
+        if constexpr (std::is_same_v<decltype(r), rsa::Matrix>) {
+            l.rows = r.rows;
+            l.cols = r.cols;
+            l.values = std::move(r.data);
+        } else {
+            l.values = std::move(r);
+        }
+    } catch (const InputError& e) {
+        l.error = e.what();
+    }
+    return l;
+}
+
+// The same values bit for bit (NaN included) and the same error message.
+void expect_same(const Loaded& direct, const Loaded& reference) {
+    EXPECT_EQ(direct.error, reference.error);
+    EXPECT_EQ(direct.rows, reference.rows);
+    EXPECT_EQ(direct.cols, reference.cols);
+    ASSERT_EQ(direct.values.size(), reference.values.size());
+    if (!direct.values.empty())  // memcmp of two empty vectors would pass null pointers (undefined behaviour)
+        EXPECT_EQ(std::memcmp(direct.values.data(), reference.values.data(), direct.values.size() * sizeof(float)), 0);
+}
+
+// A float32 .npy image in Fortran order of the rows x cols matrix m (row-major).
+std::string fortran_f32(const std::vector<float>& m, uint64_t rows, uint64_t cols) {
+    std::string image = zip_craft::npy_header("<f4", {rows, cols});
+    const size_t at = image.find("False");
+    image.replace(at, 5, "True");
+    image.insert(image.size() - 1, " ");  // the header keeps its length
+    for (uint64_t j = 0; j < cols; ++j)
+        for (uint64_t i = 0; i < rows; ++i)
+            image.append(reinterpret_cast<const char*>(&m[i * cols + j]), sizeof(float));
+    return image;
+}
+
+TEST(NpyDirect, EveryFixtureMatchesTheDoublePath) {
+    const rsa::MatrixRules rdm{false, false, "an RDM must be a 2-D array"};
+    for (const char* name :
+         {"b1.npy", "bad_magic.npy", "be_f4.npy", "c8.npy", "col_f4_4x1.npy", "corrupt_header.npy", "empty_0x3.npy",
+          "f2.npy", "f4_2x3.npy", "f8_2x3.npy", "f8_fortran_3x4.npy", "i1.npy", "i2.npy", "i2_fortran_2x3x2.npy",
+          "i4.npy", "i8.npy", "i8_big.npy", "inf_vec5.npy", "nan_2x3.npy", "object.npy", "scalar_0d.npy", "str_u3.npy",
+          "truncated.npy", "u1.npy", "u2.npy", "u4.npy", "u8.npy", "v2_f4_2x3.npy", "v3_f4_2x3.npy", "vec_f4_5.npy",
+          "does_not_exist.npy"}) {
+        SCOPED_TRACE(name);
+        const std::string path = fixture(name);
+        expect_same(loaded_of([&] { return rsa::npy_load_matrix(path); }),
+                    loaded_of([&] { return rsa::npy_to_matrix(rsa::npy_load(path), path); }));
+        expect_same(loaded_of([&] { return rsa::npy_load_matrix(path, rdm); }),
+                    loaded_of([&] { return rsa::npy_to_matrix(rsa::npy_load(path), path, rdm); }));
+        expect_same(loaded_of([&] { return rsa::npy_load_vector(path); }),
+                    loaded_of([&] { return rsa::npy_to_vector(rsa::npy_load(path), path); }));
+    }
+    EXPECT_TRUE(std::isnan(rsa::npy_load_matrix(fixture("nan_2x3.npy"), rdm).at(1, 2)));  // kept when allowed
+    expect_input_error([] { rsa::npy_load_matrix(fixture("vec_f4_5.npy"), {false, false, "an RDM must be a 2-D array"}); },
+                       {"vec_f4_5.npy: an RDM must be a 2-D array"});
+}
+
+TEST(NpyDirect, MutatedFilesGiveTheDoublePathsOutcome) {
+    // Seeded byte edits of the fixtures (header bytes, lengths, cut or padded bodies): the direct readers must give
+    // the same values or the same InputError as npy_to_matrix / npy_to_vector of npy_load.
+    const std::string dir = rsa_test::scratch_dir("npy_direct_mutated");
+    std::vector<std::string> seeds;
+    for (const char* name : {"f4_2x3.npy", "f8_2x3.npy", "f8_fortran_3x4.npy", "i2_fortran_2x3x2.npy", "i8_big.npy",
+                             "b1.npy", "u2.npy", "nan_2x3.npy", "inf_vec5.npy", "col_f4_4x1.npy", "v2_f4_2x3.npy"})
+        seeds.push_back(slurp(fixture(name)));
+    std::mt19937_64 rng(20261130);
+    const rsa::MatrixRules rdm{false, false, "an RDM must be a 2-D array"};
+    int errors = 0;
+    for (int k = 0; k < 1500; ++k) {
+        std::string b = seeds[rng() % seeds.size()];
+        switch (rng() % 5) {
+            case 0: b[rng() % b.size()] = static_cast<char>(rng()); break;                        // any byte
+            case 1: b[6 + rng() % std::min<size_t>(b.size() - 6, 120)] = "0123456789(),:' TF<>fiub"[rng() % 24]; break;
+            case 2: b.resize(rng() % b.size()); break;                                            // cut
+            case 3: b.append(rng() % 64, static_cast<char>(rng())); break;                        // padded
+            default: b[8] = static_cast<char>(rng()); b[9] = static_cast<char>(rng() % 2); break;  // header length
+        }
+        const std::string path = dir + "/m" + std::to_string(k % 8) + ".npy";
+        ASSERT_TRUE(zip_craft::write_bytes(path, b));
+        SCOPED_TRACE(k);
+        const Loaded direct = loaded_of([&] { return rsa::npy_load_matrix(path); });
+        expect_same(direct, loaded_of([&] { return rsa::npy_to_matrix(rsa::npy_load(path), path); }));
+        expect_same(loaded_of([&] { return rsa::npy_load_matrix(path, rdm); }),
+                    loaded_of([&] { return rsa::npy_to_matrix(rsa::npy_load(path), path, rdm); }));
+        expect_same(loaded_of([&] { return rsa::npy_load_vector(path); }),
+                    loaded_of([&] { return rsa::npy_to_vector(rsa::npy_load(path), path); }));
+        errors += !direct.error.empty();
+    }
+    EXPECT_GT(errors, 500);  // the edits reach the error paths ...
+    EXPECT_LT(errors, 1450);  // ... and leave loadable files too
+}
+
+TEST(NpyDirect, LargeBodiesAcrossChunksEveryLayout) {
+    // 1,100 x 1,000 values: more than one 4 MiB chunk as float32, two as float64.
+    const std::string dir = rsa_test::scratch_dir("npy_direct_large");
+    const int64_t R = 1100, C = 1000;
+    rsa::Matrix m(R, C);
+    m.data = rsa_test::random_uniform(static_cast<size_t>(R * C), -3.0f, 3.0f);
+    rsa::npy_save(dir + "/f4.npy", m);
+    EXPECT_EQ(rsa::npy_load_matrix(dir + "/f4.npy").data, m.data);
+
+    std::vector<double> d(m.data.begin(), m.data.end());
+    for (size_t i = 0; i < d.size(); i += 7) d[i] += 1e-9;  // rounds to float32 on the way in
+    rsa::npy_save_f64(dir + "/f8.npy", d, {R, C});
+    expect_same(loaded_of([&] { return rsa::npy_load_matrix(dir + "/f8.npy"); }),
+                loaded_of([&] { return rsa::npy_to_matrix(rsa::npy_load(dir + "/f8.npy"), dir + "/f8.npy"); }));
+
+    ASSERT_TRUE(zip_craft::write_bytes(dir + "/fortran.npy", fortran_f32(m.data, R, C)));
+    const rsa::Matrix f = rsa::npy_load_matrix(dir + "/fortran.npy");
+    EXPECT_EQ(f.rows, R);
+    EXPECT_EQ(f.cols, C);
+    EXPECT_EQ(f.data, m.data);
+
+    // Bad values: the first in C order is named, wherever it lies in the file and whatever chunk holds it.
+    rsa::Matrix bad = m;
+    bad.at(1, 0) = std::numeric_limits<float>::quiet_NaN();    // early in the file in Fortran order, late in C order
+    bad.at(900, 3) = std::numeric_limits<float>::infinity();   // the first in C order
+    bad.at(1099, 999) = std::numeric_limits<float>::quiet_NaN();
+    rsa::npy_save(dir + "/bad.npy", bad);
+    expect_input_error([&] { rsa::npy_load_matrix(dir + "/bad.npy"); },
+                       {dir + "/bad.npy: non-finite value NaN at row 1, column 0 (0-based)"});
+    ASSERT_TRUE(zip_craft::write_bytes(dir + "/bad_fortran.npy", fortran_f32(bad.data, R, C)));
+    bad.at(1, 0) = 0.0f;
+    ASSERT_TRUE(zip_craft::write_bytes(dir + "/bad_fortran2.npy", fortran_f32(bad.data, R, C)));
+    expect_input_error([&] { rsa::npy_load_matrix(dir + "/bad_fortran.npy"); },
+                       {"bad_fortran.npy: non-finite value NaN at row 1, column 0 (0-based)"});
+    expect_input_error([&] { rsa::npy_load_matrix(dir + "/bad_fortran2.npy"); },
+                       {"bad_fortran2.npy: non-finite value +Inf at row 900, column 3 (0-based)"});
+    d[static_cast<size_t>(1000 * C + 17)] = 1e300;  // in the last float64 chunk
+    rsa::npy_save_f64(dir + "/range.npy", d, {R, C});
+    expect_input_error([&] { rsa::npy_load_matrix(dir + "/range.npy"); },
+                       {"range.npy: value 1e+300 at row 1000, column 17 (0-based) is outside the float32 range"});
+    EXPECT_TRUE(std::isinf(rsa::npy_load_matrix(dir + "/range.npy", {false, true, ""}).at(1000, 17)));
+
+    // Data cut short: refused from the file's size, before anything is allocated.
+    std::string cut = slurp(dir + "/f4.npy");
+    cut.resize(cut.size() - 3);
+    ASSERT_TRUE(zip_craft::write_bytes(dir + "/cut.npy", cut));
+    expect_input_error([&] { rsa::npy_load_matrix(dir + "/cut.npy"); },
+                       {"cut.npy: truncated: expected 4400000 bytes of data, found 4399997"});
+}
+
+TEST(NpyDirect, APipeIsReadWhole) {
+    const std::string dir = rsa_test::scratch_dir("npy_direct_pipe");
+    const std::string path = dir + "/fifo.npy";
+    ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+    const std::vector<float> v = rsa_test::random_uniform(100000, -1.0f, 1.0f);
+    const std::vector<char> image = rsa::npy_bytes_f32(v.data(), {static_cast<int64_t>(v.size())});
+    std::thread writer([&] { zip_craft::write_bytes(path, std::string(image.begin(), image.end())); });
+    const std::vector<float> got = rsa::npy_load_vector(path);
+    writer.join();
+    EXPECT_EQ(got, v);
+}
+
+TEST(NpzDirect, MembersStraightIntoFloat) {
+    const std::string dir = rsa_test::scratch_dir("npz_direct");
+    const int64_t R = 1100, C = 1000;
+    std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> members;
+    members["resp"] = {{R, C}, rsa_test::random_uniform(static_cast<size_t>(R * C), -2.0f, 2.0f)};
+    members["stimuli"] = {{R}, rsa_test::random_uniform(static_cast<size_t>(R), 0.0f, 360.0f)};
+    std::vector<float> zeros(static_cast<size_t>(R * C), 0.0f);  // deflates far beyond 8:1: the buffer grows
+    zeros.back() = 5.0f;
+    members["zeros"] = {{R, C}, zeros};
+    for (bool compress : {false, true}) {
+        SCOPED_TRACE(compress);
+        const std::string path = dir + (compress ? "/c.npz" : "/s.npz");
+        rsa::npz_save(path, members, compress);
+        rsa::NpzReader npz(path);
+        const rsa::Matrix resp = npz.read_matrix("resp");
+        EXPECT_EQ(resp.rows, R);
+        EXPECT_EQ(resp.cols, C);
+        EXPECT_EQ(resp.data, members["resp"].second);
+        EXPECT_EQ(npz.read_vector("stimuli"), members["stimuli"].second);
+        EXPECT_EQ(npz.read_matrix("zeros").data, zeros);
+        expect_input_error([&] { npz.read_vector("resp"); },
+                           {path + ":resp: expected a 1-D array (or one row/column), got shape (1100, 1000)"});
+        expect_input_error([&] { npz.read_matrix("stimuli"); }, {path + ":stimuli: expected a 2-D array"});
+        expect_input_error([&] { npz.read_matrix("nope"); }, {path + ": no key 'nope'"});
+    }
+    // NaN in a deflated member past its first chunks; Fortran order and float64 in stored members.
+    std::vector<float> with_nan = zeros;
+    with_nan[static_cast<size_t>(1050 * C + 9)] = std::numeric_limits<float>::quiet_NaN();
+    rsa::npz_save(dir + "/nan.npz", {{"resp", {{R, C}, with_nan}}}, true);
+    expect_input_error([&] { rsa::NpzReader(dir + "/nan.npz").read_matrix("resp"); },
+                       {dir + "/nan.npz:resp: non-finite value NaN at row 1050, column 9 (0-based)"});
+    EXPECT_TRUE(std::isnan(rsa::NpzReader(dir + "/nan.npz").read_matrix("resp", {false, true, ""}).at(1050, 9)));
+
+    const std::vector<float>& r = members["resp"].second;
+    std::vector<double> d(r.begin(), r.end());
+    std::string f8 = zip_craft::npy_header("<f8", {static_cast<uint64_t>(R), static_cast<uint64_t>(C)});
+    f8.append(reinterpret_cast<const char*>(d.data()), d.size() * sizeof(double));
+    const std::string path = write_scratch(dir, "layouts.npz",
+                                           zip_craft::build_zip({{"fortran.npy", fortran_f32(r, R, C)}, {"f8.npy", f8}}));
+    rsa::NpzReader npz(path);
+    EXPECT_EQ(npz.read_matrix("fortran").data, r);
+    EXPECT_EQ(npz.read_matrix("f8").data, r);
+    expect_same(loaded_of([&] { return npz.read_matrix("f8"); }),
+                loaded_of([&] { return rsa::npy_to_matrix(npz.read("f8"), path + ":f8"); }));
+}
+
+TEST(NpyWrite, OneWritevGivesTheImageBytes) {
+    const std::string dir = rsa_test::scratch_dir("npy_writev");
+    const std::vector<float> v = rsa_test::random_uniform(2 * 3 * 5, -1.0f, 1.0f);
+    rsa::npy_save_f32(dir + "/g.npy", v.data(), {2, 3, 5});
+    const std::vector<char> image = rsa::npy_bytes_f32(v.data(), {2, 3, 5});
+    EXPECT_EQ(slurp(dir + "/g.npy"), std::string(image.begin(), image.end()));
+    rsa::Matrix m(3, 10);
+    m.data = v;
+    rsa::npy_save(dir + "/m.npy", m);
+    const std::vector<char> mi = rsa::npy_bytes_f32(v.data(), {3, 10});
+    EXPECT_EQ(slurp(dir + "/m.npy"), std::string(mi.begin(), mi.end()));
+    rsa::npy_save_f32(dir + "/e.npy", nullptr, {0, 4});
+    EXPECT_EQ(rsa::npy_load(dir + "/e.npy").shape, (std::vector<int64_t>{0, 4}));
+    EXPECT_EQ(rsa_test::list_dir(dir), (std::vector<std::string>{"e.npy", "g.npy", "m.npy"}));
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The main job: V1 data (file or embedded synthetic), gratings at the V1 orientations, the representations
 // to compare (the CNN's layers once trained, and the gratings' own pixels as a control), their RDMs, each
-// one's Pearson correlation with V1, a printed table and an output folder (RDMs, orientations, results.json,
-// correlations.csv).
+// one's comparison with V1 and its statistics, a printed table and an output folder (RDMs, responses,
+// orientations, results.json, correlations.csv, figures). Its configuration is checked once, before any work
+// (check_analysis_config); run_analysis chains the stages of analysis_stages.h.
 #pragma once
 #include <string>
 #include <vector>
@@ -47,7 +48,13 @@ struct AnalysisConfig {
     std::string command_line;
 };
 
-// Runs the job; returns the exit code. Throws InputError/RuntimeError on failure (nothing left in out_dir).
+// The checks of a configuration that need no file and no device, so that a bad one is refused before any work:
+// the grating size; with the CNN, the layer names and the CNN's 48 x 64 input (--res 0.1); --trials with a plain
+// response matrix. InputError naming the option. (Numeric ranges are checked on the command line.)
+void check_analysis_config(const AnalysisConfig& config);
+
+// Runs the job on a configuration that passed check_analysis_config (the command line checks it before opening a
+// device); returns the exit code. Throws InputError/RuntimeError on failure (nothing left in out_dir).
 int run_analysis(Backend& backend, const AnalysisConfig& config);
 
 }  // namespace rsa

@@ -4,8 +4,10 @@
 // checked against the file's real size, deflate's largest ratio and the member's own .npy header before
 // anything is allocated; members are inflated only when asked for, never past what they declare. Every
 // failure is an InputError naming the file and member (an allocation of a validated size that still fails is
-// an OutOfMemoryError). Writing is atomic: a temporary name in the same folder, then rename, so no
-// half-written file is left behind.
+// an OutOfMemoryError). Response matrices and RDMs are read straight into float32 (npy_load_matrix,
+// NpzReader::read_matrix): the body goes from the file (or the inflater) into its destination in large blocks,
+// converted and checked in one pass, never widened to double. Writing is atomic: a temporary name in the same
+// folder, then rename, so no half-written file is left behind; the header and the data go out in one writev.
 #pragma once
 #include <cstdint>
 #include <limits>
@@ -49,7 +51,27 @@ NpyArray npy_parse(const std::vector<char>& bytes, const std::string& source);
 // Parse only the header from the image's first `size` bytes (enough to hold the header; the data need not be
 // there). InputError naming `source` when the header is incomplete, corrupt or of an unsupported dtype.
 NpyHeader npy_parse_header(const char* bytes, size_t size, const std::string& source);
+// The whole file as doubles (kept for callers that need them: tests, golden files). Response matrices and RDMs
+// go through npy_load_matrix / npy_load_vector instead.
 NpyArray npy_load(const std::string& path);
+
+// What a loader accepts of an array read as a float32 matrix (the defaults are npy_to_matrix's rules).
+struct MatrixRules {
+    bool finite = true;      // NaN, Inf and float64 values beyond the float32 range are InputErrors naming the first
+                             // one in C order by row and column; when false they are kept (beyond range: +-Inf)
+    bool non_empty = true;   // an array with no values is an InputError
+    std::string not_2d;      // the error after "<source>: " for an array that is not 2-D; empty: "expected a 2-D
+                             // array, got shape (...)"
+};
+
+// A 2-D .npy straight into a row-major float32 Matrix, with the checks and messages of
+// npy_to_matrix(npy_load(path), path) and none of its copies: the header is parsed and its size checked against
+// the file's real size before the matrix is allocated, then the body is read in large blocks directly into the
+// matrix (float32, C order) or converted into it in one pass (other dtypes; Fortran order is transposed), the
+// NaN/Inf check riding along. Files that are not regular (a pipe) are read whole first.
+Matrix npy_load_matrix(const std::string& path, const MatrixRules& rules = {});
+// A 1-D (or one-row / one-column) .npy as float32, as npy_to_vector(npy_load(path), path) without the copies.
+std::vector<float> npy_load_vector(const std::string& path);
 
 // One member of an .npz as its zip directory describes it (sizes validated against the file when opened).
 struct NpzMember {
@@ -84,6 +106,13 @@ public:
     NpyHeader header(const std::string& key);
     // The whole member; InputError when its declared size exceeds max_bytes (checked before inflating).
     NpyArray read(const std::string& key, uint64_t max_bytes = kNpzNoLimit);
+    // A member as a float32 matrix / vector, with the rules and messages of npy_to_matrix / npy_to_vector (source
+    // "<path>:<key>"), its shape checked from the header before the body is inflated, and the body inflated
+    // straight into the float destination (float32 C order: no copy; other dtypes converted chunk by chunk). A
+    // stored member's destination is allocated once (its size is validated against the file); a deflated one's
+    // grows with what actually inflates, never past what it declares.
+    Matrix read_matrix(const std::string& key, const MatrixRules& rules = {});
+    std::vector<float> read_vector(const std::string& key);
 
 private:
     struct Impl;
@@ -102,8 +131,10 @@ NpyArray npz_load_key(const std::string& path, const std::string& key, uint64_t 
 std::vector<char> npy_bytes_f32(const float* data, const std::vector<int64_t>& shape);
 std::vector<char> npy_bytes_f64(const double* data, const std::vector<int64_t>& shape);
 
-// Atomic writers (temporary file + rename). RuntimeError naming the path when it cannot be written.
+// Atomic writers (temporary file + fsync + rename): the header and the caller's data in one writev, no copy of
+// the array. RuntimeError naming the path when it cannot be written.
 void npy_save(const std::string& path, const Matrix& m);
+void npy_save_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape);  // C order
 void npy_save(const std::string& path, const std::vector<float>& v);  // 1-D
 void npy_save_f64(const std::string& path, const std::vector<double>& v, const std::vector<int64_t>& shape);
 // npz of float32 members (stored, or deflated when compress is true), atomic.
@@ -115,7 +146,10 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 
 // Helpers for the loaders: a 2-D float matrix or a 1-D float vector out of an array, InputError naming
 // `source` when the shape does not fit or a value is NaN/Inf.
-Matrix npy_to_matrix(const NpyArray& a, const std::string& source);
+Matrix npy_to_matrix(const NpyArray& a, const std::string& source, const MatrixRules& rules = {});
 std::vector<float> npy_to_vector(const NpyArray& a, const std::string& source);
+
+// dst (cols x rows, row-major) = the transpose of src (rows x cols, row-major), in cache-sized tiles.
+void transpose_f32(const float* src, int64_t rows, int64_t cols, float* dst);
 
 }  // namespace rsa

@@ -1,0 +1,64 @@
+// `rsa_gpu rdm`: the RDM (1 - Pearson correlation) of a response matrix .npy, written to an .npy; an RDM too large
+// for memory is tiled straight into the output file.
+#include <cstdio>
+
+#include "commands.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
+#include "rsa_gpu/npy.h"
+#include "rsa_gpu/output_dir.h"
+
+namespace rsa::commands {
+
+namespace {
+
+class RdmCommand : public Command {
+public:
+    void add_to(CLI::App& app) override {
+        cmd_ = app.add_subcommand("rdm", "RDM (1 - Pearson correlation) of a response matrix");
+        add_device_and_quiet(*cmd_, device_, quiet_);
+        cmd_->add_option("--responses", in_, "response matrix .npy (S x N)")->required()->check(CLI::ExistingFile);
+        cmd_->add_option("--out", out_, "output .npy (S x S)")->required();
+        cmd_->add_flag("--force", force_, "replace an existing output file");
+        add_constant_rows_option(*cmd_, rdm_text_.constant_rows);
+        add_rdm_options(*cmd_, rdm_text_);
+    }
+
+    bool chosen() const override { return static_cast<bool>(*cmd_); }
+
+    int run(const std::string&) override {
+        enable_progress(quiet_);
+        RdmOptions options = rdm_options(rdm_text_, quiet_);
+        auto backend = open_backend(device_, quiet_);
+
+        OutputFile out(out_, force_, "--out");  // claimed before any work
+        const Matrix x = npy_load_matrix(in_);
+        check_interrupt("loading the responses");
+        // An out-of-core (tiled) RDM is written straight into the staging file beside the output.
+        options.output_path = out.staging_path();
+        Matrix m;
+        out.write([&](const std::string& p) {
+            m = backend->rdm(x, options, in_);
+            check_interrupt("the RDM");
+            if (m.rows != 0) npy_save(p, m);  // the returned RDM is final (a backend's own copy may not be)
+        });
+        if (m.rows == 0) m.rows = m.cols = x.rows;  // tiled: already in the staging file; for the message
+        out.commit();
+        std::fprintf(stderr, "wrote %s: %lld x %lld RDM of %lld units\n", out_.c_str(), static_cast<long long>(m.rows),
+                     static_cast<long long>(m.cols), static_cast<long long>(x.cols));
+        return kExitOk;
+    }
+
+private:
+    CLI::App* cmd_ = nullptr;
+    std::string device_ = "auto";
+    bool quiet_ = false, force_ = false;
+    std::string in_, out_;
+    RdmOptionText rdm_text_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_rdm_command() { return std::make_unique<RdmCommand>(); }
+
+}  // namespace rsa::commands
