@@ -21,6 +21,7 @@
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/progress.h"
+#include "rsa_gpu/rdm.h"
 #include "rsa_gpu/rdm_scale.h"
 
 namespace rsa {
@@ -232,15 +233,8 @@ RowStats row_stats_blocked_ref(const float* x, int64_t S, int64_t N, int64_t blo
     for (int64_t k0 = 0; k0 < N; k0 += block) {
         const int64_t kb = std::min(block, N - k0);
         for (int64_t s = 0; s < S; ++s) {
-            const float* xr = x + s * N + k0;
-            double sum = 0.0;
-            for (int64_t j = 0; j < kb; ++j) sum += xr[j];
-            const double bmean = sum / static_cast<double>(kb);
-            double ss = 0.0;
-            for (int64_t j = 0; j < kb; ++j) {
-                const double d = xr[j] - bmean;
-                ss += d * d;
-            }
+            double bmean = 0.0, ss = 0.0;
+            row_mean_m2(x + s * N + k0, kb, &bmean, &ss);
             chan_merge(static_cast<double>(k0), st.mean[s], m2[s], static_cast<double>(kb), bmean, ss);
         }
     }

@@ -23,14 +23,8 @@ namespace rsa {
 
 // One stimulus row: mean and population variance in double (two passes), then z in float.
 static bool zscore_row(const float* xr, int64_t cols, float* zr) {
-    double sum = 0.0;
-    for (int64_t j = 0; j < cols; ++j) sum += xr[j];
-    const double mean = sum / static_cast<double>(cols);
-    double ss = 0.0;
-    for (int64_t j = 0; j < cols; ++j) {
-        const double d = xr[j] - mean;
-        ss += d * d;
-    }
+    double mean = 0.0, ss = 0.0;
+    row_mean_m2(xr, cols, &mean, &ss);
     const double var = ss / static_cast<double>(cols);
     if (!(var > 0.0)) {
         for (int64_t j = 0; j < cols; ++j) zr[j] = std::numeric_limits<float>::quiet_NaN();
@@ -91,15 +85,8 @@ std::vector<int64_t> degenerate_rows(const Matrix& x) {
     for (int64_t t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
             for (int64_t s = rows * t / threads; s < rows * (t + 1) / threads; ++s) {
-                const float* xr = x.row(s);
-                double sum = 0.0;
-                for (int64_t j = 0; j < cols; ++j) sum += xr[j];
-                const double mean = sum / static_cast<double>(cols);
-                double m2 = 0.0;
-                for (int64_t j = 0; j < cols; ++j) {
-                    const double d = xr[j] - mean;
-                    m2 += d * d;
-                }
+                double mean = 0.0, m2 = 0.0;
+                row_mean_m2(x.row(s), cols, &mean, &m2);
                 // A single unit (cols == 1) is a constant row too: n < 2.
                 flag[static_cast<size_t>(s)] = spread_degenerate(static_cast<double>(cols), mean, m2);
             }

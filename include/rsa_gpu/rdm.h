@@ -14,6 +14,22 @@
 
 namespace rsa {
 
+// Mean and sum of squared deviations of n floats, two passes in double: the one row-statistics formula of the CPU
+// twins (the z-score, the degenerate-row test and the neuron blocks that chan_merge combines). The GPU kernels
+// (kernels/rdm.cu, kernels/rdm_scale.cu) compute the same two passes per row.
+inline void row_mean_m2(const float* x, int64_t n, double* mean, double* m2) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) sum += x[j];
+    const double m = sum / static_cast<double>(n);
+    double ss = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+        const double d = x[j] - m;
+        ss += d * d;
+    }
+    *mean = m;
+    *m2 = ss;
+}
+
 // What to do with a stimulus row whose units are all equal (zero variance: no correlation defined).
 enum class ConstantRows { Fail, Nan };
 
