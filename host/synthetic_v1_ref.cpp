@@ -94,19 +94,7 @@ SyntheticV1Plan synthetic_v1_plan(const SyntheticV1Params& p) {
 }
 
 void zscore_columns_ref(float* x, int64_t rows, int64_t cols) {
-    for (int64_t j = 0; j < cols; ++j) {
-        double sum = 0.0;
-        for (int64_t i = 0; i < rows; ++i) sum += x[i * cols + j];
-        const double mean = sum / static_cast<double>(rows);
-        double ss = 0.0;
-        for (int64_t i = 0; i < rows; ++i) {
-            const double d = x[i * cols + j] - mean;
-            ss += d * d;
-        }
-        const double sd = std::sqrt(ss / static_cast<double>(rows));
-        const double inv = sd > 0.0 ? 1.0 / sd : 0.0;
-        for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
-    }
+    for (int64_t j = 0; j < cols; ++j) zscore_column(x, rows, cols, j);
 }
 
 SyntheticV1 synthetic_v1_ref(const SyntheticV1Params& params) {

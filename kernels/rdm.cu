@@ -7,6 +7,7 @@
 #include "cuda_check.cuh"
 #include "gpu_context.cuh"
 #include "rdm.cuh"
+#include "rsa_gpu/synthetic_v1.h"
 
 namespace rsa {
 
@@ -40,19 +41,8 @@ __global__ void zscore_rows_kernel(const float* x, int64_t cols, float* z, int* 
 
 __global__ void zscore_columns_kernel(float* __restrict__ x, int64_t rows, int64_t cols) {
     for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols;
-         j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        double sum = 0.0;
-        for (int64_t i = 0; i < rows; ++i) sum += x[i * cols + j];
-        const double mean = sum / static_cast<double>(rows);
-        double ss = 0.0;
-        for (int64_t i = 0; i < rows; ++i) {
-            const double d = x[i * cols + j] - mean;
-            ss += d * d;
-        }
-        const double sd = sqrt(ss / static_cast<double>(rows));
-        const double inv = sd > 0.0 ? 1.0 / sd : 0.0;
-        for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
-    }
+         j += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        zscore_column(x, rows, cols, j);  // the CPU twin's formula (rsa_gpu/synthetic_v1.h)
 }
 
 __global__ void fill_value_kernel(float* __restrict__ x, int64_t n, float value) {

@@ -4,6 +4,7 @@
 // orientation, width and gain; trial noise; a few shared fluctuations. Every random number is Philox of
 // (seed, stream, index), so the GPU generator and this CPU twin draw the same stream.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -100,6 +101,21 @@ SyntheticV1Trials synthetic_v1_trials_ref(const SyntheticV1Params& params);
 SyntheticV1 synthetic_v1_ref(const SyntheticV1Params& params);
 
 // Column z-score (each neuron over stimuli, population SD, double accumulation), in place. CPU twin.
+// Column j of x (rows x cols, row-major) z-scored in place over the rows (population SD, double sums; a constant
+// column becomes 0). The one formula of zscore_columns_ref and of the GPU's zscore_columns_kernel (kernels/rdm.cu).
+RSA_HD void zscore_column(float* x, int64_t rows, int64_t cols, int64_t j) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < rows; ++i) sum += x[i * cols + j];
+    const double mean = sum / static_cast<double>(rows);
+    double ss = 0.0;
+    for (int64_t i = 0; i < rows; ++i) {
+        const double d = x[i * cols + j] - mean;
+        ss += d * d;
+    }
+    const double sd = sqrt(ss / static_cast<double>(rows));
+    const double inv = sd > 0.0 ? 1.0 / sd : 0.0;
+    for (int64_t i = 0; i < rows; ++i) x[i * cols + j] = static_cast<float>((x[i * cols + j] - mean) * inv);
+}
 void zscore_columns_ref(float* x, int64_t rows, int64_t cols);
 
 }  // namespace rsa
