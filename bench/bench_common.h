@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/rdm_engine.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/v1_data.h"
 
@@ -43,10 +44,13 @@ inline TutorialTiming run_tutorial_analysis(rsa::Backend& backend, const rsa::V1
     std::vector<float> params = cnn_init_params(cfg.seed);
     backend.cnn_train(params, backend.gratings(angles, GratingParams{}), labels, cfg, nullptr);
     const CnnActivations act = backend.cnn_forward(params, backend.gratings(v1.orientation, GratingParams{}));
-    const Matrix rv = backend.rdm(v1.resp, RdmOptions{}, "v1");
+    const Array rv = compute_rdm(backend, v1.resp, RdmOptions{}, "v1").rdm;
+    const Array pool = compute_rdm(backend, cnn_layer_matrix(act, "pool"), RdmOptions{}, "pool").rdm;
+    const Array fc = compute_rdm(backend, cnn_layer_matrix(act, "fc"), RdmOptions{}, "fc").rdm;
+    const auto r = backend.compare(rv, {pool, fc}, {Measure::Pearson});
     TutorialTiming t;
-    t.r_pool = backend.compare_pearson(rv, backend.rdm(cnn_layer_matrix(act, "pool"), RdmOptions{}, "pool")).r;
-    t.r_fc = backend.compare_pearson(rv, backend.rdm(cnn_layer_matrix(act, "fc"), RdmOptions{}, "fc")).r;
+    t.r_pool = r[0][0].value;
+    t.r_fc = r[1][0].value;
     t.seconds = seconds_since(t0);
     return t;
 }

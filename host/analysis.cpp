@@ -68,8 +68,9 @@ int run_stages(Backend& backend, const AnalysisConfig& cfg, OutputDir& out, Outp
     const RepresentationsStage reps = build_representations(backend, cfg, v1.v1, timings, say);
     results.cnn = reps.cnn;
 
-    const RdmStage rdms = compute_rdms(backend, cfg.rdm, v1.v1.resp, reps.reps, timings);
-    results.correlations = compare_with_v1(backend, cfg, v1.v1.resp, reps.reps, rdms, timings);
+    const Array v1_resp(v1.v1.resp);  // one Array for the job: a GPU backend uploads the responses once
+    const RdmStage rdms = compute_rdms(backend, cfg.rdm, v1_resp, reps.reps, timings);
+    results.correlations = compare_with_v1(backend, cfg, v1_resp, reps.reps, rdms, timings);
     results.statistics = add_statistics(backend, cfg, rdms, v1.ceiling ? &*v1.ceiling : nullptr,
                                         results.correlations, timings, say);
     check_interrupt("the statistics");

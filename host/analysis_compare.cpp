@@ -8,31 +8,44 @@
 
 namespace rsa {
 
-RdmStage compute_rdms(Backend& backend, const RdmOptions& options, const Matrix& v1_resp,
+std::vector<Array> RdmStage::rep_rdms() const {
+    std::vector<Array> out;
+    for (const RdmResult& r : reps) out.push_back(r.rdm);
+    return out;
+}
+
+bool RdmStage::has_nan() const {
+    bool any = v1.has_nan();
+    for (const RdmResult& r : reps) any = any || r.has_nan();
+    return any;
+}
+
+RdmStage compute_rdms(Backend& backend, const RdmOptions& options, const Array& v1_resp,
                       const std::vector<Representation>& reps, StageTimings& timings) {
     const auto t0 = StageClock::now();
     RdmStage rdms;
-    rdms.v1 = backend.rdm(v1_resp, options, "V1 responses");
+    rdms.v1 = compute_rdm(backend, v1_resp, options, "V1 responses");
     for (const auto& r : reps) {
         check_interrupt("the RDMs");
-        rdms.reps.push_back(backend.rdm(r.resp, options, "'" + r.name + "' representation"));
+        rdms.reps.push_back(compute_rdm(backend, r.resp, options, "'" + r.name + "' representation"));
     }
     timings["rdm_ms"] = ms_since(t0);
     return rdms;
 }
 
-std::vector<CorrelationRow> compare_with_v1(Backend& backend, const AnalysisConfig& cfg, const Matrix& v1_resp,
+std::vector<CorrelationRow> compare_with_v1(Backend& backend, const AnalysisConfig& cfg, const Array& v1_resp,
                                             const std::vector<Representation>& reps, const RdmStage& rdms,
                                             StageTimings& timings) {
     const auto t0 = StageClock::now();
     std::vector<CorrelationRow> rows;
+    check_interrupt("the comparisons");
+    const auto table = backend.compare(rdms.v1.rdm, rdms.rep_rdms(), cfg.measures);  // [representation][measure]
     for (size_t i = 0; i < reps.size(); ++i)
-        for (Measure m : cfg.measures) {
-            check_interrupt("the comparisons");
-            const CompareResult c = backend.compare(rdms.v1, rdms.reps[i], m);
+        for (size_t k = 0; k < cfg.measures.size(); ++k) {
+            const CompareResult& c = table[i][k];
             CorrelationRow row;
             row.layer = reps[i].name;
-            row.measure = measure_name(m);
+            row.measure = measure_name(cfg.measures[k]);
             row.value = c.value;
             row.pairs = c.pairs;
             row.skipped_pairs = c.skipped;
@@ -40,30 +53,22 @@ std::vector<CorrelationRow> compare_with_v1(Backend& backend, const AnalysisConf
             rows.push_back(row);
         }
     if (cfg.cka)
-        for (size_t i = 0; i < reps.size(); ++i)
+        for (size_t i = 0; i < reps.size(); ++i) {
+            check_interrupt("the comparisons");
+            const CkaResult c = backend.cka(v1_resp, reps[i].resp);
             for (bool debiased : {false, true}) {
-                check_interrupt("the comparisons");
                 CorrelationRow row;
                 row.layer = reps[i].name;
                 row.measure = debiased ? "cka_debiased" : "cka";
-                row.value = backend.cka(v1_resp, reps[i].resp, debiased);
-                row.pairs = v1_resp.rows;
+                row.value = debiased ? c.debiased : c.plain;
+                row.pairs = v1_resp.rows();
                 row.representation = i;
                 rows.push_back(row);
             }
+        }
     timings["compare_ms"] = ms_since(t0);
     return rows;
 }
-
-namespace {
-
-bool holds_nan(const Matrix& m) {
-    for (float v : m.data)
-        if (std::isnan(v)) return true;
-    return false;
-}
-
-}  // namespace
 
 std::optional<StatisticsDescription> add_statistics(Backend& backend, const AnalysisConfig& cfg,
                                                     const RdmStage& rdms, const NoiseCeilingResult* ceiling,
@@ -72,14 +77,12 @@ std::optional<StatisticsDescription> add_statistics(Backend& backend, const Anal
     // Counts left at -1 follow default_stat_counts (stats.h: 10,000 each while the cost model's budget allows,
     // fewer for large S, skipped beyond); its notes say what was reduced or skipped and how to ask explicitly.
     const StatCounts defaults =
-        default_stat_counts(rdms.v1.rows, static_cast<int64_t>(rdms.reps.size()), backend.is_gpu());
+        default_stat_counts(rdms.v1.rdm.rows(), static_cast<int64_t>(rdms.reps.size()), backend.is_gpu());
     const int resamples = cfg.bootstrap >= 0 ? cfg.bootstrap : defaults.bootstrap;
     const int perms = cfg.permutations >= 0 ? cfg.permutations : defaults.permutations;
     if (cfg.bootstrap < 0 && !defaults.bootstrap_note.empty()) say(defaults.bootstrap_note);
     if (cfg.permutations < 0 && !defaults.permutation_note.empty()) say(defaults.permutation_note);
-    bool has_nan = holds_nan(rdms.v1);
-    for (const Matrix& m : rdms.reps) has_nan = has_nan || holds_nan(m);
-    if (has_nan && (resamples > 0 || perms > 0)) {
+    if (rdms.has_nan() && (resamples > 0 || perms > 0)) {
         say("statistics: skipped because an RDM holds NaN (constant rows kept with --constant-rows nan)");
         return std::nullopt;
     }
@@ -93,16 +96,16 @@ std::optional<StatisticsDescription> add_statistics(Backend& backend, const Anal
     const auto is_pearson = [](const CorrelationRow& r) { return r.measure == measure_name(Measure::Pearson); };
     if (resamples > 0) {
         const auto t0 = StageClock::now();
-        const BootstrapResult b = backend.bootstrap(rdms.v1, rdms.reps, resamples, cfg.stats_seed);
+        const BootstrapResult b = backend.bootstrap(rdms.v1.rdm, rdms.rep_rdms(), resamples, cfg.stats_seed);
         for (auto& r : rows)
             if (is_pearson(r)) r.ci_low = b.lo[r.representation], r.ci_high = b.hi[r.representation];
         timings["bootstrap_ms"] = ms_since(t0);
     }
     if (perms > 0) {
         const auto t0 = StageClock::now();
+        const std::vector<PermutationResult> p = backend.permutation(rdms.v1.rdm, rdms.rep_rdms(), perms, cfg.stats_seed);
         for (auto& r : rows)
-            if (is_pearson(r))
-                r.p_value = backend.permutation(rdms.v1, rdms.reps[r.representation], perms, cfg.stats_seed).p_value;
+            if (is_pearson(r)) r.p_value = p[r.representation].p_value;
         timings["permutation_ms"] = ms_since(t0);
     }
     if (ceiling) {

@@ -104,11 +104,11 @@ std::vector<std::string> write_output_files(OutputDir& out, const AnalysisConfig
     const auto t0 = StageClock::now();
     std::vector<std::string> files = {"orientations.npy", "rdm_v1.npy", "correlations.csv", "results.json"};
     npy_save(out.path("orientations.npy"), v1.orientation);
-    npy_save(out.path("rdm_v1.npy"), rdms.v1);
+    npy_save(out.path("rdm_v1.npy"), rdms.v1.rdm.view());
     for (size_t i = 0; i < reps.reps.size(); ++i) {
         const Representation& r = reps.reps[i];
-        npy_save(out.path("resp_" + r.name + ".npy"), r.resp);
-        npy_save(out.path("rdm_" + r.name + ".npy"), rdms.reps[i]);
+        npy_save(out.path("resp_" + r.name + ".npy"), r.resp.view());
+        npy_save(out.path("rdm_" + r.name + ".npy"), rdms.reps[i].rdm.view());
         files.push_back("rdm_" + r.name + ".npy");
         files.push_back("resp_" + r.name + ".npy");
     }

@@ -39,7 +39,7 @@ CnnDescription train_cnn(Backend& backend, const AnalysisConfig& cfg, std::vecto
 RepresentationsStage build_representations(Backend& backend, const AnalysisConfig& cfg, const V1Data& v1,
                                            StageTimings& timings, const Say& say) {
     auto t0 = StageClock::now();
-    Matrix gratings = backend.gratings(v1.orientation, cfg.grating);
+    Array gratings = backend.gratings(v1.orientation, cfg.grating);
     timings["stimuli_ms"] = ms_since(t0);
     check_interrupt("drawing the stimuli");
 

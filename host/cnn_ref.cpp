@@ -483,7 +483,7 @@ void sgd_momentum_ref(float* params, float* velocity, const float* grad, int cou
 // train: params (3201) in place, images (N, 3072), labels (N). Per epoch: permutation cnn_epoch_permutation(
 // seed, epoch, N), consecutive batches of config.batch (the last one smaller when N % batch != 0), forward
 // (without the conv map) and backward of each image on the threads, loss, gradient sums, SGD-momentum step.
-TrainResult cnn_train_ref(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+TrainResult cnn_train_ref(std::vector<float>& params, const MatrixView& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch) {
     if (params.size() != static_cast<size_t>(kParams))
         throw InputError("cnn_train_ref: expected " + std::to_string(kParams) + " parameters, got " +

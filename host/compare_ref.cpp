@@ -101,40 +101,46 @@ PearsonResult pearson_upper_ref(const float* a, const float* b, int64_t S) {
     return res;
 }
 
-void check_rdm_shapes(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b) {
-    auto square = [](const Matrix& m, const char* name) {
-        if (m.rows != m.cols || m.rows == 0) {
+void check_rdm_dims(int64_t a_rows, int64_t a_cols, int64_t b_rows, int64_t b_cols, const char* name_a,
+                    const char* name_b) {
+    auto square = [](int64_t rows, int64_t cols, const char* name) {
+        if (rows != cols || rows == 0) {
             std::ostringstream os;
-            os << name << ": an RDM must be a non-empty square matrix, got " << m.rows << " x " << m.cols;
+            os << name << ": an RDM must be a non-empty square matrix, got " << rows << " x " << cols;
             throw InputError(os.str());
         }
-        if (m.rows < 3) {
+        if (rows < 3) {
             std::ostringstream os;
-            os << name << ": comparing RDMs needs at least 3 stimuli, got " << m.rows;
+            os << name << ": comparing RDMs needs at least 3 stimuli, got " << rows;
             throw InputError(os.str());
         }
-        for (int64_t i = 0; i < m.rows; ++i)
-            for (int64_t j = 0; j < m.cols; ++j)
-                if (std::isinf(m.at(i, j))) {
-                    std::ostringstream os;
-                    os << name << ": infinite value at row " << i << ", column " << j;
-                    throw InputError(os.str());
-                }
     };
-    square(a, name_a);
-    square(b, name_b);
-    if (a.rows != b.rows) {
+    square(a_rows, a_cols, name_a);
+    square(b_rows, b_cols, name_b);
+    if (a_rows != b_rows) {
         std::ostringstream os;
-        os << "RDM sizes differ: " << name_a << " is " << a.rows << " x " << a.cols << ", " << name_b << " is "
-           << b.rows << " x " << b.cols;
+        os << "RDM sizes differ: " << name_a << " is " << a_rows << " x " << a_cols << ", " << name_b << " is "
+           << b_rows << " x " << b_cols;
         throw InputError(os.str());
     }
 }
 
-void check_rdm_pair(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b) {
+void check_rdm_shapes(const MatrixView& a, const MatrixView& b, const char* name_a, const char* name_b) {
+    check_rdm_dims(a.rows, a.cols, b.rows, b.cols, name_a, name_b);
+    for (const auto& [m, name] : {std::pair<const MatrixView*, const char*>{&a, name_a}, {&b, name_b}})
+        for (int64_t i = 0; i < m->rows; ++i)
+            for (int64_t j = 0; j < m->cols; ++j)
+                if (std::isinf(m->at(i, j))) {
+                    std::ostringstream os;
+                    os << name << ": infinite value at row " << i << ", column " << j;
+                    throw InputError(os.str());
+                }
+}
+
+void check_rdm_pair(const MatrixView& a, const MatrixView& b, const char* name_a, const char* name_b) {
     check_rdm_shapes(a, b, name_a, name_b);
-    for (const auto& [m, name] : {std::pair<const Matrix*, const char*>{&a, name_a}, {&b, name_b}}) {
-        const std::string why = rdm_degenerate_reason(m->data.data(), m->rows);
+    for (const auto& [m, name] : {std::pair<const MatrixView*, const char*>{&a, name_a}, {&b, name_b}}) {
+        const std::string why = rdm_degenerate_reason(m->ptr, m->rows);
         if (!why.empty()) throw InputError(std::string(name) + ": " + why);
     }
 }

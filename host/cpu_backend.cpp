@@ -1,6 +1,6 @@
-// The CPU backend: every operation of the analysis through its CPU twin (plain C++ and OpenBLAS). Its RDMs are
-// planned against the host memory budget (host_memory.h) as the GPU's are against device memory: an RDM larger
-// than the budget is tiled to disk, and one that cannot be made says so, with the sizes, before any work.
+// The CPU backend: every operation of the analysis through its CPU twin (plain C++ and OpenBLAS) on host Arrays
+// (borrowed memory is read in place). Its RDM plans are made against the host memory budget (host_memory.h) as the
+// GPU's are against device memory: an RDM larger than the budget is tiled to disk.
 #include <memory>
 #include <sstream>
 
@@ -12,79 +12,85 @@ namespace rsa {
 
 namespace {
 
+std::vector<MatrixView> views(const std::vector<Array>& arrays) {
+    std::vector<MatrixView> v;
+    v.reserve(arrays.size());
+    for (const Array& a : arrays) v.push_back(a.view());
+    return v;
+}
+
 class CpuBackend final : public Backend {
 public:
     std::string name() const override { return "cpu"; }
     bool is_gpu() const override { return false; }
+    int device() const override { return -1; }
 
-    Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
+    Array gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
         check_gratings_output(angles_deg.size(), params);  // InputError with the sizes, before any work
         return gratings_ref(angles_deg, params);
     }
 
-    Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) override {
-        Matrix z = checked_matrix(x.rows, x.cols, "z-scored responses");
-        zscore_rows_ref(x.data.data(), x.rows, x.cols, z.data.data(), constant_rows);
-        return z;
-    }
+    RowMoments row_moments(const Array& x) override { return row_moments_ref(x.host(), x.rows(), x.cols()); }
 
-    Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
-        check_rdm_input(x, what);
-        // Sizes first (known from the shape alone), then rows without a correlation (constant up to float
-        // rounding): both before any work.
-        const MemoryPlan plan = plan_host_rdm(x.rows, x.cols, options, what);  // InputError when it cannot be made
-        const std::vector<int64_t> flat = degenerate_rows(x);
-        if (!flat.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(flat, what);
-        const std::string rdm_what = "the " + std::to_string(x.rows) + " x " + std::to_string(x.rows) + " RDM of " + what;
-        Matrix m;
-        std::vector<int64_t> constant;
-        if (plan.kind == PlanKind::OneShot && options.max_gpu_bytes == 0 && options.precision == Precision::FP32) {
-            // The plain one-shot twin: a z-scored copy, then SYRK into the output.
-            Matrix z = checked_matrix(x.rows, x.cols, "the z-scored copy of " + what);
-            zscore_rows_ref(x.data.data(), x.rows, x.cols, z.data.data(), &constant);
-            m = checked_matrix(x.rows, x.rows, rdm_what);
-            rdm_from_zscored_ref(z.data.data(), x.rows, x.cols, m.data.data());
-        } else {
-            // The chunked/tiled twins under the same memory plan the GPU would use with this budget. Constant
-            // rows come out of the same pass; with Fail the result (and any tiled file, removed by the caller)
-            // is discarded.
-            if (plan.kind != PlanKind::Tiled) check_host_alloc(plan.output_bytes, rdm_what);
-            rdm_scaled_ref(x.data.data(), x.rows, x.cols, plan, options.precision, options.output_path, &m, &constant);
-        }
-        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
-        // Rows constant only up to rounding were z-scored like any other: NaN them as the exact ones.
-        if (!flat.empty()) {
-            if (m.rows) nan_rows_and_columns(m.data.data(), m.rows, flat);
-            else nan_rows_in_npy(options.output_path, x.rows, flat);
-        }
-        if (m.rows) check_rdm_result(m, options, what);  // a tiled RDM on disk is not read back
+    PlanMemory rdm_memory(int64_t S, int64_t N) override {
+        // The S x N input is resident already: the RDM may use the host budget less the input.
+        const uint64_t input = checked_bytes(static_cast<uint64_t>(S) * static_cast<uint64_t>(N), sizeof(float),
+                                             "the RDM input");
+        const uint64_t budget = host_memory_budget();
+        PlanMemory m;
+        m.free_bytes = budget > input ? budget - input : 0;
+        m.name = "host memory beside the " + format_bytes(input) + " input; host budget " + host_budget_text();
         return m;
     }
 
-    // Shapes only: a degenerate RDM gives NaN for every measure (compare.h); user-facing callers name it with
-    // check_rdm_pair first.
-    PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
-        check_rdm_shapes(a, b, "first RDM", "second RDM");
-        return pearson_upper_ref(a.data.data(), b.data.data(), a.rows);
+    Array rdm_run(const Array& x, const MemoryPlan& plan, Precision precision, const RowMoments& moments,
+                  const std::vector<int64_t>& nan_rows, RdmTileSink* sink) override {
+        const int64_t S = x.rows();
+        if (plan.kind == PlanKind::Tiled) {
+            rdm_run_ref(x.host(), S, x.cols(), plan, precision, moments, nullptr, sink);
+            return Array();
+        }
+        Matrix m = checked_matrix(S, S, "the " + std::to_string(S) + " x " + std::to_string(S) + " RDM");
+        rdm_run_ref(x.host(), S, x.cols(), plan, precision, moments, m.data.data(), nullptr);
+        nan_rows_and_columns(m.data.data(), S, nan_rows);
+        return Array(std::move(m));
     }
 
-    CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
-        check_rdm_shapes(a, b, "first RDM", "second RDM");
-        return compare_upper_ref(measure, a.data.data(), b.data.data(), a.rows);
+    UpperSpread rdm_spread(const Array& rdm) override { return rdm_upper_spread(rdm.host(), rdm.rows()); }
+
+    std::vector<std::vector<CompareResult>> compare(const Array& ref, const std::vector<Array>& models,
+                                                    const std::vector<Measure>& measures) override {
+        std::vector<std::vector<CompareResult>> out;
+        for (size_t l = 0; l < models.size(); ++l) {
+            check_rdm_dims(ref.rows(), ref.cols(), models[l].rows(), models[l].cols(), "reference RDM",
+                           ("model " + std::to_string(l)).c_str());
+            std::vector<CompareResult> row;
+            for (Measure m : measures) row.push_back(compare_upper_ref(m, ref.host(), models[l].host(), ref.rows()));
+            out.push_back(std::move(row));
+        }
+        return out;
     }
 
-    double cka(const Matrix& x, const Matrix& y, bool debiased) override { return cka_linear_ref(x, y, debiased); }
+    CkaResult cka(const Array& x, const Array& y) override {
+        CkaResult r;
+        r.plain = cka_linear_ref(x.view(), y.view(), false);
+        r.debiased = x.rows() >= 4 ? cka_linear_ref(x.view(), y.view(), true) : std::nan("");
+        return r;
+    }
 
-    BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
+    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
                               uint64_t seed) override {
-        return bootstrap_ref(ref, models, resamples, seed);
+        return bootstrap_ref(ref.view(), views(models), resamples, seed);
     }
-    PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) override {
-        return permutation_ref(ref, model, permutations, seed);
+    std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
+                                               uint64_t seed) override {
+        std::vector<PermutationResult> out;
+        for (const Array& m : models) out.push_back(permutation_ref(ref.view(), m.view(), permutations, seed));
+        return out;
     }
-    NoiseCeilingResult noise_ceiling(const Matrix& resp, const std::vector<int64_t>& bins, int splits,
+    NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,
                                      uint64_t seed) override {
-        return noise_ceiling_ref(resp, bins, splits, seed);
+        return noise_ceiling_ref(resp.view(), bins, splits, seed);
     }
 
     SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override { return synthetic_v1_ref(params); }
@@ -92,14 +98,17 @@ public:
         return synthetic_v1_trials_ref(params);
     }
 
-    TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+    TrainResult cnn_train(std::vector<float>& params, const Array& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch) override {
-        return cnn_train_ref(params, images, labels, config, on_epoch);
+        return cnn_train_ref(params, images.view(), labels, config, on_epoch);
     }
 
-    CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) override {
+    CnnActivations cnn_forward(const std::vector<float>& params, const Array& images) override {
+        if (images.cols() != cnn::kPixels)  // the forward pass reads rows x 3072 floats
+            throw InputError("CNN forward: images have " + std::to_string(images.cols()) + " columns, expected " +
+                             std::to_string(cnn::kPixels));
         CnnActivations act;
-        cnn_forward_ref(params.data(), images.data.data(), static_cast<int>(images.rows), &act);
+        cnn_forward_ref(params.data(), images.host(), static_cast<int>(images.rows()), &act);
         return act;
     }
 };

@@ -7,7 +7,7 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/grating.h"
 #include "rsa_gpu/host_memory.h"
-#include "rsa_gpu/rdm_scale.h"
+#include "rsa_gpu/rdm_plan.h"
 
 namespace rsa {
 

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "rsa_gpu/error.h"
-#include "rsa_gpu/rdm_scale.h"
+#include "rsa_gpu/rdm_plan.h"
 
 namespace rsa {
 

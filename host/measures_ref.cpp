@@ -231,7 +231,7 @@ double cka_from_sums(const CkaSums& s, int64_t S, bool debiased) {
 namespace {
 
 // Column means of X in double.
-std::vector<double> column_means(const Matrix& x) {
+std::vector<double> column_means(const MatrixView& x) {
     const int64_t S = x.rows, N = x.cols;
     std::vector<double> mean = checked_alloc<double>(static_cast<size_t>(N), "CKA column means");
     for (int64_t i = 0; i < S; ++i)
@@ -241,7 +241,7 @@ std::vector<double> column_means(const Matrix& x) {
 }
 
 // K = Xc Xc^T (S x S, full symmetric) with Xc the column-centred X (means in double).
-std::vector<float> centred_gram(const Matrix& x) {
+std::vector<float> centred_gram(const MatrixView& x) {
     const int64_t S = x.rows, N = x.cols;
     const std::vector<double> mean = column_means(x);
     const std::string shape = std::to_string(S) + " x " + std::to_string(N);
@@ -261,7 +261,7 @@ std::vector<float> centred_gram(const Matrix& x) {
 
 }  // namespace
 
-std::string responses_degenerate_reason(const Matrix& x) {
+std::string responses_degenerate_reason(const MatrixView& x) {
     const int64_t S = x.rows, N = x.cols;
     if (S <= 0 || N <= 0) return "";
     const std::vector<double> mean = column_means(x);
@@ -287,16 +287,16 @@ std::string responses_degenerate_reason(const Matrix& x) {
     return os.str();
 }
 
-void check_cka_inputs(const Matrix& x, const Matrix& y, bool debiased, const std::string& name_x,
+void check_cka_inputs(const MatrixView& x, const MatrixView& y, bool debiased, const std::string& name_x,
                       const std::string& name_y) {
     check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
-    for (const auto& [m, name] : {std::pair<const Matrix*, const std::string*>{&x, &name_x}, {&y, &name_y}}) {
+    for (const auto& [m, name] : {std::pair<const MatrixView*, const std::string*>{&x, &name_x}, {&y, &name_y}}) {
         const std::string why = responses_degenerate_reason(*m);
         if (!why.empty()) throw InputError(*name + ": " + why);
     }
 }
 
-double cka_linear_ref(const Matrix& x, const Matrix& y, bool debiased) {
+double cka_linear_ref(const MatrixView& x, const MatrixView& y, bool debiased) {
     check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
     if (!responses_degenerate_reason(x).empty() || !responses_degenerate_reason(y).empty()) return std::nan("");
     const int64_t S = x.rows;

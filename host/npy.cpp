@@ -1525,11 +1525,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     write_atomic(path, bytes.data(), bytes.size());
 }
 
-void npy_save(const std::string& path, const Matrix& m) {
-    if (m.rows < 0 || m.cols < 0 || static_cast<int64_t>(m.data.size()) != m.rows * m.cols)
-        throw RuntimeError(path + ": matrix data holds " + std::to_string(m.data.size()) + " values for shape (" +
-                           std::to_string(m.rows) + ", " + std::to_string(m.cols) + ")");
-    npy_write(path, "<f4", sizeof(float), m.data.data(), {m.rows, m.cols});
+void npy_save(const std::string& path, const MatrixView& m) {
+    if (m.rows < 0 || m.cols < 0 || (m.rows * m.cols > 0 && !m.ptr))
+        throw RuntimeError(path + ": no matrix data for shape (" + std::to_string(m.rows) + ", " +
+                           std::to_string(m.cols) + ")");
+    npy_write(path, "<f4", sizeof(float), m.ptr, {m.rows, m.cols});
 }
 
 void npy_save_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {

@@ -50,7 +50,7 @@ double permutation_p_value(double r_obs, const std::vector<double>& null) {
     return (1.0 + static_cast<double>(ge)) / (1.0 + static_cast<double>(null.size()));
 }
 
-void check_no_nan_upper(const Matrix& m, const std::string& what) {
+void check_no_nan_upper(const MatrixView& m, const std::string& what) {
     for (int64_t i = 0; i < m.rows; ++i)
         for (int64_t j = i + 1; j < m.cols; ++j)
             if (std::isnan(m.at(i, j))) {
@@ -180,7 +180,7 @@ SplitPlan split_halves_plan(const std::vector<int64_t>& bins, int split, uint64_
 // ---------------------------------------------------------------- bootstrap
 namespace {
 
-double upper_mean(const Matrix& m) {
+double upper_mean(const MatrixView& m) {
     double s = 0.0;
     for (int64_t i = 0; i < m.rows; ++i)
         for (int64_t j = i + 1; j < m.cols; ++j) s += m.at(i, j);
@@ -188,9 +188,9 @@ double upper_mean(const Matrix& m) {
 }
 
 // Symmetric read of the strict upper triangle.
-inline float sym(const Matrix& m, int64_t i, int64_t j) { return i < j ? m.at(i, j) : m.at(j, i); }
+inline float sym(const MatrixView& m, int64_t i, int64_t j) { return i < j ? m.at(i, j) : m.at(j, i); }
 
-void check_pairs(const Matrix& ref, const std::vector<Matrix>& models) {
+void check_pairs(const MatrixView& ref, const std::vector<MatrixView>& models) {
     if (models.empty()) throw InputError("bootstrap: no model RDMs given");
     for (size_t l = 0; l < models.size(); ++l) {
         const std::string name = "model " + std::to_string(l);
@@ -203,7 +203,7 @@ void check_pairs(const Matrix& ref, const std::vector<Matrix>& models) {
 using CountsFn = std::function<void(int64_t r0, int64_t rc, double* w)>;
 
 // samples[l][r] from the quadratic forms q_m = w^T F_m w / 2, m = [A0, A0^2, then per model B0, B0^2, A0 B0].
-std::vector<std::vector<double>> bootstrap_core(const Matrix& ref, const std::vector<Matrix>& models, int64_t R,
+std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std::vector<MatrixView>& models, int64_t R,
                                                 const CountsFn& counts) {
     const int64_t S = ref.rows, L = static_cast<int64_t>(models.size()), M = 2 + 3 * L;
     const double ma = upper_mean(ref);
@@ -269,7 +269,7 @@ std::vector<std::vector<double>> bootstrap_core(const Matrix& ref, const std::ve
 
 }  // namespace
 
-BootstrapResult bootstrap_ref(const Matrix& ref, const std::vector<Matrix>& models, int resamples, uint64_t seed) {
+BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models, int resamples, uint64_t seed) {
     check_pairs(ref, models);
     if (resamples < 1) throw InputError("bootstrap: the number of resamples must be at least 1");
     const int64_t S = ref.rows;
@@ -283,7 +283,7 @@ BootstrapResult bootstrap_ref(const Matrix& ref, const std::vector<Matrix>& mode
     return res;
 }
 
-std::vector<std::vector<double>> bootstrap_from_counts_ref(const Matrix& ref, const std::vector<Matrix>& models,
+std::vector<std::vector<double>> bootstrap_from_counts_ref(const MatrixView& ref, const std::vector<MatrixView>& models,
                                                            const std::vector<double>& counts, int64_t resamples) {
     check_pairs(ref, models);
     const int64_t S = ref.rows;
@@ -294,7 +294,7 @@ std::vector<std::vector<double>> bootstrap_from_counts_ref(const Matrix& ref, co
     });
 }
 
-double bootstrap_r_bruteforce(const Matrix& ref, const Matrix& model, const std::vector<int64_t>& idx) {
+double bootstrap_r_bruteforce(const MatrixView& ref, const MatrixView& model, const std::vector<int64_t>& idx) {
     const size_t n = idx.size();
     double sa = 0.0, sb = 0.0, cnt = 0.0;
     for (size_t p = 0; p < n; ++p)
@@ -330,7 +330,7 @@ struct PermInputs {
     std::vector<double> b0;  // S x S, symmetric, centred, zero diagonal
 };
 
-PermInputs perm_inputs(const Matrix& ref, const Matrix& model) {
+PermInputs perm_inputs(const MatrixView& ref, const MatrixView& model) {
     check_rdm_pair(ref, model, "reference RDM", "model RDM");
     check_no_nan_upper(ref, "reference RDM");
     check_no_nan_upper(model, "model RDM");
@@ -352,7 +352,7 @@ PermInputs perm_inputs(const Matrix& ref, const Matrix& model) {
 }
 
 // perm == nullptr: the identity.
-double perm_r(const Matrix& ref, const PermInputs& in, const int* perm) {
+double perm_r(const MatrixView& ref, const PermInputs& in, const int* perm) {
     const int64_t S = in.S;
     double sxy = 0.0;
     for (int64_t i = 0; i < S; ++i) {
@@ -367,7 +367,7 @@ double perm_r(const Matrix& ref, const PermInputs& in, const int* perm) {
 
 }  // namespace
 
-PermutationResult permutation_ref(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) {
+PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations, uint64_t seed) {
     if (permutations < 1) throw InputError("permutation test: the number of permutations must be at least 1");
     const PermInputs in = perm_inputs(ref, model);
     PermutationResult res;
@@ -385,7 +385,7 @@ PermutationResult permutation_ref(const Matrix& ref, const Matrix& model, int pe
     return res;
 }
 
-double permutation_r_ref(const Matrix& ref, const Matrix& model, const std::vector<int>& perm) {
+double permutation_r_ref(const MatrixView& ref, const MatrixView& model, const std::vector<int>& perm) {
     const PermInputs in = perm_inputs(ref, model);
     if (static_cast<int64_t>(perm.size()) != in.S) throw InputError("permutation: wrong permutation length");
     std::vector<char> seen(perm.size(), 0);
@@ -397,7 +397,7 @@ double permutation_r_ref(const Matrix& ref, const Matrix& model, const std::vect
 }
 
 // ---------------------------------------------------------------- noise ceiling
-double split_half_r_ref(const Matrix& resp, const std::vector<int64_t>& bin_row, const std::vector<int>& half,
+double split_half_r_ref(const MatrixView& resp, const std::vector<int64_t>& bin_row, const std::vector<int>& half,
                         int64_t rows) {
     const int64_t T = resp.rows, N = resp.cols;
     if (static_cast<int64_t>(bin_row.size()) != T || static_cast<int64_t>(half.size()) != T)
@@ -416,7 +416,7 @@ double split_half_r_ref(const Matrix& resp, const std::vector<int64_t>& bin_row,
         const float* x = resp.row(t);
         for (int64_t n = 0; n < N; ++n) s[n] += x[n];
     }
-    std::vector<float> avg(sum.size()), z(sum.size()), rdm(static_cast<size_t>(2 * rows * rows));
+    std::vector<float> avg(sum.size()), rdm(static_cast<size_t>(2 * rows * rows));
     for (int64_t g = 0; g < 2 * rows; ++g) {
         const int64_t c = count[static_cast<size_t>(g)];
         if (c == 0) {
@@ -429,16 +429,15 @@ double split_half_r_ref(const Matrix& resp, const std::vector<int64_t>& bin_row,
                 static_cast<float>(sum[static_cast<size_t>(g * N + n)] / static_cast<double>(c));
     }
     for (int h = 0; h < 2; ++h) {
-        zscore_rows_ref(avg.data() + h * rows * N, rows, N, z.data() + h * rows * N, nullptr);
-        rdm_from_zscored_ref(z.data() + h * rows * N, rows, N, rdm.data() + h * rows * rows);
+        rdm_ref(avg.data() + h * rows * N, rows, N, rdm.data() + h * rows * rows);
     }
     return pearson_upper_ref(rdm.data(), rdm.data() + rows * rows, rows).r;
 }
 
-NoiseCeilingResult noise_ceiling_ref(const Matrix& resp, const std::vector<int64_t>& bins, int splits, uint64_t seed) {
+NoiseCeilingResult noise_ceiling_ref(const MatrixView& resp, const std::vector<int64_t>& bins, int splits, uint64_t seed) {
     check_noise_ceiling_input(resp.rows, resp.cols, bins, splits);
     for (int64_t i = 0; i < resp.size(); ++i)
-        if (!std::isfinite(resp.data[static_cast<size_t>(i)])) {
+        if (!std::isfinite(resp.ptr[i])) {
             std::ostringstream os;
             os << "noise ceiling: non-finite response at trial " << i / resp.cols << ", unit " << i % resp.cols;
             throw InputError(os.str());

@@ -24,7 +24,7 @@ TrainedNetwork train_tutorial_network(Backend& backend, const TrainConfig& confi
     auto t0 = Clock::now();
     std::vector<float> angles, labels;
     cnn_training_set(config, &angles, &labels);
-    const Matrix images = backend.gratings(angles, grating);
+    const Array images = backend.gratings(angles, grating);
     *stimuli_ms = ms_since(t0);
     check_interrupt("training");
 

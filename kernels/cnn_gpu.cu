@@ -748,7 +748,7 @@ bool CnnGpu::graph_capture_enabled() {
 #endif
 }
 
-TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels, const TrainConfig& config,
+TrainResult CnnGpu::train(const MatrixView& images, const std::vector<float>& labels, const TrainConfig& config,
                           const EpochCallback& on_epoch) {
     Impl& m = *impl_;
     // Like cnn_train_ref: the training set is every row of images (config.train_size only made the set).
@@ -783,7 +783,7 @@ TrainResult CnnGpu::train(const Matrix& images, const std::vector<float>& labels
     DeviceBuffer<float> all_labels(static_cast<size_t>(n), "the training labels");
     DeviceBuffer<int> perm(static_cast<size_t>(n), "the epoch permutation");
     DeviceBuffer<float> losses(static_cast<size_t>(steps), "the epoch losses");
-    CUDA_CHECK(cudaMemcpyAsync(all_images.get(), images.data.data(),
+    CUDA_CHECK(cudaMemcpyAsync(all_images.get(), images.ptr,
                                static_cast<size_t>(n) * cnn::kPixels * sizeof(float),
                                cudaMemcpyHostToDevice, stream));
     CUDA_CHECK(cudaMemcpyAsync(all_labels.get(), labels.data(), static_cast<size_t>(n) * sizeof(float),

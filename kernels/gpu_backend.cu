@@ -1,23 +1,23 @@
 // The GPU backend: the analysis' operations on one CUDA device through the kernels and cuBLAS, sharing the
-// device's GpuContext (stream and cuBLAS handle created once; cuDNN only when the CNN runs). Host matrices in, host
-// matrices out. The one-shot FP32 RDM z-scores its input in place (one input buffer) and, when device memory runs
-// short (OutOfMemoryError from any of its allocations), falls back to the memory plan's streamed path. The checks
-// and degenerate-input semantics are the CPU backend's (host/cpu_backend.cpp), run on the host with the same shared
-// functions: rows constant up to rounding found before any work (NaN rows and columns, or an InputError), a
-// constant RDM result, comparisons NaN for every measure on a degenerate side, CKA NaN on degenerate responses.
-// The comparison and CKA launchers take workspace: it is allocated here (DeviceBuffer, so running out of device
-// memory is an OutOfMemoryError naming it), as are the allocating conveniences of measures.cuh.
+// device's GpuContext (stream and cuBLAS handle created once; cuDNN only when the CNN runs). Arrays in and out
+// (array.h): results stay on the device (a GpuStore: a DeviceBuffer behind the DeviceStore interface), and a host
+// Array an operation uploads keeps its device copy, so the V1 responses and the RDMs move to the device once per job.
+// The RDM is the shared layer's plan (rdm_engine.h) run by the GPU engine (rdm_run_gpu, kernels/rdm_scale.cu).
+// Degenerate inputs follow the CPU backend's rules with the same shared functions: RDMs tested on the device's
+// moments (the host copy is read only to word an error), comparisons NaN for every measure on a degenerate side,
+// CKA NaN on degenerate responses. Workspaces are DeviceBuffers allocated here (running out of device memory is an
+// OutOfMemoryError naming them).
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "compare.cuh"
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "grating.cuh"
-#include "rdm.cuh"
 #include "rdm_scale.cuh"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn_gpu.h"
@@ -31,111 +31,166 @@ namespace rsa {
 
 namespace {
 
+// An Array's data on one device.
+class GpuStore final : public DeviceStore {
+public:
+    GpuStore(GpuContext& ctx, size_t count, const char* what) : ctx_(ctx), buf_(count, what) {}
+    int device() const override { return ctx_.device; }
+    const float* data() const override { return buf_.get(); }
+    float* data() { return buf_.get(); }
+    void download(float* host, size_t count) const override {
+        CUDA_CHECK(cudaSetDevice(ctx_.device));
+        buf_.download(host, count, ctx_.stream);
+    }
+    DeviceBuffer<float>& buffer() { return buf_; }
+
+private:
+    GpuContext& ctx_;
+    DeviceBuffer<float> buf_;
+};
+
 class GpuBackend final : public Backend {
 public:
     explicit GpuBackend(int device) : ctx_(gpu_context(device)) { CUDA_CHECK(cudaSetDevice(device)); }
 
     std::string name() const override { return "cuda:" + std::to_string(ctx_.device) + " (" + ctx_.card + ")"; }
     bool is_gpu() const override { return true; }
+    int device() const override { return ctx_.device; }
 
-    Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
+    Array gratings(const std::vector<float>& angles_deg, const GratingParams& params) override {
         check_gratings_output(angles_deg.size(), params);  // InputError with the sizes, before any allocation
-        Matrix out(static_cast<int64_t>(angles_deg.size()), params.pixels());
-        DeviceBuffer<float> d_angles, d_out(static_cast<size_t>(out.size()));
+        const int64_t B = static_cast<int64_t>(angles_deg.size());
+        auto out = fresh(B * params.pixels(), "the gratings");
+        DeviceBuffer<float> d_angles;
         d_angles.upload(angles_deg, ctx_.stream);
-        grating_launch(d_angles.get(), out.rows, params, d_out.get(), ctx_.stream);
-        d_out.download(out.data.data(), out.data.size(), ctx_.stream);
-        return out;
+        grating_launch(d_angles.get(), B, params, out->data(), ctx_.stream);
+        CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));  // d_angles goes at return
+        return Array::on_device(B, params.pixels(), out);
     }
 
-    Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) override {
-        // One device buffer: the rows are z-scored in place.
-        Matrix z(x.rows, x.cols);
-        DeviceBuffer<float> d_x(static_cast<size_t>(x.size()), "the rows to z-score");
-        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows), "constant-row flags");
-        d_x.upload(x.data, ctx_.stream);
-        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_x.get(), d_const.get(), ctx_.stream);
-        d_x.download(z.data.data(), z.data.size(), ctx_.stream);
-        collect_constant(d_const, x.rows, constant_rows);
-        return z;
-    }
-
-    Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) override {
-        check_rdm_input(x, what);
-        // Rows without a correlation (constant up to float rounding) are known before any work, as on the CPU.
-        const std::vector<int64_t> flat = degenerate_rows(x);
-        if (!flat.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(flat, what);
-        Matrix m = rdm_compute(x, options, what);
-        // Rows constant only up to rounding were z-scored like any other: NaN them as the exact ones (a tiled RDM
-        // in its file on disk).
-        if (!flat.empty()) {
-            if (m.rows) nan_rows_and_columns(m.data.data(), m.rows, flat);
-            else nan_rows_in_npy(options.output_path, x.rows, flat);
-        }
-        if (m.rows) check_rdm_result(m, options, what);  // a tiled RDM on disk is not read back
+    RowMoments row_moments(const Array& x) override {
+        const int64_t S = x.rows(), N = x.cols();
+        // GPU first: a host input that fits in half the free device memory is uploaded here, once, and kept with
+        // the Array (the run and any later operation on it find it there); a larger one is summarised on the host,
+        // where it is, and streamed by the run.
+        const float* d_x = on_device_if_fits(x, "the RDM input");
+        if (!d_x) return row_moments_ref(x.host(), S, N);
+        RowMoments m;
+        m.mean.resize(static_cast<size_t>(S));
+        m.m2.resize(static_cast<size_t>(S));
+        DeviceBuffer<double> d_mean(static_cast<size_t>(S), "row means"), d_m2(static_cast<size_t>(S), "row m2");
+        row_moments_launch(d_x, S, N, N, d_mean.get(), d_m2.get(), ctx_.stream);
+        d_mean.download(m.mean.data(), m.mean.size(), ctx_.stream);
+        d_m2.download(m.m2.data(), m.m2.size(), ctx_.stream);
         return m;
     }
 
-    // Shapes only: a degenerate RDM gives NaN for every measure (compare.h; the launchers test it on the device's
-    // moments); user-facing callers name it with check_rdm_pair first.
-    PearsonResult compare_pearson(const Matrix& a, const Matrix& b) override {
-        check_rdm_shapes(a, b, "first RDM", "second RDM");
-        DeviceBuffer<float> d_a, d_b;
-        DeviceBuffer<char> work(pearson_workspace_bytes(a.rows), "the Pearson workspace");
-        d_a.upload(a.data, ctx_.stream);
-        d_b.upload(b.data, ctx_.stream);
-        return pearson_upper_launch(d_a.get(), d_b.get(), a.rows, work.get(), ctx_.stream);
+    PlanMemory rdm_memory(int64_t, int64_t) override {
+        size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaSetDevice(ctx_.device));
+        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        return PlanMemory{free_bytes, "device memory of " + name()};
     }
 
-    CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) override {
-        check_rdm_shapes(a, b, "first RDM", "second RDM");
-        DeviceBuffer<float> d_a, d_b;
-        DeviceBuffer<char> work(compare_workspace_bytes(measure, a.rows), "the comparison workspace");
-        d_a.upload(a.data, ctx_.stream);
-        d_b.upload(b.data, ctx_.stream);
-        return compare_upper_launch(measure, d_a.get(), d_b.get(), a.rows, work.get(), ctx_.stream);
-    }
-
-    double cka(const Matrix& x, const Matrix& y, bool debiased) override {
-        check_cka_shapes(x.rows, x.cols, y.rows, y.cols, debiased);
-        // Degenerate responses (every stimulus the same up to rounding): NaN before any work, as cka_linear_ref.
-        if (!responses_degenerate_reason(x).empty() || !responses_degenerate_reason(y).empty()) return std::nan("");
-        DeviceBuffer<float> d_x, d_y;
-        DeviceBuffer<char> work(cka_workspace_bytes(x.rows, x.cols, y.cols), "the CKA workspace");
-        d_x.upload(x.data, ctx_.stream);
-        d_y.upload(y.data, ctx_.stream);
-        return cka_linear_launch(ctx_.cublas, d_x.get(), x.rows, x.cols, d_y.get(), y.cols, debiased, work.get(),
-                                 ctx_.stream);
-    }
-
-    BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
-                              uint64_t seed) override {
-        // The device path reads S x S from every buffer with S = ref.rows: check the shapes as the CPU twin does.
-        if (models.empty()) throw InputError("bootstrap: no model RDMs given");
-        for (size_t l = 0; l < models.size(); ++l)
-            check_rdm_pair(ref, models[l], "reference RDM", ("model " + std::to_string(l)).c_str());
-        DeviceBuffer<float> d_ref;
-        d_ref.upload(ref.data, ctx_.stream);
-        std::vector<DeviceBuffer<float>> d_models(models.size());
-        std::vector<const float*> ptrs;
-        for (size_t i = 0; i < models.size(); ++i) {
-            d_models[i].upload(models[i].data, ctx_.stream);
-            ptrs.push_back(d_models[i].get());
+    Array rdm_run(const Array& x, const MemoryPlan& plan, Precision precision, const RowMoments& moments,
+                  const std::vector<int64_t>& nan_rows, RdmTileSink* sink) override {
+        const int64_t S = x.rows(), N = x.cols();
+        RdmInput in;
+        if (const DeviceStore* d = x.device_copy(ctx_.device)) in.device = d->data();
+        else in.host = x.host();
+        const bool poison = poison_mode();  // tests: every buffer NaN first
+        if (plan.kind == PlanKind::Tiled) {
+            rdm_run_gpu(ctx_, in, S, N, plan, precision, moments, nullptr, sink, poison);
+            return Array();
         }
-        return bootstrap_launch(ctx_.cublas, d_ref.get(), ptrs, ref.rows, resamples, seed, ctx_.stream);
+        auto out = fresh(S * S, "the RDM");
+        if (poison) out->buffer().poison(ctx_.stream);
+        rdm_run_gpu(ctx_, in, S, N, plan, precision, moments, out->data(), nullptr, poison);
+        if (!nan_rows.empty()) {
+            DeviceBuffer<int64_t> d_rows;
+            d_rows.upload(nan_rows, ctx_.stream);
+            nan_rows_cols_launch(out->data(), S, d_rows.get(), static_cast<int64_t>(nan_rows.size()), ctx_.stream);
+            CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+        }
+        return Array::on_device(S, S, out);
     }
-    PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) override {
-        check_rdm_pair(ref, model, "reference RDM", "model RDM");
-        DeviceBuffer<float> d_ref, d_model;
-        d_ref.upload(ref.data, ctx_.stream);
-        d_model.upload(model.data, ctx_.stream);
-        return permutation_launch(d_ref.get(), d_model.get(), ref.rows, permutations, seed, ctx_.stream);
+
+    UpperSpread rdm_spread(const Array& rdm) override {
+        const int64_t S = rdm.rows();
+        const float* d = on_device(rdm, "an RDM");
+        DeviceBuffer<char> work(pearson_workspace_bytes(S), "the moments workspace");
+        const UpperMoments m = upper_moments_launch(d, d, S, work.get(), ctx_.stream);
+        UpperSpread s;
+        s.values = m.pairs;
+        s.nan = m.skipped;
+        s.mean = m.mean_a;
+        s.m2 = m.sxx;
+        return s;  // min and max are not computed on the device
     }
-    NoiseCeilingResult noise_ceiling(const Matrix& resp, const std::vector<int64_t>& bins, int splits,
+
+    std::vector<std::vector<CompareResult>> compare(const Array& ref, const std::vector<Array>& models,
+                                                    const std::vector<Measure>& measures) override {
+        for (size_t l = 0; l < models.size(); ++l)
+            check_rdm_dims(ref.rows(), ref.cols(), models[l].rows(), models[l].cols(), "reference RDM",
+                           ("model " + std::to_string(l)).c_str());
+        const int64_t S = ref.rows();
+        size_t work_bytes = 0;
+        for (Measure m : measures) work_bytes = std::max(work_bytes, compare_workspace_bytes(m, S));
+        DeviceBuffer<char> work(work_bytes, "the comparison workspace");
+        const float* d_ref = on_device(ref, "the reference RDM");
+        std::vector<std::vector<CompareResult>> out;
+        for (const Array& model : models) {
+            const float* d_model = on_device(model, "a model RDM");
+            std::vector<CompareResult> row;
+            for (Measure m : measures) row.push_back(compare_upper_launch(m, d_ref, d_model, S, work.get(), ctx_.stream));
+            out.push_back(std::move(row));
+        }
+        return out;
+    }
+
+    CkaResult cka(const Array& x, const Array& y) override {
+        check_cka_shapes(x.rows(), x.cols(), y.rows(), y.cols(), false);
+        CkaResult r;
+        // Degenerate responses (every stimulus the same up to rounding): NaN before any work, as cka_linear_ref.
+        if (!responses_degenerate_reason(x.view()).empty() || !responses_degenerate_reason(y.view()).empty()) {
+            r.plain = r.debiased = std::nan("");
+            return r;
+        }
+        const int64_t S = x.rows();
+        DeviceBuffer<char> work(cka_workspace_bytes(S, x.cols(), y.cols()), "the CKA workspace");
+        const CkaSums sums = cka_sums_launch(ctx_.cublas, on_device(x, "the CKA responses"), S, x.cols(),
+                                             on_device(y, "the CKA responses"), y.cols(), work.get(), ctx_.stream);
+        r.plain = cka_from_sums(sums, S, false);
+        r.debiased = S >= 4 ? cka_from_sums(sums, S, true) : std::nan("");
+        return r;
+    }
+
+    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
+                              uint64_t seed) override {
+        // The device path reads S x S from every buffer with S = ref.rows(): the pairs are checked as the CPU twin
+        // checks them (degenerate RDMs tested on the device's moments).
+        if (models.empty()) throw InputError("bootstrap: no model RDMs given");
+        std::vector<const float*> ptrs;
+        for (size_t l = 0; l < models.size(); ++l) ptrs.push_back(checked_pair(ref, models[l], l));
+        return bootstrap_launch(ctx_.cublas, on_device(ref, "the reference RDM"), ptrs, ref.rows(), resamples, seed,
+                                ctx_.stream);
+    }
+
+    std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
+                                               uint64_t seed) override {
+        std::vector<PermutationResult> out;
+        for (size_t l = 0; l < models.size(); ++l) {
+            const float* d_model = checked_pair(ref, models[l], l);
+            out.push_back(permutation_launch(on_device(ref, "the reference RDM"), d_model, ref.rows(), permutations,
+                                             seed, ctx_.stream));
+        }
+        return out;
+    }
+
+    NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,
                                      uint64_t seed) override {
-        DeviceBuffer<float> d_resp;
-        d_resp.upload(resp.data, ctx_.stream);
-        return noise_ceiling_launch(ctx_.cublas, d_resp.get(), resp.rows, resp.cols, bins, splits, seed, ctx_.stream);
+        return noise_ceiling_launch(ctx_.cublas, on_device(resp, "the trial responses"), resp.rows(), resp.cols(), bins,
+                                    splits, seed, ctx_.stream);
     }
 
     SyntheticV1 synthetic_v1(const SyntheticV1Params& params) override {
@@ -161,85 +216,72 @@ public:
         return out;
     }
 
-    TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+    TrainResult cnn_train(std::vector<float>& params, const Array& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch) override {
-        CnnGpu& net = cnn(std::min<int64_t>(config.batch, images.rows));
+        CnnGpu& net = cnn(std::min<int64_t>(config.batch, images.rows()));
         net.set_params(params);
-        TrainResult r = net.train(images, labels, config, on_epoch);
+        TrainResult r = net.train(images.view(), labels, config, on_epoch);
         params = net.params();
         return r;
     }
 
-    CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) override {
+    CnnActivations cnn_forward(const std::vector<float>& params, const Array& images) override {
         // forward() copies rows x 3072 floats from the host: a narrower matrix would be read past its end.
-        if (images.cols != cnn::kPixels)
-            throw InputError("CNN forward: images have " + std::to_string(images.cols) + " columns, expected " +
+        if (images.cols() != cnn::kPixels)
+            throw InputError("CNN forward: images have " + std::to_string(images.cols()) + " columns, expected " +
                              std::to_string(cnn::kPixels));
-        CnnGpu& net = cnn(static_cast<int>(std::max<int64_t>(images.rows, 1)));
+        CnnGpu& net = cnn(static_cast<int>(std::max<int64_t>(images.rows(), 1)));
         net.set_params(params);
         CnnActivations act;
-        net.forward(images.data.data(), static_cast<int>(images.rows), &act);
+        net.forward(images.host(), static_cast<int>(images.rows()), &act);
         return act;
     }
 
 private:
-    // The RDM under the memory plan, after rdm()'s checks: the plain one-shot FP32 path when the data fit, else (or
-    // when that runs out of device memory) rdm_scaled. Rows the device finds exactly constant are NaN rows and
-    // columns, rejected with ConstantRows::Fail (degenerate_rows, which rdm() ran first, lists them all already).
-    // Empty for a tiled plan: the RDM is in options.output_path.
-    Matrix rdm_compute(const Matrix& x, const RdmOptions& options, const std::string& what) {
-        size_t free_bytes = 0, total_bytes = 0;
-        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-        const MemoryPlan plan = plan_rdm(x.rows, x.cols, options.max_gpu_bytes, free_bytes);
-        const uint64_t big = 256ull << 20;
-        if (options.on_plan && (plan.kind != PlanKind::OneShot || plan.input_bytes + plan.output_bytes > big))
-            options.on_plan(describe(plan));
-        check_plan_output(plan, options, what);
-        PlanKind min_kind = PlanKind::OneShot;
-        std::string plain_failure;
-        if (plan.kind == PlanKind::OneShot && options.precision == Precision::FP32 && options.max_gpu_bytes == 0) {
-            // Data fit: the plain path (z-score kernel in place + SSYRK), constant rows reported before the
-            // product. Device memory can still run short (the free-memory reading is a snapshot; other processes
-            // allocate too): then the memory plan's streamed path takes over.
-            try {
-                return rdm_plain(x, options, what);
-            } catch (const OutOfMemoryError& e) {
-                min_kind = PlanKind::Streamed;
-                plain_failure = e.what();
-            }
-        }
-        // Streamed / tiled / TF32 / capped: the memory plan's path (falls back on device out-of-memory). Constant
-        // rows come out of its row statistics; with Fail the result (and any tiled file, removed by the caller)
-        // is discarded.
-        ScaledRdmOptions o;
-        o.precision = options.precision;
-        o.max_gpu_bytes = options.max_gpu_bytes;
-        o.output_path = options.output_path;
-        o.poison = poison_mode();  // tests (test_backend_ops, RSA_GPU_POISON): every buffer and the result NaN first
-        ScaledRdmResult r = rdm_scaled(ctx_, x.data.data(), x.rows, x.cols, o, min_kind);
-        if (!r.constant_rows.empty() && options.constant_rows == ConstantRows::Fail)
-            throw_constant_rows(r.constant_rows, what);
-        if ((r.fell_back || !plain_failure.empty()) && options.on_plan)
-            options.on_plan("device memory ran short" + (plain_failure.empty() ? "" : " (" + plain_failure + ")") +
-                            "; fell back to:\n" + describe(r.plan));
-        return std::move(r.rdm);
+    std::shared_ptr<GpuStore> fresh(int64_t count, const char* what) {
+        CUDA_CHECK(cudaSetDevice(ctx_.device));
+        return std::make_shared<GpuStore>(ctx_, static_cast<size_t>(count), what);
     }
 
-    // The one-shot FP32 RDM: input (z-scored in place), constant-row flags and output, all allocated before any
-    // work is queued, so an OutOfMemoryError leaves nothing in flight on the stream.
-    Matrix rdm_plain(const Matrix& x, const RdmOptions& options, const std::string& what) {
-        DeviceBuffer<float> d_x(static_cast<size_t>(x.size()), "the RDM input");
-        DeviceBuffer<int> d_const(static_cast<size_t>(x.rows), "constant-row flags");
-        DeviceBuffer<float> d_m(static_cast<size_t>(x.rows * x.rows), "the RDM");
-        d_x.upload(x.data, ctx_.stream);
-        zscore_rows_launch(d_x.get(), x.rows, x.cols, d_x.get(), d_const.get(), ctx_.stream);
-        std::vector<int64_t> constant;
-        collect_constant(d_const, x.rows, &constant);
-        if (!constant.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(constant, what);
-        Matrix m(x.rows, x.rows, poison_mode() ? std::nanf("") : 0.0f);  // poison mode: unwritten slots read NaN
-        rdm_from_zscored_launch(ctx_.cublas, d_x.get(), x.rows, x.cols, d_m.get(), ctx_.stream);
-        d_m.download(m.data.data(), m.data.size(), ctx_.stream);
-        return m;
+    // The Array's copy on this device, uploaded (and kept with the Array) when it has none.
+    const float* on_device(const Array& a, const char* what) {
+        if (const DeviceStore* d = a.device_copy(ctx_.device)) return d->data();
+        auto store = fresh(a.size(), what);
+        store->buffer().upload(a.host(), static_cast<size_t>(a.size()), ctx_.stream);
+        a.keep_device_copy(store);
+        return store->data();
+    }
+
+    // on_device when the Array is there already or fits in half the free device memory; else null.
+    const float* on_device_if_fits(const Array& a, const char* what) {
+        if (const DeviceStore* d = a.device_copy(ctx_.device)) return d->data();
+        size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        if (static_cast<uint64_t>(a.size()) * sizeof(float) > free_bytes / 2) return nullptr;
+        try {
+            return on_device(a, what);
+        } catch (const OutOfMemoryError&) {
+            return nullptr;  // someone else took the memory meanwhile: summarise on the host
+        }
+    }
+
+    // check_rdm_pair on the device: shapes, then neither RDM degenerate (its moments on the device; the host copy
+    // is read only to word the error). Returns the model's device pointer.
+    const float* checked_pair(const Array& ref, const Array& model, size_t index) {
+        const std::string name = "model " + std::to_string(index);
+        check_rdm_dims(ref.rows(), ref.cols(), model.rows(), model.cols(), "reference RDM", name.c_str());
+        const int64_t S = ref.rows();
+        DeviceBuffer<char> work(pearson_workspace_bytes(S), "the moments workspace");
+        const float* d_model = on_device(model, "a model RDM");
+        const float* d_ref = on_device(ref, "the reference RDM");
+        for (const auto& [d, a, label] : {std::tuple<const float*, const Array*, std::string>{d_ref, &ref, "reference RDM"},
+                                          {d_model, &model, name}}) {
+            const UpperMoments m = upper_moments_launch(d, d, S, work.get(), ctx_.stream);
+            if (m.pairs >= 2 && !spread_degenerate(static_cast<double>(m.pairs), m.mean_a, m.sxx)) continue;
+            const std::string why = rdm_degenerate_reason(a->host(), S);
+            if (!why.empty()) throw InputError(label + ": " + why);
+        }
+        return d_model;
     }
 
     // One network object (descriptors, algorithms, buffers) reused while its max batch is large enough.
@@ -253,14 +295,6 @@ private:
     }
     std::unique_ptr<CnnGpu> cnn_;
     int64_t cnn_max_batch_ = 0;
-
-    void collect_constant(const DeviceBuffer<int>& d_const, int64_t rows, std::vector<int64_t>* out) {
-        std::vector<int> flags(static_cast<size_t>(rows));
-        d_const.download(flags.data(), flags.size(), ctx_.stream);
-        if (!out) return;
-        for (int64_t i = 0; i < rows; ++i)
-            if (flags[static_cast<size_t>(i)]) out->push_back(i);
-    }
 
     GpuContext& ctx_;
 };

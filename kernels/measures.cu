@@ -545,9 +545,9 @@ size_t cka_workspace_bytes(int64_t S, int64_t N1, int64_t N2) {
     return w.bytes();
 }
 
-double cka_linear_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N1, const float* d_y,
-                         int64_t N2, bool debiased, void* d_work, cudaStream_t stream) {
-    check_cka_shapes(S, N1, S, N2, debiased);
+CkaSums cka_sums_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N1, const float* d_y, int64_t N2,
+                        void* d_work, cudaStream_t stream) {
+    check_cka_shapes(S, N1, S, N2, false);
     if (S > kMaxGridX) throw InputError("CKA: " + std::to_string(S) + " stimuli exceed CUDA's grid");
     Workspace w(d_work);
     const CkaLayout l(w, S, N1, N2);
@@ -572,7 +572,13 @@ double cka_linear_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int
     s.rkrl = t[8];
     s.rkrk = t[9];
     s.rlrl = t[10];
-    return cka_from_sums(s, S, debiased);
+    return s;
+}
+
+double cka_linear_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N1, const float* d_y,
+                         int64_t N2, bool debiased, void* d_work, cudaStream_t stream) {
+    check_cka_shapes(S, N1, S, N2, debiased);
+    return cka_from_sums(cka_sums_launch(cublas, d_x, S, N1, d_y, N2, d_work, stream), S, debiased);
 }
 
 }  // namespace rsa

@@ -37,6 +37,9 @@ size_t cka_workspace_bytes(int64_t S, int64_t N1, int64_t N2);
 // `stream` (bind_cublas_stream). Returns to the host once, reading the sums back.
 double cka_linear_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N1, const float* d_y,
                          int64_t N2, bool debiased, void* d_work, cudaStream_t stream);
+// The sums both forms are finished from (cka_from_sums, measures.h): one pass gives plain and debiased CKA.
+CkaSums cka_sums_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int64_t N1, const float* d_y, int64_t N2,
+                        void* d_work, cudaStream_t stream);
 
 // Conveniences for the backend, tests and benchmarks: allocate the workspace (DeviceBuffer: OutOfMemoryError naming
 // it), call the launcher above, free it. Defined in gpu_backend.cu, which owns the GPU operations' allocations.

@@ -1,8 +1,9 @@
-// RDMs at scale on the GPU (see rdm_scale.cuh): statistics / z-score / fill / mirror kernels, the precision-
-// aware SYRK and GEMM accumulation, a chunk streamer (pinned double buffers within a quarter of the host's physical
-// memory, copy stream, events), and the one-shot, streamed and tiled runners behind rdm_scaled. Device memory is
-// DeviceBuffer (OutOfMemoryError on allocation failure, on which rdm_scaled falls back), pinned staging memory
-// PinnedBuffer; block size, grids and block sums from the kit (common.cuh). CPU twins: host/rdm_chunked.cpp.
+// The GPU engine of the RDM (rdm_scale.cuh): row-moment, z-score, finish, mirror and NaN-row kernels, the
+// precision-aware SYRK and GEMM accumulation, a chunk streamer (pinned double buffers within a quarter of the host's
+// physical memory, copy stream, events), and the one run of a plan: in memory (device-resident input, one host copy,
+// or streamed neuron blocks) or tiled (tiles read back through pinned buffers to the sink). Device memory is
+// DeviceBuffer (OutOfMemoryError on allocation failure), pinned staging memory PinnedBuffer; block size, grids and
+// block sums from the kit (common.cuh). CPU twin: rdm_run_ref (host/rdm_ref.cpp).
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,9 +20,8 @@
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
-#include "rdm.cuh"
 #include "rdm_scale.cuh"
-#include "rsa_gpu/npy.h"
+#include "rsa_gpu/rdm.h"
 
 namespace rsa {
 
@@ -35,43 +35,65 @@ __device__ __forceinline__ float tf32_rne(float v) {
     return __uint_as_float(u & 0xffffe000u);
 }
 
-__global__ void stats_reset_kernel(double* __restrict__ mean, double* __restrict__ m2, int64_t n) {
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        mean[i] = 0.0;
-        m2[i] = 0.0;
-    }
-}
-
-// One block per row: the chunk's mean and sum of squared deviations (two passes, double), merged into the
-// running (mean, m2) of the row with Chan's formula (same as rsa::chan_merge).
-__global__ void stats_chunk_kernel(const float* __restrict__ x, int64_t cols, int64_t ld, double n_before,
-                                   double* __restrict__ mean, double* __restrict__ m2) {
+// One block per row: mean and centred sum of squares, two passes in double (as row_mean_m2, with the kit's
+// block_sum for the per-thread partial sums).
+__global__ void row_moments_kernel(const float* __restrict__ x, int64_t cols, int64_t ld, double* __restrict__ mean,
+                                   double* __restrict__ m2) {
     const int64_t row = blockIdx.x;
     const float* xr = x + row * ld;
     double sum = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += xr[j];
-    const double bmean = block_sum(sum) / static_cast<double>(cols);  // every thread: the same value
+    const double m = block_sum(sum) / static_cast<double>(cols);  // every thread: the same value
     double ss = 0.0;
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-        const double d = xr[j] - bmean;
+        const double d = xr[j] - m;
         ss += d * d;
     }
     ss = block_sum(ss);
     if (threadIdx.x == 0) {
-        const double nb = static_cast<double>(cols), n = n_before + nb, delta = bmean - mean[row];
-        mean[row] += delta * (nb / n);
-        m2[row] += ss + delta * delta * (n_before * nb / n);
+        mean[row] = m;
+        m2[row] = ss;
     }
 }
 
-__global__ void stats_finalize_kernel(double* __restrict__ m2_inv, int64_t S, double N, int* __restrict__ constant) {
+__global__ void inv_sd_kernel(const double* __restrict__ m2, int64_t S, double N, double* __restrict__ inv_sd) {
     for (int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; s < S;
-         s += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const double var = m2_inv[s] / N;
-        const int c = !(var > 0.0);
-        m2_inv[s] = c ? __longlong_as_double(0x7ff8000000000000LL) : 1.0 / sqrt(var);
-        if (constant) constant[s] = c;
+         s += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        inv_sd[s] = inv_sd_from_m2(m2[s], N);
+}
+
+// Column-major upper entry (r, c), r <= c, at c * S + r: finished and mirrored (the matrix is symmetric, so the
+// result is the same in row- and column-major order).
+__global__ void finish_upper_kernel(float* __restrict__ m, int64_t S) {
+    const int64_t total = S * S;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t c = idx / S, r = idx - c * S;
+        if (r > c) continue;
+        const float v = rdm_entry(m[c * S + r]);
+        m[c * S + r] = v;
+        m[r * S + c] = v;
+    }
+}
+
+__global__ void finish_tile_kernel(float* __restrict__ t, int64_t ti, int64_t tj, int diagonal) {
+    const int64_t total = ti * tj;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t a = idx / tj, b = idx - a * tj;
+        if (diagonal && b < a) continue;
+        t[idx] = rdm_entry(t[idx]);
+    }
+}
+
+__global__ void nan_rows_cols_kernel(float* __restrict__ m, int64_t S, const int64_t* __restrict__ rows,
+                                     int64_t count) {
+    const float nan = __int_as_float(0x7fc00000);
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < count * S;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t k = idx / S, i = idx - k * S, r = rows[k];
+        m[r * S + i] = nan;
+        m[i * S + r] = nan;
     }
 }
 
@@ -83,7 +105,7 @@ __global__ void zscore_stats_kernel(const float* x, int64_t ldx, int64_t rows, i
         const double m = mean[r], is = inv_sd[r];
         for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < cols;
              c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-            float v = static_cast<float>((x[r * ldx + c] - m) * is);
+            float v = zscore_value(x[r * ldx + c], m, is);
             if (tf32) v = tf32_rne(v);
             z[r * ldz + c] = v;
         }
@@ -275,107 +297,107 @@ private:
 };
 
 // ---------------------------------------------------------------- runners
-struct Stats {
-    DeviceBuffer<double> mean, inv_sd;  // inv_sd holds m2 until finalised
-    DeviceBuffer<int> constant;
-    Stats(int64_t S, bool poison, cudaStream_t stream)
-        : mean(static_cast<size_t>(S), "row means"), inv_sd(static_cast<size_t>(S), "row SDs"),
-          constant(static_cast<size_t>(S), "constant-row flags") {
-        if (poison) {  // the reset below must write every mean and m2: poison them first
-            mean.poison(stream);
-            inv_sd.poison(stream);
-            constant.poison(stream);
-        }
-        row_stats_reset_launch(mean.get(), inv_sd.get(), S, stream);
-    }
-    std::vector<int64_t> constant_rows(int64_t S, cudaStream_t stream) const {
-        std::vector<int> flags(static_cast<size_t>(S));
-        CUDA_CHECK(cudaMemcpyAsync(flags.data(), constant.get(), flags.size() * sizeof(int), cudaMemcpyDeviceToHost,
-                                   stream));
-        CUDA_CHECK(cudaStreamSynchronize(stream));
-        std::vector<int64_t> rows;
-        for (int64_t s = 0; s < S; ++s)
-            if (flags[static_cast<size_t>(s)]) rows.push_back(s);
-        return rows;
+// The row statistics of a run on the device: mean and 1/SD per row (from the host's row moments).
+struct RowStatsOnDevice {
+    DeviceBuffer<double> mean, inv_sd;
+    RowStatsOnDevice(const RowMoments& m, int64_t S, int64_t N, cudaStream_t stream)
+        : mean(static_cast<size_t>(S), "row means"), inv_sd(static_cast<size_t>(S), "row SDs") {
+        std::vector<double> inv(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; ++s) inv[s] = inv_sd_from_m2(m.m2[s], static_cast<double>(N));
+        mean.upload(m.mean, stream);
+        inv_sd.upload(inv, stream);  // a pageable source is staged before the call returns: `inv` may go
     }
 };
 
-void download_matrix(const float* d, int64_t S, bool poison, cudaStream_t stream, Matrix* out) {
-    *out = Matrix(S, S, poison ? std::nanf("") : 0.0f);
-    CUDA_CHECK(cudaMemcpyAsync(out->data.data(), d, out->data.size() * sizeof(float), cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-}
-
-void run_one_shot(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& o,
-                  ScaledRdmResult* res) {
-    cudaStream_t st = ctx.stream;
-    DeviceBuffer<float> d_x(static_cast<size_t>(S * N), "the input"), d_out(static_cast<size_t>(S * S), "the output");
-    Stats stats(S, o.poison, st);
-    StreamDrain drain{st};
-    if (o.poison) {
-        d_x.poison(st);
-        d_out.poison(st);
-    }
-    CUDA_CHECK(cudaMemcpyAsync(d_x.get(), x, static_cast<size_t>(S * N) * sizeof(float), cudaMemcpyHostToDevice, st));
-    row_stats_chunk_launch(d_x.get(), S, N, N, 0, stats.mean.get(), stats.inv_sd.get(), st);
-    row_stats_finalize_launch(stats.inv_sd.get(), S, N, stats.constant.get(), st);
-    zscore_with_stats_launch(d_x.get(), N, S, N, stats.mean.get(), stats.inv_sd.get(), o.precision, d_x.get(), N, st);
-    rdm_from_zscored_precision_launch(ctx.cublas, d_x.get(), S, N, d_out.get(), o.precision, o.tf32_variant,
-                                      o.tf32_strip, st);
-    download_matrix(d_out.get(), S, o.poison, st, &res->rdm);
-    res->constant_rows = stats.constant_rows(S, st);
-}
-
-void run_streamed(GpuContext& ctx, const float* x, int64_t S, int64_t N, const MemoryPlan& p,
-                  const ScaledRdmOptions& o, ScaledRdmResult* res) {
-    cudaStream_t st = ctx.stream;
-    const int64_t K = std::min(p.neuron_block, N);
-    const int64_t blocks = RSA_CEIL_DIV(N, K);
-    DeviceBuffer<float> d_out(static_cast<size_t>(S * S), "the output");
-    Stats stats(S, o.poison, st);
-    StreamDrain drain{st};
-    if (o.poison) d_out.poison(st);
-    {
-        ChunkStreamer stream(ctx, x, N, static_cast<size_t>(S * K), blocks > 1 ? 2 : 1, o.poison);
-        // Pass 1: row statistics over all neuron blocks.
-        for (int64_t k0 = 0; k0 < N; k0 += K) {
-            const int64_t kb = std::min(K, N - k0);
-            stream.feed({0, S, k0, kb}, [&](float* d) {
-                row_stats_chunk_launch(d, S, kb, kb, k0, stats.mean.get(), stats.inv_sd.get(), st);
-            });
+// The neuron blocks of a row range as device pointers: resident input (offsets; z into the caller's buffer), the
+// whole host input copied once (z in place), or host blocks streamed through a ChunkStreamer (z in place).
+class BlockSource {
+public:
+    BlockSource(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, int64_t max_rows, int64_t K, bool poison)
+        : ctx_(ctx), in_(in), N_(N) {
+        if (in.device) return;
+        if (K >= N && max_rows >= S) {  // one block of every row: one copy of the whole input
+            whole_.resize(static_cast<size_t>(S * N), "the RDM input");
+            if (poison) whole_.poison(ctx.stream);
+            CUDA_CHECK(cudaMemcpyAsync(whole_.get(), in.host, static_cast<size_t>(S * N) * sizeof(float),
+                                       cudaMemcpyHostToDevice, ctx.stream));
+            return;
         }
-        row_stats_finalize_launch(stats.inv_sd.get(), S, N, stats.constant.get(), st);
-        fill_value_launch(d_out.get(), S * S, 1.0f, st);
-        // Pass 2: z-score each block in place with the global statistics, accumulate -1/N Z_b Z_b^T.
-        const float alpha = -1.0f / static_cast<float>(N);
-        for (int64_t k0 = 0; k0 < N; k0 += K) {
-            const int64_t kb = std::min(K, N - k0);
-            stream.feed({0, S, k0, kb}, [&](float* d) {
-                zscore_with_stats_launch(d, kb, S, kb, stats.mean.get(), stats.inv_sd.get(), o.precision, d, kb, st);
-                syrk_accumulate(ctx.cublas, d, S, kb, kb, alpha, d_out.get(), S, CUBLAS_FILL_MODE_UPPER, o.precision,
-                                o.tf32_variant, o.tf32_strip, st);
-            });
-        }
-        mirror_upper_launch(d_out.get(), S, st);
+        const int64_t blocks = RSA_CEIL_DIV(N, K) * RSA_CEIL_DIV(S, max_rows);
+        streamer_ = std::make_unique<ChunkStreamer>(ctx, in.host, N, static_cast<size_t>(max_rows * K),
+                                                    blocks > 1 ? 2 : 1, poison);
     }
-    download_matrix(d_out.get(), S, o.poison, st, &res->rdm);
-    res->constant_rows = stats.constant_rows(S, st);
+    // z of rows [r0, r0 + rows) x columns [k0, k0 + kb) with the row statistics: into `z` (ld kb) when given,
+    // else in place (the whole copy or the streamer's buffer; never a resident input); work(z block) then enqueues
+    // what uses it, before the streamer reuses its buffer.
+    void z_block(int64_t r0, int64_t rows, int64_t k0, int64_t kb, const RowStatsOnDevice& st, Precision precision,
+                 float* z, const std::function<void(const float*)>& work) {
+        cudaStream_t s = ctx_.stream;
+        const double* mean = st.mean.get() + r0;
+        const double* inv = st.inv_sd.get() + r0;
+        if (in_.device || whole_.get()) {
+            if (!z && in_.device) throw RuntimeError("rdm_run_gpu: a resident input needs a z buffer");
+            const float* src = (in_.device ? in_.device : whole_.get()) + r0 * N_ + k0;
+            float* dst = z ? z : whole_.get() + r0 * N_ + k0;
+            work_ld_ = z ? kb : N_;
+            zscore_with_stats_launch(src, N_, rows, kb, mean, inv, precision, dst, work_ld_, s);
+            work(dst);
+            return;
+        }
+        streamer_->feed({r0, rows, k0, kb}, [&](float* d) {
+            float* dst = z ? z : d;
+            work_ld_ = kb;
+            zscore_with_stats_launch(d, kb, rows, kb, mean, inv, precision, dst, kb, s);
+            work(dst);
+        });
+    }
+    int64_t ld() const { return work_ld_; }  // leading dimension of the last z block handed to work
+    // Whether z blocks need a caller's buffer (a resident input is never written).
+    bool needs_z_buffer() const { return in_.device != nullptr; }
+
+private:
+    GpuContext& ctx_;
+    RdmInput in_;
+    int64_t N_;
+    DeviceBuffer<float> whole_;
+    std::unique_ptr<ChunkStreamer> streamer_;
+    int64_t work_ld_ = 0;
+};
+
+void run_in_memory(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, const MemoryPlan& p, Precision precision,
+                   const RowMoments& moments, float* d_out, bool poison) {
+    cudaStream_t st = ctx.stream;
+    StreamDrain drain{st};
+    const int64_t K = std::min(std::max<int64_t>(p.neuron_block, 1), N);
+    RowStatsOnDevice stats(moments, S, N, st);
+    DeviceBuffer<float> z;
+    BlockSource source(ctx, in, S, N, S, K, poison);
+    if (source.needs_z_buffer()) {
+        z.resize(static_cast<size_t>(S * K), "a z-scored block");
+        if (poison) z.poison(st);
+    }
+    const float scale = 1.0f / static_cast<float>(N);
+    for (int64_t k0 = 0; k0 < N; k0 += K) {
+        const int64_t kb = std::min(K, N - k0);
+        source.z_block(0, S, k0, kb, stats, precision, source.needs_z_buffer() ? z.get() : nullptr, [&](const float* zb) {
+            syrk_accumulate(ctx.cublas, zb, S, kb, source.ld(), scale, k0 == 0 ? 0.0f : 1.0f, d_out, S,
+                            CUBLAS_FILL_MODE_UPPER, precision, st);
+        });
+    }
+    finish_upper_launch(d_out, S, st);
+    CUDA_CHECK(cudaStreamSynchronize(st));
 }
 
-void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const MemoryPlan& p, const ScaledRdmOptions& o,
-               ScaledRdmResult* res) {
-    if (o.output_path.empty())
-        throw RuntimeError("the " + std::to_string(S) + " x " + std::to_string(S) + " RDM (" +
-                           format_bytes(p.output_bytes) +
-                           ") does not fit on the device, so it is computed in tiles and written to disk, but no "
-                           "output path was given");
+void run_tiled(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, const MemoryPlan& p, Precision precision,
+               const RowMoments& moments, RdmTileSink* sink, bool poison) {
+    if (!sink) throw RuntimeError("rdm_run_gpu: a tiled plan needs a tile sink");
     cudaStream_t st = ctx.stream;
-    const int64_t T = std::min(p.row_tile, S), K = std::min(p.neuron_block, N);
+    const int64_t T = std::min(std::max<int64_t>(p.row_tile, 1), S), K = std::min(std::max<int64_t>(p.neuron_block, 1), N);
     const int64_t nk = RSA_CEIL_DIV(N, K);
-    Stats stats(S, o.poison, st);
+    RowStatsOnDevice stats(moments, S, N, st);
     DeviceBuffer<float> zi(static_cast<size_t>(T * K), "a z row block"), zj(static_cast<size_t>(T * K), "a z row block");
     DeviceBuffer<float> tiles[2] = {DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile"),
-                              DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile")};
+                                    DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile")};
     HostStage htile[2] = {HostStage(static_cast<size_t>(T * T)), HostStage(static_cast<size_t>(T * T))};
     cudaEvent_t ready[2] = {nullptr, nullptr};
     struct EventsGuard {
@@ -387,29 +409,19 @@ void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const Memo
     } events_guard{ready};
     for (int b = 0; b < 2; ++b) CUDA_CHECK(cudaEventCreateWithFlags(&ready[b], cudaEventDisableTiming));
     StreamDrain drain{st};
-    if (o.poison) {
+    if (poison) {
         zi.poison(st);
         zj.poison(st);
         tiles[0].poison(st);
         tiles[1].poison(st);
     }
-    MappedNpyWriter out(o.output_path, S, S);
-    ChunkStreamer stream(ctx, x, N, static_cast<size_t>(T * K), 2, o.poison);
+    // Every z block goes into zi / zj (ld kb), from the resident input or the streamer's buffers.
+    BlockSource source(ctx, in, S, N, T, K, poison);
+    auto load_z = [&](int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* target) {
+        source.z_block(r0, rows, k0, kb, stats, precision, target, [](const float*) {});
+    };
 
-    // Pass 1: statistics, chunk by chunk (row tile x neuron block), merged in column order per row.
-    for (int64_t i0 = 0; i0 < S; i0 += T) {
-        const int64_t ti = std::min(T, S - i0);
-        for (int64_t k0 = 0; k0 < N; k0 += K) {
-            const int64_t kb = std::min(K, N - k0);
-            stream.feed({i0, ti, k0, kb}, [&](float* d) {
-                row_stats_chunk_launch(d, ti, kb, kb, k0, stats.mean.get() + i0, stats.inv_sd.get() + i0, st);
-            });
-        }
-    }
-    row_stats_finalize_launch(stats.inv_sd.get(), S, N, stats.constant.get(), st);
-
-    // Pass 2: tiles j0 >= i0. Tile t is read back into htile[t % 2] while tile t + 1 is computed, then written
-    // (with its transpose) into the mapped file.
+    // Tile t is read back into htile[t % 2] while tile t + 1 is computed, then handed to the sink.
     struct Pending {
         bool has = false;
         int b = 0;
@@ -419,16 +431,10 @@ void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const Memo
         if (!pending.has) return;
         CUDA_CHECK(cudaEventSynchronize(ready[pending.b]));
         const bool diag = pending.i0 == pending.j0;
-        out.write_tile(htile[pending.b].get(), pending.tj, pending.i0, pending.ti, pending.j0, pending.tj, !diag, diag);
+        sink->write_tile(htile[pending.b].get(), pending.tj, pending.i0, pending.ti, pending.j0, pending.tj, !diag, diag);
         pending.has = false;
     };
-    const float alpha = -1.0f / static_cast<float>(N);
-    auto load_z = [&](int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* target) {
-        stream.feed({r0, rows, k0, kb}, [&](float* d) {
-            zscore_with_stats_launch(d, kb, rows, kb, stats.mean.get() + r0, stats.inv_sd.get() + r0, o.precision,
-                                     target, kb, st);
-        });
-    };
+    const float scale = 1.0f / static_cast<float>(N);
     int64_t t = 0;
     for (int64_t i0 = 0; i0 < S; i0 += T) {
         const int64_t ti = std::min(T, S - i0);
@@ -438,20 +444,22 @@ void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const Memo
             const bool diag = i0 == j0;
             const int b = static_cast<int>(t % 2);
             float* tile = tiles[b].get();
-            fill_value_launch(tile, ti * tj, 1.0f, st);
             for (int64_t k0 = 0; k0 < N; k0 += K) {
                 const int64_t kb = std::min(K, N - k0);
+                const float beta = k0 == 0 ? 0.0f : 1.0f;
                 if (nk > 1) load_z(i0, ti, k0, kb, zi.get());
                 if (diag) {
                     // Row-major tile = column-major transpose: the column-major LOWER triangle is the row-major
-                    // upper one, which write_tile reads for a diagonal tile.
-                    syrk_accumulate(ctx.cublas, zi.get(), ti, kb, kb, alpha, tile, ti, CUBLAS_FILL_MODE_LOWER,
-                                    o.precision, o.tf32_variant, o.tf32_strip, st);
+                    // upper one, which the sink reads for a diagonal tile.
+                    syrk_accumulate(ctx.cublas, zi.get(), ti, kb, kb, scale, beta, tile, ti, CUBLAS_FILL_MODE_LOWER,
+                                    precision, st);
                 } else {
                     load_z(j0, tj, k0, kb, zj.get());
-                    gemm_tile_accumulate(ctx.cublas, zi.get(), ti, zj.get(), tj, kb, kb, alpha, tile, o.precision, st);
+                    gemm_tile_accumulate(ctx.cublas, zi.get(), ti, zj.get(), tj, kb, kb, scale, beta, tile, precision,
+                                         st);
                 }
             }
+            finish_tile_launch(tile, ti, tj, diag, st);
             CUDA_CHECK(cudaMemcpyAsync(htile[b].get(), tile, static_cast<size_t>(ti * tj) * sizeof(float),
                                        cudaMemcpyDeviceToHost, st));
             CUDA_CHECK(cudaEventRecord(ready[b], st));
@@ -460,31 +468,35 @@ void run_tiled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const Memo
         }
     }
     write_pending();
-    res->constant_rows = stats.constant_rows(S, st);
-    out.commit();
-    res->written_path = o.output_path;
+    CUDA_CHECK(cudaStreamSynchronize(st));
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------- launchers
-void row_stats_reset_launch(double* d_mean, double* d_m2, int64_t S, cudaStream_t stream) {
-    if (S <= 0) return;
-    stats_reset_kernel<<<grid_1d(S), kBlock, 0, stream>>>(d_mean, d_m2, S);
-    RSA_CHECK_LAUNCH();
-}
-
-void row_stats_chunk_launch(const float* d_x, int64_t rows, int64_t cols, int64_t ld, int64_t n_before,
-                            double* d_mean, double* d_m2, cudaStream_t stream) {
+void row_moments_launch(const float* d_x, int64_t rows, int64_t cols, int64_t ld, double* d_mean, double* d_m2,
+                        cudaStream_t stream) {
     if (rows <= 0 || cols <= 0) return;
-    stats_chunk_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(d_x, cols, ld, static_cast<double>(n_before),
-                                                                          d_mean, d_m2);
+    if (rows > kMaxGridX) throw InputError("row moments: " + std::to_string(rows) + " rows exceed CUDA's grid");
+    row_moments_kernel<<<static_cast<unsigned>(rows), kBlock, 0, stream>>>(d_x, cols, ld, d_mean, d_m2);
     RSA_CHECK_LAUNCH();
 }
 
-void row_stats_finalize_launch(double* d_m2_to_inv_sd, int64_t S, int64_t N, int* d_constant, cudaStream_t stream) {
+void finish_upper_launch(float* d_m, int64_t S, cudaStream_t stream) {
     if (S <= 0) return;
-    stats_finalize_kernel<<<grid_1d(S), kBlock, 0, stream>>>(d_m2_to_inv_sd, S, static_cast<double>(N), d_constant);
+    finish_upper_kernel<<<grid_1d(S * S), kBlock, 0, stream>>>(d_m, S);
+    RSA_CHECK_LAUNCH();
+}
+
+void finish_tile_launch(float* d_tile, int64_t ti, int64_t tj, bool diagonal, cudaStream_t stream) {
+    if (ti <= 0 || tj <= 0) return;
+    finish_tile_kernel<<<grid_1d(ti * tj), kBlock, 0, stream>>>(d_tile, ti, tj, diagonal ? 1 : 0);
+    RSA_CHECK_LAUNCH();
+}
+
+void nan_rows_cols_launch(float* d_m, int64_t S, const int64_t* d_rows, int64_t count, cudaStream_t stream) {
+    if (S <= 0 || count <= 0) return;
+    nan_rows_cols_kernel<<<grid_1d(count * S), kBlock, 0, stream>>>(d_m, S, d_rows, count);
     RSA_CHECK_LAUNCH();
 }
 
@@ -499,18 +511,11 @@ void zscore_with_stats_launch(const float* d_x, int64_t ldx, int64_t rows, int64
 }
 
 void syrk_accumulate(cublasHandle_t cublas, const float* d_z, int64_t rows, int64_t cols, int64_t ldz, float alpha,
-                     float* d_c, int64_t ldc, cublasFillMode_t fill, Precision precision, Tf32Variant variant,
-                     int64_t strip, cudaStream_t stream) {
+                     float beta, float* d_c, int64_t ldc, cublasFillMode_t fill, Precision precision,
+                     cudaStream_t stream) {
     if (rows <= 0 || cols <= 0) return;
     bind_cublas_stream(cublas, stream);
-    const float beta = 1.0f;
     if (precision == Precision::FP32) {
-        CUBLAS_CHECK(cublasSsyrk(cublas, fill, CUBLAS_OP_T, static_cast<int>(rows), static_cast<int>(cols), &alpha,
-                                 d_z, static_cast<int>(ldz), &beta, d_c, static_cast<int>(ldc)));
-        return;
-    }
-    if (variant == Tf32Variant::SyrkMathMode) {
-        MathModeGuard guard(cublas, CUBLAS_TF32_TENSOR_OP_MATH);
         CUBLAS_CHECK(cublasSsyrk(cublas, fill, CUBLAS_OP_T, static_cast<int>(rows), static_cast<int>(cols), &alpha,
                                  d_z, static_cast<int>(ldz), &beta, d_c, static_cast<int>(ldc)));
         return;
@@ -518,9 +523,8 @@ void syrk_accumulate(cublasHandle_t cublas, const float* d_z, int64_t rows, int6
     // GemmEx strips: upper = rows [i0, i1) x columns [i0, rows); lower = rows [i0, rows) x columns [i0, i1)
     // (column-major C). The compute type asks for TF32; the math mode is lifted from pedantic for the calls.
     MathModeGuard guard(cublas, CUBLAS_TF32_TENSOR_OP_MATH);
-    const int64_t w = strip > 0 ? strip : rows;
-    for (int64_t i0 = 0; i0 < rows; i0 += w) {
-        const int64_t i1 = std::min(rows, i0 + w);
+    for (int64_t i0 = 0; i0 < rows; i0 += kTf32Strip) {
+        const int64_t i1 = std::min(rows, i0 + kTf32Strip);
         const int64_t m = fill == CUBLAS_FILL_MODE_UPPER ? i1 - i0 : rows - i0;
         const int64_t n = fill == CUBLAS_FILL_MODE_UPPER ? rows - i0 : i1 - i0;
         const float* a = d_z + i0 * ldz;
@@ -532,11 +536,10 @@ void syrk_accumulate(cublasHandle_t cublas, const float* d_z, int64_t rows, int6
 }
 
 void gemm_tile_accumulate(cublasHandle_t cublas, const float* d_zi, int64_t ti, const float* d_zj, int64_t tj,
-                          int64_t cols, int64_t ldz, float alpha, float* d_tile, Precision precision,
+                          int64_t cols, int64_t ldz, float alpha, float beta, float* d_tile, Precision precision,
                           cudaStream_t stream) {
     if (ti <= 0 || tj <= 0 || cols <= 0) return;
     bind_cublas_stream(cublas, stream);
-    const float beta = 1.0f;
     // Row-major tile (ti x tj, ld tj) = column-major tj x ti: C = Zj Zi^T with Z column-major cols x rows.
     if (precision == Precision::FP32) {
         CUBLAS_CHECK(cublasSgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(tj), static_cast<int>(ti),
@@ -551,70 +554,38 @@ void gemm_tile_accumulate(cublasHandle_t cublas, const float* d_zi, int64_t ti, 
                               CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
 }
 
-void rdm_from_zscored_precision_launch(cublasHandle_t cublas, const float* d_z, int64_t S, int64_t N, float* d_rdm,
-                                       Precision precision, Tf32Variant variant, int64_t strip, cudaStream_t stream) {
-    fill_value_launch(d_rdm, S * S, 1.0f, stream);
-    syrk_accumulate(cublas, d_z, S, N, N, -1.0f / static_cast<float>(N), d_rdm, S, CUBLAS_FILL_MODE_UPPER, precision,
-                    variant, strip, stream);
-    mirror_upper_launch(d_rdm, S, stream);
+void rdm_resident_launch(cublasHandle_t cublas, float* d_x, int64_t S, int64_t N, double* d_stats, float* d_out,
+                         cudaStream_t stream) {
+    if (S <= 0 || N <= 0) return;
+    double* mean = d_stats;
+    double* inv = d_stats + S;
+    row_moments_launch(d_x, S, N, N, mean, inv, stream);  // m2 into the 1/SD slots, converted in place below
+    inv_sd_kernel<<<grid_1d(S), kBlock, 0, stream>>>(inv, S, static_cast<double>(N), inv);
+    RSA_CHECK_LAUNCH();
+    zscore_with_stats_launch(d_x, N, S, N, mean, inv, Precision::FP32, d_x, N, stream);
+    syrk_accumulate(cublas, d_x, S, N, N, 1.0f / static_cast<float>(N), 0.0f, d_out, S, CUBLAS_FILL_MODE_UPPER,
+                    Precision::FP32, stream);
+    finish_upper_launch(d_out, S, stream);
 }
 
-// ---------------------------------------------------------------- entry points
-ScaledRdmResult rdm_run_plan(GpuContext& ctx, const float* x, int64_t S, int64_t N, const MemoryPlan& plan,
-                             const ScaledRdmOptions& options) {
+// ---------------------------------------------------------------- the engine
+void rdm_run_gpu(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, const MemoryPlan& plan,
+                 Precision precision, const RowMoments& moments, float* d_out, RdmTileSink* sink, bool poison) {
     if (plan.stimuli != S || plan.neurons != N)
-        throw RuntimeError("rdm_run_plan: the plan is for " + std::to_string(plan.stimuli) + " x " +
+        throw RuntimeError("rdm_run_gpu: the plan is for " + std::to_string(plan.stimuli) + " x " +
                            std::to_string(plan.neurons) + ", the input is " + std::to_string(S) + " x " +
                            std::to_string(N));
+    if (!in.device && !in.host) throw RuntimeError("rdm_run_gpu: no input");
+    if (static_cast<int64_t>(moments.mean.size()) != S || static_cast<int64_t>(moments.m2.size()) != S)
+        throw RuntimeError("rdm_run_gpu: row moments for " + std::to_string(moments.mean.size()) + " rows, input has " +
+                           std::to_string(S));
     CUDA_CHECK(cudaSetDevice(ctx.device));
-    ScaledRdmResult res;
-    res.plan = plan;
-    switch (plan.kind) {
-        case PlanKind::OneShot: run_one_shot(ctx, x, S, N, options, &res); break;
-        case PlanKind::Streamed: run_streamed(ctx, x, S, N, plan, options, &res); break;
-        case PlanKind::Tiled: run_tiled(ctx, x, S, N, plan, options, &res); break;
+    if (plan.kind == PlanKind::Tiled) {
+        run_tiled(ctx, in, S, N, plan, precision, moments, sink, poison);
+        return;
     }
-    if (plan.kind != PlanKind::Tiled && !options.output_path.empty()) {
-        npy_save(options.output_path, res.rdm);
-        res.written_path = options.output_path;
-    }
-    return res;
-}
-
-ScaledRdmResult rdm_scaled(GpuContext& ctx, const float* x, int64_t S, int64_t N, const ScaledRdmOptions& options,
-                           PlanKind min_kind) {
-    CUDA_CHECK(cudaSetDevice(ctx.device));
-    auto device_free = [&]() -> uint64_t {
-        if (options.assume_device_free_bytes) return options.assume_device_free_bytes;
-        size_t free_bytes = 0, total = 0;
-        CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-        return free_bytes;
-    };
-    MemoryPlan plan = plan_rdm(S, N, options.max_gpu_bytes, device_free(), min_kind);
-    bool fell_back = false;
-    std::string history;
-    for (;;) {
-        try {
-            ScaledRdmResult res = rdm_run_plan(ctx, x, S, N, plan, options);
-            res.fell_back = fell_back;
-            return res;
-        } catch (const OutOfMemoryError& e) {
-            history += std::string(history.empty() ? "" : "; ") + plan_kind_name(plan.kind) + ": " + e.what();
-            if (plan.kind == PlanKind::Tiled)
-                throw RuntimeError("the RDM of " + std::to_string(S) + " x " + std::to_string(N) +
-                                   " does not fit in device memory under any plan (" + history + ")");
-            // Re-plan against what is really free now, skipping the kind that failed.
-            size_t free_bytes = 0, total = 0;
-            CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-            const PlanKind next = plan.kind == PlanKind::OneShot ? PlanKind::Streamed : PlanKind::Tiled;
-            try {
-                plan = plan_rdm(S, N, options.max_gpu_bytes, free_bytes, next);
-            } catch (const RuntimeError& e2) {
-                throw RuntimeError(std::string(e2.what()) + " (after: " + history + ")");
-            }
-            fell_back = true;
-        }
-    }
+    if (!d_out) throw RuntimeError("rdm_run_gpu: no output buffer for an in-memory plan");
+    run_in_memory(ctx, in, S, N, plan, precision, moments, d_out, poison);
 }
 
 }  // namespace rsa

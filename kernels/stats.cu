@@ -14,7 +14,7 @@
 #include "cuda_check.cuh"
 #include "gpu_context.cuh"
 #include "device_buffer.cuh"
-#include "rdm.cuh"
+#include "rdm_scale.cuh"
 #include "rsa_gpu/compare.h"
 #include "rsa_gpu/error.h"
 #include "stats.cuh"
@@ -414,6 +414,7 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
     double total = 0.0;
     DeviceBuffer<int64_t> d_offsets, d_trials;
     DeviceBuffer<float> avg, rdm;
+    DeviceBuffer<double> row_stats;
     DeviceBuffer<char> work;
     for (int s = 0; s < splits; ++s) {
         const SplitPlan plan = split_halves_plan(bins, s, seed);
@@ -441,6 +442,7 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
         d_trials.upload(trials, stream);
         avg.resize(static_cast<size_t>(2 * rows * N), "the split halves' bin means");
         rdm.resize(static_cast<size_t>(2 * rows * rows), "the split halves' RDMs");
+        row_stats.resize(static_cast<size_t>(2 * rows), "the half RDMs' row statistics");
         work.resize(pearson_workspace_bytes(rows), "the Pearson workspace");
         // Groups over x (2 rows <= 2 x T), units grid-strided over y (at most 65,535 blocks of kBlock high).
         if (2 * rows > kMaxGridX) throw InputError("noise ceiling: too many bins for one launch");
@@ -450,8 +452,8 @@ NoiseCeilingResult noise_ceiling_launch(cublasHandle_t cublas, const float* d_re
         RSA_CHECK_LAUNCH();
         for (int64_t h = 0; h < 2; ++h) {
             // z-scored in place (the bin means are not needed afterwards)
-            zscore_rows_launch(avg.get() + h * rows * N, rows, N, avg.get() + h * rows * N, nullptr, stream);
-            rdm_from_zscored_launch(cublas, avg.get() + h * rows * N, rows, N, rdm.get() + h * rows * rows, stream);
+            rdm_resident_launch(cublas, avg.get() + h * rows * N, rows, N, row_stats.get(), rdm.get() + h * rows * rows,
+                                stream);
         }
         const double r = pearson_upper_launch(rdm.get(), rdm.get() + rows * rows, rows, work.get(), stream).r;
         res.r_half.push_back(r);

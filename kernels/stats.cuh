@@ -15,7 +15,7 @@
 //   permutation: permutations drawn per thread (philox stream 102, Fisher-Yates), one block per permutation
 //                gathering the centred symmetric B0 (double) through the permutation, double accumulation.
 //   noise ceiling: split plan on the host (stream 103), per-bin half means (double sums in trial order),
-//                zscore_rows_launch (in place) + rdm_from_zscored_launch per half, pearson_upper_launch.
+//                rdm_resident_launch (the RDM engine's one-block path, z in place) per half, pearson_upper_launch.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

@@ -3,12 +3,17 @@
 #include "common.cuh"
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
-#include "rdm.cuh"
 #include "synthetic_v1.cuh"
 
 namespace rsa {
 
 // ---------------------------------------------------------------- CUDA kernels
+__global__ void zscore_columns_kernel(float* __restrict__ x, int64_t rows, int64_t cols) {
+    for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols;
+         j += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        zscore_column(x, rows, cols, j);  // the CPU twin's formula (rsa_gpu/synthetic_v1.h)
+}
+
 __global__ void synthetic_v1_kernel(const SyntheticNeuron* __restrict__ neurons, int64_t n_neurons, int bins,
                                     const int* __restrict__ bin_start, const int* __restrict__ bin_trials,
                                     const float* __restrict__ trial_cos2, const float* __restrict__ trial_sin2,
@@ -77,6 +82,12 @@ void synthetic_v1_trials_launch(const SyntheticV1Plan& plan, float* d_out, cudaS
     RSA_CHECK_LAUNCH();
     zscore_columns_launch(d_out, p.trials, p.neurons, stream);
     CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void zscore_columns_launch(float* d_x, int64_t rows, int64_t cols, cudaStream_t stream) {
+    if (cols == 0) return;
+    zscore_columns_kernel<<<grid_1d(cols), kBlock, 0, stream>>>(d_x, rows, cols);
+    RSA_CHECK_LAUNCH();
 }
 
 }  // namespace rsa

@@ -12,7 +12,7 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/rdm.h"
-#include "rsa_gpu/rdm_scale.h"
+#include "rsa_gpu/rdm_plan.h"
 #include "test_util.h"
 
 using namespace rsa;

@@ -33,7 +33,8 @@ public:
             throw InputError("cka: " + x_ + " has " + std::to_string(x.rows) + " rows (stimuli) but " + y_ + " has " +
                              std::to_string(y.rows));
         check_cka_inputs(x, y, debiased_, x_, y_);  // 3+ stimuli, no constant response matrix
-        const double v = backend->cka(x, y, debiased_);
+        const CkaResult c = backend->cka(x, y);
+        const double v = debiased_ ? c.debiased : c.plain;
         check_interrupt("CKA");
         if (json_)
             std::printf("%s\n", nlohmann::json({{"measure", debiased_ ? "cka_debiased" : "cka"}, {"value", v},

@@ -39,7 +39,7 @@ public:
         auto backend = open_backend(device_, quiet_);
         const Matrix a = load_rdm(a_), b = load_rdm(b_);
         check_rdm_pair(a, b, a_.c_str(), b_.c_str());
-        const CompareResult r = backend->compare(a, b, parse_measure(method_));
+        const CompareResult r = backend->compare(a, {Array(b)}, {parse_measure(method_)})[0][0];
         check_interrupt("the comparison");
         if (r.skipped)
             std::fprintf(stderr, "skipped %lld of %lld upper-triangle pairs where either RDM is NaN\n",

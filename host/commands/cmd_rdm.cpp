@@ -6,6 +6,7 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/npy.h"
+#include "rsa_gpu/rdm_engine.h"
 #include "rsa_gpu/output_dir.h"
 
 namespace rsa::commands {
@@ -36,16 +37,14 @@ public:
         check_interrupt("loading the responses");
         // An out-of-core (tiled) RDM is written straight into the staging file beside the output.
         options.output_path = out.staging_path();
-        Matrix m;
         out.write([&](const std::string& p) {
-            m = backend->rdm(x, options, in_);
+            const RdmResult r = compute_rdm(*backend, x, options, in_);
             check_interrupt("the RDM");
-            if (m.rows != 0) npy_save(p, m);  // the returned RDM is final (a backend's own copy may not be)
+            if (r.written_path.empty()) npy_save(p, r.rdm.view());  // in memory: written here (tiled: already there)
         });
-        if (m.rows == 0) m.rows = m.cols = x.rows;  // tiled: already in the staging file; for the message
         out.commit();
-        std::fprintf(stderr, "wrote %s: %lld x %lld RDM of %lld units\n", out_.c_str(), static_cast<long long>(m.rows),
-                     static_cast<long long>(m.cols), static_cast<long long>(x.cols));
+        std::fprintf(stderr, "wrote %s: %lld x %lld RDM of %lld units\n", out_.c_str(), static_cast<long long>(x.rows),
+                     static_cast<long long>(x.rows), static_cast<long long>(x.cols));
         return kExitOk;
     }
 

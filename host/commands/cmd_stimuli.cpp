@@ -39,13 +39,12 @@ public:
 
         OutputFile out(out_, force_, "--out");  // claimed before any work
         const std::vector<float> angles = given ? listed : npy_load_vector(angles_from_);
-        const Matrix g = backend->gratings(angles, params_);
+        const Array g = backend->gratings(angles, params_);
         check_interrupt("drawing the gratings");
-        const std::vector<int64_t> shape = {g.rows, params_.height(), params_.width()};
-        const std::vector<char> bytes = npy_bytes_f32(g.data.data(), shape);
-        out.write([&](const std::string& p) { write_file_atomic(p, std::string(bytes.begin(), bytes.end())); });
+        const std::vector<int64_t> shape = {g.rows(), params_.height(), params_.width()};
+        out.write([&](const std::string& p) { npy_save_f32(p, g.host(), shape); });  // straight from the result
         out.commit();
-        std::fprintf(stderr, "wrote %s: %lld gratings of %d x %d\n", out_.c_str(), static_cast<long long>(g.rows),
+        std::fprintf(stderr, "wrote %s: %lld gratings of %d x %d\n", out_.c_str(), static_cast<long long>(g.rows()),
                      params_.height(), params_.width());
         return kExitOk;
     }

@@ -19,6 +19,7 @@
 #include "rsa_gpu/analysis.h"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/output_dir.h"
+#include "rsa_gpu/rdm_engine.h"
 #include "rsa_gpu/results.h"
 #include "rsa_gpu/stats.h"
 #include "rsa_gpu/v1_data.h"
@@ -43,7 +44,7 @@ V1Stage load_v1_stage(Backend& backend, const AnalysisConfig& config, StageTimin
 // 2. Representations, in table order: the CNN's layers (config.layers), then the pixel control "pixels".
 struct Representation {
     std::string name;  // "pool", ..., "pixels": file names (rdm_<name>.npy) and the results' "layer"
-    Matrix resp;       // S x units
+    Array resp;        // S x units (on the backend's device when it made them)
 };
 struct RepresentationsStage {
     std::vector<Representation> reps;
@@ -53,17 +54,20 @@ struct RepresentationsStage {
 RepresentationsStage build_representations(Backend& backend, const AnalysisConfig& config, const V1Data& v1,
                                            StageTimings& timings, const Say& say);
 
-// 3. RDMs.
+// 3. RDMs (compute_rdm, rdm_engine.h), left where the backend made them. v1_resp: the V1 responses as one Array for
+// the whole job, so that a GPU backend uploads them once (for the RDM and CKA).
 struct RdmStage {
-    Matrix v1;
-    std::vector<Matrix> reps;  // one per representation, same order
+    RdmResult v1;
+    std::vector<RdmResult> reps;  // one per representation, same order
+    std::vector<Array> rep_rdms() const;
+    bool has_nan() const;         // any RDM with NaN rows (constant rows kept with --constant-rows nan)
 };
-RdmStage compute_rdms(Backend& backend, const RdmOptions& options, const Matrix& v1_resp,
+RdmStage compute_rdms(Backend& backend, const RdmOptions& options, const Array& v1_resp,
                       const std::vector<Representation>& reps, StageTimings& timings);
 
-// 4. Comparisons: for each representation every measure of its RDM with V1's, then (config.cka) linear CKA and
-// debiased CKA of its responses with V1's. Statistics of the rows are NaN until add_statistics.
-std::vector<CorrelationRow> compare_with_v1(Backend& backend, const AnalysisConfig& config, const Matrix& v1_resp,
+// 4. Comparisons: every measure of each representation's RDM with V1's in one backend call, then (config.cka)
+// linear CKA and debiased CKA of its responses with V1's. Statistics of the rows are NaN until add_statistics.
+std::vector<CorrelationRow> compare_with_v1(Backend& backend, const AnalysisConfig& config, const Array& v1_resp,
                                             const std::vector<Representation>& reps, const RdmStage& rdms,
                                             StageTimings& timings);
 

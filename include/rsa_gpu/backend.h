@@ -1,11 +1,15 @@
 // Backend: the operations of the analysis behind one interface, with a CPU twin (OpenBLAS) and a CUDA
-// implementation (kernels/, cuBLAS, cuDNN). The host driver only talks to this interface, so the same
-// commands run with --device cpu and --device N. Inputs and outputs are host matrices.
+// implementation (kernels/, cuBLAS, cuDNN) in a plugin. The host driver only talks to this interface, so the same
+// commands run with --device cpu and --device N. Inputs and outputs are Arrays (array.h): a result stays on the
+// backend's device until the host asks for it, and an upload is kept with its Array, so data moves once.
+// Operations take batches (several models and measures per call). Shapes are checked here; the user-facing checks
+// (naming files) are the driver's, once, at the boundary.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "rsa_gpu/array.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/compare.h"
 #include "rsa_gpu/measures.h"
@@ -17,31 +21,57 @@
 
 namespace rsa {
 
+// The memory an RDM plan may use on a backend and the words for it in messages.
+struct PlanMemory {
+    uint64_t free_bytes = 0;  // what the plan may allocate (plan_rdm keeps a margin off it)
+    std::string name;         // "device memory", or the host budget beside the input
+};
+
+// Plain and debiased linear CKA of one pair of response matrices (debiased NaN when S < 4).
+struct CkaResult {
+    double plain = 0.0, debiased = 0.0;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;  // "cpu" or "cuda:0 (<card>)"
     virtual bool is_gpu() const = 0;
+    virtual int device() const = 0;        // -1 for the CPU; where this backend's Arrays live
 
     // B gratings, B x (height*width).
-    virtual Matrix gratings(const std::vector<float>& angles_deg, const GratingParams& params) = 0;
-    // Rows z-scored (constant rows become NaN and are listed).
-    virtual Matrix zscore_rows(const Matrix& x, std::vector<int64_t>* constant_rows) = 0;
-    // S x S RDM. With ConstantRows::Fail a zero-variance row throws InputError listing the rows.
-    // `what` names the data in messages.
-    virtual Matrix rdm(const Matrix& x, const RdmOptions& options, const std::string& what) = 0;
-    // Pearson over the strict upper triangles.
-    virtual PearsonResult compare_pearson(const Matrix& a, const Matrix& b) = 0;
-    // Any measure over the strict upper triangles (NaN pairs skipped).
-    virtual CompareResult compare(const Matrix& a, const Matrix& b, Measure measure) = 0;
-    // Linear CKA of two response matrices with the same stimuli (rows).
-    virtual double cka(const Matrix& x, const Matrix& y, bool debiased) = 0;
-    // Statistics of RDM correlations with a reference (stats.h): bootstrap over stimuli (Pearson, self-copy pairs
-    // excluded), permutation test of stimulus labels, and the split-half noise ceiling of trial-level responses.
-    virtual BootstrapResult bootstrap(const Matrix& ref, const std::vector<Matrix>& models, int resamples,
+    virtual Array gratings(const std::vector<float>& angles_deg, const GratingParams& params) = 0;
+
+    // ---- the RDM engine (one per backend). compute_rdm (rdm_engine.h) checks, plans once and calls these.
+    // Mean and centred sum of squares of every row of x (S x N), two passes in double: the input checks and the
+    // statistics the run z-scores with. The GPU computes them on the device (uploading x once, kept with x).
+    virtual RowMoments row_moments(const Array& x) = 0;
+    // What an S x N RDM plan may use: free device memory, or the host budget beside the input.
+    virtual PlanMemory rdm_memory(int64_t S, int64_t N) = 0;
+    // Runs `plan` on x with its row moments: in-memory plans return the S x S RDM on this backend's device with rows
+    // and columns nan_rows set NaN; a tiled plan hands its tiles to `sink` and returns an empty Array.
+    // OutOfMemoryError when an allocation fails (compute_rdm then tries the next plan kind).
+    virtual Array rdm_run(const Array& x, const MemoryPlan& plan, Precision precision, const RowMoments& moments,
+                          const std::vector<int64_t>& nan_rows, RdmTileSink* sink) = 0;
+    // Spread of an S x S RDM's strict upper triangle (values, NaN count, mean, m2; min and max on the CPU only):
+    // compute_rdm's test for a constant result.
+    virtual UpperSpread rdm_spread(const Array& rdm) = 0;
+
+    // ---- comparisons (strict upper triangles, NaN pairs skipped; shapes checked with check_rdm_shapes)
+    // result[model][measure]: every measure of `ref` with each model RDM, in one call.
+    virtual std::vector<std::vector<CompareResult>> compare(const Array& ref, const std::vector<Array>& models,
+                                                            const std::vector<Measure>& measures) = 0;
+    // Linear CKA of two response matrices with the same stimuli (rows), plain and debiased together.
+    virtual CkaResult cka(const Array& x, const Array& y) = 0;
+
+    // ---- statistics of RDM correlations with a reference (stats.h): bootstrap over stimuli (Pearson, self-copy
+    // pairs excluded) and the permutation test of stimulus labels for several models at once; the split-half noise
+    // ceiling of trial-level responses.
+    virtual BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
                                       uint64_t seed) = 0;
-    virtual PermutationResult permutation(const Matrix& ref, const Matrix& model, int permutations, uint64_t seed) = 0;
-    virtual NoiseCeilingResult noise_ceiling(const Matrix& resp, const std::vector<int64_t>& bins, int splits,
+    virtual std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models,
+                                                       int permutations, uint64_t seed) = 0;
+    virtual NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,
                                              uint64_t seed) = 0;
     // The embedded synthetic V1 recording, binned.
     virtual SyntheticV1 synthetic_v1(const SyntheticV1Params& params) = 0;
@@ -49,9 +79,9 @@ public:
     virtual SyntheticV1Trials synthetic_v1_trials(const SyntheticV1Params& params) = 0;
 
     // The tutorial's CNN: train in place (images: n x 3072 gratings, labels: n) and forward read-out.
-    virtual TrainResult cnn_train(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+    virtual TrainResult cnn_train(std::vector<float>& params, const Array& images, const std::vector<float>& labels,
                                   const TrainConfig& config, const EpochCallback& on_epoch) = 0;
-    virtual CnnActivations cnn_forward(const std::vector<float>& params, const Matrix& images) = 0;
+    virtual CnnActivations cnn_forward(const std::vector<float>& params, const Array& images) = 0;
 };
 
 // Which device a --device value asks for: "auto" (GPU 0 when usable, else CPU), "cpu", or an index.

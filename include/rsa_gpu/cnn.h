@@ -86,7 +86,7 @@ void cnn_backward_ref(const float* params, const float* images, const float* lab
 // PyTorch SGD with momentum: v = mu v + g; p = p - lr v.
 void sgd_momentum_ref(float* params, float* velocity, const float* grad, int count, float lr, float momentum);
 // Full training loop (images: train_size x 3072 pixels), updates params in place.
-TrainResult cnn_train_ref(std::vector<float>& params, const Matrix& images, const std::vector<float>& labels,
+TrainResult cnn_train_ref(std::vector<float>& params, const MatrixView& images, const std::vector<float>& labels,
                           const TrainConfig& config, const EpochCallback& on_epoch);
 
 // Weights in PyTorch state_dict names/shapes (.npz): conv.weight, conv.bias, fc.weight, fc.bias, out.weight,

@@ -29,7 +29,7 @@ public:
     // Loss and gradient (kParams) for one batch, without updating parameters.
     float loss_and_grad(const float* images, const float* labels, int batch, std::vector<float>* grad);
     // The same training loop as cnn_train_ref (same permutations), one CUDA graph per step shape.
-    TrainResult train(const Matrix& images, const std::vector<float>& labels, const TrainConfig& config,
+    TrainResult train(const MatrixView& images, const std::vector<float>& labels, const TrainConfig& config,
                       const EpochCallback& on_epoch);
     // Full-size steps of the last train() call that replayed its captured CUDA graph (the rest ran directly: a
     // smaller last batch, every step when the capture failed or graphs are off). 0 before any train().

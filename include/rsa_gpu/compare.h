@@ -79,13 +79,17 @@ struct PearsonResult {
 // used or either side is degenerate over them (compare_degenerate).
 PearsonResult pearson_upper_ref(const float* a, const float* b, int64_t S);
 
-// Shapes only: both square, of the same size, at least 3 stimuli, no infinite value (InputError naming them).
-// What the backends' compare runs: a degenerate RDM then gives NaN for every measure.
-void check_rdm_shapes(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b);
+// Shapes only: both square, of the same size, at least 3 stimuli (InputError naming them). What the backends'
+// operations on RDMs check (their data may be on a device): a degenerate RDM then gives NaN for every measure.
+void check_rdm_dims(int64_t a_rows, int64_t a_cols, int64_t b_rows, int64_t b_cols, const char* name_a,
+                    const char* name_b);
+// check_rdm_dims and no infinite value (InputError naming the row and column): the boundary check of RDMs read
+// from files.
+void check_rdm_shapes(const MatrixView& a, const MatrixView& b, const char* name_a, const char* name_b);
 
 // check_rdm_shapes, then each RDM must not be degenerate (rdm_degenerate_reason): InputError naming the RDM
 // and why. What a user-facing comparison runs first (the compare command, bootstrap and permutation tests).
-void check_rdm_pair(const Matrix& a, const Matrix& b, const char* name_a, const char* name_b);
+void check_rdm_pair(const MatrixView& a, const MatrixView& b, const char* name_a, const char* name_b);
 
 // Pearson from the five double sums over n pairs (shared by both twins): means first, then centred sums.
 double pearson_from_centred(double sxx, double syy, double sxy);

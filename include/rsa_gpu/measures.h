@@ -42,18 +42,18 @@ double kendall_tau_a(const std::vector<float>& x, const std::vector<float>& y);
 // HSIC sums in double. debiased: the unbiased HSIC estimator with zeroed diagonals (needs S >= 4).
 // InputError for mismatched S (naming both shapes), empty matrices, S < 3 (S < 4 when debiased), as
 // check_cka_shapes. NaN when either matrix is degenerate (responses_degenerate_reason), as every measure.
-double cka_linear_ref(const Matrix& x, const Matrix& y, bool debiased);
+double cka_linear_ref(const MatrixView& x, const MatrixView& y, bool debiased);
 void check_cka_shapes(int64_t s1, int64_t n1, int64_t s2, int64_t n2, bool debiased);
 
 // Why a response matrix (rows = stimuli) gives no CKA ("" when it does): its stimuli are all the same response
 // up to float rounding. Test: with column means m_j and the total centred sum of squares over all S x N values,
 // spread_degenerate(S * N, RMS over j of m_j, that sum): the columns' spread across stimuli is zero or at most
 // kDegenerateRelSpread of the responses' magnitude. Sums in double over the host matrix (both twins call it).
-std::string responses_degenerate_reason(const Matrix& x);
+std::string responses_degenerate_reason(const MatrixView& x);
 
 // check_cka_shapes, then neither matrix degenerate: InputError naming the matrix (name_x, name_y: file names or
 // what they are) and why. What a user-facing CKA (the cka command) runs first.
-void check_cka_inputs(const Matrix& x, const Matrix& y, bool debiased, const std::string& name_x,
+void check_cka_inputs(const MatrixView& x, const MatrixView& y, bool debiased, const std::string& name_x,
                       const std::string& name_y);
 
 // The 11 double sums both CKA twins reduce the Gram matrices K, L to (off: j != i; rK_i = sum_{j != i} K_ij).

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/matrix.h"
 
 namespace rsa {
@@ -133,7 +134,7 @@ std::vector<char> npy_bytes_f64(const double* data, const std::vector<int64_t>& 
 
 // Atomic writers (temporary file + fsync + rename): the header and the caller's data in one writev, no copy of
 // the array. RuntimeError naming the path when it cannot be written.
-void npy_save(const std::string& path, const Matrix& m);
+void npy_save(const std::string& path, const MatrixView& m);
 void npy_save_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape);  // C order
 void npy_save(const std::string& path, const std::vector<float>& v);  // 1-D
 void npy_save_f64(const std::string& path, const std::vector<double>& v, const std::vector<int64_t>& shape);
@@ -151,5 +152,44 @@ std::vector<float> npy_to_vector(const NpyArray& a, const std::string& source);
 
 // dst (cols x rows, row-major) = the transpose of src (rows x cols, row-major), in cache-sized tiles.
 void transpose_f32(const float* src, int64_t rows, int64_t cols, float* dst);
+
+// ---------------------------------------------------------------- memory-mapped .npy output (host/npy_mapped.cpp)
+// An S x S float32 .npy created at full size under a temporary name in the same folder, memory-mapped for
+// writing; commit() msyncs, unmaps, closes and renames it to `path`. Destroyed without commit() (an
+// exception), the temporary file is removed. RuntimeError naming the path on any failure. The temporary file is
+// registered as a staging path (removed by a second SIGINT/SIGTERM, see interrupt.h), and write_tile() is a safe
+// point: after SIGINT/SIGTERM it throws Interrupted (the temporary file is then removed as for any exception).
+class MappedNpyWriter {
+public:
+    MappedNpyWriter(const std::string& path, int64_t rows, int64_t cols);
+    ~MappedNpyWriter();
+    MappedNpyWriter(const MappedNpyWriter&) = delete;
+    MappedNpyWriter& operator=(const MappedNpyWriter&) = delete;
+    float* data() { return data_; }  // rows x cols, C order
+    int64_t rows() const { return rows_; }
+    int64_t cols() const { return cols_; }
+    // Copy a row-major tile (tr x tc, leading dimension ld) to rows [r0, r0 + tr) x cols [c0, c0 + tc); with
+    // mirror also its transpose to rows [c0, ...) x cols [r0, ...). diagonal: the tile sits on the diagonal
+    // (r0 == c0, tr == tc): only its upper triangle is read and mirrored, so the file is exactly symmetric.
+    void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal);
+    void commit();
+    const std::string& path() const { return path_; }
+
+private:
+    void abort() noexcept;
+    std::string path_, tmp_;
+    int fd_ = -1;
+    void* map_ = nullptr;
+    size_t map_bytes_ = 0;
+    float* data_ = nullptr;
+    int64_t rows_ = 0, cols_ = 0;
+    bool committed_ = false;
+    StagingRegistration reg_;
+};
+
+// The .npy v1.0 header (magic through the padded dict) for a float32 C-order (rows, cols) array, byte for
+// byte what npy_bytes_f32 writes before the data.
+std::string npy_header_f32(int64_t rows, int64_t cols);
 
 }  // namespace rsa

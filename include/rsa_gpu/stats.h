@@ -112,7 +112,7 @@ double bootstrap_r_from_sums(double n, double distinct, double sa, double saa, d
 double permutation_p_value(double r_obs, const std::vector<double>& null);
 
 // Throws InputError (naming `what`, row and column) when the strict upper triangle of m holds a NaN.
-void check_no_nan_upper(const Matrix& m, const std::string& what);
+void check_no_nan_upper(const MatrixView& m, const std::string& what);
 
 // ------------------------------------------------------------------ bootstrap over stimuli
 // For each resample r: S stimuli drawn with replacement (bootstrap_draw), counts w_i = times stimulus i was
@@ -129,17 +129,17 @@ struct BootstrapResult {
 
 // ref, models: S x S RDMs (check_rdm_pair, no NaN in the upper triangles). resamples >= 1.
 // Quadratic forms in double (OpenBLAS dgemm over resample chunks).
-BootstrapResult bootstrap_ref(const Matrix& ref, const std::vector<Matrix>& models,
+BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models,
                               int resamples = kDefaultBootstrapResamples, uint64_t seed = 0);
 
 // The same sums for given counts (counts: resamples x S, row r = the counts of resample r, each row summing to
 // the number of draws). Returns [model][resample]. For tests and the golden file (indices written out).
-std::vector<std::vector<double>> bootstrap_from_counts_ref(const Matrix& ref, const std::vector<Matrix>& models,
+std::vector<std::vector<double>> bootstrap_from_counts_ref(const MatrixView& ref, const std::vector<MatrixView>& models,
                                                            const std::vector<double>& counts, int64_t resamples);
 
 // Brute force for one resample: explicit enumeration of position pairs p < q with idx_p != idx_q, two-pass
 // Pearson in double; NaN when fewer than 3 different stimuli were drawn (tests only; O(S^2)).
-double bootstrap_r_bruteforce(const Matrix& ref, const Matrix& model, const std::vector<int64_t>& idx);
+double bootstrap_r_bruteforce(const MatrixView& ref, const MatrixView& model, const std::vector<int64_t>& idx);
 
 // Summary of the samples (percentiles, NaN counts), shared by both twins.
 void bootstrap_summarise(BootstrapResult& res);
@@ -155,11 +155,11 @@ struct PermutationResult {
 };
 
 // ref, model: S x S (check_rdm_pair, no NaN). Permutes the labels of `model`. permutations >= 1.
-PermutationResult permutation_ref(const Matrix& ref, const Matrix& model, int permutations = kDefaultPermutations,
+PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations = kDefaultPermutations,
                                   uint64_t seed = 0);
 
 // r for one given permutation (perm: S labels), the twin's formula. For tests and the golden file.
-double permutation_r_ref(const Matrix& ref, const Matrix& model, const std::vector<int>& perm);
+double permutation_r_ref(const MatrixView& ref, const MatrixView& model, const std::vector<int>& perm);
 
 // ------------------------------------------------------------------ split-half noise ceiling
 // resp: T x N, one row per trial (N units); bins: T stimulus / bin ids (any int64 values). Bins with fewer
@@ -191,12 +191,12 @@ SplitPlan split_halves_plan(const std::vector<int64_t>& bins, int split, uint64_
 double spearman_brown(double r);
 
 // resp: T x N; InputError when bins.size() != T, fewer than 3 bins are kept, or resp is not finite.
-NoiseCeilingResult noise_ceiling_ref(const Matrix& resp, const std::vector<int64_t>& bins, int splits = 1,
+NoiseCeilingResult noise_ceiling_ref(const MatrixView& resp, const std::vector<int64_t>& bins, int splits = 1,
                                      uint64_t seed = 0);
 
 // r_half for one given split: half[t] in {0, 1} (or -1 to leave trial t out), bin_row[t] the trial's row
 // (0 .. rows-1). Averages per (row, half), RDMs, Pearson. For tests and the golden file.
-double split_half_r_ref(const Matrix& resp, const std::vector<int64_t>& bin_row, const std::vector<int>& half,
+double split_half_r_ref(const MatrixView& resp, const std::vector<int64_t>& bin_row, const std::vector<int>& half,
                         int64_t rows);
 
 // Validation shared by both twins (InputError): bins.size() == trials, units >= 1, splits >= 1. (The CPU twin

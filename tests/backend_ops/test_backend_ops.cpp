@@ -32,7 +32,7 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/poison.h"
-#include "rsa_gpu/rdm_scale.h"
+#include "rsa_gpu/rdm_plan.h"
 
 #if defined(RSA_GPU_HAVE_CUDA)
 #include "device_buffer.cuh"

@@ -1,0 +1,124 @@
+// The plan of an RDM, shared by every backend: the precision (exact FP32 or TF32 tensor-core inputs) and the memory
+// plan, made once in the shared layer (rdm_engine.h) against the backend's memory: the whole problem in memory
+// when it fits (one-shot: one neuron block), else the input in neuron blocks (output in memory), else the output in
+// tiles written to disk. Each backend runs a plan with its one engine (Backend::rdm_run): row statistics over the
+// neuron blocks (Chan merge in double), z-score, accumulate Z Z^T / N over the blocks (SYRK on diagonal tiles, GEMM
+// off the diagonal), finish (1 - value), mirror, write. Also the formulas both engines share.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "rsa_gpu/matrix.h"
+
+namespace rsa {
+
+// ---------------------------------------------------------------- precision
+// FP32: exact FP32 products (cuBLAS pedantic math, OpenBLAS on the CPU).
+// TF32: z rounded to TF32 (10-bit mantissa, round to nearest even) and multiplied on tensor cores with FP32
+//       accumulation; the CPU twin rounds z the same way before the FP32 SYRK, so both compute the same
+//       products (TF32 x TF32 is exact in FP32) and differ only in accumulation order.
+enum class Precision { FP32, TF32 };
+Precision parse_precision(const std::string& text);  // "fp32" / "tf32"; InputError otherwise
+const char* precision_name(Precision p);             // "fp32" / "tf32"
+
+// Round a float to TF32: keep the sign, the 8-bit exponent and the top 10 mantissa bits, round to nearest
+// even on the float bits (the low 13 bits become zero). NaN and Inf pass through; a value that rounds past
+// the largest finite float becomes Inf, as IEEE rounding does.
+float round_to_tf32(float x);
+void round_to_tf32(float* x, size_t n);
+
+// ---------------------------------------------------------------- memory plan
+enum class PlanKind { OneShot, Streamed, Tiled };
+enum class Place { Device, Host, PinnedHost, Disk };
+const char* plan_kind_name(PlanKind k);
+const char* place_name(Place p);
+
+struct MemoryPlan {
+    PlanKind kind = PlanKind::OneShot;
+    int64_t stimuli = 0, neurons = 0;  // S, N
+    bool streamed = false;             // input copied to the device in neuron blocks (never all at once)
+    bool tiled = false;                // output computed in tiles and written to disk
+    int64_t neuron_block = 0;          // columns per block (N when the input is not streamed in blocks)
+    int64_t neuron_blocks = 1;         // ceil(N / neuron_block)
+    int64_t row_tile = 0;              // rows per output tile (S when not tiled)
+    int64_t row_tiles = 1;             // ceil(S / row_tile)
+    uint64_t input_bytes = 0;          // the whole S x N fp32 input
+    Place input_place = Place::Device; // where the whole input lives while the RDM is computed
+    uint64_t workspace_bytes = 0;      // device workspace: input/z blocks, tile buffers, row statistics
+    Place workspace_place = Place::Device;
+    uint64_t staging_bytes = 0;        // pinned host staging buffers (copy double buffers, tile read-back)
+    uint64_t output_bytes = 0;         // S x S fp32
+    Place output_place = Place::Device;
+    uint64_t device_bytes = 0;         // what the plan allocates on the device in all
+    uint64_t budget_bytes = 0;         // the device budget the plan was made against
+};
+
+// Device bytes per stimulus for the row statistics (mean and 1/SD in double, a constant-row flag).
+constexpr uint64_t kRowStatBytes = 2 * sizeof(double) + sizeof(int);
+
+// Pick the plan for an S x N input: one-shot when input, z (in place) and output fit the budget, else the
+// input streamed in neuron blocks (output on the device), else output tiles on disk. The budget is
+// device_free_bytes less a margin (64 MiB or 2%, whichever is larger, for cuBLAS and the context), capped by
+// max_gpu_bytes when that is non-zero (--max-gpu-mem). min_kind skips cheaper kinds (the one-shot fallback
+// re-plans with PlanKind::Streamed). RuntimeError when not even a tiled plan of 1 x 1 tiles fits.
+MemoryPlan plan_rdm(int64_t S, int64_t N, uint64_t max_gpu_bytes, uint64_t device_free_bytes,
+                    PlanKind min_kind = PlanKind::OneShot);
+// A few human lines: plan, input, workspace, output (sizes and where each lives), device total vs budget.
+std::string describe(const MemoryPlan& plan);
+std::string format_bytes(uint64_t bytes);  // "84.6 MB", "1.20 GB"
+
+// ---------------------------------------------------------------- row statistics
+// The formulas of both engines (the CPU engine calls them; the device kernels of kernels/rdm_scale.cu compute the
+// same expressions in the same order).
+#if defined(__CUDACC__)
+#define RSA_PLAN_HD __host__ __device__ inline
+#else
+#define RSA_PLAN_HD inline
+#endif
+
+// Mean and centred sum of squares (m2) of every stimulus row, two passes in double over the whole row: the one
+// row-statistics result of an RDM. The shared layer checks the input with them (non-finite values, rows constant
+// up to rounding) and hands them to the backend's run, which z-scores with them.
+struct RowMoments {
+    std::vector<double> mean, m2;
+};
+
+// One row of n floats: the two passes in double (the CPU's row statistics; the device kernel's per-thread sums
+// are reduced with the kit's block_sum instead of in index order).
+inline void row_mean_m2(const float* x, int64_t n, double* mean, double* m2) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < n; ++j) sum += x[j];
+    const double m = sum / static_cast<double>(n);
+    double ss = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+        const double d = x[j] - m;
+        ss += d * d;
+    }
+    *mean = m;
+    *m2 = ss;
+}
+// 1/SD (population) from m2 of N values; NaN for a zero-variance row (its z row, RDM row and column are then NaN).
+RSA_PLAN_HD double inv_sd_from_m2(double m2, double N) {
+    const double var = m2 / N;
+    return var > 0.0 ? 1.0 / sqrt(var) : std::numeric_limits<double>::quiet_NaN();
+}
+// The z-score of one value.
+RSA_PLAN_HD float zscore_value(float x, double mean, double inv_sd) { return static_cast<float>((x - mean) * inv_sd); }
+// An RDM entry from the accumulated (Z Z^T / N) entry: the correlation distance 1 - r.
+RSA_PLAN_HD float rdm_entry(float zz_over_n) { return 1.0f - zz_over_n; }
+
+// ---------------------------------------------------------------- where a tiled plan's tiles go
+// A tiled RDM is written tile by tile (rdm_engine.h makes the sink: the memory-mapped output file). A row-major
+// tile (tr x tc, leading dimension ld) lands at rows [r0, r0 + tr) x cols [c0, c0 + tc), with mirror also its
+// transpose; diagonal (r0 == c0): only its upper triangle is read and mirrored. A safe point for interrupts.
+class RdmTileSink {
+public:
+    virtual ~RdmTileSink() = default;
+    virtual void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc,
+                            bool mirror, bool diagonal) = 0;
+};
+
+}  // namespace rsa
