@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     std::vector<rsa::Matrix> mod_s;
     random_rdms(S_small, 2, ref_s, mod_s, cs);
     auto t0 = Clock::now();
-    const rsa::BootstrapResult bs = rsa::bootstrap_ref(ref_s, mod_s, R_small, 0);
+    const rsa::BootstrapResult bs = rsa::bootstrap_ref(ref_s, rsa::views_of(mod_s), R_small, 0);
     const double t_bs_small = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     char label[128];
     std::snprintf(label, sizeof label, "bootstrap S=%lld R=%d, 3 models", static_cast<long long>(S_small), R_small);
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     std::vector<rsa::Matrix> mod_l;
     random_rdms(S, 3, ref_l, mod_l, cs);
     t0 = Clock::now();
-    const rsa::BootstrapResult bl = rsa::bootstrap_ref(ref_l, mod_l, R_large, 0);
+    const rsa::BootstrapResult bl = rsa::bootstrap_ref(ref_l, rsa::views_of(mod_l), R_large, 0);
     const double t_bs_large = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     ref_l = rsa::Matrix();
     mod_l.clear();

@@ -1,6 +1,6 @@
 // CPU benchmark of the RDM path at the full trial-level size (S = 4,598 x N = 23,589 by default): the CPU
-// twin's z-score and SYRK stages, the whole RDM, and OpenBLAS SSYRK alone (the floor the target is set
-// against). Median of repeats, one line per stage. Peer (numpy) in bench/peer_rdm_numpy.py, run together by
+// engine's row moments and z-score, its whole one-shot run (rdm_ref), and OpenBLAS SSYRK alone (the floor the
+// target is set against). Median of repeats, one line per stage. Peer (numpy) in bench/peer_rdm_numpy.py, run together by
 // bench/run_cpu.sh. Usage: bench_rdm [S N repeats]
 #include <cblas.h>
 
@@ -26,19 +26,14 @@ int main(int argc, char** argv) {
     for (auto& v : x) v = dist(gen);
     const double flops = static_cast<double>(S) * (S + 1) * N;  // SYRK: S(S+1)/2 dot products of length N
     const double t_z = median_ms(repeats, [&] { rsa::zscore_rows_ref(x.data(), S, N, z.data(), nullptr); });
-    const double t_syrk = median_ms(repeats, [&] { rsa::rdm_from_zscored_ref(z.data(), S, N, m.data()); });
     const double t_blas = median_ms(repeats, [&] {
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<int>(S), static_cast<int>(N), 1.0f, z.data(),
                     static_cast<int>(N), 0.0f, m.data(), static_cast<int>(S));
     });
-    const double t_all = median_ms(repeats, [&] {
-        rsa::zscore_rows_ref(x.data(), S, N, z.data(), nullptr);
-        rsa::rdm_from_zscored_ref(z.data(), S, N, m.data());
-    });
+    const double t_all = median_ms(repeats, [&] { rsa::rdm_ref(x.data(), S, N, m.data()); });
     std::printf("bench_rdm (CPU twin, OpenBLAS, %d threads) S=%lld N=%lld, median of %d\n", openblas_get_num_threads(),
                 static_cast<long long>(S), static_cast<long long>(N), repeats);
-    std::printf("%-28s %10.1f ms\n", "z-score (double accum.)", t_z);
-    std::printf("%-28s %10.1f ms  %6.1f GFLOP/s\n", "SYRK + fill/mirror", t_syrk, flops / t_syrk * 1e-6);
+    std::printf("%-28s %10.1f ms\n", "moments + z-score (double)", t_z);
     std::printf("%-28s %10.1f ms  %6.1f GFLOP/s\n", "OpenBLAS SSYRK alone", t_blas, flops / t_blas * 1e-6);
     std::printf("%-28s %10.1f ms  (%.2fx SSYRK alone)\n", "whole RDM", t_all, t_all / t_blas);
     std::printf("RESULT rsa_gpu_cpu_rdm_ms %.1f\n", t_all);

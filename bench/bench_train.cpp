@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
         cfg.batch = batch;
         std::vector<float> angles, labels;
         cnn_training_set(cfg, &angles, &labels);
-        const Matrix images = cpu->gratings(angles, GratingParams{});
+        const Array images = cpu->gratings(angles, GratingParams{});
         std::vector<float> params = cnn_init_params(cfg.seed);
         const auto t0 = Clock::now();
         const TrainResult r = cpu->cnn_train(params, images, labels, cfg, nullptr);

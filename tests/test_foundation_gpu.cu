@@ -4,6 +4,7 @@
 // the synthetic V1 generator; the backend's z-score and main-job path, and its RDM on degenerate rows (constant up
 // to rounding: NaN rows and columns or an InputError; rows the same pattern up to an offset and a scale: a constant
 // RDM, all NaN or an InputError) as the CPU backend; the context's cuDNN handle created only on first use.
+#include "backend_calls.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -188,7 +189,7 @@ TEST(BackendGpu, RdmDegenerateRowsAsCpu) {
     }
     RdmOptions keep;
     keep.constant_rows = ConstantRows::Nan;
-    const Matrix g = gpu->rdm(x, keep, "x"), c = cpu->rdm(x, keep, "x");
+    const Matrix g = rsa_test::rdm_of(*gpu, x, keep, "x"), c = rsa_test::rdm_of(*cpu, x, keep, "x");
     ASSERT_EQ(g.rows, S);
     EXPECT_LT(rsa_test::rel_l2(g.data, c.data), 1e-5);  // +inf where NaN on one side only
     for (int64_t i = 0; i < S; ++i)
@@ -196,8 +197,8 @@ TEST(BackendGpu, RdmDegenerateRowsAsCpu) {
             EXPECT_TRUE(std::isnan(g.at(r, i)) && std::isnan(g.at(i, r))) << r << ", " << i;
         }
     EXPECT_FALSE(std::isnan(g.at(0, 1)));
-    EXPECT_THROW(gpu->rdm(x, RdmOptions{}, "x"), InputError);
-    EXPECT_THROW(cpu->rdm(x, RdmOptions{}, "x"), InputError);
+    EXPECT_THROW(rsa_test::rdm_of(*gpu, x, RdmOptions{}, "x"), InputError);
+    EXPECT_THROW(rsa_test::rdm_of(*cpu, x, RdmOptions{}, "x"), InputError);
 
     // Every row the same pattern up to an offset and a scale: every correlation 1, the RDM constant (rounding
     // noise): all NaN with ConstantRows::Nan, an InputError with Fail, on both backends.
@@ -205,14 +206,14 @@ TEST(BackendGpu, RdmDegenerateRowsAsCpu) {
     const std::vector<float> p = rsa_test::random_uniform(static_cast<size_t>(N), -1.0f, 1.0f);
     for (int64_t i = 0; i < S; ++i)
         for (int64_t j = 0; j < N; ++j) y.at(i, j) = (1.0f + 0.25f * static_cast<float>(i % 4)) * p[j] + 0.5f * i;
-    const Matrix gy = gpu->rdm(y, keep, "y"), cy = cpu->rdm(y, keep, "y");
+    const Matrix gy = rsa_test::rdm_of(*gpu, y, keep, "y"), cy = rsa_test::rdm_of(*cpu, y, keep, "y");
     int64_t gpu_nan = 0, cpu_nan = 0;
     for (float v : gy.data) gpu_nan += std::isnan(v);
     for (float v : cy.data) cpu_nan += std::isnan(v);
     EXPECT_EQ(cpu_nan, S * S);
     EXPECT_EQ(gpu_nan, S * S);
-    EXPECT_THROW(gpu->rdm(y, RdmOptions{}, "y"), InputError);
-    EXPECT_THROW(cpu->rdm(y, RdmOptions{}, "y"), InputError);
+    EXPECT_THROW(rsa_test::rdm_of(*gpu, y, RdmOptions{}, "y"), InputError);
+    EXPECT_THROW(rsa_test::rdm_of(*cpu, y, RdmOptions{}, "y"), InputError);
 }
 
 TEST(SyntheticV1Gpu, SameStreamAsCpuTwin) {
@@ -233,13 +234,13 @@ TEST(BackendGpu, WholeMainJobPathVsCpu) {
     p.neurons = 5000;
     const Matrix v1g = gpu->synthetic_v1(p).resp, v1c = cpu->synthetic_v1(p).resp;
     EXPECT_LT(rsa_test::rel_l2(v1g.data, v1c.data), 1e-5);
-    const Matrix rg = gpu->rdm(v1c, RdmOptions{}, "v1"), rc = cpu->rdm(v1c, RdmOptions{}, "v1");
+    const Matrix rg = rsa_test::rdm_of(*gpu, v1c, RdmOptions{}, "v1"), rc = rsa_test::rdm_of(*cpu, v1c, RdmOptions{}, "v1");
     EXPECT_LT(rsa_test::rel_l2(rg.data, rc.data), 1e-5);
     std::vector<float> angles;
     for (int a = -90; a <= 90; ++a) angles.push_back(static_cast<float>(a));
-    const Matrix pg = gpu->rdm(gpu->gratings(angles, {}), RdmOptions{}, "px");
-    const Matrix pc = cpu->rdm(cpu->gratings(angles, {}), RdmOptions{}, "px");
-    EXPECT_NEAR(gpu->compare_pearson(rg, pg).r, cpu->compare_pearson(rc, pc).r, 1e-5);
+    const Matrix pg = rsa_test::rdm_of(*gpu, gpu->gratings(angles, {}), RdmOptions{}, "px");
+    const Matrix pc = rsa_test::rdm_of(*cpu, cpu->gratings(angles, {}), RdmOptions{}, "px");
+    EXPECT_NEAR(rsa_test::pearson_of(*gpu, rg, pg), rsa_test::pearson_of(*cpu, rc, pc), 1e-5);
 }
 
 TEST(SyntheticV1Gpu, TrialLevelSameStreamAsCpuTwin) {
@@ -259,8 +260,8 @@ TEST(GpuContextLifetime, CudnnOnlyOnFirstUse) {
     auto gpu = make_gpu_backend(0);
     Matrix x(20, 64);
     x.data = rsa_test::random_uniform(x.data.size(), -1.0f, 1.0f);
-    const Matrix m = gpu->rdm(x, RdmOptions{}, "x");
-    EXPECT_TRUE(std::isfinite(gpu->compare_pearson(m, m).r));
+    const Matrix m = rsa_test::rdm_of(*gpu, x, RdmOptions{}, "x");
+    EXPECT_TRUE(std::isfinite(rsa_test::pearson_of(*gpu, m, m)));
     EXPECT_TRUE(std::isfinite(gpu->bootstrap(m, {m}, 10, 1).lo[0]));
     EXPECT_FALSE(ctx().has_cudnn());
     const cudnnHandle_t h = gpu_cudnn(ctx());

@@ -1,6 +1,7 @@
 // Host memory on the CPU path: the budget (physical memory less a margin, RSA_GPU_HOST_MEM_BYTES), checked
 // allocations (OutOfMemoryError naming what and how large), and the CPU RDM planned against the budget: larger
 // RDMs tiled to disk, RDMs that cannot be made refused with the sizes before any allocation.
+#include "backend_calls.h"
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
@@ -133,7 +134,7 @@ TEST(HostMemory, RdmLargerThanTheBudgetIsRefusedBeforeAllocating) {
     RdmOptions opt;
     opt.on_plan = [&plan](const std::string& p) { plan += p; };
     try {
-        cpu->rdm(x, opt, "big responses");
+        rsa_test::rdm_of(*cpu, x, opt, "big responses");
         FAIL() << "expected InputError";
     } catch (const InputError& e) {
         const std::string m = e.what();
@@ -153,14 +154,14 @@ TEST(HostMemory, RdmTiledToDiskWhenOverTheBudget) {
     // streamed plan fits: the CPU tiles it to disk as the GPU would, and it equals the in-memory RDM.
     const Matrix x = random_matrix(3000, 50);
     auto cpu = make_cpu_backend();
-    const Matrix want = cpu->rdm(x, RdmOptions{}, "x");
+    const Matrix want = rsa_test::rdm_of(*cpu, x, RdmOptions{}, "x");
     HostBudget b("90M");
     const std::string dir = rsa_test::scratch_dir("host_tiled");
     RdmOptions opt;
     opt.output_path = dir + "/rdm.npy";
     std::string plan;
     opt.on_plan = [&plan](const std::string& p) { plan += p; };
-    const Matrix m = cpu->rdm(x, opt, "x");
+    const Matrix m = rsa_test::rdm_of(*cpu, x, opt, "x");
     EXPECT_EQ(m.rows, 0);  // on disk
     EXPECT_NE(plan.find("tiled"), std::string::npos) << plan;
     EXPECT_NE(plan.find(kHostMemEnv), std::string::npos) << plan;
@@ -170,7 +171,7 @@ TEST(HostMemory, RdmTiledToDiskWhenOverTheBudget) {
     EXPECT_LT(rsa_test::rel_l2(g, want.data), 1e-5);
     // Without an output path (the main job keeps RDMs in memory): an InputError with the sizes.
     try {
-        cpu->rdm(x, RdmOptions{}, "V1 responses");
+        rsa_test::rdm_of(*cpu, x, RdmOptions{}, "V1 responses");
         FAIL() << "expected InputError";
     } catch (const InputError& e) {
         const std::string m2 = e.what();
@@ -180,7 +181,7 @@ TEST(HostMemory, RdmTiledToDiskWhenOverTheBudget) {
     // A budget the input alone exhausts: an InputError saying so, not a RuntimeError.
     HostBudget tiny("1M");
     try {
-        cpu->rdm(x, opt, "x");
+        rsa_test::rdm_of(*cpu, x, opt, "x");
         FAIL() << "expected InputError";
     } catch (const InputError& e) {
         EXPECT_NE(std::string(e.what()).find("no memory plan fits"), std::string::npos) << e.what();

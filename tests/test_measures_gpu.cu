@@ -6,6 +6,7 @@
 // FP32 Gram matrices come from different BLAS summation orders: OpenBLAS SSYRK vs cuBLAS pedantic SGEMM). The
 // launchers run on a caller-provided workspace poisoned with NaN (0xFF) first, so nothing is read before it is
 // written; the allocating conveniences give the same results bit for bit (deterministic sums).
+#include "backend_calls.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -169,19 +170,20 @@ TEST(MeasuresGpu, BackendDegenerateInputsAsCpu) {
     for (size_t i = 0; i < near.data.size(); i += 2) near.data[i] = std::nextafter(0.75f, 1.0f);
     for (const Matrix* side : {&c, &near}) {
         for (Measure m : kAll) {
-            const CompareResult g = gpu->compare(r, *side, m), h = cpu->compare(r, *side, m);
+            const CompareResult g = rsa_test::compare_one(*gpu, r, *side, m), h = rsa_test::compare_one(*cpu, r, *side, m);
             EXPECT_TRUE(std::isnan(g.value)) << measure_name(m) << " gpu " << g.value;
             EXPECT_TRUE(std::isnan(h.value)) << measure_name(m) << " cpu " << h.value;
             EXPECT_EQ(g.pairs, h.pairs);
             EXPECT_EQ(g.skipped, h.skipped);
         }
-        const PearsonResult g = gpu->compare_pearson(*side, r), h = cpu->compare_pearson(*side, r);
-        EXPECT_TRUE(std::isnan(g.r) && std::isnan(h.r)) << "gpu " << g.r << " cpu " << h.r;
+        const CompareResult g = rsa_test::compare_one(*gpu, *side, r, Measure::Pearson),
+                            h = rsa_test::compare_one(*cpu, *side, r, Measure::Pearson);
+        EXPECT_TRUE(std::isnan(g.value) && std::isnan(h.value)) << "gpu " << g.value << " cpu " << h.value;
         EXPECT_EQ(g.pairs, h.pairs);
         EXPECT_EQ(g.skipped, h.skipped);
     }
-    EXPECT_NEAR(gpu->compare_pearson(r, r).r, 1.0, 1e-12);
-    EXPECT_THROW(gpu->compare(Matrix(2, 2), Matrix(2, 2), Measure::Kendall), InputError);  // shapes still checked
+    EXPECT_NEAR(rsa_test::pearson_of(*gpu, r, r), 1.0, 1e-12);
+    EXPECT_THROW(rsa_test::compare_one(*gpu, Matrix(2, 2), Matrix(2, 2), Measure::Kendall), InputError);  // shapes still checked
 
     // CKA: a response matrix whose stimuli (rows) are all the same, exactly or up to rounding, gives NaN.
     const int64_t N = 17;
@@ -194,12 +196,12 @@ TEST(MeasuresGpu, BackendDegenerateInputsAsCpu) {
         }
     for (bool deb : {false, true})
         for (const Matrix* y : {&same, &almost}) {
-            const double g1 = gpu->cka(x, *y, deb), g2 = gpu->cka(*y, x, deb), h1 = cpu->cka(x, *y, deb);
+            const double g1 = rsa_test::cka_one(*gpu, x, *y, deb), g2 = rsa_test::cka_one(*gpu, *y, x, deb), h1 = rsa_test::cka_one(*cpu, x, *y, deb);
             EXPECT_TRUE(std::isnan(g1) && std::isnan(g2) && std::isnan(h1))
                 << "debiased " << deb << ": gpu " << g1 << ", " << g2 << ", cpu " << h1;
         }
-    EXPECT_NEAR(gpu->cka(x, x, false), 1.0, 1e-5);
-    EXPECT_THROW(gpu->cka(x, Matrix(S + 1, N), false), InputError);
+    EXPECT_NEAR(rsa_test::cka_one(*gpu, x, x, false), 1.0, 1e-5);
+    EXPECT_THROW(rsa_test::cka_one(*gpu, x, Matrix(S + 1, N), false), InputError);
 }
 
 TEST(MeasuresGpu, CkaVsCpuTwin) {

@@ -1,6 +1,7 @@
 // Z-score and RDM CPU twins against scipy.stats.zscore and the tutorial's RDM (golden files), plus the
 // constant-row policy (rows constant exactly or up to float rounding, under every memory plan), RDMs that are
 // rounding noise (rows equal up to an offset and a scale), and the input checks.
+#include "backend_calls.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,7 +28,7 @@ TEST(Rdm, ZscoreMatchesScipy) {
 TEST(Rdm, RdmMatchesTutorial) {
     const Matrix x = golden_matrix("golden/resp.npy"), want = golden_matrix("golden/rdm.npy");
     auto cpu = make_cpu_backend();
-    const Matrix m = cpu->rdm(x, RdmOptions{}, "resp");
+    const Matrix m = rsa_test::rdm_of(*cpu, x, RdmOptions{}, "resp");
     ASSERT_EQ(m.rows, x.rows);
     EXPECT_LT(rsa_test::rel_l2(m.data, want.data), 1e-6);
     for (int64_t i = 0; i < m.rows; ++i) {
@@ -41,7 +42,7 @@ TEST(Rdm, ConstantRowFailsAndNamesTheRow) {
     for (int64_t j = 0; j < x.cols; ++j) x.at(4, j) = 2.5f;
     auto cpu = make_cpu_backend();
     try {
-        cpu->rdm(x, RdmOptions{}, "my data");
+        rsa_test::rdm_of(*cpu, x, RdmOptions{}, "my data");
         FAIL() << "expected InputError";
     } catch (const InputError& e) {
         const std::string msg = e.what();
@@ -57,28 +58,28 @@ TEST(Rdm, ConstantRowAsNanIsSkippedInComparison) {
     auto cpu = make_cpu_backend();
     RdmOptions opt;
     opt.constant_rows = ConstantRows::Nan;
-    const Matrix m = cpu->rdm(x, opt, "x");
+    const Matrix m = rsa_test::rdm_of(*cpu, x, opt, "x");
     EXPECT_TRUE(std::isnan(m.at(4, 7)));
     EXPECT_TRUE(std::isnan(m.at(7, 4)));
     EXPECT_FALSE(std::isnan(m.at(3, 7)));
-    const Matrix ref = cpu->rdm(golden_matrix("golden/resp.npy"), RdmOptions{}, "ref");
-    const PearsonResult r = cpu->compare_pearson(m, ref);
+    const Matrix ref = rsa_test::rdm_of(*cpu, golden_matrix("golden/resp.npy"), RdmOptions{}, "ref");
+    const CompareResult r = rsa_test::compare_one(*cpu, m, ref, Measure::Pearson);
     const int64_t S = x.rows;
     EXPECT_EQ(r.skipped, S - 1);  // every pair involving row 4
     EXPECT_EQ(r.pairs, S * (S - 1) / 2 - (S - 1));
-    EXPECT_TRUE(std::isfinite(r.r));
+    EXPECT_TRUE(std::isfinite(r.value));
 }
 
 TEST(Rdm, BadInputs) {
     auto cpu = make_cpu_backend();
     Matrix two(2, 5, 1.0f);
     two.at(0, 1) = 3.0f;
-    EXPECT_THROW(cpu->rdm(two, RdmOptions{}, "x"), InputError);   // S < 3
-    EXPECT_THROW(cpu->rdm(Matrix(0, 5), RdmOptions{}, "x"), InputError);  // empty
+    EXPECT_THROW(rsa_test::rdm_of(*cpu, two, RdmOptions{}, "x"), InputError);   // S < 3
+    EXPECT_THROW(rsa_test::rdm_of(*cpu, Matrix(0, 5), RdmOptions{}, "x"), InputError);  // empty
     Matrix inf = golden_matrix("golden/resp.npy");
     inf.at(2, 3) = INFINITY;
     try {
-        cpu->rdm(inf, RdmOptions{}, "x");
+        rsa_test::rdm_of(*cpu, inf, RdmOptions{}, "x");
         FAIL();
     } catch (const InputError& e) {
         EXPECT_NE(std::string(e.what()).find("row 2, column 3"), std::string::npos) << e.what();
@@ -131,7 +132,7 @@ TEST(Rdm, RowConstantUpToRoundingUnderEveryPlan) {
         opt.max_gpu_bytes = cap;
         opt.output_path = rsa_test::scratch_dir("rdm_rounding_fail") + "/r.npy";
         try {
-            cpu->rdm(x, opt, "jittered data");
+            rsa_test::rdm_of(*cpu, x, opt, "jittered data");
             FAIL() << "expected InputError, cap " << cap;
         } catch (const InputError& e) {
             const std::string m = e.what();
@@ -149,7 +150,7 @@ TEST(Rdm, RowConstantUpToRoundingUnderEveryPlan) {
         opt.output_path = dir + "/tiled_" + std::to_string(cap) + ".npy";
         std::string plan;
         opt.on_plan = [&plan](const std::string& p) { plan += p; };
-        Matrix m = cpu->rdm(x, opt, "x");
+        Matrix m = rsa_test::rdm_of(*cpu, x, opt, "x");
         if (cap == 5000) {
             EXPECT_NE(plan.find("tiled"), std::string::npos) << plan;
             ASSERT_EQ(m.rows, 0);
@@ -181,7 +182,7 @@ TEST(Rdm, RowsEqualUpToOffsetAndScaleGiveNoRdm) {
     }
     auto cpu = make_cpu_backend();
     try {
-        cpu->rdm(x, RdmOptions{}, "V1 responses");
+        rsa_test::rdm_of(*cpu, x, RdmOptions{}, "V1 responses");
         FAIL() << "expected InputError";
     } catch (const InputError& e) {
         const std::string m = e.what();
@@ -191,10 +192,10 @@ TEST(Rdm, RowsEqualUpToOffsetAndScaleGiveNoRdm) {
     }
     RdmOptions opt;
     opt.constant_rows = ConstantRows::Nan;
-    const Matrix m = cpu->rdm(x, opt, "x");
+    const Matrix m = rsa_test::rdm_of(*cpu, x, opt, "x");
     ASSERT_EQ(m.rows, S);
     for (float v : m.data) ASSERT_TRUE(std::isnan(v));
     // One row with its own pattern makes it a real RDM again.
     for (int64_t j = 0; j < N; ++j) x.at(5, j) = d(gen);
-    EXPECT_NO_THROW(cpu->rdm(x, RdmOptions{}, "x"));
+    EXPECT_NO_THROW(rsa_test::rdm_of(*cpu, x, RdmOptions{}, "x"));
 }

@@ -1,10 +1,11 @@
-// CPU twins of RDMs at scale (rdm_scale.h): precision parsing and TF32 rounding, blocked row statistics, the
-// streamed (neuron blocks) and tiled (memory-mapped .npy) twins against the one-shot twin of rdm.h, the TF32
-// twin against an FP64 reference, constant rows, the memory plan, and that a failed write leaves no file.
+// The CPU engine of the RDM under every plan kind (rdm.h rdm_run_ref, plans from rdm_plan.h): precision parsing and
+// TF32 rounding, row moments, neuron blocks and tiles (written through MappedNpyWriter) against the one-block run,
+// the TF32 twin against an FP64 reference, constant rows, the memory plan, and that a failed write leaves no file.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -33,11 +34,66 @@ std::vector<float> structured(int64_t S, int64_t N, float offset = 0.0f) {
     return x;
 }
 
+// The exactly constant rows (m2 == 0: NaN rows and columns of every plan's RDM).
+std::vector<int64_t> zero_variance_rows(const std::vector<float>& x, int64_t S, int64_t N) {
+    const RowMoments m = row_moments_ref(x.data(), S, N);
+    std::vector<int64_t> rows;
+    for (int64_t s = 0; s < S; ++s)
+        if (!(m.m2[s] > 0.0)) rows.push_back(s);
+    return rows;
+}
+
 std::vector<float> one_shot(const std::vector<float>& x, int64_t S, int64_t N, std::vector<int64_t>* constant = nullptr) {
-    std::vector<float> z(x.size()), m(static_cast<size_t>(S * S));
-    zscore_rows_ref(x.data(), S, N, z.data(), constant);
-    rdm_from_zscored_ref(z.data(), S, N, m.data());
+    std::vector<float> m(static_cast<size_t>(S * S));
+    rdm_ref(x.data(), S, N, m.data());
+    if (constant) *constant = zero_variance_rows(x, S, N);
     return m;
+}
+
+// A plan of the given shape: neuron blocks of K columns, tiles of T rows (T = 0: in memory).
+MemoryPlan plan_of(int64_t S, int64_t N, int64_t K, int64_t T) {
+    MemoryPlan p;
+    p.kind = T > 0 ? PlanKind::Tiled : (K < N ? PlanKind::Streamed : PlanKind::OneShot);
+    p.tiled = T > 0;
+    p.stimuli = S;
+    p.neurons = N;
+    p.neuron_block = std::min(K, N);
+    p.neuron_blocks = (N + p.neuron_block - 1) / p.neuron_block;
+    p.row_tile = T > 0 ? std::min(T, S) : S;
+    p.row_tiles = (S + p.row_tile - 1) / p.row_tile;
+    return p;
+}
+
+// The engine in memory with neuron blocks of K.
+void rdm_blocks(const std::vector<float>& x, int64_t S, int64_t N, int64_t K, Precision precision, float* out) {
+    rdm_run_ref(x.data(), S, N, plan_of(S, N, K, 0), precision, row_moments_ref(x.data(), S, N), out, nullptr);
+}
+
+// Tiles into a MappedNpyWriter at `path`; after_tile (may be empty) is called after each tile with (done, total).
+class WriterSink final : public RdmTileSink {
+public:
+    WriterSink(MappedNpyWriter& w, std::function<void(int64_t)> after) : w_(w), after_(std::move(after)) {}
+    void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal) override {
+        w_.write_tile(tile, ld, r0, tr, c0, tc, mirror, diagonal);
+        ++done_;
+        if (after_) after_(done_);
+    }
+    int64_t done() const { return done_; }
+
+private:
+    MappedNpyWriter& w_;
+    std::function<void(int64_t)> after_;
+    int64_t done_ = 0;
+};
+
+int64_t rdm_tiles_to_file(const std::vector<float>& x, int64_t S, int64_t N, int64_t T, int64_t K,
+                          Precision precision, const std::string& path, std::function<void(int64_t)> after = {}) {
+    MappedNpyWriter w(path, S, S);
+    WriterSink sink(w, std::move(after));
+    rdm_run_ref(x.data(), S, N, plan_of(S, N, K, T), precision, row_moments_ref(x.data(), S, N), nullptr, &sink);
+    w.commit();
+    return sink.done();
 }
 
 // FP64 reference: two-pass statistics and the product in double.
@@ -87,9 +143,6 @@ TEST(RdmScale, ParsePrecision) {
     EXPECT_EQ(parse_precision("tf32"), Precision::TF32);
     EXPECT_STREQ(precision_name(Precision::TF32), "tf32");
     for (const char* bad : {"", "fp16", "FP64", "tf32 "}) EXPECT_THROW(parse_precision(bad), InputError) << bad;
-    EXPECT_EQ(parse_tf32_variant("syrk"), Tf32Variant::SyrkMathMode);
-    EXPECT_EQ(parse_tf32_variant("gemmex"), Tf32Variant::GemmExStrips);
-    EXPECT_THROW(parse_tf32_variant("gemm"), InputError);
 }
 
 TEST(RdmScale, Tf32RoundsToNearestEven) {
@@ -112,11 +165,12 @@ TEST(RdmScale, Tf32RoundsToNearestEven) {
     }
 }
 
-TEST(RdmScale, BlockedRowStatsAccurateWithOffset) {
+TEST(RdmScale, RowMomentsAccurateWithOffset) {
     const int64_t S = 5, N = 10007;
     const std::vector<float> x = structured(S, N, 1.0e4f);  // a large common offset
-    for (int64_t block : {int64_t{1}, int64_t{64}, int64_t{1000}, N}) {
-        const RowStats st = row_stats_blocked_ref(x.data(), S, N, block);
+    {
+        const RowMoments st = row_moments_ref(x.data(), S, N);
+        const int64_t block = N;
         for (int64_t s = 0; s < S; ++s) {
             long double sum = 0, ss = 0;
             for (int64_t n = 0; n < N; ++n) sum += x[s * N + n];
@@ -124,9 +178,9 @@ TEST(RdmScale, BlockedRowStatsAccurateWithOffset) {
             for (int64_t n = 0; n < N; ++n) ss += (x[s * N + n] - mean) * (x[s * N + n] - mean);
             const double inv = static_cast<double>(1.0L / std::sqrt(ss / N));
             EXPECT_NEAR(st.mean[s], static_cast<double>(mean), 1e-12 * 1e4) << block;
-            EXPECT_NEAR(st.inv_sd[s], inv, 1e-10 * inv) << block;
+            EXPECT_NEAR(inv_sd_from_m2(st.m2[s], static_cast<double>(N)), inv, 1e-10 * inv) << block;
         }
-        EXPECT_TRUE(st.constant_rows.empty());
+        EXPECT_TRUE(zero_variance_rows(x, S, N).empty());
     }
 }
 
@@ -136,7 +190,7 @@ TEST(RdmScale, ChunkedMatchesOneShotTwin) {
         const std::vector<float> x = structured(S, N);
         const std::vector<float> ref = one_shot(x, S, N);
         std::vector<float> m(static_cast<size_t>(S * S), std::nanf(""));
-        rdm_chunked_ref(x.data(), S, N, K, Precision::FP32, m.data(), nullptr);
+        rdm_blocks(x, S, N, K, Precision::FP32, m.data());
         EXPECT_LT(rsa_test::rel_l2(m, ref), 1e-5) << S << " x " << N << " block " << K;
         for (int64_t i = 0; i < S; ++i)
             for (int64_t j = 0; j < i; ++j) ASSERT_EQ(m[i * S + j], m[j * S + i]);
@@ -150,14 +204,9 @@ TEST(RdmScale, TiledFileMatchesOneShotTwin) {
         const std::vector<float> x = structured(S, N);
         const std::vector<float> ref = one_shot(x, S, N);
         const std::string path = dir + "/rdm.npy";
-        int64_t calls = 0, total = 0;
-        rdm_tiled_ref(x.data(), S, N, T, K, Precision::FP32, path, nullptr, [&](int64_t d, int64_t t) {
-            calls = d;
-            total = t;
-        });
+        const int64_t calls = rdm_tiles_to_file(x, S, N, T, K, Precision::FP32, path);
         const int64_t tiles = (S + T - 1) / T;
         EXPECT_EQ(calls, tiles * (tiles + 1) / 2);
-        EXPECT_EQ(total, calls);
         const std::vector<float> m = load_square(path, S);
         EXPECT_LT(rsa_test::rel_l2(m, ref), 1e-5) << S << " x " << N << " tile " << T << " block " << K;
         for (int64_t i = 0; i < S; ++i)
@@ -193,15 +242,15 @@ TEST(RdmScale, Tf32TwinAndFp32VsFp64) {
     const std::vector<float> x = structured(S, N, 3.0f);
     const std::vector<double> ref = fp64_rdm(x, S, N);
     std::vector<float> fp32(static_cast<size_t>(S * S)), tf32(fp32.size()), tf32_tiled;
-    rdm_chunked_ref(x.data(), S, N, 1000, Precision::FP32, fp32.data(), nullptr);
-    rdm_chunked_ref(x.data(), S, N, 1000, Precision::TF32, tf32.data(), nullptr);
+    rdm_blocks(x, S, N, 1000, Precision::FP32, fp32.data());
+    rdm_blocks(x, S, N, 1000, Precision::TF32, tf32.data());
     const double e32 = rel_l2_64(fp32, ref), e_tf = rel_l2_64(tf32, ref);
     std::printf("relative L2 vs FP64: fp32 %.3g, tf32 %.3g\n", e32, e_tf);
     EXPECT_LT(e32, 1e-6);
     EXPECT_LT(e_tf, 2e-3);
     EXPECT_GT(e_tf, 10 * e32);  // TF32 really was used
     const std::string dir = rsa_test::scratch_dir("rdm_scale_tf32");
-    rdm_tiled_ref(x.data(), S, N, 16, 512, Precision::TF32, dir + "/t.npy", nullptr);
+    rdm_tiles_to_file(x, S, N, 16, 512, Precision::TF32, dir + "/t.npy");
     tf32_tiled = load_square(dir + "/t.npy", S);
     EXPECT_LT(rsa_test::rel_l2(tf32_tiled, tf32), 1e-5);  // same rounded inputs, other accumulation order
 }
@@ -216,19 +265,15 @@ TEST(RdmScale, ConstantRowsAreNanAndReported) {
     std::vector<int64_t> want;
     const std::vector<float> ref = one_shot(x, S, N, &want);
     ASSERT_EQ(want, (std::vector<int64_t>{4, 17}));
-    std::vector<int64_t> got;
     std::vector<float> m(static_cast<size_t>(S * S));
-    rdm_chunked_ref(x.data(), S, N, 128, Precision::FP32, m.data(), &got);
-    EXPECT_EQ(got, want);
+    rdm_blocks(x, S, N, 128, Precision::FP32, m.data());
     EXPECT_LT(rsa_test::rel_l2(m, ref), 1e-5);  // NaN in exactly the same places
     for (int64_t j = 0; j < S; ++j) {
         EXPECT_TRUE(std::isnan(m[4 * S + j]));
         EXPECT_TRUE(std::isnan(m[j * S + 17]));
     }
     const std::string dir = rsa_test::scratch_dir("rdm_scale_const");
-    got.clear();
-    rdm_tiled_ref(x.data(), S, N, 8, 128, Precision::TF32, dir + "/c.npy", &got);
-    EXPECT_EQ(got, want);
+    rdm_tiles_to_file(x, S, N, 8, 128, Precision::TF32, dir + "/c.npy");
     const std::vector<float> t = load_square(dir + "/c.npy", S);
     for (int64_t i = 0; i < S * S; ++i) ASSERT_EQ(std::isnan(t[i]), std::isnan(ref[i])) << i;
 }
@@ -300,17 +345,27 @@ TEST(RdmScale, TinyPlansRunOnTheCpuTwin) {
             EXPECT_GE(p.row_tiles, 3) << describe(p);
             EXPECT_NE(S % p.row_tile, 0) << describe(p);  // uneven last tile
         }
-        Matrix m;
-        std::vector<int64_t> constant;
         const std::string path = dir + "/plan.npy";
-        rdm_scaled_ref(x.data(), S, N, p, Precision::FP32, p.tiled ? path : "", &m, &constant);
-        const std::vector<float> got = p.tiled ? load_square(path, S) : m.data;
+        const RowMoments moments = row_moments_ref(x.data(), S, N);
+        std::vector<float> got(static_cast<size_t>(S * S));
+        if (p.tiled) {
+            MappedNpyWriter w(path, S, S);
+            WriterSink sink(w, {});
+            rdm_run_ref(x.data(), S, N, p, Precision::FP32, moments, nullptr, &sink);
+            w.commit();
+            got = load_square(path, S);
+        } else {
+            rdm_run_ref(x.data(), S, N, p, Precision::FP32, moments, got.data(), nullptr);
+        }
         EXPECT_LT(rsa_test::rel_l2(got, ref), 1e-5) << describe(p);
-        EXPECT_TRUE(constant.empty());
     }
+    // A tiled plan without a sink, an in-memory plan without an output: RuntimeError, no work.
     const std::vector<float> x = structured(300, 700);
-    Matrix m;
-    EXPECT_THROW(rdm_scaled_ref(x.data(), 300, 700, plan_rdm(300, 700, 60000, huge), Precision::FP32, "", &m, nullptr),
+    const RowMoments moments = row_moments_ref(x.data(), 300, 700);
+    EXPECT_THROW(rdm_run_ref(x.data(), 300, 700, plan_rdm(300, 700, 60000, huge), Precision::FP32, moments, nullptr,
+                             nullptr),
+                 RuntimeError);
+    EXPECT_THROW(rdm_run_ref(x.data(), 300, 700, plan_rdm(300, 700, 0, huge), Precision::FP32, moments, nullptr, nullptr),
                  RuntimeError);
 }
 
@@ -320,7 +375,7 @@ TEST(RdmScale, FailedWriteLeavesNoFile) {
     const std::string dir = rsa_test::scratch_dir("rdm_scale_fail");
     // A folder that does not exist: RuntimeError naming the path, nothing created.
     try {
-        rdm_tiled_ref(x.data(), S, N, 8, N, Precision::FP32, dir + "/missing/rdm.npy", nullptr);
+        rdm_tiles_to_file(x, S, N, 8, N, Precision::FP32, dir + "/missing/rdm.npy");
         FAIL() << "expected RuntimeError";
     } catch (const RuntimeError& e) {
         EXPECT_NE(std::string(e.what()).find("missing/rdm.npy"), std::string::npos) << e.what();
@@ -328,10 +383,10 @@ TEST(RdmScale, FailedWriteLeavesNoFile) {
     EXPECT_TRUE(rsa_test::list_dir(dir).empty());
     // A failure after some tiles were written: the temporary file is removed and an existing file is kept.
     write_file_atomic(dir + "/rdm.npy", "old");
-    EXPECT_THROW(rdm_tiled_ref(x.data(), S, N, 8, N, Precision::FP32, dir + "/rdm.npy", nullptr,
-                               [](int64_t done, int64_t) {
-                                   if (done == 3) throw RuntimeError("interrupted");
-                               }),
+    EXPECT_THROW(rdm_tiles_to_file(x, S, N, 8, N, Precision::FP32, dir + "/rdm.npy",
+                                   [](int64_t done) {
+                                       if (done == 3) throw RuntimeError("interrupted");
+                                   }),
                  RuntimeError);
     EXPECT_EQ(rsa_test::list_dir(dir), std::vector<std::string>{"rdm.npy"});
     std::ifstream in(dir + "/rdm.npy", std::ios::binary);

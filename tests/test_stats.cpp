@@ -64,7 +64,7 @@ TEST(StatsGolden, BootstrapResamplesMatchPairEnumeration) {
     std::vector<double> counts(static_cast<size_t>(R * S), 0.0);
     for (int64_t r = 0; r < R; ++r)
         for (int64_t i : indices[static_cast<size_t>(r)]) counts[static_cast<size_t>(r * S + i)] += 1.0;
-    const auto got = bootstrap_from_counts_ref(ref, models, counts, R);
+    const auto got = bootstrap_from_counts_ref(ref, views_of(models), counts, R);
     ASSERT_EQ(got.size(), models.size());
     for (size_t l = 0; l < models.size(); ++l)
         for (int64_t r = 0; r < R; ++r) {
@@ -149,7 +149,7 @@ TEST(Stats, QuadraticFormsEqualPairEnumeration) {
         const std::vector<Matrix> models = {random_rdm(S, &a, 0.5f), random_rdm(S)};
         const int R = 25;
         const uint64_t seed = 99 + static_cast<uint64_t>(S);
-        const BootstrapResult res = bootstrap_ref(a, models, R, seed);
+        const BootstrapResult res = bootstrap_ref(a, views_of(models), R, seed);
         ASSERT_EQ(res.samples.size(), 2u);
         int degenerate = 0;
         for (size_t l = 0; l < models.size(); ++l) {

@@ -1,5 +1,6 @@
 // The embedded synthetic V1 recording: dimensions, determinism, per-neuron z-scoring, and orientation
 // structure (180-degree period, nearby orientations more similar than orthogonal ones).
+#include "backend_calls.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -53,7 +54,7 @@ TEST(SyntheticV1, OrientationStructure) {
     EXPECT_EQ(v1.orientation.front(), -90.0f);
     EXPECT_EQ(v1.orientation.back(), 90.0f);
     auto cpu = make_cpu_backend();
-    const Matrix m = cpu->rdm(v1.resp, RdmOptions{}, "v1");
+    const Matrix m = rsa_test::rdm_of(*cpu, v1.resp, RdmOptions{}, "v1");
     // Row of -45 degrees (index 45): neighbours (+-5 deg) far more similar than the orthogonal +45 (index 135).
     EXPECT_LT(m.at(45, 50), 0.7f);
     EXPECT_GT(m.at(45, 135), 1.0f);

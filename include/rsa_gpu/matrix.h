@@ -34,4 +34,9 @@ struct MatrixView {
     int64_t size() const { return rows * cols; }
 };
 
+// Views of a list of matrices (which must outlive them).
+inline std::vector<MatrixView> views_of(const std::vector<Matrix>& ms) {
+    return std::vector<MatrixView>(ms.begin(), ms.end());
+}
+
 }  // namespace rsa
