@@ -1,18 +1,18 @@
 // GPU benchmark of RDMs at scale, full trial-level size (S = 4,598 x N = 23,589), on structured synthetic data
-// (rank 8 + noise, so the RDM spans a range of values): device-resident z-score + product in FP32 (SSYRK,
-// pedantic), TF32 SSYRK under CUBLAS_TF32_TENSOR_OP_MATH, TF32 GemmEx strips (several strip heights), and the
-// end-to-end streamed plan from pinned host memory (both passes, copies overlapped) next to the one-shot
-// plan from the same pinned memory. CUDA events after a warm-up, median of repeats. Reports ms, TFLOP/s
+// (rank 8 + noise, so the RDM spans a range of values): the GPU engine (rdm_run_gpu) on a device-resident input in
+// FP32 (SSYRK, pedantic) and TF32 (GemmEx strips of kTf32Strip rows), next to a bench-only TF32 variant (SSYRK under
+// CUBLAS_TF32_TENSOR_OP_MATH, not in the engine: kept here to show which is faster on a card), and the engine's
+// one-shot and streamed plans from pinned host memory (copies overlapped). CUDA events after a warm-up, median of repeats. Reports ms, TFLOP/s
 // (S(S+1)N FLOP), % of peak (66.9 FP32, 495 TF32), the TF32 error against an FP64 CPU reference on a slice
 // (64 rows x 512 columns of the RDM) and the effect of TF32 on an RDM-vs-RDM Pearson correlation (against
-// the RDM of the first half of the neurons). Which TF32 variant is faster on the card decides the default
-// (ScaledRdmOptions::tf32_variant): the table's last line says which.
+// the RDM of the first half of the neurons). The table's last line says which TF32 variant is faster on the card.
 // Usage: bench_rdm_scale_gpu [S N repeats]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +22,7 @@
 #include "gpu_context.cuh"
 #include "rdm_scale.cuh"
 #include "rsa_gpu/compare.h"
+#include "rsa_gpu/rdm.h"
 
 using namespace rsa;
 
@@ -80,19 +81,38 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cudaEventCreate(&e1));
         const double flops = static_cast<double>(S) * (S + 1) * N;
 
-        // Device-resident RDM: statistics + z-score (+ TF32 rounding) + product + mirror.
-        auto device_rdm = [&](Precision p, Tf32Variant v, int64_t strip) {
-            row_stats_reset_launch(d_mean.get(), d_inv.get(), S, st);
-            row_stats_chunk_launch(d_x.get(), S, N, N, 0, d_mean.get(), d_inv.get(), st);
-            row_stats_finalize_launch(d_inv.get(), S, N, nullptr, st);
-            zscore_with_stats_launch(d_x.get(), N, S, N, d_mean.get(), d_inv.get(), p, d_z.get(), N, st);
-            rdm_from_zscored_precision_launch(ctx.cublas, d_z.get(), S, N, d_m.get(), p, v, strip, st);
+        // Row moments once (the shared layer's job in a real run), then the engine on the resident input.
+        RowMoments moments;
+        moments.mean.resize(static_cast<size_t>(S));
+        moments.m2.resize(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; ++s) row_mean_m2(hx + s * N, N, &moments.mean[s], &moments.m2[s]);
+        const uint64_t huge = 1ull << 40;
+        const MemoryPlan one = plan_rdm(S, N, 0, huge);
+        RdmInput resident;
+        resident.device = d_x.get();
+        auto engine_rdm = [&](Precision p) { rdm_run_gpu(ctx, resident, S, N, one, p, moments, d_m.get(), nullptr, false); };
+        // The bench-only variant: the engine's z-score (TF32-rounded), then SSYRK with the handle in TF32 math mode.
+        std::vector<double> inv(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; ++s) inv[s] = inv_sd_from_m2(moments.m2[s], static_cast<double>(N));
+        d_mean.upload(moments.mean, st);
+        d_inv.upload(inv, st);
+        auto syrk_math_mode_rdm = [&]() {
+            zscore_with_stats_launch(d_x.get(), N, S, N, d_mean.get(), d_inv.get(), Precision::TF32, d_z.get(), N, st);
+            bind_cublas_stream(ctx.cublas, st);
+            CUBLAS_CHECK(cublasSetMathMode(ctx.cublas, CUBLAS_TF32_TENSOR_OP_MATH));
+            const float alpha = 1.0f / static_cast<float>(N), beta = 0.0f;
+            const cublasStatus_t status = cublasSsyrk(ctx.cublas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_T, static_cast<int>(S),
+                                                      static_cast<int>(N), &alpha, d_z.get(), static_cast<int>(N),
+                                                      &beta, d_m.get(), static_cast<int>(S));
+            CUBLAS_CHECK(cublasSetMathMode(ctx.cublas, CUBLAS_PEDANTIC_MATH));
+            CUBLAS_CHECK(status);
+            finish_upper_launch(d_m.get(), S, st);
         };
-        auto time_device = [&](Precision p, Tf32Variant v, int64_t strip) {
+        auto time_events = [&](const std::function<void()>& run) {
             std::vector<float> t;
             for (int r = -2; r < repeats; ++r) {
                 CUDA_CHECK(cudaEventRecord(e0, st));
-                device_rdm(p, v, strip);
+                run();
                 CUDA_CHECK(cudaEventRecord(e1, st));
                 CUDA_CHECK(cudaEventSynchronize(e1));
                 float ms = 0;
@@ -108,39 +128,29 @@ int main(int argc, char** argv) {
         };
 
         std::vector<Row> rows;
-        rows.push_back({"fp32 one-shot (device)", time_device(Precision::FP32, Tf32Variant::GemmExStrips, 0), peak32});
+        rows.push_back({"fp32 engine (device input)", time_events([&] { engine_rdm(Precision::FP32); }), peak32});
         const std::vector<float> rdm32 = download();
-        rows.push_back({"tf32 syrk math mode", time_device(Precision::TF32, Tf32Variant::SyrkMathMode, 0), peak_tf32});
+        rows.push_back({"tf32 syrk math mode (bench only)", time_events(syrk_math_mode_rdm), peak_tf32});
         const std::vector<float> rdm_tf_syrk = download();
-        float best_strip_ms = 1e30f;
-        int64_t best_strip = 0;
-        for (int64_t strip : {512, 1024, 2048}) {
-            const float ms = time_device(Precision::TF32, Tf32Variant::GemmExStrips, strip);
-            rows.push_back({"tf32 gemmex strips " + std::to_string(strip), ms, peak_tf32});
-            if (ms < best_strip_ms) {
-                best_strip_ms = ms;
-                best_strip = strip;
-            }
-        }
-        time_device(Precision::TF32, Tf32Variant::GemmExStrips, best_strip);
+        const float syrk_ms = rows.back().ms;
+        rows.push_back({"tf32 engine: gemmex strips " + std::to_string(kTf32Strip),
+                        time_events([&] { engine_rdm(Precision::TF32); }), peak_tf32});
         const std::vector<float> rdm_tf_gemm = download();
+        const float gemm_ms = rows.back().ms;
 
         // End to end from pinned host memory: one-shot plan and a forced streamed plan (~8 neuron blocks).
+        RdmInput pinned;
+        pinned.host = hx;
         auto time_plan = [&](const MemoryPlan& plan, Precision p) {
-            ScaledRdmOptions o;
-            o.precision = p;
-            o.tf32_strip = best_strip;
             std::vector<float> t;
             for (int r = -1; r < std::max(3, repeats / 3); ++r) {
                 const auto a = std::chrono::steady_clock::now();
-                const ScaledRdmResult res = rdm_run_plan(ctx, hx, S, N, plan, o);
+                rdm_run_gpu(ctx, pinned, S, N, plan, p, moments, d_m.get(), nullptr, false);
                 const auto b = std::chrono::steady_clock::now();
                 if (r >= 0) t.push_back(std::chrono::duration<float, std::milli>(b - a).count());
             }
             return median(t);
         };
-        const uint64_t huge = 1ull << 40;
-        const MemoryPlan one = plan_rdm(S, N, 0, huge);
         const uint64_t stream_cap = static_cast<uint64_t>(S) * S * 4 + S * kRowStatBytes +
                                     2ull * S * 4 * static_cast<uint64_t>((N + 7) / 8);
         const MemoryPlan streamed = plan_rdm(S, N, stream_cap, huge);
@@ -176,13 +186,13 @@ int main(int argc, char** argv) {
         const auto err32 = slice_error(rdm32), err_syrk = slice_error(rdm_tf_syrk), err_gemm = slice_error(rdm_tf_gemm);
 
         // RDM-vs-RDM Pearson: each full RDM against the FP32 RDM of the first half of the neurons.
-        const MemoryPlan half_plan = plan_rdm(S, N / 2, 0, huge);
         std::vector<float> half_x(static_cast<size_t>(S * (N / 2)));
         for (int64_t s = 0; s < S; ++s) std::copy(hx + s * N, hx + s * N + N / 2, half_x.begin() + s * (N / 2));
-        const ScaledRdmResult half = rdm_run_plan(ctx, half_x.data(), S, N / 2, half_plan, ScaledRdmOptions{});
-        const double r32 = pearson_upper_ref(rdm32.data(), half.rdm.data.data(), S).r;
-        const double r_syrk = pearson_upper_ref(rdm_tf_syrk.data(), half.rdm.data.data(), S).r;
-        const double r_gemm = pearson_upper_ref(rdm_tf_gemm.data(), half.rdm.data.data(), S).r;
+        std::vector<float> half(static_cast<size_t>(S * S));
+        rdm_ref(half_x.data(), S, N / 2, half.data());
+        const double r32 = pearson_upper_ref(rdm32.data(), half.data(), S).r;
+        const double r_syrk = pearson_upper_ref(rdm_tf_syrk.data(), half.data(), S).r;
+        const double r_gemm = pearson_upper_ref(rdm_tf_gemm.data(), half.data(), S).r;
         const double r_tf_vs_32 = pearson_upper_ref(rdm_tf_gemm.data(), rdm32.data(), S).r;
 
         std::printf("bench_rdm_scale_gpu on %s: S=%lld N=%lld, median of %d (e2e: wall clock incl. copies)\n",
@@ -201,11 +211,10 @@ int main(int argc, char** argv) {
         std::printf("Pearson vs the half-neuron FP32 RDM: fp32 %.9f, tf32 syrk %.9f (delta %.2e), tf32 gemmex %.9f "
                     "(delta %.2e); Pearson(tf32, fp32) = %.9f\n",
                     r32, r_syrk, r_syrk - r32, r_gemm, r_gemm - r32, r_tf_vs_32);
-        const float syrk_ms = rows[1].ms;
-        std::printf("faster TF32 variant on this card: %s (%.3f ms vs %.3f ms, gemmex strip %lld)\n",
-                    syrk_ms <= best_strip_ms ? "syrk" : "gemmex", syrk_ms, best_strip_ms,
-                    static_cast<long long>(best_strip));
-        std::printf("RESULT rsa_gpu_rdm_tf32_ms %.3f\n", std::min(syrk_ms, best_strip_ms));
+        std::printf("faster TF32 variant on this card: %s (%.3f ms vs %.3f ms; the engine uses gemmex strips of %lld)\n",
+                    syrk_ms < gemm_ms ? "syrk math mode" : "gemmex", syrk_ms, gemm_ms,
+                    static_cast<long long>(kTf32Strip));
+        std::printf("RESULT rsa_gpu_rdm_tf32_ms %.3f\n", gemm_ms);
         CUDA_CHECK(cudaStreamSynchronize(st));
         release();
     } catch (const std::exception& e) {

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
             cfg.batch = batch;
             std::vector<float> angles, labels;
             cnn_training_set(cfg, &angles, &labels);
-            const Matrix images = gpu->gratings(angles, GratingParams{});
+            const Array images = gpu->gratings(angles, GratingParams{});
             for (int rep = 0; rep < 2; ++rep) {  // the first run includes setup (descriptors, graph capture)
                 std::vector<float> params = cnn_init_params(cfg.seed);
                 const auto t0 = Clock::now();

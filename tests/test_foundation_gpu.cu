@@ -1,7 +1,7 @@
 // GPU kernels of the foundation against their CPU twins, on fresh random inputs with poisoned outputs:
-// gratings (pixel-exact), row z-score (also in place: bit-identical) and column z-score, the SYRK RDM (FP32
-// relative L2 < 1e-5; exact on integer inputs), the Pearson comparison (NaN on degenerate sides, as the twin), and
-// the synthetic V1 generator; the backend's z-score and main-job path, and its RDM on degenerate rows (constant up
+// gratings (pixel-exact), row moments and the z-score (bit-identical, also in place) and column z-score, the
+// engines' accumulation and finish (FP32 relative L2 < 1e-5; exact on integer inputs), the Pearson comparison (NaN
+// on degenerate sides, as the twin), and the synthetic V1 generator; the backend's row moments and main-job path, and its RDM on degenerate rows (constant up
 // to rounding: NaN rows and columns or an InputError; rows the same pattern up to an offset and a scale: a constant
 // RDM, all NaN or an InputError) as the CPU backend; the context's cuDNN handle created only on first use.
 #include "backend_calls.h"
@@ -15,7 +15,8 @@
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "grating.cuh"
-#include "rdm.cuh"
+#include "rdm_scale.cuh"
+#include "rsa_gpu/rdm.h"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 #include "synthetic_v1.cuh"
@@ -52,47 +53,63 @@ TEST(GratingGpu, PixelExactVsCpuTwin) {
     }
 }
 
-TEST(RdmGpu, ZscoreRowsVsCpuTwin) {
+TEST(RdmGpu, RowMomentsAndZscoreVsCpuEngine) {
     for (auto [S, N] : {std::pair<int64_t, int64_t>{181, 23589}, {37, 5}, {3, 1000}}) {
         std::vector<float> x = rsa_test::random_uniform(static_cast<size_t>(S * N), -3.0f, 5.0f);
         for (int64_t j = 0; j < N; ++j) x[static_cast<size_t>(N + j)] = 1.5f;  // row 1 constant
         DeviceBuffer<float> d_x, d_z(x.size());
-        DeviceBuffer<int> d_const(static_cast<size_t>(S));
+        DeviceBuffer<double> d_mean(static_cast<size_t>(S)), d_m2(static_cast<size_t>(S));
         d_x.upload(x, ctx().stream);
         d_z.poison(ctx().stream);
-        d_const.poison(ctx().stream);
-        zscore_rows_launch(d_x.get(), S, N, d_z.get(), d_const.get(), ctx().stream);
+        d_mean.poison(ctx().stream);
+        d_m2.poison(ctx().stream);
+        row_moments_launch(d_x.get(), S, N, N, d_mean.get(), d_m2.get(), ctx().stream);
+        const RowMoments cpu = row_moments_ref(x.data(), S, N);
+        std::vector<double> mean(static_cast<size_t>(S)), m2(static_cast<size_t>(S));
+        d_mean.download(mean.data(), mean.size(), ctx().stream);
+        d_m2.download(m2.data(), m2.size(), ctx().stream);
+        for (int64_t s = 0; s < S; ++s) {
+            EXPECT_NEAR(mean[s], cpu.mean[s], 1e-12 * std::max(1.0, std::abs(cpu.mean[s]))) << s;
+            EXPECT_NEAR(m2[s], cpu.m2[s], 1e-10 * std::max(1.0, cpu.m2[s])) << s;
+        }
+        EXPECT_EQ(m2[1], 0.0);  // the constant row: exactly zero, as on the CPU
+        // z with the CPU's statistics on both sides: the same expression, so the same floats (NaN row included).
+        std::vector<double> inv(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; ++s) inv[s] = inv_sd_from_m2(cpu.m2[s], static_cast<double>(N));
+        DeviceBuffer<double> d_cmean, d_inv;
+        d_cmean.upload(cpu.mean, ctx().stream);
+        d_inv.upload(inv, ctx().stream);
+        zscore_with_stats_launch(d_x.get(), N, S, N, d_cmean.get(), d_inv.get(), Precision::FP32, d_z.get(), N,
+                                 ctx().stream);
         const std::vector<float> gpu = download(d_z);
-        std::vector<float> cpu(x.size());
-        std::vector<int64_t> constant;
-        zscore_rows_ref(x.data(), S, N, cpu.data(), &constant);
-        EXPECT_LT(rsa_test::rel_l2(gpu, cpu), 1e-5) << S << " x " << N;
-        std::vector<int> flags(static_cast<size_t>(S));
-        d_const.download(flags.data(), flags.size(), ctx().stream);
-        EXPECT_EQ(constant, std::vector<int64_t>{1});
-        for (int64_t s = 0; s < S; ++s) EXPECT_EQ(flags[static_cast<size_t>(s)], s == 1 ? 1 : 0);
-        // In place (d_z == d_x, as GpuBackend::rdm, GpuBackend::zscore_rows and the noise ceiling run it): the same
-        // bits as with separate buffers (NaN row included).
-        zscore_rows_launch(d_x.get(), S, N, d_x.get(), nullptr, ctx().stream);
+        std::vector<float> z(x.size());
+        zscore_block_ref(x.data(), N, S, N, cpu.mean.data(), inv.data(), Precision::FP32, z.data(), N);
+        ASSERT_EQ(gpu.size(), z.size());
+        EXPECT_EQ(std::memcmp(gpu.data(), z.data(), z.size() * sizeof(float)), 0) << S << " x " << N;
+        // In place (the one-block path from a host copy and the noise ceiling): the same bits.
+        zscore_with_stats_launch(d_x.get(), N, S, N, d_cmean.get(), d_inv.get(), Precision::FP32, d_x.get(), N,
+                                 ctx().stream);
         const std::vector<float> in_place = download(d_x);
-        ASSERT_EQ(in_place.size(), gpu.size());
-        EXPECT_EQ(std::memcmp(in_place.data(), gpu.data(), gpu.size() * sizeof(float)), 0) << S << " x " << N;
+        EXPECT_EQ(std::memcmp(in_place.data(), z.data(), z.size() * sizeof(float)), 0) << S << " x " << N;
     }
 }
 
-TEST(BackendGpu, ZscoreRowsInPlaceVsCpuTwin) {
+TEST(BackendGpu, RowMomentsVsCpu) {
     auto gpu = make_gpu_backend(0);
+    auto cpu = make_cpu_backend();
     const int64_t S = 57, N = 1013;
     Matrix x(S, N);
     x.data = rsa_test::random_uniform(static_cast<size_t>(S * N), -2.0f, 3.0f);
     for (int64_t j = 0; j < N; ++j) x.at(4, j) = -0.25f;  // row 4 constant
-    std::vector<int64_t> constant_gpu, constant_cpu;
-    const Matrix zg = gpu->zscore_rows(x, &constant_gpu);
-    std::vector<float> zc(x.data.size());
-    zscore_rows_ref(x.data.data(), S, N, zc.data(), &constant_cpu);
-    EXPECT_LT(rsa_test::rel_l2(zg.data, zc), 1e-5);
-    EXPECT_EQ(constant_gpu, constant_cpu);
-    EXPECT_EQ(constant_gpu, std::vector<int64_t>{4});
+    const Array xa(x);
+    const RowMoments g = gpu->row_moments(xa), c = cpu->row_moments(xa);
+    ASSERT_EQ(g.mean.size(), c.mean.size());
+    for (int64_t s = 0; s < S; ++s) {
+        EXPECT_NEAR(g.mean[s], c.mean[s], 1e-12 * std::max(1.0, std::abs(c.mean[s])));
+        EXPECT_NEAR(g.m2[s], c.m2[s], 1e-10 * std::max(1.0, c.m2[s]));
+    }
+    EXPECT_EQ(g.m2[4], 0.0);
+    EXPECT_NE(xa.device_copy(0), nullptr);  // uploaded once, kept with the Array for the run
 }
 
 TEST(RdmGpu, ZscoreColumnsVsCpuTwin) {
@@ -105,30 +122,42 @@ TEST(RdmGpu, ZscoreColumnsVsCpuTwin) {
     EXPECT_LT(rsa_test::rel_l2(download(d_x), x), 1e-5);
 }
 
-TEST(RdmGpu, SyrkRdmVsCpuTwin) {
+// The engines on inputs that are their own z-scores (moments: mean 0, m2 = N, so z = x): the accumulation and the
+// finish alone, one block.
+std::vector<float> engine_on_z(const std::vector<float>& z, int64_t S, int64_t N, bool gpu) {
+    RowMoments m;
+    m.mean.assign(static_cast<size_t>(S), 0.0);
+    m.m2.assign(static_cast<size_t>(S), static_cast<double>(N));
+    MemoryPlan p;
+    p.stimuli = S;
+    p.neurons = N;
+    p.neuron_block = N;
+    p.row_tile = S;
+    std::vector<float> out(static_cast<size_t>(S * S));
+    if (!gpu) {
+        rdm_run_ref(z.data(), S, N, p, Precision::FP32, m, out.data(), nullptr);
+        return out;
+    }
+    DeviceBuffer<float> d_m(out.size());
+    d_m.poison(ctx().stream);
+    RdmInput in;
+    in.host = z.data();
+    rdm_run_gpu(ctx(), in, S, N, p, Precision::FP32, m, d_m.get(), nullptr, true);
+    return download(d_m);
+}
+
+TEST(RdmGpu, SyrkRdmVsCpuEngine) {
     for (auto [S, N] : {std::pair<int64_t, int64_t>{181, 23589}, {500, 3072}, {3, 7}}) {
         const std::vector<float> z = rsa_test::random_uniform(static_cast<size_t>(S * N), -2.0f, 2.0f);
-        DeviceBuffer<float> d_z, d_m(static_cast<size_t>(S * S));
-        d_z.upload(z, ctx().stream);
-        d_m.poison(ctx().stream);
-        rdm_from_zscored_launch(ctx().cublas, d_z.get(), S, N, d_m.get(), ctx().stream);
-        std::vector<float> cpu(static_cast<size_t>(S * S));
-        rdm_from_zscored_ref(z.data(), S, N, cpu.data());
-        EXPECT_LT(rsa_test::rel_l2(download(d_m), cpu), 1e-5) << S << " x " << N;
+        EXPECT_LT(rsa_test::rel_l2(engine_on_z(z, S, N, true), engine_on_z(z, S, N, false)), 1e-5) << S << " x " << N;
     }
 }
 
 TEST(RdmGpu, SyrkExactOnIntegers) {
-    // Integer inputs, N a power of two: every product, sum and the scaling are exact in FP32.
+    // Integer inputs, N a power of two: every product, sum, the scaling and 1 - v are exact in FP32.
     const int64_t S = 64, N = 256;
     const std::vector<float> z = rsa_test::random_integers(static_cast<size_t>(S * N), -4, 4);
-    DeviceBuffer<float> d_z, d_m(static_cast<size_t>(S * S));
-    d_z.upload(z, ctx().stream);
-    d_m.poison(ctx().stream);
-    rdm_from_zscored_launch(ctx().cublas, d_z.get(), S, N, d_m.get(), ctx().stream);
-    std::vector<float> cpu(static_cast<size_t>(S * S));
-    rdm_from_zscored_ref(z.data(), S, N, cpu.data());
-    EXPECT_EQ(download(d_m), cpu);
+    EXPECT_EQ(engine_on_z(z, S, N, true), engine_on_z(z, S, N, false));
 }
 
 TEST(CompareGpu, PearsonVsCpuTwin) {

@@ -1,9 +1,8 @@
-// GPU RDMs at scale against their CPU twins, on fresh random inputs with poisoned outputs: one-shot vs
-// streamed (forced tiny max_gpu_bytes: several uneven neuron blocks) vs tiled (memory-mapped .npy) vs the CPU
-// twin, FP32 (relative L2 < 1e-5) and TF32 with both variants (< 1e-3 vs FP32; the GPU TF32 against the CPU
-// TF32 twin, which rounds z the same way, much closer); pinned and pageable inputs; constant rows; the
-// out-of-memory fallback from a one-shot attempt (and rdm_scaled's min_kind, which GpuBackend::rdm uses after its
-// own one-shot path ran short); and a clear error when nothing fits.
+// The GPU engine of the RDM (rdm_run_gpu) against the CPU engine (rdm_run_ref) under the same plans, on fresh random
+// inputs with poisoned buffers: one block, neuron blocks, tiles (whole rows and neuron blocks), for a pageable, a
+// pinned and a device-resident input, FP32 (relative L2 < 1e-5) and TF32 (against the CPU TF32 twin, which rounds z
+// the same way); through the shared layer (compute_rdm on the GPU backend): caps that force each plan, constant rows
+// kept as NaN, the out-of-memory fallback from a one-shot attempt, and the result staying on the device.
 #include <gtest/gtest.h>
 #include <cuda_runtime.h>
 
@@ -11,10 +10,13 @@
 #include <vector>
 
 #include "cuda_check.cuh"
+#include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "rdm_scale.cuh"
+#include "rsa_gpu/backend.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/rdm.h"
+#include "rsa_gpu/rdm_engine.h"
 #include "test_util.h"
 
 using namespace rsa;
@@ -36,159 +38,234 @@ std::vector<float> structured(int64_t S, int64_t N) {
     return x;
 }
 
-std::vector<float> cpu_one_shot(const std::vector<float>& x, int64_t S, int64_t N, std::vector<int64_t>* constant = nullptr) {
-    std::vector<float> z(x.size()), m(static_cast<size_t>(S * S));
-    zscore_rows_ref(x.data(), S, N, z.data(), constant);
-    rdm_from_zscored_ref(z.data(), S, N, m.data());
-    return m;
-}
-
-std::vector<float> load_square(const std::string& path, int64_t S) {
-    const NpyArray a = npy_load(path);
-    EXPECT_EQ(a.shape, (std::vector<int64_t>{S, S}));
-    std::vector<float> v(a.values.size());
-    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(a.values[i]);
-    return v;
-}
-
-// The result of a plan as a flat S x S vector (read back from the file for a tiled plan).
-std::vector<float> result_values(const ScaledRdmResult& r, int64_t S) {
-    return r.plan.tiled ? load_square(r.written_path, S) : r.rdm.data;
-}
-
-// Caps that force each plan kind for S x N (see plan_rdm).
-uint64_t streamed_cap(int64_t S, int64_t K) { return S * S * 4 + S * kRowStatBytes + 2 * S * 4 * K; }
-uint64_t tiled_cap(int64_t S, int64_t T, int64_t K) { return S * kRowStatBytes + 4 * T * K * 4 + 2 * T * T * 4; }
-
-// A tiled plan with chosen tile rows and neuron block (plan_rdm prefers the largest tiles).
-MemoryPlan forced_tiled(int64_t S, int64_t N, int64_t T, int64_t K) {
-    MemoryPlan p = plan_rdm(S, N, 0, 1ull << 40, PlanKind::Tiled);
-    p.row_tile = T;
-    p.row_tiles = (S + T - 1) / T;
-    p.neuron_block = K;
-    p.neuron_blocks = (N + K - 1) / K;
+// A plan of the given shape: neuron blocks of K, tiles of T rows (0: in memory).
+MemoryPlan plan_of(int64_t S, int64_t N, int64_t K, int64_t T) {
+    MemoryPlan p;
+    p.kind = T > 0 ? PlanKind::Tiled : (K < N ? PlanKind::Streamed : PlanKind::OneShot);
+    p.tiled = T > 0;
     p.streamed = K < N;
+    p.stimuli = S;
+    p.neurons = N;
+    p.neuron_block = std::min(K, N);
+    p.neuron_blocks = (N + p.neuron_block - 1) / p.neuron_block;
+    p.row_tile = T > 0 ? std::min(T, S) : S;
+    p.row_tiles = (S + p.row_tile - 1) / p.row_tile;
     return p;
 }
 
-struct PinnedHost {
-    float* p = nullptr;
-    explicit PinnedHost(const std::vector<float>& v) {
-        CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p), v.size() * sizeof(float)));
-        std::copy(v.begin(), v.end(), p);
+// Tiles into an S x S host matrix (pre-poisoned with NaN: a tile never written reads NaN).
+class MatrixSink final : public RdmTileSink {
+public:
+    explicit MatrixSink(int64_t S) : S_(S), m_(static_cast<size_t>(S * S), std::nanf("")) {}
+    void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal) override {
+        for (int64_t a = 0; a < tr; ++a)
+            for (int64_t b = diagonal ? a : 0; b < tc; ++b) {
+                const float v = tile[a * ld + b];
+                m_[(r0 + a) * S_ + c0 + b] = v;
+                if (mirror || diagonal) m_[(c0 + b) * S_ + r0 + a] = v;
+            }
     }
-    ~PinnedHost() { cudaFreeHost(p); }
+    const std::vector<float>& values() const { return m_; }
+
+private:
+    int64_t S_;
+    std::vector<float> m_;
 };
+
+std::vector<float> cpu_run(const std::vector<float>& x, int64_t S, int64_t N, const MemoryPlan& p, Precision prec) {
+    const RowMoments m = row_moments_ref(x.data(), S, N);
+    if (p.tiled) {
+        MatrixSink sink(S);
+        rdm_run_ref(x.data(), S, N, p, prec, m, nullptr, &sink);
+        return sink.values();
+    }
+    std::vector<float> out(static_cast<size_t>(S * S), std::nanf(""));
+    rdm_run_ref(x.data(), S, N, p, prec, m, out.data(), nullptr);
+    return out;
+}
+
+enum class Source { Pageable, Pinned, Device };
+const char* source_name(Source s) {
+    return s == Source::Pageable ? "pageable" : s == Source::Pinned ? "pinned" : "device-resident";
+}
+
+std::vector<float> gpu_run(const std::vector<float>& x, int64_t S, int64_t N, const MemoryPlan& p, Precision prec,
+                           Source source) {
+    const RowMoments m = row_moments_ref(x.data(), S, N);
+    RdmInput in;
+    PinnedBuffer<float> pinned;
+    DeviceBuffer<float> d_x;
+    if (source == Source::Pinned) {
+        pinned = PinnedBuffer<float>(x.size(), "the pinned input");
+        std::copy(x.begin(), x.end(), pinned.get());
+        in.host = pinned.get();
+    } else if (source == Source::Device) {
+        d_x.upload(x, ctx().stream);
+        in.device = d_x.get();
+    } else {
+        in.host = x.data();
+    }
+    if (p.tiled) {
+        MatrixSink sink(S);
+        rdm_run_gpu(ctx(), in, S, N, p, prec, m, nullptr, &sink, true);
+        return sink.values();
+    }
+    DeviceBuffer<float> out(static_cast<size_t>(S * S), "the RDM");
+    out.poison(ctx().stream);
+    rdm_run_gpu(ctx(), in, S, N, p, prec, m, out.get(), nullptr, true);
+    std::vector<float> got(static_cast<size_t>(S * S));
+    out.download(got.data(), got.size(), ctx().stream);
+    if (source == Source::Device) {  // the resident input is not written
+        std::vector<float> back(x.size());
+        d_x.download(back.data(), back.size(), ctx().stream);
+        EXPECT_EQ(back, x) << "the device-resident input was modified";
+    }
+    return got;
+}
 
 }  // namespace
 
-TEST(RdmScaleGpu, PlansAgreeWithCpuTwinFp32AndTf32) {
+TEST(RdmScaleGpu, EnginesAgreeUnderEveryPlanFp32AndTf32) {
     const int64_t S = 300, N = 2500;
     const std::vector<float> x = structured(S, N);
-    const std::vector<float> ref = cpu_one_shot(x, S, N);
-    const std::string dir = rsa_test::scratch_dir("rdm_scale_gpu");
-    const uint64_t huge = 1ull << 40;
-    const std::vector<MemoryPlan> plans = {plan_rdm(S, N, 0, huge), plan_rdm(S, N, streamed_cap(S, 700), huge),
-                                           forced_tiled(S, N, 64, N),
-                                           plan_rdm(S, N, tiled_cap(S, 37, 300), huge)};
-    ASSERT_EQ(plans[0].kind, PlanKind::OneShot);
-    ASSERT_EQ(plans[1].kind, PlanKind::Streamed);
-    ASSERT_GE(plans[1].neuron_blocks, 3);
-    ASSERT_EQ(plans[2].kind, PlanKind::Tiled);
-    ASSERT_EQ(plans[3].kind, PlanKind::Tiled);
-    ASSERT_GE(plans[3].neuron_blocks, 2);
-    PinnedHost pinned(x);
-    for (Precision prec : {Precision::FP32, Precision::TF32}) {
-        for (Tf32Variant variant : {Tf32Variant::GemmExStrips, Tf32Variant::SyrkMathMode}) {
-            if (prec == Precision::FP32 && variant == Tf32Variant::SyrkMathMode) continue;
-            // The CPU twin of this precision: TF32 rounds z the same way, so the GPU differs by accumulation only.
-            std::vector<float> twin(static_cast<size_t>(S * S));
-            rdm_chunked_ref(x.data(), S, N, N, prec, twin.data(), nullptr);
-            for (const MemoryPlan& p : plans) {
-                for (bool use_pinned : {false, true}) {
-                    ScaledRdmOptions o;
-                    o.precision = prec;
-                    o.tf32_variant = variant;
-                    o.tf32_strip = 128;
-                    o.poison = true;
-                    o.output_path = p.tiled ? dir + "/rdm.npy" : "";
-                    if (p.tiled) write_file_atomic(o.output_path, "poison");
-                    const ScaledRdmResult r = rdm_run_plan(ctx(), use_pinned ? pinned.p : x.data(), S, N, p, o);
-                    const std::vector<float> got = result_values(r, S);
-                    const double vs_fp32 = rsa_test::rel_l2(got, ref), vs_twin = rsa_test::rel_l2(got, twin);
-                    SCOPED_TRACE(describe(p) + precision_name(prec) + " " + tf32_variant_name(variant) +
-                                 (use_pinned ? " pinned" : " pageable"));
-                    EXPECT_LT(vs_fp32, prec == Precision::FP32 ? 1e-5 : 1e-3);
-                    EXPECT_LT(vs_twin, prec == Precision::FP32 ? 1e-5 : 1e-4);
-                    if (prec == Precision::TF32) EXPECT_GT(vs_fp32, 1e-7);  // tensor-core inputs really rounded
-                    EXPECT_TRUE(r.constant_rows.empty());
-                    for (int64_t i = 0; i < S; ++i)
-                        for (int64_t j = 0; j < i; ++j) ASSERT_EQ(got[i * S + j], got[j * S + i]);
-                }
+    const std::vector<MemoryPlan> plans = {plan_of(S, N, N, 0), plan_of(S, N, 700, 0), plan_of(S, N, N, 64),
+                                           plan_of(S, N, 300, 37)};
+    for (Precision prec : {Precision::FP32, Precision::TF32})
+        for (const MemoryPlan& p : plans) {
+            const std::vector<float> twin = cpu_run(x, S, N, p, prec);
+            for (Source src : {Source::Pageable, Source::Pinned, Source::Device}) {
+                SCOPED_TRACE(describe(p) + precision_name(prec) + " " + source_name(src));
+                const std::vector<float> got = gpu_run(x, S, N, p, prec, src);
+                // TF32: the same rounded z on both sides (TF32 x TF32 products are exact in FP32); only the
+                // accumulation order differs, as for FP32.
+                EXPECT_LT(rsa_test::rel_l2(got, twin), prec == Precision::FP32 ? 1e-5 : 1e-4);
+                for (int64_t i = 0; i < S; ++i)
+                    for (int64_t j = 0; j < i; ++j) ASSERT_EQ(got[i * S + j], got[j * S + i]) << i << ", " << j;
             }
         }
-    }
+    cublasMath_t mode;
+    CUBLAS_CHECK(cublasGetMathMode(ctx().cublas, &mode));
+    EXPECT_EQ(mode, CUBLAS_PEDANTIC_MATH);  // restored after the TF32 calls
 }
 
-TEST(RdmScaleGpu, RdmScaledHonoursTheCap) {
-    const int64_t S = 257, N = 1999;
+// Through the shared layer on the GPU backend: caps force each plan (told through on_plan), the result equals the
+// CPU backend's, and an in-memory result stays on the device until asked for.
+TEST(RdmScaleGpu, ComputeRdmHonoursTheCap) {
+    const int64_t S = 257, N = 3001;
     const std::vector<float> x = structured(S, N);
-    const std::vector<float> ref = cpu_one_shot(x, S, N);
+    Matrix xm(S, N);
+    xm.data = x;
+    auto gpu = make_gpu_backend(0);
+    auto cpu = make_cpu_backend();
     const std::string dir = rsa_test::scratch_dir("rdm_scale_gpu_cap");
-    const uint64_t caps[3] = {0, streamed_cap(S, 300), tiled_cap(S, 40, 500)};
-    const PlanKind kinds[3] = {PlanKind::OneShot, PlanKind::Streamed, PlanKind::Tiled};
-    for (int c = 0; c < 3; ++c) {
-        const uint64_t cap = caps[c];
-        ScaledRdmOptions o;
+    const uint64_t huge = 1ull << 40;
+    for (uint64_t cap : {uint64_t{0}, uint64_t{S * S * 4 + S * kRowStatBytes + 2 * S * 4 * 512},
+                         uint64_t{S * kRowStatBytes + 4 * 32 * 256 * 4 + 2 * 32 * 32 * 4 + (1u << 10)}}) {
+        const MemoryPlan expect = plan_rdm(S, N, cap, huge);
+        RdmOptions o;
         o.max_gpu_bytes = cap;
-        o.poison = true;
-        o.output_path = dir + "/m.npy";
-        const ScaledRdmResult r = rdm_scaled(ctx(), x.data(), S, N, o);
-        EXPECT_LE(r.plan.device_bytes, cap ? cap : r.plan.budget_bytes);
-        EXPECT_EQ(r.plan.kind, kinds[c]) << describe(r.plan);
-        EXPECT_EQ(r.written_path, o.output_path);
-        EXPECT_LT(rsa_test::rel_l2(load_square(o.output_path, S), ref), 1e-5) << describe(r.plan);
-        if (!r.plan.tiled) EXPECT_LT(rsa_test::rel_l2(r.rdm.data, ref), 1e-5);
-    }
-    // A tiled plan with nowhere to write, and a budget nothing fits: clear RuntimeErrors.
-    ScaledRdmOptions o;
-    o.max_gpu_bytes = tiled_cap(S, 40, 500);
-    EXPECT_THROW(rdm_scaled(ctx(), x.data(), S, N, o), RuntimeError);
-    o.max_gpu_bytes = 100;
-    try {
-        rdm_scaled(ctx(), x.data(), S, N, o);
-        FAIL() << "expected RuntimeError";
-    } catch (const RuntimeError& e) {
-        EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
+        std::string told;
+        o.on_plan = [&told](const std::string& t) { told += t; };
+        if (expect.tiled) o.output_path = dir + "/gpu.npy";
+        const RdmResult g = compute_rdm(*gpu, xm, o, "x");
+        EXPECT_EQ(g.plan.kind, expect.kind) << describe(g.plan);
+        if (cap) EXPECT_NE(told.find(plan_kind_name(expect.kind)), std::string::npos) << told;
+        if (expect.tiled) o.output_path = dir + "/cpu.npy";
+        const RdmResult c = compute_rdm(*cpu, xm, o, "x");
+        std::vector<float> gv, cv;
+        if (expect.tiled) {
+            const NpyArray a = npy_load(dir + "/gpu.npy"), b = npy_load(dir + "/cpu.npy");
+            gv.assign(a.values.begin(), a.values.end());
+            cv.assign(b.values.begin(), b.values.end());
+        } else {
+            EXPECT_FALSE(g.rdm.has_host());  // on the device until asked for
+            ASSERT_NE(g.rdm.device_copy(0), nullptr);
+            gv = g.rdm.to_matrix().data;
+            cv = c.rdm.to_matrix().data;
+        }
+        EXPECT_LT(rsa_test::rel_l2(gv, cv), 1e-5) << describe(g.plan);
     }
 }
 
-TEST(RdmScaleGpu, ConstantRowsNanAndReported) {
-    const int64_t S = 100, N = 1500;
+TEST(RdmScaleGpu, ConstantRowsKeptAsNanLikeTheCpu) {
+    const int64_t S = 64, N = 700;
     std::vector<float> x = structured(S, N);
     for (int64_t n = 0; n < N; ++n) {
-        x[3 * N + n] = 7.0f;
-        x[64 * N + n] = -2.0f;
+        x[4 * N + n] = 2.5f;                                      // exactly constant
+        x[17 * N + n] = (n % 2) ? std::nextafter(1.5f, 4.0f) : 1.5f;  // constant up to rounding
     }
-    std::vector<int64_t> want;
-    const std::vector<float> ref = cpu_one_shot(x, S, N, &want);
-    const std::string dir = rsa_test::scratch_dir("rdm_scale_gpu_const");
-    const uint64_t huge = 1ull << 40;
-    for (const MemoryPlan& p : {plan_rdm(S, N, 0, huge), plan_rdm(S, N, streamed_cap(S, 400), huge),
-                                forced_tiled(S, N, 30, 400), forced_tiled(S, N, 33, N)}) {
-        ScaledRdmOptions o;
-        o.poison = true;
-        o.output_path = dir + "/c.npy";
-        const ScaledRdmResult r = rdm_run_plan(ctx(), x.data(), S, N, p, o);
-        EXPECT_EQ(r.constant_rows, want) << describe(p);
-        EXPECT_LT(rsa_test::rel_l2(load_square(o.output_path, S), ref), 1e-5) << describe(p);  // NaN in the same places
+    Matrix xm(S, N);
+    xm.data = x;
+    auto gpu = make_gpu_backend(0);
+    auto cpu = make_cpu_backend();
+    RdmOptions o;
+    o.constant_rows = ConstantRows::Nan;
+    for (uint64_t cap : {uint64_t{0}, uint64_t{S * S * 4 + S * kRowStatBytes + 2 * S * 4 * 128}}) {
+        o.max_gpu_bytes = cap;
+        const RdmResult g = compute_rdm(*gpu, xm, o, "x"), c = compute_rdm(*cpu, xm, o, "x");
+        EXPECT_EQ(g.nan_rows, (std::vector<int64_t>{4, 17}));
+        EXPECT_EQ(g.nan_rows, c.nan_rows);
+        const std::vector<float> gv = g.rdm.to_matrix().data, cv = c.rdm.to_matrix().data;
+        for (size_t i = 0; i < gv.size(); ++i) ASSERT_EQ(std::isnan(gv[i]), std::isnan(cv[i])) << i;
+        EXPECT_LT(rsa_test::rel_l2(gv, cv), 1e-5);
     }
+    o.constant_rows = ConstantRows::Fail;
+    o.max_gpu_bytes = 0;
+    EXPECT_THROW(compute_rdm(*gpu, xm, o, "x"), InputError);
 }
 
-TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBackToStreaming) {
-    // Leave about 256 MB free, then ask for a one-shot RDM of a 320 MB input while pretending 1 TB is free: the
-    // one-shot allocation fails and rdm_scaled re-plans against the real free memory.
+// The out-of-memory fallback of the shared layer: a backend that claims 1 TB free on its first memory query makes
+// compute_rdm plan one-shot; the device has about 256 MB left, so the run's allocation fails and compute_rdm
+// re-plans against the real free memory (streamed).
+TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBack) {
     const int64_t S = 2000, N = 40000;
+    auto gpu = make_gpu_backend(0);
+    class Lying final : public Backend {
+    public:
+        explicit Lying(Backend& b) : b_(b) {}
+        std::string name() const override { return b_.name(); }
+        bool is_gpu() const override { return true; }
+        int device() const override { return b_.device(); }
+        Array gratings(const std::vector<float>& a, const GratingParams& p) override { return b_.gratings(a, p); }
+        RowMoments row_moments(const Array& x) override { return b_.row_moments(x); }
+        PlanMemory rdm_memory(int64_t S, int64_t N) override {
+            PlanMemory m = b_.rdm_memory(S, N);
+            if (calls_++ == 0) m.free_bytes = 1ull << 40;
+            return m;
+        }
+        Array rdm_run(const Array& x, const MemoryPlan& p, Precision pr, const RowMoments& m,
+                      const std::vector<int64_t>& nan_rows, RdmTileSink* sink) override {
+            return b_.rdm_run(x, p, pr, m, nan_rows, sink);
+        }
+        UpperSpread rdm_spread(const Array& r) override { return b_.rdm_spread(r); }
+        std::vector<std::vector<CompareResult>> compare(const Array& r, const std::vector<Array>& m,
+                                                        const std::vector<Measure>& ms) override {
+            return b_.compare(r, m, ms);
+        }
+        CkaResult cka(const Array& x, const Array& y) override { return b_.cka(x, y); }
+        BootstrapResult bootstrap(const Array& r, const std::vector<Array>& m, int n, uint64_t s) override {
+            return b_.bootstrap(r, m, n, s);
+        }
+        std::vector<PermutationResult> permutation(const Array& r, const std::vector<Array>& m, int n,
+                                                   uint64_t s) override {
+            return b_.permutation(r, m, n, s);
+        }
+        NoiseCeilingResult noise_ceiling(const Array& r, const std::vector<int64_t>& b, int sp, uint64_t s) override {
+            return b_.noise_ceiling(r, b, sp, s);
+        }
+        SyntheticV1 synthetic_v1(const SyntheticV1Params& p) override { return b_.synthetic_v1(p); }
+        SyntheticV1Trials synthetic_v1_trials(const SyntheticV1Params& p) override { return b_.synthetic_v1_trials(p); }
+        TrainResult cnn_train(std::vector<float>& p, const Array& i, const std::vector<float>& l, const TrainConfig& c,
+                              const EpochCallback& e) override {
+            return b_.cnn_train(p, i, l, c, e);
+        }
+        CnnActivations cnn_forward(const std::vector<float>& p, const Array& i) override { return b_.cnn_forward(p, i); }
+
+    private:
+        Backend& b_;
+        int calls_ = 0;
+    } lying(*gpu);
     ctx();  // the context (cuBLAS workspace) first
     std::vector<void*> hog;
     size_t free_bytes = 0, total = 0;
@@ -204,64 +281,41 @@ TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBackToStreaming) {
         hog.push_back(p);
         CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
     }
-    const std::vector<float> x = rsa_test::random_uniform(static_cast<size_t>(S * N), -1.0f, 1.0f);
-    ScaledRdmOptions o;
-    o.assume_device_free_bytes = 1ull << 40;
-    o.poison = true;
-    ScaledRdmResult r;
-    std::string error;
+    Matrix xm(S, N);
+    xm.data = rsa_test::random_uniform(static_cast<size_t>(S * N), -1.0f, 1.0f);
+    RdmResult r;
+    std::string error, told;
+    RdmOptions o;
+    o.on_plan = [&told](const std::string& t) { told += t; };
     try {
-        r = rdm_scaled(ctx(), x.data(), S, N, o);
+        r = compute_rdm(lying, xm, o, "x");
     } catch (const std::exception& e) {
         error = e.what();
     }
+    std::vector<float> got;
+    if (error.empty()) got = r.rdm.to_matrix().data;
     for (void* p : hog) CUDA_CHECK(cudaFree(p));
     ASSERT_TRUE(error.empty()) << error;
     EXPECT_TRUE(r.fell_back);
     EXPECT_EQ(r.plan.kind, PlanKind::Streamed) << describe(r.plan);
-    const std::vector<float> ref = cpu_one_shot(x, S, N);
-    EXPECT_LT(rsa_test::rel_l2(r.rdm.data, ref), 1e-5);
+    EXPECT_NE(told.find("fell back"), std::string::npos) << told;
+    std::vector<float> ref(static_cast<size_t>(S * S));
+    rdm_ref(xm.data.data(), S, N, ref.data());
+    EXPECT_LT(rsa_test::rel_l2(got, ref), 1e-5);
 }
 
-// GpuBackend::rdm's fallback after its own one-shot path ran out of memory: rdm_scaled with min_kind Streamed
-// never tries one-shot, even when everything would fit.
-TEST(RdmScaleGpu, MinKindSkipsOneShot) {
-    const int64_t S = 300, N = 2000;
-    const std::vector<float> x = structured(S, N);
-    ScaledRdmOptions o;
-    o.poison = true;
-    const ScaledRdmResult r = rdm_scaled(ctx(), x.data(), S, N, o, PlanKind::Streamed);
-    EXPECT_EQ(r.plan.kind, PlanKind::Streamed) << describe(r.plan);
-    EXPECT_FALSE(r.fell_back);
-    EXPECT_LT(rsa_test::rel_l2(r.rdm.data, cpu_one_shot(x, S, N)), 1e-5);
-}
-
-TEST(RdmScaleGpu, DeviceResidentPrecisionLaunchMatchesTwin) {
+// The noise ceiling's half RDMs: the engine's one-block path on device rows (rdm_resident_launch) against rdm_ref.
+TEST(RdmScaleGpu, ResidentLaunchMatchesCpuEngine) {
     const int64_t S = 513, N = 3001;
     const std::vector<float> x = structured(S, N);
-    std::vector<float> z(x.size());
-    zscore_rows_ref(x.data(), S, N, z.data(), nullptr);
-    round_to_tf32(z.data(), z.size());
     std::vector<float> twin(static_cast<size_t>(S * S));
-    rdm_from_zscored_ref(z.data(), S, N, twin.data());
-    float *d_z = nullptr, *d_m = nullptr;
-    CUDA_CHECK(cudaMalloc(&d_z, z.size() * sizeof(float)));
-    CUDA_CHECK(cudaMalloc(&d_m, twin.size() * sizeof(float)));
-    // Everything on the context's stream: it is non-blocking, so a cudaMemcpy / cudaMemset on the legacy default
-    // stream would not be ordered before the launches below (a pageable cudaMemcpy may return before its DMA
-    // lands, and cudaMemset of device memory is asynchronous to the host).
-    CUDA_CHECK(cudaMemcpyAsync(d_z, z.data(), z.size() * sizeof(float), cudaMemcpyHostToDevice, ctx().stream));
-    for (Tf32Variant v : {Tf32Variant::SyrkMathMode, Tf32Variant::GemmExStrips}) {
-        CUDA_CHECK(cudaMemsetAsync(d_m, 0xFF, twin.size() * sizeof(float), ctx().stream));
-        rdm_from_zscored_precision_launch(ctx().cublas, d_z, S, N, d_m, Precision::TF32, v, 100, ctx().stream);
-        std::vector<float> got(twin.size());
-        CUDA_CHECK(cudaMemcpyAsync(got.data(), d_m, got.size() * sizeof(float), cudaMemcpyDeviceToHost, ctx().stream));
-        CUDA_CHECK(cudaStreamSynchronize(ctx().stream));
-        EXPECT_LT(rsa_test::rel_l2(got, twin), 1e-5) << tf32_variant_name(v);
-        cublasMath_t mode;
-        CUBLAS_CHECK(cublasGetMathMode(ctx().cublas, &mode));
-        EXPECT_EQ(mode, CUBLAS_PEDANTIC_MATH);  // restored
-    }
-    CUDA_CHECK(cudaFree(d_z));
-    CUDA_CHECK(cudaFree(d_m));
+    rdm_ref(x.data(), S, N, twin.data());
+    DeviceBuffer<float> d_x, d_m(twin.size(), "the RDM");
+    DeviceBuffer<double> stats(static_cast<size_t>(2 * S), "row statistics");
+    d_x.upload(x, ctx().stream);
+    d_m.poison(ctx().stream);
+    rdm_resident_launch(ctx().cublas, d_x.get(), S, N, stats.get(), d_m.get(), ctx().stream);
+    std::vector<float> got(twin.size());
+    d_m.download(got.data(), got.size(), ctx().stream);
+    EXPECT_LT(rsa_test::rel_l2(got, twin), 1e-5);
 }

@@ -53,7 +53,7 @@ TEST(StatsGpu, BootstrapVsCpuTwin) {
         const uint64_t seed = 1234 + static_cast<uint64_t>(S);
         const BootstrapResult gpu =
             bootstrap_launch(ctx().cublas, d_a.get(), {d_b0.get(), d_b1.get()}, S, R, seed, ctx().stream);
-        const BootstrapResult cpu = bootstrap_ref(a, models, R, seed);
+        const BootstrapResult cpu = bootstrap_ref(a, views_of(models), R, seed);
         ASSERT_EQ(gpu.samples.size(), 2u);
         for (size_t l = 0; l < 2; ++l) {
             ASSERT_EQ(gpu.samples[l].size(), static_cast<size_t>(R));
@@ -98,7 +98,7 @@ TEST(StatsGpu, BootstrapBlockedVsCpuTwin) {
     const BootstrapResult blocked = bootstrap_launch(ctx().cublas, d_a.get(), ptrs, S, R, seed, ctx().stream, budget);
     const BootstrapResult again = bootstrap_launch(ctx().cublas, d_a.get(), ptrs, S, R, seed, ctx().stream, budget);
     const BootstrapResult whole = bootstrap_launch(ctx().cublas, d_a.get(), ptrs, S, R, seed, ctx().stream);
-    const BootstrapResult cpu = bootstrap_ref(a, models, R, seed);
+    const BootstrapResult cpu = bootstrap_ref(a, views_of(models), R, seed);
     ASSERT_EQ(blocked.samples.size(), 3u);
     for (size_t l = 0; l < 3; ++l) {
         ASSERT_EQ(blocked.samples[l].size(), static_cast<size_t>(R));
