@@ -308,11 +308,11 @@ bool exact_bwd_filter_algo(cudnnConvolutionBwdFilterAlgo_t a) {
 
 // Destructor-side checks: log, never throw.
 void log_cuda(cudaError_t status, const char* what) {
-    if (status != cudaSuccess) std::fprintf(stderr, "rsa_gpu: CnnGpu cleanup: %s: %s\n", what, cudaGetErrorString(status));
+    if (status != cudaSuccess) report_warning(std::string("CnnGpu cleanup: ") + what + ": " + cudaGetErrorString(status));
 }
 void log_cudnn(cudnnStatus_t status, const char* what) {
     if (status != CUDNN_STATUS_SUCCESS)
-        std::fprintf(stderr, "rsa_gpu: CnnGpu cleanup: %s: %s\n", what, cudnnGetErrorString(status));
+        report_warning(std::string("CnnGpu cleanup: ") + what + ": " + cudnnGetErrorString(status));
 }
 
 // A captured training step (graph and its executable), destroyed with the train() call.
@@ -487,8 +487,8 @@ struct CnnGpu::Impl {
                 if (pass == 0 && !(exact && p.mathType == CUDNN_FMA_MATH)) continue;
                 if (pass == 1 && !exact) continue;
                 if (pass == 2)
-                    std::fprintf(stderr, "rsa_gpu: CnnGpu: no exact deterministic convolution algorithm; using %d\n",
-                                 static_cast<int>(p.algo));
+                    report_warning("CnnGpu: no exact deterministic convolution algorithm; using " +
+                                   std::to_string(static_cast<int>(p.algo)));
                 return i;
             }
         return -1;
@@ -660,8 +660,7 @@ struct CnnGpu::Impl {
         if (captured != nullptr) log_cuda(cudaGraphDestroy(captured), "cudaGraphDestroy");
         if (failure.empty()) return true;
         cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
-        std::fprintf(stderr, "rsa_gpu: CnnGpu::train: CUDA graph capture failed, running the steps directly: %s\n",
-                     failure.c_str());
+        report_warning("CnnGpu::train: CUDA graph capture failed, running the steps directly: " + failure);
         return false;
     }
 

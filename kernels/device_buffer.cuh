@@ -96,8 +96,8 @@ private:
             e = cudaMemcpy(host, reinterpret_cast<const char*>(ptr_) + count_ * sizeof(T), tail_,
                            cudaMemcpyDeviceToHost);
         if (e != cudaSuccess) {
-            std::fprintf(stderr, "warning: poison mode: cannot read the sentinel tail of a device buffer of %zu bytes: %s\n",
-                         count_ * sizeof(T), cudaGetErrorString(e));
+            report_warning("poison mode: cannot read the sentinel tail of a device buffer of " +
+                           std::to_string(count_ * sizeof(T)) + " bytes: " + cudaGetErrorString(e));
             return;
         }
         size_t first = 0;
@@ -108,7 +108,7 @@ private:
         if (ptr_) {
             if (tail_) check_tail("release");
             const cudaError_t e = cudaFree(ptr_);
-            if (e != cudaSuccess) std::fprintf(stderr, "warning: cudaFree failed: %s\n", cudaGetErrorString(e));
+            if (e != cudaSuccess) report_warning(std::string("cudaFree failed: ") + cudaGetErrorString(e));
         }
         ptr_ = nullptr;
         count_ = 0;
@@ -158,7 +158,7 @@ private:
     void release() noexcept {
         if (ptr_) {
             const cudaError_t e = cudaFreeHost(ptr_);
-            if (e != cudaSuccess) std::fprintf(stderr, "warning: cudaFreeHost failed: %s\n", cudaGetErrorString(e));
+            if (e != cudaSuccess) report_warning(std::string("cudaFreeHost failed: ") + cudaGetErrorString(e));
         }
         ptr_ = nullptr;
         count_ = 0;

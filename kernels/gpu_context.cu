@@ -41,8 +41,8 @@ bool runtime_gone(cudaError_t status, int device, const char* what) {
     if (status == cudaSuccess) return false;
     cudaGetLastError();  // clear the last-error slot
     if (status == cudaErrorCudartUnloading) return true;
-    std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: %s: %s\n", device, what,
-                 cudaGetErrorString(status));
+    report_warning("releasing the context of GPU " + std::to_string(device) + ": " + what + ": " +
+                   cudaGetErrorString(status));
     return false;
 }
 
@@ -65,14 +65,14 @@ void GpuContext::release() noexcept {
     if (cudnn_) {
         const cudnnStatus_t s = cudnnDestroy(cudnn_);
         if (s != CUDNN_STATUS_SUCCESS)
-            std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: cudnnDestroy: %s\n", device,
-                         cudnnGetErrorString(s));
+            report_warning("releasing the context of GPU " + std::to_string(device) +
+                           ": cudnnDestroy: " + cudnnGetErrorString(s));
     }
     if (cublas) {
         const cublasStatus_t s = cublasDestroy(cublas);
         if (s != CUBLAS_STATUS_SUCCESS)
-            std::fprintf(stderr, "rsa_gpu: releasing the context of GPU %d: cublasDestroy: %s\n", device,
-                         cublasGetStatusString(s));
+            report_warning("releasing the context of GPU " + std::to_string(device) +
+                           ": cublasDestroy: " + cublasGetStatusString(s));
     }
     cublas_workspace_buffer.resize(0);  // frees it (DeviceBuffer reports a failed cudaFree, never throws)
     if (stream) runtime_gone(cudaStreamDestroy(stream), device, "cudaStreamDestroy");

@@ -20,6 +20,13 @@ struct OutOfMemoryError : RuntimeError {
     explicit OutOfMemoryError(const std::string& what) : RuntimeError(what) {}
 };
 
+// A warning that does not stop the work (a failed cleanup, a fallback taken): the one way the engine's lower layers
+// (kernels, twins) say something. The host prints it to stderr as "rsa_gpu: <message>" unless a handler is set
+// (the Python package routes warnings to Python's warnings module). Thread-safe; never throws.
+void report_warning(const std::string& message) noexcept;
+using WarningHandler = void (*)(const std::string& message);
+void set_warning_handler(WarningHandler handler) noexcept;  // nullptr: back to stderr
+
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;

@@ -103,7 +103,11 @@ inline void row_mean_m2(const float* x, int64_t n, double* mean, double* m2) {
 // 1/SD (population) from m2 of N values; NaN for a zero-variance row (its z row, RDM row and column are then NaN).
 RSA_PLAN_HD double inv_sd_from_m2(double m2, double N) {
     const double var = m2 / N;
-    return var > 0.0 ? 1.0 / sqrt(var) : std::numeric_limits<double>::quiet_NaN();
+#if defined(__CUDA_ARCH__)
+    return var > 0.0 ? 1.0 / sqrt(var) : __longlong_as_double(0x7ff8000000000000LL);  // the same quiet NaN
+#else
+    return var > 0.0 ? 1.0 / std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
+#endif
 }
 // The z-score of one value.
 RSA_PLAN_HD float zscore_value(float x, double mean, double inv_sd) { return static_cast<float>((x - mean) * inv_sd); }
