@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Install rsa_gpu's build dependencies from Debian's packages (the CUDA toolkit is expected at /usr/local/cuda
-# or on PATH; without it configure with -DRSA_GPU_CUDA=OFF), then configure and build into build/.
+# or on PATH; without it configure with -DRSA_GPU_CUDA=OFF), then configure and build into build/; then the Python
+# package into the virtual environment .venv (made with Debian's /usr/bin/python3; the package and the test
+# requirements pytest, numpy, scipy and rsatoolbox from PyPI). The package is built CPU-only (build/ already compiles
+# the CUDA code) unless RSA_GPU_PYTHON_CUDA=1; RSA_GPU_SKIP_PYTHON=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-numpy python3-matplotlib python3-sklearn chromium"
+packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-venv python3-numpy python3-matplotlib python3-sklearn chromium"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -18,3 +21,12 @@ if ! command -v nvcc >/dev/null 2>&1; then
 fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release $cuda_flag ${RSA_GPU_CMAKE_ARGS:-}
 cmake --build build -j "$(nproc)"
+
+if [ "${RSA_GPU_SKIP_PYTHON:-0}" != 1 ]; then
+  [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q pytest numpy scipy rsatoolbox
+  py_flags="-Ccmake.define.RSA_GPU_CUDA=OFF"
+  if [ "${RSA_GPU_PYTHON_CUDA:-0}" = 1 ]; then py_flags=""; fi
+  .venv/bin/python -m pip install -q . $py_flags
+fi

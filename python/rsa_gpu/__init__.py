@@ -1,0 +1,81 @@
+"""rsa_gpu: GPU-first representational similarity analysis (RSA) for Python.
+
+The same engine as the ``rsa_gpu`` command line (CUDA kernels with a CPU twin of every operation), called in
+process: numpy arrays in, numpy arrays out, no files.
+
+>>> import numpy as np, rsa_gpu
+>>> x = np.random.default_rng(0).standard_normal((100, 500), dtype=np.float32)   # stimuli x units
+>>> m = rsa_gpu.rdm(x)                                                            # 100 x 100 float32
+>>> rsa_gpu.compare(m, rsa_gpu.rdm(x[:, :250]), method="spearman")               # a float
+
+Functions: :func:`rdm`, :func:`compare`, :func:`cka`, :func:`bootstrap`, :func:`permutation`,
+:func:`noise_ceiling`, :func:`gratings`, :class:`CNN`, :func:`run_tutorial`, :func:`devices`, :func:`versions`;
+the rsatoolbox bridge is :mod:`rsa_gpu.rsatoolbox`.
+
+Arrays: a C-contiguous float32 array is read in place; other dtypes and layouts are converted once. PyTorch CUDA
+tensors and CuPy arrays are accepted and the result comes back as the same kind on the same device (today through
+host memory: one copy each way, see ``rsa_gpu._arrays``). Errors: ValueError for bad input (the command line's
+wording), RuntimeError for device failures, MemoryError when memory runs out, KeyboardInterrupt on Ctrl-C (the GIL
+is released during computation; the engine stops at its next safe point).
+"""
+from __future__ import annotations
+
+import ctypes as _ctypes
+import os as _os
+
+_here = _os.path.dirname(_os.path.abspath(__file__))
+
+# The CUDA plugin is installed beside this file when the package was built with CUDA. librsa_core looks for it
+# beside the running executable (python, here) unless RSA_GPU_CUDA_PLUGIN names it, so point it here. It is only
+# opened when a GPU is asked for or looked for: without the CUDA libraries the import still works.
+_plugin = _os.path.join(_here, "librsa_gpu_cuda.so")
+if not _os.environ.get("RSA_GPU_CUDA_PLUGIN") and _os.path.exists(_plugin):
+    _os.environ["RSA_GPU_CUDA_PLUGIN"] = _plugin
+
+# The Ctrl-C bridge (python/src/interrupt_bridge.cpp) must be in the global symbol scope before the engine and the
+# plugin are loaded, so that its interrupt functions are the ones the engine calls.
+_bridge = _os.path.join(_here, "librsa_py_interrupt.so")
+if _os.path.exists(_bridge):
+    _ctypes.CDLL(_bridge, mode=_os.RTLD_GLOBAL | getattr(_os, "RTLD_NOW", 2))
+
+from . import _core  # noqa: E402
+from ._api import (  # noqa: E402
+    BootstrapResult,
+    CompareTable,
+    NoiseCeilingResult,
+    PermutationResult,
+    TutorialResults,
+    bootstrap,
+    cka,
+    compare,
+    devices,
+    gratings,
+    noise_ceiling,
+    permutation,
+    rdm,
+    run_tutorial,
+    versions,
+)
+from .cnn import CNN  # noqa: E402
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "BootstrapResult",
+    "CNN",
+    "CompareTable",
+    "NoiseCeilingResult",
+    "PermutationResult",
+    "TutorialResults",
+    "__version__",
+    "bootstrap",
+    "cka",
+    "compare",
+    "devices",
+    "gratings",
+    "noise_ceiling",
+    "permutation",
+    "rdm",
+    "run_tutorial",
+    "versions",
+]

@@ -1,0 +1,648 @@
+"""The public functions of rsa_gpu (re-exported by rsa_gpu/__init__.py) and their small result types.
+
+Every function checks its arguments here (ValueError naming the argument), converts arrays once through
+rsa_gpu._arrays and calls the native layer rsa_gpu._core, which releases the GIL and runs the engine.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._arrays import array_kind, as_host_f32, as_host_i64, from_host
+
+ArrayLike = Any
+_MEASURES = ("pearson", "spearman", "kendall", "cosine")
+
+
+# ---------------------------------------------------------------- argument checks shared by the functions
+def _device(device: Union[str, int]) -> str:
+    if isinstance(device, bool):
+        raise ValueError(f"device: expected 'auto', 'cpu' or a GPU index, got {device!r}")
+    if isinstance(device, int):
+        return str(device)
+    if isinstance(device, str):
+        if device.startswith("cuda:"):
+            return device[5:]
+        return device
+    raise ValueError(f"device: expected 'auto', 'cpu' or a GPU index, got {device!r}")
+
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def _bytes(max_gpu_mem: Union[None, int, str]) -> int:
+    """max_gpu_mem as bytes (0: no cap): an int, or a size such as '512M' or '8G' (powers of 1024)."""
+    if max_gpu_mem is None:
+        return 0
+    if isinstance(max_gpu_mem, (int, np.integer)) and not isinstance(max_gpu_mem, bool):
+        v = int(max_gpu_mem)
+    else:
+        m = _SIZE.match(str(max_gpu_mem))
+        if not m:
+            raise ValueError(f"max_gpu_mem: expected a positive size such as 512M or 8G, got '{max_gpu_mem}'")
+        v = int(float(m.group(1)) * 1024 ** "_KMGTPE".index(m.group(2).upper() or "_"))
+    if v < 1 or v > 2**64 - 1:
+        raise ValueError(f"max_gpu_mem: '{max_gpu_mem}' is out of range (1 byte to 16 EiB)")
+    return v
+
+
+def _int_in(name: str, v: Any, lo: int, hi: int, text: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+        raise ValueError(f"{name}: expected {text}, got {v!r}")
+    return int(v)
+
+
+def _seed(name: str, v: Any) -> int:
+    return _int_in(name, v, 0, 2**64 - 1, "an integer 0 to 2^64 - 1")
+
+
+def _models(models: Any, name: str = "models") -> Tuple[List[np.ndarray], bool]:
+    """A list of 2-D float32 host arrays, and whether one array (not a list) was given."""
+    if isinstance(models, (list, tuple)):
+        if not models:
+            raise ValueError(f"{name}: expected at least one RDM")
+        return [as_host_f32(m, f"{name}[{i}]") for i, m in enumerate(models)], False
+    return [as_host_f32(models, name)], True
+
+
+def _one(v: np.ndarray, single: bool) -> Any:
+    return float(v[0]) if single else v
+
+
+# ---------------------------------------------------------------- RDM
+def rdm(
+    x: ArrayLike,
+    *,
+    device: Union[str, int] = "auto",
+    precision: str = "fp32",
+    max_gpu_mem: Union[None, int, str] = None,
+    constant_rows: str = "fail",
+) -> Any:
+    """Representational dissimilarity matrix: 1 - Pearson correlation between the stimulus rows of `x`.
+
+    Each row is z-scored across its N units (population SD, sums in double), then ``M = 1 - Z Z^T / N``
+    (SYRK), a full symmetric S x S matrix with a zero diagonal, the same as ``1 - np.corrcoef(x)`` in float32.
+
+    Parameters
+    ----------
+    x : array_like, shape (S, N)
+        Responses, one row per stimulus (S >= 3), one column per unit (N >= 1); finite values. A C-contiguous
+        float32 array is read in place; other dtypes and layouts are converted to it once. PyTorch CUDA tensors and
+        CuPy arrays are accepted (copied to the host and back today).
+    device : {"auto", "cpu"} or int, default "auto"
+        "auto" takes GPU 0 when one is usable and the CPU otherwise; an index asks for that GPU (RuntimeError naming
+        the cause when it cannot be used).
+    precision : {"fp32", "tf32"}, default "fp32"
+        Exact FP32 SYRK, or TF32 tensor cores on a GPU.
+    max_gpu_mem : int or str, optional
+        A cap on the engine's memory (bytes, or a size such as "512M", "8G"); inputs that do not fit are streamed in
+        neuron blocks. An RDM that does not fit in memory is an error here (the command line can write it to disk).
+    constant_rows : {"fail", "nan"}, default "fail"
+        A row with zero variance (or constant up to float rounding) has no correlation: "fail" raises ValueError
+        listing the rows; "nan" makes its row and column NaN.
+
+    Returns
+    -------
+    ndarray, shape (S, S), float32
+        The RDM (a numpy array owning its memory; a torch/cupy array on the input's device for GPU inputs).
+
+    Raises
+    ------
+    ValueError
+        Bad shape or dtype, NaN/Inf (naming row and column), fewer than 3 stimuli, constant rows.
+    RuntimeError, MemoryError
+        Device or memory failures. KeyboardInterrupt on Ctrl-C.
+    """
+    kind = array_kind(x)
+    a = as_host_f32(x, "x")
+    out = _core.rdm(a, _device(device), precision, _bytes(max_gpu_mem), constant_rows, "x")
+    return out if kind[0] == "numpy" else from_host(out, kind)
+
+
+# ---------------------------------------------------------------- comparison
+@dataclass(frozen=True)
+class CompareTable:
+    """Comparisons of many model RDMs with one reference RDM.
+
+    Attributes
+    ----------
+    methods : tuple of str
+        The measures, in column order.
+    values : ndarray, shape (models, methods), float64
+        ``values[i, k]``: measure ``methods[k]`` of ``models[i]`` with the reference (NaN when undefined).
+    pairs : ndarray, shape (models, methods), int64
+        Upper-triangle pairs used; ``skipped``: pairs left out because either RDM is NaN there.
+    """
+
+    methods: Tuple[str, ...]
+    values: np.ndarray
+    pairs: np.ndarray
+    skipped: np.ndarray
+
+    def __getitem__(self, method: str) -> np.ndarray:
+        """The column of one measure: ``table["spearman"]`` is an array of one value per model."""
+        return self.values[:, self.methods.index(method)]
+
+    def to_dict(self) -> Dict[str, np.ndarray]:
+        """{method: values per model}."""
+        return {m: self[m] for m in self.methods}
+
+    def __repr__(self) -> str:
+        head = "model " + " ".join(f"{m:>10}" for m in self.methods)
+        rows = [f"{i:5d} " + " ".join(f"{v:10.6f}" for v in self.values[i]) for i in range(self.values.shape[0])]
+        return "CompareTable\n" + "\n".join([head] + rows)
+
+
+def compare(
+    a: ArrayLike,
+    b: Union[ArrayLike, Sequence[ArrayLike]],
+    method: str = "pearson",
+    *,
+    methods: Optional[Sequence[str]] = None,
+    device: Union[str, int] = "auto",
+) -> Union[float, CompareTable]:
+    """Compare RDMs over their strict upper triangles (pairs where either RDM is NaN are skipped).
+
+    ``compare(a, b)`` returns one float; ``compare(ref, [m1, m2, ...], methods=[...])`` a :class:`CompareTable`
+    of every model against the reference by every measure.
+
+    Parameters
+    ----------
+    a : array_like, shape (S, S)
+        The (reference) RDM; only its strict upper triangle is read.
+    b : array_like, shape (S, S), or a list of them
+        The other RDM, or the model RDMs.
+    method : {"pearson", "spearman", "kendall", "cosine"}, default "pearson"
+        Pearson r; Spearman (Pearson of average ranks, as scipy.stats.spearmanr); Kendall tau-a (ties count as
+        neither concordant nor discordant); cosine similarity.
+    methods : list of str, optional
+        With a list of models: the measures (default ``[method]``).
+    device : {"auto", "cpu"} or int, default "auto"
+
+    Returns
+    -------
+    float or CompareTable
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ or are not square, fewer than 3 stimuli, infinite values, or an RDM whose values are all
+        equal up to float rounding (no correlation).
+    """
+    dev = _device(device)
+    ra = as_host_f32(a, "a")
+    if isinstance(b, (list, tuple)):
+        ms, _ = _models(b)
+        meths = list(methods) if methods is not None else [method]
+        if not meths:
+            raise ValueError("methods: expected at least one measure")
+        values, pairs, skipped = _core.compare_many(ra, ms, meths, dev, True)
+        return CompareTable(tuple(meths), values, pairs, skipped)
+    if methods is not None:
+        raise ValueError("methods: give a list of model RDMs for a table (one RDM: use method=)")
+    value, _, _ = _core.compare(ra, as_host_f32(b, "b"), method, dev, True)
+    return value
+
+
+def cka(x: ArrayLike, y: ArrayLike, debiased: bool = False, *, device: Union[str, int] = "auto") -> float:
+    """Linear centred kernel alignment of two response matrices with the same stimuli.
+
+    Parameters
+    ----------
+    x : array_like, shape (S, N1)
+    y : array_like, shape (S, N2)
+        Rows are the same S stimuli (S >= 3; S >= 4 when debiased).
+    debiased : bool, default False
+        The unbiased HSIC estimator (Song et al. 2012) instead of the biased one.
+
+    Returns
+    -------
+    float
+        CKA in [0, 1] (the debiased form can be slightly negative).
+    """
+    return _core.cka(as_host_f32(x, "x"), as_host_f32(y, "y"), bool(debiased), _device(device))
+
+
+# ---------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Bootstrap over stimuli of the Pearson correlation of each model RDM with the reference.
+
+    Attributes
+    ----------
+    value : float or ndarray (models,)
+        The Pearson r of the full RDMs (float when one model was given).
+    ci_low, ci_high : float or ndarray (models,)
+        The 2.5th and 97.5th percentiles of the resampled r (95% percentile interval; NaN samples left out).
+    nan_samples : int or ndarray (models,)
+        Resamples with no defined r (fewer than 3 distinct stimuli, or constant values).
+    n, seed : int
+        Resamples and the seed (the same seed gives the same draws on the CPU and on a GPU).
+    samples : ndarray (models, n), float64, or None
+        Every resampled r, when asked for with ``samples=True``.
+    """
+
+    value: Any
+    ci_low: Any
+    ci_high: Any
+    nan_samples: Any
+    n: int
+    seed: int
+    samples: Optional[np.ndarray] = field(default=None, repr=False)
+
+
+def bootstrap(
+    ref: ArrayLike,
+    models: Union[ArrayLike, Sequence[ArrayLike]],
+    n: int = 10_000,
+    seed: int = 1,
+    *,
+    samples: bool = False,
+    device: Union[str, int] = "auto",
+) -> BootstrapResult:
+    """95% bootstrap interval of Pearson(ref, model) by resampling stimuli with replacement.
+
+    Each resample draws S stimuli with replacement; r is taken over all position pairs of distinct stimuli (a
+    stimulus never pairs with its own copy), as the command line's ``--bootstrap``.
+
+    Parameters
+    ----------
+    ref : array_like, shape (S, S)
+        Reference RDM (no NaN in the upper triangle).
+    models : array_like (S, S) or list of them
+        Model RDMs.
+    n : int, default 10000
+        Resamples (>= 1).
+    seed : int, default 1
+    samples : bool, default False
+        Keep every resampled r in the result (``n`` float64 per model).
+    device : {"auto", "cpu"} or int, default "auto"
+
+    Returns
+    -------
+    BootstrapResult
+    """
+    n = _int_in("n", n, 1, 2**31 - 1, "an integer 1 to 2,147,483,647")
+    seed = _seed("seed", seed)
+    r = as_host_f32(ref, "ref")
+    ms, single = _models(models)
+    dev = _device(device)
+    smp, lo, hi, nans = _core.bootstrap(r, ms, n, seed, dev)
+    values, _, _ = _core.compare_many(r, ms, ["pearson"], dev, True)
+    return BootstrapResult(
+        value=_one(values[:, 0], single),
+        ci_low=_one(lo, single),
+        ci_high=_one(hi, single),
+        nan_samples=int(nans[0]) if single else nans,
+        n=n,
+        seed=seed,
+        samples=smp if samples else None,
+    )
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Permutation test of the stimulus labels of each model RDM.
+
+    Attributes
+    ----------
+    value : float or ndarray (models,)
+        The observed Pearson r.
+    p_value : float or ndarray (models,)
+        One-sided, ``(1 + #{r_perm >= r}) / (1 + n)``.
+    n, seed : int
+    null : ndarray (models, n), float64, or None
+        The r of every permutation, when asked for with ``samples=True``.
+    """
+
+    value: Any
+    p_value: Any
+    n: int
+    seed: int
+    null: Optional[np.ndarray] = field(default=None, repr=False)
+
+
+def permutation(
+    ref: ArrayLike,
+    models: Union[ArrayLike, Sequence[ArrayLike]],
+    n: int = 10_000,
+    seed: int = 1,
+    *,
+    samples: bool = False,
+    device: Union[str, int] = "auto",
+) -> PermutationResult:
+    """Permutation test of Pearson(ref, model): the model's stimulus labels are permuted ``n`` times.
+
+    Parameters
+    ----------
+    ref : array_like, shape (S, S)
+    models : array_like (S, S) or list of them
+    n : int, default 10000
+        Permutations per model (>= 1).
+    seed : int, default 1
+    samples : bool, default False
+        Keep the null distribution in the result.
+    device : {"auto", "cpu"} or int, default "auto"
+
+    Returns
+    -------
+    PermutationResult
+    """
+    n = _int_in("n", n, 1, 2**31 - 1, "an integer 1 to 2,147,483,647")
+    seed = _seed("seed", seed)
+    r = as_host_f32(ref, "ref")
+    ms, single = _models(models)
+    r_obs, p, null = _core.permutation(r, ms, n, seed, _device(device))
+    return PermutationResult(_one(r_obs, single), _one(p, single), n, seed, null if samples else None)
+
+
+@dataclass(frozen=True)
+class NoiseCeilingResult:
+    """Split-half noise ceiling of trial-level responses.
+
+    Attributes
+    ----------
+    ceiling : float
+        Spearman-Brown corrected ``2 r / (1 + r)`` of the mean split-half RDM correlation.
+    r_half_mean : float
+    r_half : ndarray (splits,), float64
+        Pearson r of the two halves' RDMs, per split.
+    bins_kept, bins_dropped : int
+        Stimuli (bins) with at least 2 trials, and those left out.
+    kept_ids : ndarray (bins_kept,), int64
+        The kept bin ids, ascending (the rows of the half RDMs).
+    """
+
+    ceiling: float
+    r_half_mean: float
+    r_half: np.ndarray
+    bins_kept: int
+    bins_dropped: int
+    kept_ids: np.ndarray
+
+
+def noise_ceiling(
+    resp: ArrayLike,
+    bins: ArrayLike,
+    splits: int = 1,
+    seed: int = 1,
+    *,
+    device: Union[str, int] = "auto",
+) -> NoiseCeilingResult:
+    """Split-half noise ceiling: each stimulus's trials split in two halves, their RDMs correlated.
+
+    Parameters
+    ----------
+    resp : array_like, shape (T, N)
+        One row per trial.
+    bins : array_like of int, shape (T,)
+        The stimulus (bin) id of each trial; bins with fewer than 2 trials are dropped.
+    splits : int, default 1
+        Random splits averaged.
+    seed : int, default 1
+
+    Returns
+    -------
+    NoiseCeilingResult
+    """
+    splits = _int_in("splits", splits, 1, 2**31 - 1, "an integer >= 1")
+    d = _core.noise_ceiling(as_host_f32(resp, "resp"), as_host_i64(bins, "bins"), splits, _seed("seed", seed),
+                            _device(device))
+    return NoiseCeilingResult(**d)
+
+
+# ---------------------------------------------------------------- stimuli
+def gratings(
+    angles: ArrayLike, *, sf: float = 1.0 / 28.0, res: float = 0.1, device: Union[str, int] = "auto"
+) -> np.ndarray:
+    """The tutorial's square-wave gratings: ``cos(x cos a + y sin a) > 0`` on a 640 x 480 canvas scaled by `res`.
+
+    Parameters
+    ----------
+    angles : array_like of float, shape (B,)
+        Orientations in degrees from vertical (positive: tilted right).
+    sf : float, default 1/28
+        Spatial frequency.
+    res : float, default 0.1
+        Resolution relative to 640 x 480: the default gives 48 x 64 images (the CNN's input).
+
+    Returns
+    -------
+    ndarray, shape (B, ceil(480 res), ceil(640 res)), float32
+        Values 0 or 1.
+    """
+    a = as_host_f32(angles, "angles", ndim=1)
+    for name, v in (("sf", sf), ("res", res)):
+        if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name}: expected a finite number > 0, got {v!r}")
+    return _core.gratings(a, float(sf), float(res), _device(device))
+
+
+# ---------------------------------------------------------------- devices and versions
+def devices() -> List[str]:
+    """The devices rsa_gpu can use: ``["cpu"]``, plus ``"cuda:0 (<card>)"`` when a GPU is usable.
+
+    Why no GPU is usable (no driver, built without CUDA, ...) is in ``devices.why`` after a call.
+    """
+    names, why = _core.devices()
+    devices.why = why  # type: ignore[attr-defined]
+    return list(names)
+
+
+devices.why = ""  # type: ignore[attr-defined]
+
+
+def versions() -> str:
+    """rsa_gpu's version and the libraries it runs on (OpenBLAS, CUDA runtime, cuBLAS, cuDNN), and the GPUs."""
+    return _core.versions()
+
+
+# ---------------------------------------------------------------- the tutorial (the command line's main job)
+@dataclass
+class TutorialResults:
+    """What :func:`run_tutorial` found: the numbers the command line prints and writes to results.json.
+
+    Attributes
+    ----------
+    correlations : list of dict
+        One row per representation and measure: ``layer``, ``measure``, ``value``, ``pairs``, ``skipped_pairs`` and,
+        when computed, ``ci_low``, ``ci_high`` (95% bootstrap interval), ``p_value``, ``ceiling``.
+    device : str
+        The device that ran.
+    rdms : dict of str to ndarray (S, S) float32
+        The RDMs by name ("v1", then each representation) when run in memory (``out=None``); read back from the
+        folder otherwise.
+    out : str or None
+        The output folder, when written.
+    json : dict
+        The whole results.json document (schema 1; see include/rsa_gpu/results.h).
+    """
+
+    correlations: List[Dict[str, Any]]
+    device: str
+    rdms: Dict[str, np.ndarray]
+    out: Optional[str]
+    json: Dict[str, Any] = field(repr=False)
+
+    def value(self, layer: str, measure: str = "pearson") -> float:
+        """The value of one row, e.g. ``results.value("pool")``."""
+        for r in self.correlations:
+            if r["layer"] == layer and r["measure"] == measure:
+                return float("nan") if r["value"] is None else float(r["value"])
+        raise KeyError(f"no row for layer {layer!r} and measure {measure!r}")
+
+    def table(self) -> str:
+        """The table, one line per row: layer, measure, value, interval, p-value, ceiling."""
+        lines = [f"{'layer':10} {'measure':12} {'value':>8} {'95% CI':>19} {'p':>8} {'ceiling':>8}"]
+        for r in self.correlations:
+            f = lambda k: r.get(k) if r.get(k) is not None else float("nan")  # noqa: E731
+            ci = f"[{f('ci_low'):.3f}, {f('ci_high'):.3f}]" if "ci_low" in r else ""
+            p = f"{f('p_value'):.4f}" if "p_value" in r else ""
+            c = f"{f('ceiling'):.3f}" if "ceiling" in r else ""
+            lines.append(f"{r['layer']:10} {r['measure']:12} {f('value'):8.3f} {ci:>19} {p:>8} {c:>8}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def run_tutorial(
+    v1: Union[None, str, Tuple[ArrayLike, ArrayLike]] = None,
+    *,
+    device: Union[str, int] = "auto",
+    out: Optional[str] = None,
+    force: bool = False,
+    layers: Sequence[str] = ("pool", "fc"),
+    measures: Sequence[str] = ("pearson",),
+    no_cnn: bool = False,
+    load_model: Optional[str] = None,
+    save_model: Optional[str] = None,
+    epochs: int = 25,
+    batch: int = 100,
+    train_size: int = 1000,
+    lr: float = 5e-4,
+    momentum: float = 0.99,
+    seed: int = 12,
+    cka: bool = False,
+    bootstrap: Optional[int] = None,
+    permutations: Optional[int] = None,
+    noise_ceiling: bool = False,
+    stats_seed: int = 1,
+    v1_seed: int = 2021,
+    constant_rows: str = "fail",
+    precision: str = "fp32",
+    max_gpu_mem: Union[None, int, str] = None,
+    figures: bool = False,
+    verbose: bool = False,
+) -> TutorialResults:
+    """The whole tutorial analysis (the command line's main job): gratings at the V1 orientations, the CNN trained
+    and read out, every RDM, each representation compared with V1, with bootstrap intervals and permutation p-values.
+
+    Parameters
+    ----------
+    v1 : None, str or (responses, orientations)
+        None: the embedded synthetic recording (seed `v1_seed`); a path to the tutorial's .npz (``resp``,
+        ``stimuli``) or a trial-level .npz (``sresp``, ``istim``); or a pair of arrays, responses (S, N) and
+        orientations (S,) in degrees, used as given (written to a temporary .npy pair for the engine's loader).
+    device : {"auto", "cpu"} or int, default "auto"
+    out : str, optional
+        Write the command line's output folder here (RDMs, responses, model.npz, results.json, correlations.csv;
+        figures and report.html with ``figures=True``); staged and renamed, nothing is left after an error or Ctrl-C.
+        An existing folder is replaced only with ``force=True``. None: nothing is written.
+    layers : list of str, default ("pool", "fc")
+        CNN layers compared with V1 (conv, pool, fc, fc_relu, out).
+    measures : list of str, default ("pearson",)
+    no_cnn, load_model, save_model, epochs, batch, train_size, lr, momentum, seed
+        The CNN: skipped, loaded from an .npz, saved, or trained with these hyper-parameters (the tutorial's).
+    cka : bool, default False
+        Also linear CKA (and debiased) of each representation's responses with V1's.
+    bootstrap, permutations : int, optional
+        Resamples and permutations of the statistics (None: the command line's defaults, 10,000 while within
+        budget; 0: skipped).
+    noise_ceiling : bool, default False
+    stats_seed, v1_seed : int
+    constant_rows, precision, max_gpu_mem
+        As :func:`rdm`.
+    figures : bool, default False
+        Draw the figures and report.html into `out` (needs matplotlib and scikit-learn).
+    verbose : bool, default False
+        Print the command line's progress lines (to the process's stdout).
+
+    Returns
+    -------
+    TutorialResults
+    """
+    kw: Dict[str, Any] = dict(
+        device=_device(device),
+        out=out or "",
+        force=bool(force),
+        layers=list(layers),
+        measures=list(measures),
+        no_cnn=bool(no_cnn),
+        load_model=load_model or "",
+        save_model=save_model or "",
+        epochs=_int_in("epochs", epochs, 1, 1_000_000, "an integer 1 to 1,000,000"),
+        batch=_int_in("batch", batch, 1, 100_000, "an integer 1 to 100,000"),
+        train_size=_int_in("train_size", train_size, 1, 100_000_000, "an integer 1 to 100,000,000"),
+        lr=_real("lr", lr, 0.0, 1e6, lo_open=True, hi_open=False, text="a finite number > 0 and <= 1e6"),
+        momentum=_real("momentum", momentum, 0.0, 1.0, lo_open=False, hi_open=True,
+                       text="a finite number >= 0 and < 1"),
+        seed=_seed("seed", seed),
+        cka=bool(cka),
+        bootstrap=-1 if bootstrap is None else _int_in("bootstrap", bootstrap, 0, 2**31 - 1, "an integer >= 0"),
+        permutations=-1 if permutations is None else _int_in("permutations", permutations, 0, 2**31 - 1,
+                                                             "an integer >= 0"),
+        noise_ceiling=bool(noise_ceiling),
+        stats_seed=_seed("stats_seed", stats_seed),
+        v1_seed=_seed("v1_seed", v1_seed),
+        constant_rows=constant_rows,
+        precision=precision,
+        max_gpu_mem=_bytes(max_gpu_mem),
+        figures=bool(figures),
+        verbose=bool(verbose),
+    )
+    if figures and not out:
+        raise ValueError("figures: the figures are drawn into the output folder; give out= as well")
+    tmp = None
+    try:
+        if isinstance(v1, (str, os.PathLike)):
+            kw["v1"] = os.fspath(v1)
+        elif isinstance(v1, (tuple, list)) and len(v1) == 2:
+            tmp = tempfile.TemporaryDirectory(prefix="rsa_gpu_v1_")
+            resp = as_host_f32(v1[0], "v1[0] (responses)")
+            ori = as_host_f32(v1[1], "v1[1] (orientations)", ndim=1)
+            np.save(os.path.join(tmp.name, "responses.npy"), resp)
+            np.save(os.path.join(tmp.name, "orientations.npy"), ori)
+            kw["responses"] = os.path.join(tmp.name, "responses.npy")
+            kw["orientations"] = os.path.join(tmp.name, "orientations.npy")
+        elif v1 is not None:
+            raise ValueError("v1: expected None, a path to an .npz, or a (responses, orientations) pair of arrays")
+        text, rdms = _core.run_tutorial(kw)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    doc = json.loads(text)
+    if out:
+        rdms = {}
+        for name in ["v1"] + [r["layer"] for r in doc.get("correlations", [])]:
+            p = os.path.join(out, f"rdm_{name}.npy")
+            if name not in rdms and os.path.exists(p):
+                rdms[name] = np.load(p)
+    return TutorialResults(doc["correlations"], doc["device"], dict(rdms), out or None, doc)
+
+
+def _real(name: str, v: Any, lo: float, hi: float, *, lo_open: bool, hi_open: bool, text: str) -> float:
+    ok = isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok:
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        raise ValueError(f"{name}: expected {text}, got {v!r}")
+    return float(v)

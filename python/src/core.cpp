@@ -1,0 +1,589 @@
+// rsa_gpu._core: the nanobind module behind the Python package (python/rsa_gpu/*.py holds the documented public
+// API; these functions are its thin native layer). Three concerns, each in one place:
+//   1. arrays: to_engine() / from_engine() are the ONLY conversions between Python arrays and the engine's Matrix.
+//      Inputs arrive as C-contiguous float32 host arrays, read in place (the Python layer converts other dtypes and
+//      layouts once, and brings GPU arrays to the host, in python/rsa_gpu/_arrays.py). Today the Backend takes
+//      `const Matrix&`, which owns a std::vector, so to_engine() makes the one copy of an input; when the Backend
+//      takes an Array view (host or device) that copy disappears here and nowhere else. Results are moved out of the
+//      engine's std::vector into a numpy array whose capsule owns that vector: no copy.
+//   2. calls: engine_call() releases the GIL, serialises calls on one backend, and arms the Ctrl-C bridge.
+//   3. errors: rsa::InputError -> ValueError, OutOfMemoryError -> MemoryError, RuntimeError -> RuntimeError,
+//      Interrupted -> KeyboardInterrupt; messages as the command line prints them.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+#include <pythread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rsa_gpu/analysis.h"
+#include "rsa_gpu/analysis_stages.h"
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
+#include "rsa_gpu/progress.h"
+#include "rsa_gpu/results.h"
+#include "rsa_gpu/train_network.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+extern "C" void rsa_py_set_interrupt(int signal);  // python/src/interrupt_bridge.cpp
+
+namespace {
+
+using rsa::Backend;
+using rsa::Matrix;
+
+// ================================================================ 1. arrays (the one place)
+// A 2-D C-contiguous float32 host array, as the Python layer hands it over (rsa_gpu/_arrays.py, as_host_f32).
+using HostF32 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using HostF32Vec = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using HostI64Vec = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// The engine's view of an input. THE one copy: Backend methods take `const Matrix&` (an owning std::vector).
+// Called with the GIL released (the caller keeps the array alive).
+Matrix to_engine(const HostF32& x) {
+    Matrix m;
+    m.rows = static_cast<int64_t>(x.shape(0));
+    m.cols = static_cast<int64_t>(x.shape(1));
+    m.data.assign(x.data(), x.data() + x.size());
+    return m;
+}
+std::vector<float> to_engine(const HostF32Vec& v) { return std::vector<float>(v.data(), v.data() + v.size()); }
+
+// A result handed to numpy without a copy: the vector moves into a heap object that the array's capsule owns.
+// Needs the GIL.
+template <class T>
+nb::ndarray<nb::numpy, T> from_engine(std::vector<T>&& v, std::vector<size_t> shape) {
+    auto* owner = new std::vector<T>(std::move(v));
+    nb::capsule cap(owner, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+    return nb::ndarray<nb::numpy, T>(owner->data(), shape.size(), shape.data(), cap);
+}
+nb::ndarray<nb::numpy, float> from_engine(Matrix&& m) {
+    const size_t r = static_cast<size_t>(m.rows), c = static_cast<size_t>(m.cols);
+    return from_engine<float>(std::move(m.data), {r, c});
+}
+
+// Where a host array's data is as this module sees it (tests: an input is read in place, not copied on the way).
+uintptr_t input_address(const HostF32& x) { return reinterpret_cast<uintptr_t>(x.data()); }
+
+// ================================================================ 2. calls
+// ---- backends, one per device string, made on first use and kept (a GPU backend holds its context).
+struct Engine {
+    std::unique_ptr<Backend> backend;
+    std::string note;  // which device auto took and why
+    std::mutex mu;     // one call at a time per backend
+};
+std::mutex g_engines_mu;
+std::map<std::string, std::shared_ptr<Engine>>* g_engines = new std::map<std::string, std::shared_ptr<Engine>>();
+
+std::shared_ptr<Engine> engine_for(const std::string& device) {  // GIL released
+    const rsa::DeviceRequest req = rsa::parse_device(device);
+    const std::string key = req.cpu ? "cpu" : req.automatic ? "auto" : std::to_string(req.index);
+    std::lock_guard<std::mutex> lock(g_engines_mu);
+    auto it = g_engines->find(key);
+    if (it != g_engines->end()) return it->second;
+    auto e = std::make_shared<Engine>();
+    e->backend = rsa::make_backend(req, &e->note);
+    (*g_engines)[key] = e;
+    return e;
+}
+
+// ---- Ctrl-C. While a call runs (GIL released, main thread), SIGINT goes to on_sigint, which sets the engine's
+// interrupt flag through the bridge (the engine throws Interrupted at its next safe point) and remembers it; when
+// the call returns, Python's handler is back and the call raises KeyboardInterrupt (even when the engine finished
+// before a safe point). Not armed off the main thread or when the user's SIGINT handler is not Python's default
+// (their handler then runs when the call returns, as for any C call).
+std::atomic<int> g_sigint{0};
+void on_sigint(int) {
+    g_sigint.store(1, std::memory_order_relaxed);
+    rsa_py_set_interrupt(SIGINT);
+}
+unsigned long g_main_thread = 0;
+nb::object* g_getsignal = nullptr;
+nb::object* g_default_int_handler = nullptr;
+
+class InterruptScope {  // constructed and finished with the GIL held
+public:
+    InterruptScope() {
+        rsa_py_set_interrupt(0);
+        g_sigint.store(0);
+        if (PyThread_get_thread_ident() != g_main_thread) return;
+        if (!(*g_getsignal)(SIGINT).is(*g_default_int_handler)) return;
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        armed_ = ::sigaction(SIGINT, &sa, &old_) == 0;
+    }
+    ~InterruptScope() { disarm(); }
+    void disarm() {
+        if (armed_) ::sigaction(SIGINT, &old_, nullptr);
+        armed_ = false;
+    }
+    // After a call that returned normally: KeyboardInterrupt when a SIGINT arrived during it.
+    void finish() {
+        disarm();
+        if (g_sigint.exchange(0)) {
+            rsa_py_set_interrupt(0);
+            PyErr_SetString(PyExc_KeyboardInterrupt, "interrupted (SIGINT)");
+            throw nb::python_error();
+        }
+    }
+
+private:
+    bool armed_ = false;
+    struct sigaction old_;
+};
+
+// Runs f(backend) on `device` with the GIL released and Ctrl-C armed; returns its value.
+template <class F>
+auto engine_call(const std::string& device, F&& f) -> decltype(f(std::declval<Backend&>())) {
+    using R = decltype(f(std::declval<Backend&>()));
+    InterruptScope scope;
+    std::optional<R> out;
+    {
+        nb::gil_scoped_release release;
+        std::shared_ptr<Engine> e = engine_for(device);
+        std::lock_guard<std::mutex> lock(e->mu);
+        out.emplace(f(*e->backend));
+    }
+    scope.finish();
+    return std::move(*out);
+}
+
+// ================================================================ operations
+rsa::RdmOptions rdm_options(const std::string& precision, uint64_t max_gpu_mem, const std::string& constant_rows) {
+    rsa::RdmOptions o;
+    o.precision = rsa::parse_precision(precision);
+    o.max_gpu_bytes = max_gpu_mem;
+    if (constant_rows == "fail")
+        o.constant_rows = rsa::ConstantRows::Fail;
+    else if (constant_rows == "nan")
+        o.constant_rows = rsa::ConstantRows::Nan;
+    else
+        throw rsa::InputError("constant_rows: expected 'fail' or 'nan', got '" + constant_rows + "'");
+    return o;
+}
+
+nb::ndarray<nb::numpy, float> py_rdm(const HostF32& x, const std::string& device, const std::string& precision,
+                                     uint64_t max_gpu_mem, const std::string& constant_rows, const std::string& what) {
+    const rsa::RdmOptions opts = rdm_options(precision, max_gpu_mem, constant_rows);
+    Matrix m = engine_call(device, [&](Backend& b) {
+        const Matrix in = to_engine(x);
+        Matrix r = b.rdm(in, opts, what);
+        rsa::check_interrupt("the RDM");
+        return r;
+    });
+    return from_engine(std::move(m));
+}
+
+std::vector<rsa::Measure> parse_measures(const std::vector<std::string>& names) {
+    std::vector<rsa::Measure> ms;
+    for (const auto& n : names) ms.push_back(rsa::parse_measure(n));
+    return ms;
+}
+
+// value, pairs, skipped
+std::tuple<double, int64_t, int64_t> py_compare(const HostF32& a, const HostF32& b, const std::string& method,
+                                                const std::string& device, bool check) {
+    const rsa::Measure measure = rsa::parse_measure(method);
+    const rsa::CompareResult r = engine_call(device, [&](Backend& be) {
+        const Matrix ma = to_engine(a), mb = to_engine(b);
+        if (check)
+            rsa::check_rdm_pair(ma, mb, "a", "b");
+        else
+            rsa::check_rdm_shapes(ma, mb, "a", "b");
+        return be.compare(ma, mb, measure);
+    });
+    return {r.value, r.pairs, r.skipped};
+}
+
+// Many models against one reference: values [model x measure], pairs and skipped [model x measure].
+nb::tuple py_compare_many(const HostF32& ref, const std::vector<HostF32>& models,
+                          const std::vector<std::string>& methods, const std::string& device, bool check) {
+    const std::vector<rsa::Measure> measures = parse_measures(methods);
+    using Out = std::tuple<std::vector<double>, std::vector<int64_t>, std::vector<int64_t>>;
+    Out out = engine_call(device, [&](Backend& be) {
+        Out o;
+        const Matrix mr = to_engine(ref);
+        for (size_t i = 0; i < models.size(); ++i) {
+            const Matrix mm = to_engine(models[i]);
+            const std::string name = "models[" + std::to_string(i) + "]";
+            if (check)
+                rsa::check_rdm_pair(mr, mm, "ref", name.c_str());
+            else
+                rsa::check_rdm_shapes(mr, mm, "ref", name.c_str());
+            for (rsa::Measure m : measures) {
+                const rsa::CompareResult r = be.compare(mr, mm, m);
+                std::get<0>(o).push_back(r.value);
+                std::get<1>(o).push_back(r.pairs);
+                std::get<2>(o).push_back(r.skipped);
+            }
+            rsa::check_interrupt("the comparisons");
+        }
+        return o;
+    });
+    const std::vector<size_t> shape = {models.size(), measures.size()};
+    return nb::make_tuple(from_engine(std::move(std::get<0>(out)), shape),
+                          from_engine(std::move(std::get<1>(out)), shape),
+                          from_engine(std::move(std::get<2>(out)), shape));
+}
+
+double py_cka(const HostF32& x, const HostF32& y, bool debiased, const std::string& device) {
+    return engine_call(device, [&](Backend& be) {
+        const Matrix mx = to_engine(x), my = to_engine(y);
+        rsa::check_cka_inputs(mx, my, debiased, "x", "y");
+        return be.cka(mx, my, debiased);
+    });
+}
+
+// samples [model x n] (float64), lo [model], hi [model], nan_samples [model]
+nb::tuple py_bootstrap(const HostF32& ref, const std::vector<HostF32>& models, int n, uint64_t seed,
+                       const std::string& device) {
+    if (n < 1) throw rsa::InputError("n: the number of bootstrap resamples must be at least 1, got " + std::to_string(n));
+    rsa::BootstrapResult r = engine_call(device, [&](Backend& be) {
+        const Matrix mr = to_engine(ref);
+        std::vector<Matrix> mm;
+        for (size_t i = 0; i < models.size(); ++i) {
+            mm.push_back(to_engine(models[i]));
+            rsa::check_rdm_pair(mr, mm.back(), "ref", ("models[" + std::to_string(i) + "]").c_str());
+        }
+        rsa::BootstrapResult out = be.bootstrap(mr, mm, n, seed);
+        rsa::check_interrupt("the bootstrap");
+        return out;
+    });
+    std::vector<double> flat;
+    flat.reserve(models.size() * static_cast<size_t>(n));
+    for (auto& s : r.samples) flat.insert(flat.end(), s.begin(), s.end());
+    const size_t M = r.samples.size();
+    return nb::make_tuple(from_engine(std::move(flat), {M, static_cast<size_t>(n)}),
+                          from_engine(std::move(r.lo), {M}), from_engine(std::move(r.hi), {M}),
+                          from_engine(std::move(r.nan_samples), {M}));
+}
+
+// r_obs [model], p_value [model], null [model x n]
+nb::tuple py_permutation(const HostF32& ref, const std::vector<HostF32>& models, int n, uint64_t seed,
+                         const std::string& device) {
+    if (n < 1) throw rsa::InputError("n: the number of permutations must be at least 1, got " + std::to_string(n));
+    using Out = std::tuple<std::vector<double>, std::vector<double>, std::vector<double>>;
+    Out out = engine_call(device, [&](Backend& be) {
+        Out o;
+        const Matrix mr = to_engine(ref);
+        for (size_t i = 0; i < models.size(); ++i) {
+            const Matrix mm = to_engine(models[i]);
+            rsa::check_rdm_pair(mr, mm, "ref", ("models[" + std::to_string(i) + "]").c_str());
+            rsa::PermutationResult r = be.permutation(mr, mm, n, seed);
+            rsa::check_interrupt("the permutation test");
+            std::get<0>(o).push_back(r.r_obs);
+            std::get<1>(o).push_back(r.p_value);
+            std::get<2>(o).insert(std::get<2>(o).end(), r.null.begin(), r.null.end());
+        }
+        return o;
+    });
+    const size_t M = models.size();
+    return nb::make_tuple(from_engine(std::move(std::get<0>(out)), {M}), from_engine(std::move(std::get<1>(out)), {M}),
+                          from_engine(std::move(std::get<2>(out)), {M, static_cast<size_t>(n)}));
+}
+
+nb::dict py_noise_ceiling(const HostF32& resp, const HostI64Vec& bins, int splits, uint64_t seed,
+                          const std::string& device) {
+    rsa::NoiseCeilingResult r = engine_call(device, [&](Backend& be) {
+        const Matrix m = to_engine(resp);
+        const std::vector<int64_t> b(bins.data(), bins.data() + bins.size());
+        rsa::check_noise_ceiling_input(m.rows, m.cols, b, splits);
+        return be.noise_ceiling(m, b, splits, seed);
+    });
+    nb::dict d;
+    d["ceiling"] = r.ceiling;
+    d["r_half_mean"] = r.r_half_mean;
+    const size_t splits_n = r.r_half.size(), kept = r.kept_ids.size();
+    d["r_half"] = from_engine(std::move(r.r_half), {splits_n});
+    d["bins_kept"] = r.bins_kept;
+    d["bins_dropped"] = r.bins_dropped;
+    d["kept_ids"] = from_engine(std::move(r.kept_ids), {kept});
+    return d;
+}
+
+nb::ndarray<nb::numpy, float> py_gratings(const HostF32Vec& angles, double sf, double res, const std::string& device) {
+    rsa::GratingParams p;
+    p.sf = sf;
+    p.res = res;
+    rsa::check_gratings_output(static_cast<size_t>(angles.size()), p);
+    const size_t h = static_cast<size_t>(p.height()), w = static_cast<size_t>(p.width());
+    Matrix g = engine_call(device, [&](Backend& be) { return be.gratings(to_engine(angles), p); });
+    const size_t count = static_cast<size_t>(g.rows);
+    return from_engine<float>(std::move(g.data), {count, h, w});
+}
+
+// ---- the CNN: a flat float32 parameter buffer of cnn::kParams in PyTorch state_dict order.
+rsa::TrainConfig train_config(int epochs, int batch, int train_size, double lr, double momentum, uint64_t seed) {
+    rsa::TrainConfig c;
+    c.epochs = epochs;
+    c.batch = batch;
+    c.train_size = train_size;
+    c.lr = static_cast<float>(lr);
+    c.momentum = static_cast<float>(momentum);
+    c.seed = seed;
+    return c;
+}
+
+nb::ndarray<nb::numpy, float> py_cnn_init_params(uint64_t seed) {
+    return from_engine<float>(rsa::cnn_init_params(seed), {static_cast<size_t>(rsa::cnn::kParams)});
+}
+
+// The tutorial's training (its training gratings and initial weights from `seed`): params, step and epoch losses,
+// training-set correct, total, misclassified angles.
+nb::tuple py_cnn_train_tutorial(int epochs, int batch, int train_size, double lr, double momentum, uint64_t seed,
+                                const std::string& device) {
+    const rsa::TrainConfig cfg = train_config(epochs, batch, train_size, lr, momentum, seed);
+    rsa::TrainedNetwork net = engine_call(device, [&](Backend& be) {
+        double stimuli_ms = 0, training_ms = 0;
+        return rsa::train_tutorial_network(be, cfg, rsa::GratingParams{}, true, &stimuli_ms, &training_ms);
+    });
+    const size_t steps = net.result.step_losses.size(), ep = net.result.epoch_losses.size(),
+                 mis = net.misclassified_angles.size();
+    return nb::make_tuple(from_engine(std::move(net.params), {static_cast<size_t>(rsa::cnn::kParams)}),
+                          from_engine(std::move(net.result.step_losses), {steps}),
+                          from_engine(std::move(net.result.epoch_losses), {ep}), net.correct, net.total,
+                          from_engine(std::move(net.misclassified_angles), {mis}));
+}
+
+// Training from given weights on given images (n x 3072) and labels (n): new params, step and epoch losses.
+nb::tuple py_cnn_train(const HostF32Vec& params, const HostF32& images, const HostF32Vec& labels, int epochs,
+                       int batch, double lr, double momentum, uint64_t seed, const std::string& device) {
+    rsa::TrainConfig cfg = train_config(epochs, batch, static_cast<int>(images.shape(0)), lr, momentum, seed);
+    using Out = std::pair<std::vector<float>, rsa::TrainResult>;
+    Out out = engine_call(device, [&](Backend& be) {
+        Out o;
+        o.first = to_engine(params);
+        const Matrix im = to_engine(images);
+        const std::vector<float> lab = to_engine(labels);
+        o.second = be.cnn_train(o.first, im, lab, cfg, [](int, float) { rsa::check_interrupt("training"); });
+        return o;
+    });
+    const size_t np_ = out.first.size(), steps = out.second.step_losses.size(),
+                 ep = out.second.epoch_losses.size();
+    return nb::make_tuple(from_engine(std::move(out.first), {np_}),
+                          from_engine(std::move(out.second.step_losses), {steps}),
+                          from_engine(std::move(out.second.epoch_losses), {ep}));
+}
+
+nb::dict py_cnn_forward(const HostF32Vec& params, const HostF32& images, const std::vector<std::string>& layers,
+                        const std::string& device) {
+    if (params.size() != static_cast<size_t>(rsa::cnn::kParams))
+        throw rsa::InputError("params: expected " + std::to_string(rsa::cnn::kParams) + " values, got " +
+                              std::to_string(params.size()));
+    if (images.shape(1) != static_cast<size_t>(rsa::cnn::kPixels))
+        throw rsa::InputError("images: the CNN takes 48 x 64 images (3072 pixels), got " +
+                              std::to_string(images.shape(1)) + " pixels per image");
+    for (const auto& l : layers) {
+        const auto& names = rsa::cnn_layer_names();
+        if (std::find(names.begin(), names.end(), l) == names.end()) {
+            std::string valid;
+            for (const auto& n : names) valid += (valid.empty() ? "" : ", ") + n;
+            throw rsa::InputError("layers: unknown layer '" + l + "' (valid: " + valid + ")");
+        }
+    }
+    std::vector<Matrix> mats = engine_call(device, [&](Backend& be) {
+        const rsa::CnnActivations act = be.cnn_forward(to_engine(params), to_engine(images));
+        std::vector<Matrix> out;
+        for (const auto& l : layers) out.push_back(rsa::cnn_layer_matrix(act, l));
+        return out;
+    });
+    nb::dict d;
+    for (size_t i = 0; i < layers.size(); ++i) d[layers[i].c_str()] = from_engine(std::move(mats[i]));
+    return d;
+}
+
+// ---- the main job. With out_dir empty: the stages of analysis_stages.h in this process (nothing written); else
+// run_analysis (the command line's job: claimed, staged, renamed output folder). Returns results.json's text and,
+// in-process, the RDMs by name ("v1", then the representations).
+struct TutorialArgs {
+    std::string device = "auto", out_dir, v1_path, responses_path, orientations_path, load_model, save_model;
+    std::vector<std::string> layers, measures;
+    bool no_cnn = false, cka = false, noise_ceiling = false, force = false, figures = false, verbose = false;
+    int epochs = 25, batch = 100, train_size = 1000, bootstrap = -1, permutations = -1;
+    double lr = 5e-4, momentum = 0.99;
+    uint64_t seed = 12, stats_seed = 1, v1_seed = 2021;
+    std::string constant_rows = "fail", precision = "fp32";
+    uint64_t max_gpu_mem = 0;
+};
+
+nb::tuple py_run_tutorial(const nb::dict& kw) {
+    TutorialArgs a;
+    auto get = [&](const char* k, auto& dst) {
+        if (kw.contains(k) && !kw[k].is_none()) dst = nb::cast<std::decay_t<decltype(dst)>>(kw[k]);
+    };
+    get("device", a.device); get("out", a.out_dir); get("v1", a.v1_path); get("responses", a.responses_path);
+    get("orientations", a.orientations_path); get("load_model", a.load_model); get("save_model", a.save_model);
+    get("layers", a.layers); get("measures", a.measures); get("no_cnn", a.no_cnn); get("cka", a.cka);
+    get("noise_ceiling", a.noise_ceiling); get("force", a.force); get("figures", a.figures);
+    get("verbose", a.verbose); get("epochs", a.epochs); get("batch", a.batch); get("train_size", a.train_size);
+    get("bootstrap", a.bootstrap); get("permutations", a.permutations); get("lr", a.lr); get("momentum", a.momentum);
+    get("seed", a.seed); get("stats_seed", a.stats_seed); get("v1_seed", a.v1_seed);
+    get("constant_rows", a.constant_rows); get("precision", a.precision); get("max_gpu_mem", a.max_gpu_mem);
+
+    rsa::AnalysisConfig cfg;
+    cfg.out_dir = a.out_dir;
+    cfg.force = a.force;
+    cfg.v1_path = a.v1_path;
+    cfg.responses_path = a.responses_path;
+    cfg.orientations_path = a.orientations_path;
+    cfg.synthetic.seed = a.v1_seed;
+    cfg.rdm = rdm_options(a.precision, a.max_gpu_mem, a.constant_rows);
+    cfg.train = train_config(a.epochs, a.batch, a.train_size, a.lr, a.momentum, a.seed);
+    cfg.load_model = a.load_model;
+    cfg.save_model = a.save_model;
+    if (!a.layers.empty()) cfg.layers = a.layers;
+    cfg.no_cnn = a.no_cnn;
+    if (!a.measures.empty()) cfg.measures = parse_measures(a.measures);
+    cfg.cka = a.cka;
+    cfg.bootstrap = a.bootstrap;
+    cfg.permutations = a.permutations;
+    cfg.noise_ceiling = a.noise_ceiling;
+    cfg.stats_seed = a.stats_seed;
+    cfg.no_figures = !a.figures;
+    cfg.quiet = !a.verbose;
+    cfg.command_line = "rsa_gpu.run_tutorial (Python)";
+    rsa::check_analysis_config(cfg);
+
+    using Out = std::pair<std::string, std::vector<std::pair<std::string, Matrix>>>;
+    Out out = engine_call(a.device, [&](Backend& be) {
+        Out o;
+        if (!cfg.out_dir.empty()) {
+            rsa::run_analysis(be, cfg);
+            std::ifstream in(cfg.out_dir + "/results.json");
+            std::stringstream ss;
+            ss << in.rdbuf();
+            o.first = ss.str();
+            return o;
+        }
+        const rsa::Say say = [&](const std::string& line) {
+            if (!cfg.quiet) std::printf("%s\n", line.c_str());
+        };
+        rsa::Results results;
+        results.version = RSA_GPU_VERSION;
+        results.command = cfg.command_line;
+        results.device = be.name();
+        results.versions = rsa::version_report(be.is_gpu());
+        results.stimuli.height = cfg.grating.height();
+        results.stimuli.width = cfg.grating.width();
+        results.stimuli.sf = cfg.grating.sf;
+        results.stimuli.res = cfg.grating.res;
+        results.constant_rows = cfg.rdm.constant_rows;
+        rsa::StageTimings& timings = results.timings_ms;
+        const rsa::V1Stage v1 = rsa::load_v1_stage(be, cfg, timings, say);
+        results.data = v1.data;
+        results.stimuli.count = v1.v1.resp.rows;
+        results.v1 = {v1.v1.resp.rows, v1.v1.resp.cols, v1.v1.source};
+        const rsa::RepresentationsStage reps = rsa::build_representations(be, cfg, v1.v1, timings, say);
+        results.cnn = reps.cnn;
+        rsa::RdmStage rdms = rsa::compute_rdms(be, cfg.rdm, v1.v1.resp, reps.reps, timings);
+        results.correlations = rsa::compare_with_v1(be, cfg, v1.v1.resp, reps.reps, rdms, timings);
+        results.statistics = rsa::add_statistics(be, cfg, rdms, v1.ceiling ? &*v1.ceiling : nullptr,
+                                                 results.correlations, timings, say);
+        rsa::check_interrupt("the statistics");
+        o.first = rsa::results_to_json(results).dump();
+        o.second.emplace_back("v1", std::move(rdms.v1));
+        for (size_t i = 0; i < reps.reps.size(); ++i) o.second.emplace_back(reps.reps[i].name, std::move(rdms.reps[i]));
+        return o;
+    });
+    nb::dict rdms;
+    for (auto& [name, m] : out.second) rdms[name.c_str()] = from_engine(std::move(m));
+    return nb::make_tuple(out.first, rdms);
+}
+
+// ---- devices and versions
+nb::tuple py_devices() {
+    std::string why;
+    bool usable = false;
+    {
+        nb::gil_scoped_release release;
+        usable = rsa::gpu_usable(&why);
+    }
+    std::vector<std::string> names = {"cpu"};
+    if (usable) names.push_back(engine_call("0", [](Backend& be) { return be.name(); }));
+    return nb::make_tuple(names, why);
+}
+
+std::string py_versions() {
+    nb::gil_scoped_release release;
+    return rsa::version_report(true);
+}
+
+std::string py_device_note(const std::string& device) {
+    return engine_call(device, [](Backend& be) { return be.name(); });
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+    m.doc() = "rsa_gpu's native layer (use the documented functions of the rsa_gpu package)";
+
+    // ================================================================ 3. errors
+    nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+        try {
+            std::rethrow_exception(p);
+        } catch (const rsa::InputError& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        } catch (const rsa::OutOfMemoryError& e) {
+            PyErr_SetString(PyExc_MemoryError, e.what());
+        } catch (const rsa::RuntimeError& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+        } catch (const rsa::Interrupted& e) {
+            rsa_py_set_interrupt(0);
+            PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
+        }
+    });
+
+    nb::module_ signal_mod = nb::module_::import_("signal");
+    g_getsignal = new nb::object(signal_mod.attr("getsignal"));
+    g_default_int_handler = new nb::object(signal_mod.attr("default_int_handler"));
+    g_main_thread = nb::cast<unsigned long>(nb::module_::import_("threading").attr("main_thread")().attr("ident"));
+    rsa::set_progress_enabled(false);
+
+    m.attr("__version__") = RSA_GPU_VERSION;
+#if defined(RSA_GPU_HAVE_CUDA)
+    m.attr("built_with_cuda") = true;
+#else
+    m.attr("built_with_cuda") = false;
+#endif
+    m.def("rdm", &py_rdm, "x"_a, "device"_a, "precision"_a, "max_gpu_mem"_a, "constant_rows"_a, "what"_a);
+    m.def("compare", &py_compare, "a"_a, "b"_a, "method"_a, "device"_a, "check"_a);
+    m.def("compare_many", &py_compare_many, "ref"_a, "models"_a, "methods"_a, "device"_a, "check"_a);
+    m.def("cka", &py_cka, "x"_a, "y"_a, "debiased"_a, "device"_a);
+    m.def("bootstrap", &py_bootstrap, "ref"_a, "models"_a, "n"_a, "seed"_a, "device"_a);
+    m.def("permutation", &py_permutation, "ref"_a, "models"_a, "n"_a, "seed"_a, "device"_a);
+    m.def("noise_ceiling", &py_noise_ceiling, "resp"_a, "bins"_a, "splits"_a, "seed"_a, "device"_a);
+    m.def("gratings", &py_gratings, "angles"_a, "sf"_a, "res"_a, "device"_a);
+    m.def("cnn_init_params", &py_cnn_init_params, "seed"_a);
+    m.def("cnn_train_tutorial", &py_cnn_train_tutorial, "epochs"_a, "batch"_a, "train_size"_a, "lr"_a, "momentum"_a,
+          "seed"_a, "device"_a);
+    m.def("cnn_train", &py_cnn_train, "params"_a, "images"_a, "labels"_a, "epochs"_a, "batch"_a, "lr"_a,
+          "momentum"_a, "seed"_a, "device"_a);
+    m.def("cnn_forward", &py_cnn_forward, "params"_a, "images"_a, "layers"_a, "device"_a);
+    m.def("run_tutorial", &py_run_tutorial, "kwargs"_a);
+    m.def("devices", &py_devices);
+    m.def("versions", &py_versions);
+    m.def("device_name", &py_device_note, "device"_a);
+    m.def("input_address", &input_address, "x"_a);
+    m.def("layer_names", [] { return rsa::cnn_layer_names(); });
+    m.def("cnn_param_count", [] { return rsa::cnn::kParams; });
+}
