@@ -50,6 +50,33 @@ Results describe_run(const Backend& backend, const AnalysisConfig& cfg) {
     return r;
 }
 
+}  // namespace
+
+JobState run_job_stages(Backend& backend, const AnalysisConfig& cfg, const Say& say) {
+    JobState job;
+    Results& results = job.results;
+    results = describe_run(backend, cfg);
+    StageTimings& timings = results.timings_ms;
+
+    job.v1 = load_v1_stage(backend, cfg, timings, say);
+    results.data = job.v1.data;
+    results.stimuli.count = job.v1.v1.resp.rows;
+    results.v1 = {job.v1.v1.resp.rows, job.v1.v1.resp.cols, job.v1.v1.source};
+
+    job.reps = build_representations(backend, cfg, job.v1.v1, timings, say);
+    results.cnn = job.reps.cnn;
+
+    const Array v1_resp(job.v1.v1.resp);  // one Array for the job: a GPU backend uploads the responses once
+    job.rdms = compute_rdms(backend, cfg.rdm, v1_resp, job.reps.reps, timings);
+    results.correlations = compare_with_v1(backend, cfg, v1_resp, job.reps.reps, job.rdms, timings);
+    results.statistics = add_statistics(backend, cfg, job.rdms, job.v1.ceiling ? &*job.v1.ceiling : nullptr,
+                                        results.correlations, timings, say);
+    check_interrupt("the statistics");
+    return job;
+}
+
+namespace {
+
 // The stages, after the outputs are claimed.
 int run_stages(Backend& backend, const AnalysisConfig& cfg, OutputDir& out, OutputFile* model_file) {
     const Say say = [&cfg](const std::string& line) {
@@ -57,34 +84,20 @@ int run_stages(Backend& backend, const AnalysisConfig& cfg, OutputDir& out, Outp
         std::fflush(stdout);
     };
     if (!cfg.device_note.empty()) say(cfg.device_note);
-    Results results = describe_run(backend, cfg);
+    JobState job = run_job_stages(backend, cfg, say);
+    Results& results = job.results;
     StageTimings& timings = results.timings_ms;
-
-    const V1Stage v1 = load_v1_stage(backend, cfg, timings, say);
-    results.data = v1.data;
-    results.stimuli.count = v1.v1.resp.rows;
-    results.v1 = {v1.v1.resp.rows, v1.v1.resp.cols, v1.v1.source};
-
-    const RepresentationsStage reps = build_representations(backend, cfg, v1.v1, timings, say);
-    results.cnn = reps.cnn;
-
-    const Array v1_resp(v1.v1.resp);  // one Array for the job: a GPU backend uploads the responses once
-    const RdmStage rdms = compute_rdms(backend, cfg.rdm, v1_resp, reps.reps, timings);
-    results.correlations = compare_with_v1(backend, cfg, v1_resp, reps.reps, rdms, timings);
-    results.statistics = add_statistics(backend, cfg, rdms, v1.ceiling ? &*v1.ceiling : nullptr,
-                                        results.correlations, timings, say);
-    check_interrupt("the statistics");
+    const V1Stage& v1 = job.v1;
+    const RepresentationsStage& reps = job.reps;
+    const RdmStage& rdms = job.rdms;
 
     say("");
     say(format_correlation_table(results.correlations));
 
     results.files = write_output_files(out, cfg, v1.v1, reps, rdms, results.correlations, model_file, timings);
-    // The figures script reads results.json from the folder; afterwards it is written again with their outcome.
+    // The figures script gets the results through a temporary file; results.json is written once, with their outcome.
+    if (!cfg.no_figures) results.figures = figures_stage(out, results_to_json(results).dump(), timings, say);
     write_results_json(out.path("results.json"), results);
-    if (!cfg.no_figures) {
-        results.figures = figures_stage(out, timings, say);
-        write_results_json(out.path("results.json"), results);
-    }
     check_interrupt("writing the results");
     out.commit();
     if (model_file) model_file->commit();

@@ -131,9 +131,10 @@ std::vector<std::string> write_output_files(OutputDir& out, const AnalysisConfig
     return files;
 }
 
-nlohmann::json figures_stage(const OutputDir& out, StageTimings& timings, const Say& say) {
+nlohmann::json figures_stage(const OutputDir& out, const std::string& results_json, StageTimings& timings,
+                             const Say& say) {
     const auto t0 = StageClock::now();
-    nlohmann::json figures = make_figures(out.path(""), out.target(), say);
+    nlohmann::json figures = make_figures(out.path(""), out.target(), results_json, say);
     if (figures.value("made", false)) say("figures and report: " + out.target() + "/report.html");
     timings["figures_ms"] = ms_since(t0);
     return figures;

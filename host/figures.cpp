@@ -122,7 +122,7 @@ std::string describe_status(int status) {
 
 // Figures and report.html by tools/make_figures.py (Debian's python3-matplotlib and python3-sklearn), run on
 // the staging folder before it is committed. Missing tools are not an error: say how to get them.
-nlohmann::json make_figures(const std::string& folder, const std::string& final_folder,
+nlohmann::json make_figures(const std::string& folder, const std::string& final_folder, const std::string& results_json,
                             const std::function<void(const std::string&)>& say) {
     const char* env = std::getenv("RSA_GPU_TOOLS_DIR");
     const std::string script = std::string(env ? env : RSA_GPU_TOOLS_DIR) + "/make_figures.py";
@@ -154,8 +154,27 @@ nlohmann::json make_figures(const std::string& folder, const std::string& final_
     // The report names the folder it will live in, not the staging folder it is drawn in.
     std::error_code ec;
     const std::string shown = std::filesystem::absolute(final_folder, ec).string();
+    // The results for the script, beside the system's temporary files (not in the user's folder), removed on return.
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/rsa_gpu_results_XXXXXX";
+    const int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) {
+        say(std::string("figures: skipped (cannot create a temporary file in ") + (tmpdir ? tmpdir : "/tmp") + ": " +
+            std::strerror(errno) + "); the results are kept");
+        return {{"made", false}, {"reason", "no temporary file for the results"}};
+    }
+    struct RemoveTemp {
+        std::string path;
+        ~RemoveTemp() { ::unlink(path.c_str()); }
+    } remove_temp{tmpl};
+    const bool written = ::write(fd, results_json.data(), results_json.size()) == static_cast<ssize_t>(results_json.size());
+    ::close(fd);
+    if (!written) {
+        say("figures: skipped (cannot write the results to " + tmpl + "); the results are kept");
+        return {{"made", false}, {"reason", "cannot write the results for the script"}};
+    }
     try {
-        run = run_child({python, script, folder}, {"RSA_GPU_OUT_DIR=" + shown}, log);
+        run = run_child({python, script, folder, "--results", tmpl}, {"RSA_GPU_OUT_DIR=" + shown}, log);
     } catch (const RuntimeError& e) {
         say(std::string(e.what()) + "; the figures are skipped, the results kept");
         return {{"made", false}, {"reason", e.what()}};

@@ -100,9 +100,9 @@ def nearest_index(oris, target):
 
 
 class Run:
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, results_path=None):
         self.out_dir = out_dir
-        res_path = os.path.join(out_dir, "results.json")
+        res_path = results_path or os.path.join(out_dir, "results.json")
         if not os.path.isfile(res_path):
             fail(f"{res_path} not found: OUT_DIR must be a folder written by `rsa_gpu --out OUT_DIR`")
         try:
@@ -694,11 +694,14 @@ def main():
     ap = argparse.ArgumentParser(description="Draw figures and an HTML report from an rsa_gpu output folder.")
     ap.add_argument("out_dir", metavar="OUT_DIR", help="folder written by `rsa_gpu --out OUT_DIR`")
     ap.add_argument("--seed", type=int, default=0, help="seed for the random tuning-curve units (default 0)")
+    ap.add_argument("--results", metavar="FILE", default=None,
+                    help="the run's results JSON (default OUT_DIR/results.json; rsa_gpu passes its results this way "
+                         "while the folder is being written)")
     args = ap.parse_args()
 
     if not os.path.isdir(args.out_dir):
         fail(f"{args.out_dir} is not a directory")
-    run = Run(args.out_dir)
+    run = Run(args.out_dir, args.results)
     fig_dir = os.path.join(args.out_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
 

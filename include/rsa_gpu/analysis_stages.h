@@ -91,7 +91,19 @@ std::vector<std::string> write_output_files(OutputDir& out, const AnalysisConfig
                                             const RepresentationsStage& reps, const RdmStage& rdms,
                                             const std::vector<CorrelationRow>& rows, OutputFile* model_file,
                                             StageTimings& timings);
+// Stages 1 to 5 in one call, in memory (nothing written): the job's state and its Results (without files and
+// figures). run_analysis (analysis.h) runs it, then writes the outputs; the Python package runs it alone.
+struct JobState {
+    V1Stage v1;
+    RepresentationsStage reps;
+    RdmStage rdms;
+    Results results;
+};
+JobState run_job_stages(Backend& backend, const AnalysisConfig& config, const Say& say);
+
 // 7. Figures and report.html drawn from the folder (results.json must be there); returns results.json's "figures".
-nlohmann::json figures_stage(const OutputDir& out, StageTimings& timings, const Say& say);
+// results_json: the run's results so far (the script reads them; results.json is written after this stage).
+nlohmann::json figures_stage(const OutputDir& out, const std::string& results_json, StageTimings& timings,
+                             const Say& say);
 
 }  // namespace rsa

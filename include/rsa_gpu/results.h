@@ -129,8 +129,8 @@ nlohmann::json results_to_json(const Results& results);
 // The inverse (for tools and tests): InputError naming the key when a required key is missing or of the wrong type,
 // or when the schema is not kResultsSchema.
 Results results_from_json(const nlohmann::json& doc);
-// results_to_json, indented by 2, written atomically to `path`. The main job calls it after its outputs and, when
-// the figures ran (tools/make_figures.py reads the file from the folder), once more with their outcome.
+// results_to_json, indented by 2, written atomically to `path`. The main job calls it once, last (after the figures,
+// which get the same document through a temporary file, make_figures).
 void write_results_json(const std::string& path, const Results& results);
 
 }  // namespace rsa
