@@ -82,6 +82,22 @@ Matrix Array::to_matrix() const {
     return m;
 }
 
+Matrix Array::take_matrix() {
+    if (!s_) return Matrix();
+    host();  // downloads a device-only Array into its own Matrix
+    {
+        std::lock_guard<std::mutex> g(s_->lock);
+        if (s_->host && s_->host == s_->owned.data.data()) {
+            Matrix m = std::move(s_->owned);
+            s_->owned = Matrix();
+            s_->host = nullptr;
+            if (s_->devices.empty()) s_->rows = s_->cols = 0;  // nothing left: an empty Array
+            return m;
+        }
+    }
+    return to_matrix();
+}
+
 const DeviceStore* Array::device_copy(int device) const {
     if (!s_) return nullptr;
     std::lock_guard<std::mutex> g(s_->lock);

@@ -23,16 +23,28 @@ namespace rsa {
 
 namespace {
 
+#if defined(RSA_GPU_HAVE_CUDA)
 constexpr const char* kPluginName = "librsa_gpu_cuda.so";
+
+std::string folder_of(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "." : path.substr(0, slash);
+}
 
 std::string executable_dir() {
     char buf[PATH_MAX];
     const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
     if (n <= 0) return ".";
-    std::string path(buf, static_cast<size_t>(n));
-    const size_t slash = path.rfind('/');
-    return slash == std::string::npos ? "." : path.substr(0, slash);
+    return folder_of(std::string(buf, static_cast<size_t>(n)));
 }
+
+// The folder of librsa_core.so itself (where an installed Python package keeps the plugin beside it).
+std::string core_library_dir() {
+    Dl_info info{};
+    if (::dladdr(reinterpret_cast<void*>(&core_library_dir), &info) == 0 || !info.dli_fname) return "";
+    return folder_of(info.dli_fname);
+}
+#endif
 
 struct PluginState {
     const CudaPlugin* plugin = nullptr;
@@ -49,8 +61,12 @@ PluginState load_plugin() {
     if (const char* env = std::getenv("RSA_GPU_CUDA_PLUGIN"); env && *env) {
         candidates.push_back(env);  // an explicit choice is the only one tried
     } else {
+        // Beside librsa_core.so (an installed Python package, a lib/ folder), then beside the program.
+        const std::string core = core_library_dir();
+        if (!core.empty()) candidates.push_back(core + "/" + kPluginName);
         const std::string dir = executable_dir();
-        candidates = {dir + "/" + kPluginName, dir + "/../lib/" + kPluginName, dir + "/../" + kPluginName};
+        for (const std::string& c : {dir + "/" + kPluginName, dir + "/../lib/" + kPluginName, dir + "/../" + kPluginName})
+            if (candidates.empty() || c != candidates.front()) candidates.push_back(c);
 #if defined(RSA_GPU_PLUGIN_BUILD_DIR)
         candidates.push_back(std::string(RSA_GPU_PLUGIN_BUILD_DIR) + "/" + kPluginName);
 #endif

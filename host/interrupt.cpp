@@ -115,6 +115,9 @@ void install_interrupt_handlers() {
 
 int interrupt_signal() { return g_signal.load(std::memory_order_relaxed); }
 
+void request_interrupt(int signal) noexcept { g_signal.store(signal, std::memory_order_relaxed); }
+void clear_interrupt() noexcept { g_signal.store(0, std::memory_order_relaxed); }
+
 void check_interrupt(const char* during) {
     const int sig = g_signal.load(std::memory_order_relaxed);
     if (sig) throw Interrupted(sig, during);

@@ -46,6 +46,9 @@ public:
     const float* host() const;                // the host data; a device-only Array is downloaded once, then kept
     MatrixView view() const { return MatrixView(host(), rows(), cols()); }
     Matrix to_matrix() const;                 // an owned host copy
+    // The host data as a Matrix, moved out when this Array owns it (the Array then has no host copy: for the last
+    // holder of a result), else copied (borrowed memory) or downloaded.
+    Matrix take_matrix();
 
     // The copy on `device`, or null. keep_device_copy records one (a backend's upload; const: it is a cache).
     const DeviceStore* device_copy(int device) const;

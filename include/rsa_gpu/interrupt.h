@@ -38,6 +38,12 @@ inline bool interrupt_requested() { return interrupt_signal() != 0; }
 // Throws Interrupted(signal, during) when a signal has arrived; call at safe points of long work.
 void check_interrupt(const char* during);
 
+// For hosts that handle signals themselves and go on afterwards (the Python package: Ctrl-C raises
+// KeyboardInterrupt and the session continues): record `signal` as the handler would (async-signal-safe), and
+// forget it before the next call. The command line never clears it (it exits).
+void request_interrupt(int signal) noexcept;
+void clear_interrupt() noexcept;
+
 // "SIGINT", "SIGTERM", "signal N".
 std::string signal_name(int signal);
 

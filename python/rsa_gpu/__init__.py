@@ -20,24 +20,9 @@ is released during computation; the engine stops at its next safe point).
 """
 from __future__ import annotations
 
-import ctypes as _ctypes
-import os as _os
-
-_here = _os.path.dirname(_os.path.abspath(__file__))
-
-# The CUDA plugin is installed beside this file when the package was built with CUDA. librsa_core looks for it
-# beside the running executable (python, here) unless RSA_GPU_CUDA_PLUGIN names it, so point it here. It is only
-# opened when a GPU is asked for or looked for: without the CUDA libraries the import still works.
-_plugin = _os.path.join(_here, "librsa_gpu_cuda.so")
-if not _os.environ.get("RSA_GPU_CUDA_PLUGIN") and _os.path.exists(_plugin):
-    _os.environ["RSA_GPU_CUDA_PLUGIN"] = _plugin
-
-# The Ctrl-C bridge (python/src/interrupt_bridge.cpp) must be in the global symbol scope before the engine and the
-# plugin are loaded, so that its interrupt functions are the ones the engine calls.
-_bridge = _os.path.join(_here, "librsa_py_interrupt.so")
-if _os.path.exists(_bridge):
-    _ctypes.CDLL(_bridge, mode=_os.RTLD_GLOBAL | getattr(_os, "RTLD_NOW", 2))
-
+# The CUDA plugin, when the package was built with CUDA, is installed beside librsa_core.so in this folder; the
+# engine looks for it there first, and opens it only when a GPU is asked for or looked for: without the CUDA
+# libraries the import still works. Ctrl-C is handled by the module during each call (rsa_gpu._core).
 from . import _core  # noqa: E402
 from ._api import (  # noqa: E402
     BootstrapResult,

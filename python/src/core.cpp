@@ -1,12 +1,12 @@
 // rsa_gpu._core: the nanobind module behind the Python package (python/rsa_gpu/*.py holds the documented public
 // API; these functions are its thin native layer). Three concerns, each in one place:
-//   1. arrays: to_engine() / from_engine() are the ONLY conversions between Python arrays and the engine's Matrix.
-//      Inputs arrive as C-contiguous float32 host arrays, read in place (the Python layer converts other dtypes and
-//      layouts once, and brings GPU arrays to the host, in python/rsa_gpu/_arrays.py). Today the Backend takes
-//      `const Matrix&`, which owns a std::vector, so to_engine() makes the one copy of an input; when the Backend
-//      takes an Array view (host or device) that copy disappears here and nowhere else. Results are moved out of the
-//      engine's std::vector into a numpy array whose capsule owns that vector: no copy.
-//   2. calls: engine_call() releases the GIL, serialises calls on one backend, and arms the Ctrl-C bridge.
+//   1. arrays: to_engine() / from_engine() are the ONLY conversions between Python arrays and the engine's Arrays.
+//      Inputs arrive as C-contiguous float32 host arrays (the Python layer converts other dtypes and layouts once,
+//      and brings GPU arrays to the host, in python/rsa_gpu/_arrays.py) and are read in place: to_engine() wraps the
+//      numpy memory in a borrowed rsa::Array, no copy. Results are moved out of the engine's std::vector (a GPU
+//      result is downloaded once) into a numpy array whose capsule owns that vector: no copy.
+//   2. calls: engine_call() releases the GIL, serialises calls on one backend, and arms Ctrl-C
+//      (rsa::request_interrupt from a SIGINT handler during the call; rsa::clear_interrupt before the next).
 //   3. errors: rsa::InputError -> ValueError, OutOfMemoryError -> MemoryError, RuntimeError -> RuntimeError,
 //      Interrupted -> KeyboardInterrupt; messages as the command line prints them.
 #include <nanobind/nanobind.h>
@@ -36,16 +36,16 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/progress.h"
+#include "rsa_gpu/rdm_engine.h"
 #include "rsa_gpu/results.h"
 #include "rsa_gpu/train_network.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
-extern "C" void rsa_py_set_interrupt(int signal);  // python/src/interrupt_bridge.cpp
-
 namespace {
 
+using rsa::Array;
 using rsa::Backend;
 using rsa::Matrix;
 
@@ -55,14 +55,15 @@ using HostF32 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::
 using HostF32Vec = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using HostI64Vec = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
-// The engine's view of an input. THE one copy: Backend methods take `const Matrix&` (an owning std::vector).
-// Called with the GIL released (the caller keeps the array alive).
-Matrix to_engine(const HostF32& x) {
-    Matrix m;
-    m.rows = static_cast<int64_t>(x.shape(0));
-    m.cols = static_cast<int64_t>(x.shape(1));
-    m.data.assign(x.data(), x.data() + x.size());
-    return m;
+// The engine's view of an input: the numpy memory itself (borrowed; the caller keeps the array alive for the call).
+Array to_engine(const HostF32& x) {
+    return Array::borrow(x.data(), static_cast<int64_t>(x.shape(0)), static_cast<int64_t>(x.shape(1)));
+}
+std::vector<Array> to_engine(const std::vector<HostF32>& xs) {
+    std::vector<Array> out;
+    out.reserve(xs.size());
+    for (const HostF32& x : xs) out.push_back(to_engine(x));
+    return out;
 }
 std::vector<float> to_engine(const HostF32Vec& v) { return std::vector<float>(v.data(), v.data() + v.size()); }
 
@@ -78,6 +79,9 @@ nb::ndarray<nb::numpy, float> from_engine(Matrix&& m) {
     const size_t r = static_cast<size_t>(m.rows), c = static_cast<size_t>(m.cols);
     return from_engine<float>(std::move(m.data), {r, c});
 }
+// An engine result (host or device) as an owned host Matrix: moved out when the Array owns it, else copied or
+// downloaded once. Called with the GIL released.
+Matrix host_matrix(Array&& a) { return a.take_matrix(); }
 
 // Where a host array's data is as this module sees it (tests: an input is read in place, not copied on the way).
 uintptr_t input_address(const HostF32& x) { return reinterpret_cast<uintptr_t>(x.data()); }
@@ -112,7 +116,7 @@ std::shared_ptr<Engine> engine_for(const std::string& device) {  // GIL released
 std::atomic<int> g_sigint{0};
 void on_sigint(int) {
     g_sigint.store(1, std::memory_order_relaxed);
-    rsa_py_set_interrupt(SIGINT);
+    rsa::request_interrupt(SIGINT);
 }
 unsigned long g_main_thread = 0;
 nb::object* g_getsignal = nullptr;
@@ -121,7 +125,7 @@ nb::object* g_default_int_handler = nullptr;
 class InterruptScope {  // constructed and finished with the GIL held
 public:
     InterruptScope() {
-        rsa_py_set_interrupt(0);
+        rsa::clear_interrupt();
         g_sigint.store(0);
         if (PyThread_get_thread_ident() != g_main_thread) return;
         if (!(*g_getsignal)(SIGINT).is(*g_default_int_handler)) return;
@@ -141,7 +145,7 @@ public:
     void finish() {
         disarm();
         if (g_sigint.exchange(0)) {
-            rsa_py_set_interrupt(0);
+            rsa::clear_interrupt();
             PyErr_SetString(PyExc_KeyboardInterrupt, "interrupted (SIGINT)");
             throw nb::python_error();
         }
@@ -186,10 +190,9 @@ nb::ndarray<nb::numpy, float> py_rdm(const HostF32& x, const std::string& device
                                      uint64_t max_gpu_mem, const std::string& constant_rows, const std::string& what) {
     const rsa::RdmOptions opts = rdm_options(precision, max_gpu_mem, constant_rows);
     Matrix m = engine_call(device, [&](Backend& b) {
-        const Matrix in = to_engine(x);
-        Matrix r = b.rdm(in, opts, what);
+        rsa::RdmResult r = rsa::compute_rdm(b, to_engine(x), opts, what);
         rsa::check_interrupt("the RDM");
-        return r;
+        return host_matrix(std::move(r.rdm));
     });
     return from_engine(std::move(m));
 }
@@ -205,12 +208,12 @@ std::tuple<double, int64_t, int64_t> py_compare(const HostF32& a, const HostF32&
                                                 const std::string& device, bool check) {
     const rsa::Measure measure = rsa::parse_measure(method);
     const rsa::CompareResult r = engine_call(device, [&](Backend& be) {
-        const Matrix ma = to_engine(a), mb = to_engine(b);
+        const Array ma = to_engine(a), mb = to_engine(b);
         if (check)
-            rsa::check_rdm_pair(ma, mb, "a", "b");
+            rsa::check_rdm_pair(ma.view(), mb.view(), "a", "b");
         else
-            rsa::check_rdm_shapes(ma, mb, "a", "b");
-        return be.compare(ma, mb, measure);
+            rsa::check_rdm_shapes(ma.view(), mb.view(), "a", "b");
+        return be.compare(ma, {mb}, {measure}).at(0).at(0);
     });
     return {r.value, r.pairs, r.skipped};
 }
@@ -222,22 +225,22 @@ nb::tuple py_compare_many(const HostF32& ref, const std::vector<HostF32>& models
     using Out = std::tuple<std::vector<double>, std::vector<int64_t>, std::vector<int64_t>>;
     Out out = engine_call(device, [&](Backend& be) {
         Out o;
-        const Matrix mr = to_engine(ref);
+        const Array mr = to_engine(ref);
+        const std::vector<Array> mm = to_engine(models);
         for (size_t i = 0; i < models.size(); ++i) {
-            const Matrix mm = to_engine(models[i]);
             const std::string name = "models[" + std::to_string(i) + "]";
             if (check)
-                rsa::check_rdm_pair(mr, mm, "ref", name.c_str());
+                rsa::check_rdm_pair(mr.view(), mm[i].view(), "ref", name.c_str());
             else
-                rsa::check_rdm_shapes(mr, mm, "ref", name.c_str());
-            for (rsa::Measure m : measures) {
-                const rsa::CompareResult r = be.compare(mr, mm, m);
+                rsa::check_rdm_shapes(mr.view(), mm[i].view(), "ref", name.c_str());
+        }
+        for (const auto& row : be.compare(mr, mm, measures))  // one batched call
+            for (const rsa::CompareResult& r : row) {
                 std::get<0>(o).push_back(r.value);
                 std::get<1>(o).push_back(r.pairs);
                 std::get<2>(o).push_back(r.skipped);
             }
-            rsa::check_interrupt("the comparisons");
-        }
+        rsa::check_interrupt("the comparisons");
         return o;
     });
     const std::vector<size_t> shape = {models.size(), measures.size()};
@@ -248,9 +251,10 @@ nb::tuple py_compare_many(const HostF32& ref, const std::vector<HostF32>& models
 
 double py_cka(const HostF32& x, const HostF32& y, bool debiased, const std::string& device) {
     return engine_call(device, [&](Backend& be) {
-        const Matrix mx = to_engine(x), my = to_engine(y);
-        rsa::check_cka_inputs(mx, my, debiased, "x", "y");
-        return be.cka(mx, my, debiased);
+        const Array mx = to_engine(x), my = to_engine(y);
+        rsa::check_cka_inputs(mx.view(), my.view(), debiased, "x", "y");
+        const rsa::CkaResult r = be.cka(mx, my);
+        return debiased ? r.debiased : r.plain;
     });
 }
 
@@ -259,12 +263,10 @@ nb::tuple py_bootstrap(const HostF32& ref, const std::vector<HostF32>& models, i
                        const std::string& device) {
     if (n < 1) throw rsa::InputError("n: the number of bootstrap resamples must be at least 1, got " + std::to_string(n));
     rsa::BootstrapResult r = engine_call(device, [&](Backend& be) {
-        const Matrix mr = to_engine(ref);
-        std::vector<Matrix> mm;
-        for (size_t i = 0; i < models.size(); ++i) {
-            mm.push_back(to_engine(models[i]));
-            rsa::check_rdm_pair(mr, mm.back(), "ref", ("models[" + std::to_string(i) + "]").c_str());
-        }
+        const Array mr = to_engine(ref);
+        const std::vector<Array> mm = to_engine(models);
+        for (size_t i = 0; i < models.size(); ++i)
+            rsa::check_rdm_pair(mr.view(), mm[i].view(), "ref", ("models[" + std::to_string(i) + "]").c_str());
         rsa::BootstrapResult out = be.bootstrap(mr, mm, n, seed);
         rsa::check_interrupt("the bootstrap");
         return out;
@@ -285,16 +287,16 @@ nb::tuple py_permutation(const HostF32& ref, const std::vector<HostF32>& models,
     using Out = std::tuple<std::vector<double>, std::vector<double>, std::vector<double>>;
     Out out = engine_call(device, [&](Backend& be) {
         Out o;
-        const Matrix mr = to_engine(ref);
-        for (size_t i = 0; i < models.size(); ++i) {
-            const Matrix mm = to_engine(models[i]);
-            rsa::check_rdm_pair(mr, mm, "ref", ("models[" + std::to_string(i) + "]").c_str());
-            rsa::PermutationResult r = be.permutation(mr, mm, n, seed);
-            rsa::check_interrupt("the permutation test");
+        const Array mr = to_engine(ref);
+        const std::vector<Array> mm = to_engine(models);
+        for (size_t i = 0; i < models.size(); ++i)
+            rsa::check_rdm_pair(mr.view(), mm[i].view(), "ref", ("models[" + std::to_string(i) + "]").c_str());
+        for (const rsa::PermutationResult& r : be.permutation(mr, mm, n, seed)) {  // one batched call
             std::get<0>(o).push_back(r.r_obs);
             std::get<1>(o).push_back(r.p_value);
             std::get<2>(o).insert(std::get<2>(o).end(), r.null.begin(), r.null.end());
         }
+        rsa::check_interrupt("the permutation test");
         return o;
     });
     const size_t M = models.size();
@@ -305,9 +307,9 @@ nb::tuple py_permutation(const HostF32& ref, const std::vector<HostF32>& models,
 nb::dict py_noise_ceiling(const HostF32& resp, const HostI64Vec& bins, int splits, uint64_t seed,
                           const std::string& device) {
     rsa::NoiseCeilingResult r = engine_call(device, [&](Backend& be) {
-        const Matrix m = to_engine(resp);
+        const Array m = to_engine(resp);
         const std::vector<int64_t> b(bins.data(), bins.data() + bins.size());
-        rsa::check_noise_ceiling_input(m.rows, m.cols, b, splits);
+        rsa::check_noise_ceiling_input(m.rows(), m.cols(), b, splits);
         return be.noise_ceiling(m, b, splits, seed);
     });
     nb::dict d;
@@ -327,7 +329,7 @@ nb::ndarray<nb::numpy, float> py_gratings(const HostF32Vec& angles, double sf, d
     p.res = res;
     rsa::check_gratings_output(static_cast<size_t>(angles.size()), p);
     const size_t h = static_cast<size_t>(p.height()), w = static_cast<size_t>(p.width());
-    Matrix g = engine_call(device, [&](Backend& be) { return be.gratings(to_engine(angles), p); });
+    Matrix g = engine_call(device, [&](Backend& be) { return host_matrix(be.gratings(to_engine(angles), p)); });
     const size_t count = static_cast<size_t>(g.rows);
     return from_engine<float>(std::move(g.data), {count, h, w});
 }
@@ -373,7 +375,7 @@ nb::tuple py_cnn_train(const HostF32Vec& params, const HostF32& images, const Ho
     Out out = engine_call(device, [&](Backend& be) {
         Out o;
         o.first = to_engine(params);
-        const Matrix im = to_engine(images);
+        const Array im = to_engine(images);
         const std::vector<float> lab = to_engine(labels);
         o.second = be.cnn_train(o.first, im, lab, cfg, [](int, float) { rsa::check_interrupt("training"); });
         return o;
@@ -478,31 +480,11 @@ nb::tuple py_run_tutorial(const nb::dict& kw) {
         const rsa::Say say = [&](const std::string& line) {
             if (!cfg.quiet) std::printf("%s\n", line.c_str());
         };
-        rsa::Results results;
-        results.version = RSA_GPU_VERSION;
-        results.command = cfg.command_line;
-        results.device = be.name();
-        results.versions = rsa::version_report(be.is_gpu());
-        results.stimuli.height = cfg.grating.height();
-        results.stimuli.width = cfg.grating.width();
-        results.stimuli.sf = cfg.grating.sf;
-        results.stimuli.res = cfg.grating.res;
-        results.constant_rows = cfg.rdm.constant_rows;
-        rsa::StageTimings& timings = results.timings_ms;
-        const rsa::V1Stage v1 = rsa::load_v1_stage(be, cfg, timings, say);
-        results.data = v1.data;
-        results.stimuli.count = v1.v1.resp.rows;
-        results.v1 = {v1.v1.resp.rows, v1.v1.resp.cols, v1.v1.source};
-        const rsa::RepresentationsStage reps = rsa::build_representations(be, cfg, v1.v1, timings, say);
-        results.cnn = reps.cnn;
-        rsa::RdmStage rdms = rsa::compute_rdms(be, cfg.rdm, v1.v1.resp, reps.reps, timings);
-        results.correlations = rsa::compare_with_v1(be, cfg, v1.v1.resp, reps.reps, rdms, timings);
-        results.statistics = rsa::add_statistics(be, cfg, rdms, v1.ceiling ? &*v1.ceiling : nullptr,
-                                                 results.correlations, timings, say);
-        rsa::check_interrupt("the statistics");
-        o.first = rsa::results_to_json(results).dump();
-        o.second.emplace_back("v1", std::move(rdms.v1));
-        for (size_t i = 0; i < reps.reps.size(); ++i) o.second.emplace_back(reps.reps[i].name, std::move(rdms.reps[i]));
+        rsa::JobState job = rsa::run_job_stages(be, cfg, say);
+        o.first = rsa::results_to_json(job.results).dump();
+        o.second.emplace_back("v1", host_matrix(std::move(job.rdms.v1.rdm)));
+        for (size_t i = 0; i < job.reps.reps.size(); ++i)
+            o.second.emplace_back(job.reps.reps[i].name, host_matrix(std::move(job.rdms.reps[i].rdm)));
         return o;
     });
     nb::dict rdms;
@@ -548,7 +530,7 @@ NB_MODULE(_core, m) {
         } catch (const rsa::RuntimeError& e) {
             PyErr_SetString(PyExc_RuntimeError, e.what());
         } catch (const rsa::Interrupted& e) {
-            rsa_py_set_interrupt(0);
+            rsa::clear_interrupt();
             PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
         }
     });
