@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/blas_setup.h"
 #include "rsa_gpu/cuda_plugin.h"
 #include "rsa_gpu/error.h"
 
@@ -183,7 +184,8 @@ bool gpu_usable(std::string* why) {
 
 std::string version_report(bool load_cuda) {
     std::string out = std::string("rsa_gpu ") + RSA_GPU_VERSION + "\n";
-    out += std::string("OpenBLAS: ") + openblas_get_config() + "\n";
+    out += std::string("OpenBLAS: ") + openblas_get_config() + " (kernels: " + blas_corename() +
+           (std::getenv("RSA_GPU_BLAS_RESTARTED") ? ", chosen by rsa_gpu through OPENBLAS_CORETYPE" : "") + ")\n";
     std::string why;
     if (!load_cuda && !plugin_loaded())
         out += "CUDA: not loaded (this run used the CPU)\n";

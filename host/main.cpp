@@ -4,21 +4,36 @@
 // taken output path included), 1 runtime failure of the machine, 130 / 143 interrupted by SIGINT / SIGTERM (nothing
 // written).
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "commands/commands.h"
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/blas_setup.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 
 using namespace rsa;
 
 int main(int argc, char** argv) {
+    // OpenBLAS reads OPENBLAS_CORETYPE once, as it loads (before main): when it fell back to its generic kernels on an
+    // AVX-512 CPU it does not know, start again once with the type that fixes it (blas_setup.h). A failed exec
+    // changes nothing; RSA_GPU_BLAS_RESTARTED guards against a loop.
+    if (!std::getenv("RSA_GPU_BLAS_RESTARTED")) {
+        const std::string fix = blas_coretype_fix();
+        if (!fix.empty()) {
+            ::setenv("OPENBLAS_CORETYPE", fix.c_str(), 1);
+            ::setenv("RSA_GPU_BLAS_RESTARTED", "1", 1);
+            ::execv("/proc/self/exe", argv);
+            ::unsetenv("OPENBLAS_CORETYPE");  // exec failed: go on with the kernels OpenBLAS chose
+        }
+    }
     install_interrupt_handlers();
     CLI::App app{"rsa_gpu: representational similarity analysis of a CNN and mouse V1, on the GPU (or CPU).\n"
                  "Without a subcommand it runs the whole analysis on the embedded synthetic V1 recording\n"

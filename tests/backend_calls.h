@@ -1,12 +1,30 @@
 // One-item calls on a Backend for tests: the RDM of a host matrix through the shared layer (compute_rdm) as a host
-// Matrix, one comparison, one CKA form. The Backend interface itself takes Arrays and batches.
+// Matrix, one comparison, one CKA form (the Backend interface itself takes Arrays and batches); and plans of a forced
+// shape for the engines' own tests.
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/rdm_engine.h"
 
 namespace rsa_test {
+
+// A plan of the given shape: neuron blocks of K columns, tiles of T rows (T = 0: in memory).
+inline rsa::MemoryPlan plan_of(int64_t S, int64_t N, int64_t K, int64_t T) {
+    rsa::MemoryPlan p;
+    p.kind = T > 0 ? rsa::PlanKind::Tiled : (K < N ? rsa::PlanKind::Streamed : rsa::PlanKind::OneShot);
+    p.tiled = T > 0;
+    p.streamed = K < N;
+    p.stimuli = S;
+    p.neurons = N;
+    p.neuron_block = std::min(K, N);
+    p.neuron_blocks = (N + p.neuron_block - 1) / p.neuron_block;
+    p.row_tile = T > 0 ? std::min(T, S) : S;
+    p.row_tiles = (S + p.row_tile - 1) / p.row_tile;
+    return p;
+}
 
 inline rsa::Matrix rdm_of(rsa::Backend& b, const rsa::Array& x, const rsa::RdmOptions& o, const std::string& what) {
     const rsa::RdmResult r = rsa::compute_rdm(b, x, o, what);

@@ -14,6 +14,7 @@
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/rdm.h"
 #include "rsa_gpu/rdm_plan.h"
+#include "backend_calls.h"
 #include "test_util.h"
 
 using namespace rsa;
@@ -50,23 +51,9 @@ std::vector<float> one_shot(const std::vector<float>& x, int64_t S, int64_t N, s
     return m;
 }
 
-// A plan of the given shape: neuron blocks of K columns, tiles of T rows (T = 0: in memory).
-MemoryPlan plan_of(int64_t S, int64_t N, int64_t K, int64_t T) {
-    MemoryPlan p;
-    p.kind = T > 0 ? PlanKind::Tiled : (K < N ? PlanKind::Streamed : PlanKind::OneShot);
-    p.tiled = T > 0;
-    p.stimuli = S;
-    p.neurons = N;
-    p.neuron_block = std::min(K, N);
-    p.neuron_blocks = (N + p.neuron_block - 1) / p.neuron_block;
-    p.row_tile = T > 0 ? std::min(T, S) : S;
-    p.row_tiles = (S + p.row_tile - 1) / p.row_tile;
-    return p;
-}
-
 // The engine in memory with neuron blocks of K.
 void rdm_blocks(const std::vector<float>& x, int64_t S, int64_t N, int64_t K, Precision precision, float* out) {
-    rdm_run_ref(x.data(), S, N, plan_of(S, N, K, 0), precision, row_moments_ref(x.data(), S, N), out, nullptr);
+    rdm_run_ref(x.data(), S, N, rsa_test::plan_of(S, N, K, 0), precision, row_moments_ref(x.data(), S, N), out, nullptr);
 }
 
 // Tiles into a MappedNpyWriter at `path`; after_tile (may be empty) is called after each tile with (done, total).
@@ -91,7 +78,7 @@ int64_t rdm_tiles_to_file(const std::vector<float>& x, int64_t S, int64_t N, int
                           Precision precision, const std::string& path, std::function<void(int64_t)> after = {}) {
     MappedNpyWriter w(path, S, S);
     WriterSink sink(w, std::move(after));
-    rdm_run_ref(x.data(), S, N, plan_of(S, N, K, T), precision, row_moments_ref(x.data(), S, N), nullptr, &sink);
+    rdm_run_ref(x.data(), S, N, rsa_test::plan_of(S, N, K, T), precision, row_moments_ref(x.data(), S, N), nullptr, &sink);
     w.commit();
     return sink.done();
 }

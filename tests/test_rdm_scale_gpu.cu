@@ -17,6 +17,7 @@
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/rdm.h"
 #include "rsa_gpu/rdm_engine.h"
+#include "backend_calls.h"
 #include "test_util.h"
 
 using namespace rsa;
@@ -36,21 +37,6 @@ std::vector<float> structured(int64_t S, int64_t N) {
             x[s * N + n] += v + 2.0f + 0.1f * static_cast<float>(s % 5);
         }
     return x;
-}
-
-// A plan of the given shape: neuron blocks of K, tiles of T rows (0: in memory).
-MemoryPlan plan_of(int64_t S, int64_t N, int64_t K, int64_t T) {
-    MemoryPlan p;
-    p.kind = T > 0 ? PlanKind::Tiled : (K < N ? PlanKind::Streamed : PlanKind::OneShot);
-    p.tiled = T > 0;
-    p.streamed = K < N;
-    p.stimuli = S;
-    p.neurons = N;
-    p.neuron_block = std::min(K, N);
-    p.neuron_blocks = (N + p.neuron_block - 1) / p.neuron_block;
-    p.row_tile = T > 0 ? std::min(T, S) : S;
-    p.row_tiles = (S + p.row_tile - 1) / p.row_tile;
-    return p;
 }
 
 // Tiles into an S x S host matrix (pre-poisoned with NaN: a tile never written reads NaN).
@@ -129,8 +115,8 @@ std::vector<float> gpu_run(const std::vector<float>& x, int64_t S, int64_t N, co
 TEST(RdmScaleGpu, EnginesAgreeUnderEveryPlanFp32AndTf32) {
     const int64_t S = 300, N = 2500;
     const std::vector<float> x = structured(S, N);
-    const std::vector<MemoryPlan> plans = {plan_of(S, N, N, 0), plan_of(S, N, 700, 0), plan_of(S, N, N, 64),
-                                           plan_of(S, N, 300, 37)};
+    const std::vector<MemoryPlan> plans = {rsa_test::plan_of(S, N, N, 0), rsa_test::plan_of(S, N, 700, 0), rsa_test::plan_of(S, N, N, 64),
+                                           rsa_test::plan_of(S, N, 300, 37)};
     for (Precision prec : {Precision::FP32, Precision::TF32})
         for (const MemoryPlan& p : plans) {
             const std::vector<float> twin = cpu_run(x, S, N, p, prec);
