@@ -7,10 +7,31 @@
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/host_memory.h"
+#include "rsa_gpu/progress.h"
 
 namespace rsa {
 
 namespace {
+
+// A progress bar drawn for a twin's progress reports, created at the first report (when the total is known).
+class ProgressBar {
+public:
+    explicit ProgressBar(const char* label) : label_(label) {}
+    StatsProgress callback() {
+        return [this](int64_t done, int64_t total) {
+            if (!bar_ || total != total_) {
+                bar_ = std::make_unique<Progress>(label_, total);
+                total_ = total;
+            }
+            bar_->update(done);
+        };
+    }
+
+private:
+    const char* label_;
+    std::unique_ptr<Progress> bar_;
+    int64_t total_ = -1;
+};
 
 std::vector<MatrixView> views(const std::vector<Array>& arrays) {
     std::vector<MatrixView> v;
@@ -80,12 +101,14 @@ public:
 
     BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
                               uint64_t seed) override {
-        return bootstrap_ref(ref.view(), views(models), resamples, seed);
+        ProgressBar bar("bootstrap");
+        return bootstrap_ref(ref.view(), views(models), resamples, seed, bar.callback());
     }
     std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
                                                uint64_t seed) override {
         std::vector<PermutationResult> out;
-        for (const Array& m : models) out.push_back(permutation_ref(ref.view(), m.view(), permutations, seed));
+        ProgressBar bar("permutations");
+        for (const Array& m : models) out.push_back(permutation_ref(ref.view(), m.view(), permutations, seed, bar.callback()));
         return out;
     }
     NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,

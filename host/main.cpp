@@ -21,19 +21,26 @@
 
 using namespace rsa;
 
+namespace {
+
+// OpenBLAS reads OPENBLAS_CORETYPE once, as it loads (before main): when it fell back to its generic kernels on an
+// AVX-512 CPU it does not know, start again once with the type that fixes it (blas_setup.h). A failed exec changes
+// nothing; RSA_GPU_BLAS_RESTARTED guards against a loop.
+void restart_for_blas_kernels(char** argv) {
+    if (std::getenv("RSA_GPU_BLAS_RESTARTED")) return;
+    const std::string fix = blas_coretype_fix();
+    if (fix.empty()) return;
+    ::setenv("OPENBLAS_CORETYPE", fix.c_str(), 1);
+    ::setenv("RSA_GPU_BLAS_RESTARTED", "1", 1);
+    std::fflush(nullptr);
+    ::execv("/proc/self/exe", argv);
+    ::unsetenv("OPENBLAS_CORETYPE");  // exec failed: go on with the kernels OpenBLAS chose
+    ::unsetenv("RSA_GPU_BLAS_RESTARTED");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    // OpenBLAS reads OPENBLAS_CORETYPE once, as it loads (before main): when it fell back to its generic kernels on an
-    // AVX-512 CPU it does not know, start again once with the type that fixes it (blas_setup.h). A failed exec
-    // changes nothing; RSA_GPU_BLAS_RESTARTED guards against a loop.
-    if (!std::getenv("RSA_GPU_BLAS_RESTARTED")) {
-        const std::string fix = blas_coretype_fix();
-        if (!fix.empty()) {
-            ::setenv("OPENBLAS_CORETYPE", fix.c_str(), 1);
-            ::setenv("RSA_GPU_BLAS_RESTARTED", "1", 1);
-            ::execv("/proc/self/exe", argv);
-            ::unsetenv("OPENBLAS_CORETYPE");  // exec failed: go on with the kernels OpenBLAS chose
-        }
-    }
     install_interrupt_handlers();
     CLI::App app{"rsa_gpu: representational similarity analysis of a CNN and mouse V1, on the GPU (or CPU).\n"
                  "Without a subcommand it runs the whole analysis on the embedded synthetic V1 recording\n"
@@ -61,7 +68,10 @@ int main(int argc, char** argv) {
 
     try {
         for (const auto& command : commands)
-            if (command->chosen()) return command->run(commands::joined_args(argc, argv));
+            if (command->chosen()) {
+                if (command->heavy_blas()) restart_for_blas_kernels(argv);
+                return command->run(commands::joined_args(argc, argv));
+            }
         throw RuntimeError("no command was chosen");  // unreachable: the main job runs without a subcommand
     } catch (const Interrupted& e) {
         remove_registered_staging();  // a safety net: the owners' destructors have removed theirs already

@@ -17,7 +17,6 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/rdm.h"
-#include "rsa_gpu/progress.h"
 #include "rsa_gpu/stats.h"
 
 namespace rsa {
@@ -204,7 +203,7 @@ using CountsFn = std::function<void(int64_t r0, int64_t rc, double* w)>;
 
 // samples[l][r] from the quadratic forms q_m = w^T F_m w / 2, m = [A0, A0^2, then per model B0, B0^2, A0 B0].
 std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std::vector<MatrixView>& models, int64_t R,
-                                                const CountsFn& counts) {
+                                                const CountsFn& counts, const StatsProgress& progress) {
     const int64_t S = ref.rows, L = static_cast<int64_t>(models.size()), M = 2 + 3 * L;
     const double ma = upper_mean(ref);
     std::vector<double> mb(static_cast<size_t>(L));
@@ -212,7 +211,6 @@ std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t{1} << 22) / S));
     std::vector<double> q(static_cast<size_t>(R * M)), w2(static_cast<size_t>(R)), distinct(w2.size());
     std::vector<double> F(static_cast<size_t>(S * S)), W(static_cast<size_t>(chunk * S)), T(W.size());
-    Progress bar("bootstrap", M * R);
     for (int64_t m = 0; m < M; ++m) {
         for (int64_t i = 0; i < S; ++i)
             for (int64_t j = 0; j < S; ++j) {
@@ -247,7 +245,7 @@ std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std
                     d += wr[j] > 0.0;
                 }
                 q[static_cast<size_t>((r0 + r) * M + m)] = 0.5 * s;
-                bar.update(m * R + r0 + r + 1);
+                if (progress) progress(m * R + r0 + r + 1, M * R);
                 if (m == 0) {
                     w2[static_cast<size_t>(r0 + r)] = s2;
                     distinct[static_cast<size_t>(r0 + r)] = d;
@@ -269,7 +267,8 @@ std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std
 
 }  // namespace
 
-BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models, int resamples, uint64_t seed) {
+BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models, int resamples, uint64_t seed,
+                              const StatsProgress& progress) {
     check_pairs(ref, models);
     if (resamples < 1) throw InputError("bootstrap: the number of resamples must be at least 1");
     const int64_t S = ref.rows;
@@ -278,7 +277,7 @@ BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixVie
         std::fill(w, w + rc * S, 0.0);
         for (int64_t r = 0; r < rc; ++r)
             for (int64_t k = 0; k < S; ++k) w[r * S + bootstrap_draw(seed, S, r0 + r, k)] += 1.0;
-    });
+    }, progress);
     bootstrap_summarise(res);
     return res;
 }
@@ -291,7 +290,7 @@ std::vector<std::vector<double>> bootstrap_from_counts_ref(const MatrixView& ref
         throw InputError("bootstrap: counts must hold resamples x S values");
     return bootstrap_core(ref, models, resamples, [&](int64_t r0, int64_t rc, double* w) {
         std::copy(counts.begin() + r0 * S, counts.begin() + (r0 + rc) * S, w);
-    });
+    }, {});
 }
 
 double bootstrap_r_bruteforce(const MatrixView& ref, const MatrixView& model, const std::vector<int64_t>& idx) {
@@ -367,19 +366,19 @@ double perm_r(const MatrixView& ref, const PermInputs& in, const int* perm) {
 
 }  // namespace
 
-PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations, uint64_t seed) {
+PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations, uint64_t seed,
+                                  const StatsProgress& progress) {
     if (permutations < 1) throw InputError("permutation test: the number of permutations must be at least 1");
     const PermInputs in = perm_inputs(ref, model);
     PermutationResult res;
     res.r_obs = perm_r(ref, in, nullptr);
     res.null.resize(static_cast<size_t>(permutations));
     std::vector<int> perm(static_cast<size_t>(in.S));
-    Progress bar("permutations", permutations);
     for (int p = 0; p < permutations; ++p) {
         check_interrupt("the permutation test");
         permutation_draw(seed, in.S, p, perm.data());
         res.null[static_cast<size_t>(p)] = perm_r(ref, in, perm.data());
-        bar.update(p + 1);
+        if (progress) progress(p + 1, permutations);
     }
     res.p_value = permutation_p_value(res.r_obs, res.null);
     return res;

@@ -76,6 +76,7 @@ public:
     }
 
     bool chosen() const override { return app_->get_subcommands().empty(); }
+    bool heavy_blas() const override { return true; }
 
     int run(const std::string& command_line) override {
         enable_progress(cfg_.quiet, cfg_.json);

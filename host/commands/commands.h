@@ -30,6 +30,9 @@ public:
     // Runs it; returns the exit code. Throws InputError, RuntimeError, Interrupted (main.cpp maps them).
     // `command_line` is the whole command line as given (recorded in results.json).
     virtual int run(const std::string& command_line) = 0;
+    // Whether its work is mostly BLAS (SYRK, GEMM): main.cpp then makes sure OpenBLAS runs the kernels the CPU can
+    // (blas_setup.h), at the price of one restart of the process (~30 ms). Light commands do not pay it.
+    virtual bool heavy_blas() const { return false; }
 };
 
 // The main job first (the top-level options), then the subcommands in --help order.

@@ -17,6 +17,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -127,10 +128,14 @@ struct BootstrapResult {
     std::vector<int64_t> nan_samples;          // [model]: degenerate resamples (excluded from lo / hi)
 };
 
+// Progress of a long twin: (work done, total), called now and then; the caller draws it (the twins print nothing).
+using StatsProgress = std::function<void(int64_t done, int64_t total)>;
+
 // ref, models: S x S RDMs (check_rdm_pair, no NaN in the upper triangles). resamples >= 1.
 // Quadratic forms in double (OpenBLAS dgemm over resample chunks).
 BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models,
-                              int resamples = kDefaultBootstrapResamples, uint64_t seed = 0);
+                              int resamples = kDefaultBootstrapResamples, uint64_t seed = 0,
+                              const StatsProgress& progress = {});
 
 // The same sums for given counts (counts: resamples x S, row r = the counts of resample r, each row summing to
 // the number of draws). Returns [model][resample]. For tests and the golden file (indices written out).
@@ -156,7 +161,7 @@ struct PermutationResult {
 
 // ref, model: S x S (check_rdm_pair, no NaN). Permutes the labels of `model`. permutations >= 1.
 PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations = kDefaultPermutations,
-                                  uint64_t seed = 0);
+                                  uint64_t seed = 0, const StatsProgress& progress = {});
 
 // r for one given permutation (perm: S labels), the twin's formula. For tests and the golden file.
 double permutation_r_ref(const MatrixView& ref, const MatrixView& model, const std::vector<int>& perm);
