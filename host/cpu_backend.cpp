@@ -51,7 +51,7 @@ public:
         return gratings_ref(angles_deg, params);
     }
 
-    RowMoments row_moments(const Array& x) override { return row_moments_ref(x.host(), x.rows(), x.cols()); }
+    RowMoments row_moments(const Array& x, bool) override { return row_moments_ref(x.host(), x.rows(), x.cols()); }
 
     PlanMemory rdm_memory(int64_t S, int64_t N) override {
         // The S x N input is resident already: the RDM may use the host budget less the input.

@@ -148,7 +148,7 @@ RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& option
     res.plan = plan_backend_rdm(S, N, memory, options, what);
 
     // The input checks, once, from the row moments (on the backend's device).
-    const RowMoments moments = backend.row_moments(x);
+    const RowMoments moments = backend.row_moments(x, res.plan.kind == PlanKind::OneShot);
     for (int64_t s = 0; s < S; ++s)
         if (!std::isfinite(moments.mean[s]) || !std::isfinite(moments.m2[s]))
             check_rdm_input(x.view(), what);  // names the row and column (the host copy: an error path)

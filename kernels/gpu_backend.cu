@@ -68,12 +68,14 @@ public:
         return Array::on_device(B, params.pixels(), out);
     }
 
-    RowMoments row_moments(const Array& x) override {
+    RowMoments row_moments(const Array& x, bool keep_on_device) override {
         const int64_t S = x.rows(), N = x.cols();
-        // GPU first: a host input that fits in half the free device memory is uploaded here, once, and kept with
-        // the Array (the run and any later operation on it find it there); a larger one is summarised on the host,
-        // where it is, and streamed by the run.
-        const float* d_x = on_device_if_fits(x, "the RDM input");
+        // GPU first: for a one-shot plan a host input that fits in half the free device memory is uploaded here,
+        // once, and kept with the Array (the run and any later operation on it find it there); otherwise (a plan
+        // that streams it, or too large) it is summarised on the host, where it is.
+        const DeviceStore* resident = x.device_copy(ctx_.device);
+        const float* d_x = resident ? resident->data()
+                                    : keep_on_device ? on_device_if_fits(x, "the RDM input") : nullptr;
         if (!d_x) return row_moments_ref(x.host(), S, N);
         RowMoments m;
         m.mean.resize(static_cast<size_t>(S));

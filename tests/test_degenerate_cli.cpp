@@ -209,7 +209,9 @@ TEST(DegenerateCli, MainJobNoiseCeilingKeeps181Bins) {
         std::copy(t.resp.row(keep[i]), t.resp.row(keep[i]) + t.resp.cols, sub.row(static_cast<int64_t>(i)));
     const NoiseCeilingResult want = noise_ceiling_ref(sub, bins, 1, 1);
     EXPECT_EQ(want.bins_kept, 181);
-    EXPECT_NEAR(ceiling, want.ceiling, 1e-9);
+    // The command line may run other OpenBLAS kernels than this test does (it picks the CPU's AVX-512 kernels when
+    // OpenBLAS fell back to generic ones, blas_setup.h): the half RDMs' SYRK rounding then moves r by ~1e-7.
+    EXPECT_NEAR(ceiling, want.ceiling, 1e-6);
     // And its value on this fixture (seed 2021, stats seed 1), so a change in what the job feeds it shows.
     EXPECT_NEAR(ceiling, kPinnedCeiling, 1e-5);
     // The Pearson row of the table carries it.

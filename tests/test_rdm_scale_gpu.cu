@@ -214,7 +214,7 @@ TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBack) {
         bool is_gpu() const override { return true; }
         int device() const override { return b_.device(); }
         Array gratings(const std::vector<float>& a, const GratingParams& p) override { return b_.gratings(a, p); }
-        RowMoments row_moments(const Array& x) override { return b_.row_moments(x); }
+        RowMoments row_moments(const Array& x, bool keep) override { return b_.row_moments(x, keep); }
         PlanMemory rdm_memory(int64_t S, int64_t N) override {
             PlanMemory m = b_.rdm_memory(S, N);
             if (calls_++ == 0) m.free_bytes = 1ull << 40;

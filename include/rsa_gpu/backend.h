@@ -44,8 +44,10 @@ public:
 
     // ---- the RDM engine (one per backend). compute_rdm (rdm_engine.h) checks, plans once and calls these.
     // Mean and centred sum of squares of every row of x (S x N), two passes in double: the input checks and the
-    // statistics the run z-scores with. The GPU computes them on the device (uploading x once, kept with x).
-    virtual RowMoments row_moments(const Array& x) = 0;
+    // statistics the run z-scores with. keep_on_device: the plan holds the whole input in memory (one-shot), so a GPU
+    // may upload x now (kept with x, for the run and later operations) and compute them there; otherwise a host x is
+    // summarised where it is (the plan streams it).
+    virtual RowMoments row_moments(const Array& x, bool keep_on_device) = 0;
     // What an S x N RDM plan may use: free device memory, or the host budget beside the input.
     virtual PlanMemory rdm_memory(int64_t S, int64_t N) = 0;
     // Runs `plan` on x with its row moments: in-memory plans return the S x S RDM on this backend's device with rows

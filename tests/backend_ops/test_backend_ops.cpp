@@ -446,9 +446,9 @@ public:
         note("gratings");
         return b_.gratings(angles, p);
     }
-    RowMoments row_moments(const Array& x) override {
+    RowMoments row_moments(const Array& x, bool keep_on_device) override {
         note("row_moments");
-        return b_.row_moments(x);
+        return b_.row_moments(x, keep_on_device);
     }
     PlanMemory rdm_memory(int64_t S, int64_t N) override {
         note("rdm_memory");
@@ -578,7 +578,7 @@ Case row_moments_case(const std::string& label, int64_t S, int64_t N, std::vecto
         return [x, S, constant](Backend& be, Output& out, int) {
             InputGuard guard;
             guard.add("x", x);
-            const RowMoments m = be.row_moments(x);
+            const RowMoments m = be.row_moments(x, true);
             guard.verify(out);
             put_vector(out, "mean", m.mean, static_cast<size_t>(S));
             put_vector(out, "m2", m.m2, static_cast<size_t>(S));
