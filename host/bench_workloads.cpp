@@ -473,7 +473,7 @@ private:
                     const double io = static_cast<double>(bytes) + static_cast<double>(S) * S * 4;
                     const bool tf = p == Precision::TF32;
                     set_floor(r, m_.floor, r.work, tf ? m_.floor.tf32_flops : m_.floor.fp32_flops, tf ? "TF32" : "FP32",
-                              io, be_.is_gpu() && plan.streamed ? static_cast<double>(bytes) : 0.0);
+                              io);
                     std::string ran;
                     const Timing t = time_runs(warmup(copies), c_.repeats, [&](int i) {
                         const RdmResult res = compute_rdm(be_, xs[static_cast<size_t>(i % copies)], opt, "the benchmark input");
@@ -486,7 +486,10 @@ private:
                                                                          format_bytes(opt.max_gpu_bytes) + ")"
                                                                    : "") +
                              (be_.is_gpu() && !plan.streamed ? "; input resident on the device" : "") +
-                             (be_.is_gpu() && plan.streamed ? "; input streamed from host memory" : "");
+                             (be_.is_gpu() && plan.streamed
+                                  ? "; the GPU engine keeps an input that fits half the free device memory resident "
+                                    "(row_moments uploads it), so the blocks are read from that copy, not the host"
+                                  : "");
                     finish(r, t);
                     add(std::move(r));
                 }

@@ -140,7 +140,11 @@ with tempfile.TemporaryDirectory() as tmp:
     check("cka_s1000" in p.stdout and "time grows as S^" in p.stdout, "the table or the sweep summary is missing")
     if os.path.exists(os.path.join(out, "bench.json")):
         doc = json.load(open(os.path.join(out, "bench.json")))
-        check("sweep" in doc and doc["sweep"].get("exponent_S", 0) > 1, "bench.json: no sweep or no exponent")
+        sw = doc.get("sweep", {})
+        check(len(sw.get("points", [])) >= 8, "bench.json: the sweep has fewer than 8 points")
+        for k in ("exponent_S", "exponent_N"):  # a timing, not a test of speed: finite and positive only
+            check(isinstance(sw.get(k), (int, float)) and 0 < sw[k] < 10, f"bench.json: sweep {k} = {sw.get(k)!r}")
+        check("streamed_from_S" in sw.get("takeover", {}), "bench.json: no plan takeover in the sweep")
     p2 = run(["--quick", "--device", "cpu", "--workloads", "cka", "--out", out], timeout=30)
     check(p2.returncode == 2 and "--force" in p2.stderr, f"an existing --out without --force: exit {p2.returncode}")
 
