@@ -25,25 +25,8 @@ using rsa_bench::Clock;
 
 using rsa_bench::median_ms;
 
-// Symmetric RDMs with zero diagonals and values in [0, 2]: ref = 2u, model k = 2 (c_k u + (1 - c_k) v_k) with
-// u, v_k uniform in [0, 1) per pair, so ref and model k are correlated (c = 0.6: r = 0.83 expected).
-static void random_rdms(int64_t S, uint32_t seed, rsa::Matrix& ref, std::vector<rsa::Matrix>& models,
-                        const std::vector<double>& c) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
-    ref = rsa::Matrix(S, S, 0.0f);
-    models.assign(c.size(), rsa::Matrix(S, S, 0.0f));
-    for (int64_t i = 0; i < S; ++i)
-        for (int64_t j = i + 1; j < S; ++j) {
-            const float u = uni(gen);
-            ref.at(i, j) = ref.at(j, i) = 2.0f * u;
-            for (size_t k = 0; k < c.size(); ++k) {
-                const float v = uni(gen);
-                const float b = std::min(2.0f, 2.0f * (static_cast<float>(c[k]) * u + (1.0f - static_cast<float>(c[k])) * v));
-                models[k].at(i, j) = models[k].at(j, i) = b;
-            }
-        }
-}
+// Seeded RDMs: rsa::bench::random_rdms (bench_workloads.h), the generator of `rsa_gpu bench`.
+using rsa::bench::random_rdms;
 
 static double mean_finite(const std::vector<double>& x) {
     double s = 0.0;
@@ -68,7 +51,7 @@ int main(int argc, char** argv) {
 
     rsa::Matrix a;
     std::vector<rsa::Matrix> bm;
-    random_rdms(S, 1, a, bm, {0.6});
+    random_rdms(S, 1, {0.6}, a, bm);
     struct Case {
         rsa::Measure m;
         const char* key;
@@ -92,7 +75,7 @@ int main(int argc, char** argv) {
     const std::vector<double> cs = {0.6, 0.4, 0.2};
     rsa::Matrix ref_s;
     std::vector<rsa::Matrix> mod_s;
-    random_rdms(S_small, 2, ref_s, mod_s, cs);
+    random_rdms(S_small, 2, cs, ref_s, mod_s);
     auto t0 = Clock::now();
     const rsa::BootstrapResult bs = rsa::bootstrap_ref(ref_s, rsa::views_of(mod_s), R_small, 0);
     const double t_bs_small = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -102,7 +85,7 @@ int main(int argc, char** argv) {
 
     rsa::Matrix ref_l;
     std::vector<rsa::Matrix> mod_l;
-    random_rdms(S, 3, ref_l, mod_l, cs);
+    random_rdms(S, 3, cs, ref_l, mod_l);
     t0 = Clock::now();
     const rsa::BootstrapResult bl = rsa::bootstrap_ref(ref_l, rsa::views_of(mod_l), R_large, 0);
     const double t_bs_large = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();

@@ -20,10 +20,10 @@ using rsa_bench::median_ms;
 int main(int argc, char** argv) {
     const int64_t S = argc > 1 ? std::atoll(argv[1]) : 4598, N = argc > 2 ? std::atoll(argv[2]) : 23589;
     const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
-    std::vector<float> x(static_cast<size_t>(S * N)), z(x.size()), m(static_cast<size_t>(S * S));
-    std::mt19937 gen(1);
-    std::normal_distribution<float> dist(0.5f, 2.0f);
-    for (auto& v : x) v = dist(gen);
+    // Seeded input of `rsa_gpu bench` (bench_workloads.h: uniform noise plus shared patterns).
+    const rsa::Matrix xm = rsa::bench::random_responses(S, N, 1);
+    const std::vector<float>& x = xm.data;
+    std::vector<float> z(x.size()), m(static_cast<size_t>(S * S));
     const double flops = static_cast<double>(S) * (S + 1) * N;  // SYRK: S(S+1)/2 dot products of length N
     const double t_z = median_ms(repeats, [&] { rsa::zscore_rows_ref(x.data(), S, N, z.data(), nullptr); });
     const double t_blas = median_ms(repeats, [&] {

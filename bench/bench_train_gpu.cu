@@ -1,6 +1,7 @@
 // GPU benchmark of the tutorial's CNN training (cuDNN + cuBLAS + CUDA graph): images per second at batch 100
-// and 1,000, and the whole tutorial analysis on the device after context creation (training set, training,
-// read-out at 181 orientations, RDMs of V1/pool/fc, two correlations). Peer: bench/peer_tutorial_torch.py on
+// and 1,000, and the whole tutorial analysis on the device after context creation (run_job_stages: training,
+// read-out at 181 orientations, RDMs, correlations; V1 generation not counted), through the same code as
+// `rsa_gpu bench --workloads train,tutorial` (bench_workloads.h). Peer: bench/peer_tutorial_torch.py on
 // the same card (tools/device_check.sh runs both). Usage: bench_train_gpu [epochs]
 #include <chrono>
 #include <cstdio>
@@ -12,8 +13,6 @@
 #include "rsa_gpu/v1_data.h"
 
 using namespace rsa;
-using rsa_bench::Clock;
-using rsa_bench::seconds_since;
 
 int main(int argc, char** argv) {
     const int epochs = argc > 1 ? std::atoi(argv[1]) : 25;
@@ -21,28 +20,15 @@ int main(int argc, char** argv) {
         auto gpu = make_gpu_backend(0);
         std::printf("bench_train_gpu on %s, %d epochs of 1,000 gratings\n", gpu->name().c_str(), epochs);
         for (int batch : {100, 1000}) {
-            TrainConfig cfg;
-            cfg.epochs = epochs;
-            cfg.batch = batch;
-            std::vector<float> angles, labels;
-            cnn_training_set(cfg, &angles, &labels);
-            const Array images = gpu->gratings(angles, GratingParams{});
             for (int rep = 0; rep < 2; ++rep) {  // the first run includes setup (descriptors, graph capture)
-                std::vector<float> params = cnn_init_params(cfg.seed);
-                const auto t0 = Clock::now();
-                const TrainResult r = gpu->cnn_train(params, images, labels, cfg, nullptr);
-                const double s = seconds_since(t0);
+                const rsa::bench::TrainRun r = rsa::bench::train_once(*gpu, batch, epochs);
                 std::printf("batch %5d (%s): %8.4f s, %12.0f images/s (last loss %.2e)\n", batch,
-                            rep ? "warm" : "cold", s, static_cast<double>(cfg.train_size) * epochs / s,
-                            r.epoch_losses.back());
-                if (batch == 100 && rep == 1)
-                    std::printf("RESULT rsa_gpu_train_images_per_s %.0f\n", cfg.train_size * epochs / s);
+                            rep ? "warm" : "cold", r.seconds, r.images_per_s, r.last_loss);
+                if (batch == 100 && rep == 1) std::printf("RESULT rsa_gpu_train_images_per_s %.0f\n", r.images_per_s);
             }
         }
-        SyntheticV1Params vp;
-        const V1Data v1 = v1_from_synthetic(gpu->synthetic_v1(vp), vp);
         for (int rep = 0; rep < 2; ++rep) {
-            const rsa_bench::TutorialTiming t = rsa_bench::run_tutorial_analysis(*gpu, v1, epochs);
+            const rsa::bench::TutorialRun t = rsa::bench::tutorial_once(*gpu, epochs, SyntheticV1Params{}.neurons);
             std::printf("whole tutorial analysis (%s): %.4f s (pool r = %.4f, fc r = %.4f)\n", rep ? "warm" : "cold",
                         t.seconds, t.r_pool, t.r_fc);
             if (rep == 1) std::printf("RESULT rsa_gpu_tutorial_s %.4f\n", t.seconds);

@@ -1,5 +1,5 @@
 // rsa_gpu command line: builds the CLI from the commands (host/commands: the main job without a subcommand, and
-// stimuli, rdm, compare, cka, train, synthetic), runs the one chosen and maps what it throws to the exit code:
+// stimuli, rdm, compare, cka, train, synthetic, bench), runs the one chosen and maps what it throws to the exit code:
 // 0 success, 2 bad usage or input (anything the user can fix by changing the command or the input, an unwritable or
 // taken output path included), 1 runtime failure of the machine, 130 / 143 interrupted by SIGINT / SIGTERM (nothing
 // written).

@@ -8,7 +8,8 @@
 #      --timeout 240, one GPU test at a time (CTest resource lock `gpu`), the out-of-memory test alone;
 #   4. compute-sanitizer memcheck on every GPU test binary and racecheck on the reduction, statistics and
 #      measures kernels, one after another, small cases only;
-#   5. the benchmarks against PyTorch on the same card, and the main job on the GPU;
+#   5. the benchmarks (`rsa_gpu bench --device 0 --peer torch`: every standard workload against PyTorch on the same
+#      card, results in $OUT/bench), the TF32 variants (bench_rdm_scale_gpu), and the main job on the GPU;
 # then prints one summary table (each step: PASS, FAIL, SKIP, TIMEOUT or NOT RUN) and exits non-zero on any
 # failure, skip, sanitizer error or timeout. The whole run fits in 8 minutes (DEVICE_CHECK_BUDGET_S, default
 # 470): a step that no longer fits is NOT RUN, which also fails the check. Logs go to $OUT (default
@@ -140,7 +141,7 @@ run_step "configure (sm_$ARCH)" 20 120 "$LOGS/configure.log" \
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} "${DEPS_ARGS[@]}" || finish
 GPU_TESTS=$(cd tests && ls test_*_gpu.cu | sed 's/\.cu$//')
-BENCHES="bench_rdm_gpu bench_train_gpu bench_stats_gpu bench_rdm_scale_gpu"
+BENCHES="bench_rdm_scale_gpu"
 run_step "build ($JOBS jobs)" 30 300 "$LOGS/build.log" \
   cmake --build "$BUILD" -j "$JOBS" --target rsa_gpu test_backend_ops $GPU_TESTS $BENCHES || finish
 # Every binary must resolve every library (the carried Debian packages and cuDNN on this image).
@@ -190,33 +191,17 @@ else
   done
 fi
 
-# ---------------------------------------------------------------- 5. benchmarks and the main job
-bench() {  # bench NAME LOG COMMAND...: a benchmark step; its RESULT lines go into the row's detail
-  local name=$1 log=$2; shift 2
-  if run_step "$name" 10 90 "$log" "$@"; then :; fi
-  grep '^RESULT' "$log" 2>/dev/null | sed "s/^/  $name: /" | tee -a "$SUMMARY"
-}
-bench "bench RDM 4598x23589 (rsa_gpu)" "$LOGS/bench_rdm_gpu.log" "$BUILD/bench/bench_rdm_gpu" 4598 23589 20 66.9
-bench "bench RDM 4598x23589 (PyTorch)" "$LOGS/peer_rdm_torch.log" python3 bench/peer_rdm_torch.py 4598 23589 20
-bench "bench training (rsa_gpu)" "$LOGS/bench_train_gpu.log" "$BUILD/bench/bench_train_gpu"
-bench "bench training (PyTorch)" "$LOGS/peer_tutorial_torch.log" python3 bench/peer_tutorial_torch.py 16 cuda
-bench "bench statistics (rsa_gpu)" "$LOGS/bench_stats_gpu.log" "$BUILD/bench/bench_stats_gpu"
-bench "bench statistics (PyTorch)" "$LOGS/peer_stats_torch.log" python3 bench/peer_stats_torch.py 4598 200
-bench "bench RDM plans (rsa_gpu)" "$LOGS/bench_rdm_scale_gpu.log" "$BUILD/bench/bench_rdm_scale_gpu"
-python3 - "$LOGS" <<'PY' 2>/dev/null | tee -a "$SUMMARY"
-import re, sys, os
-def get(f, k):
-    p = os.path.join(sys.argv[1], f)
-    if not os.path.exists(p): return None
-    m = re.search(rf"^RESULT {k} (\S+)", open(p).read(), re.M)
-    return float(m.group(1)) if m else None
-o, p = get("bench_rdm_gpu.log", "rsa_gpu_rdm_ms"), get("peer_rdm_torch.log", "torch_rdm_ms")
-if o and p: print(f"ratio RDM 4598x23589 FP32: rsa_gpu {o} ms, PyTorch {p} ms, {p/o:.2f}x")
-o, p = get("bench_train_gpu.log", "rsa_gpu_train_images_per_s"), get("peer_tutorial_torch.log", "torch_train_images_per_s")
-if o and p: print(f"ratio training batch 100: rsa_gpu {o:.0f} images/s, PyTorch {p:.0f} images/s, {o/p:.1f}x")
-o, p = get("bench_train_gpu.log", "rsa_gpu_tutorial_s"), get("peer_tutorial_torch.log", "torch_tutorial_s")
-if o and p: print(f"ratio whole tutorial analysis: rsa_gpu {o*1e3:.1f} ms, PyTorch {p*1e3:.1f} ms, {p/o:.1f}x")
-PY
+# ---------------------------------------------------------------- 5. benchmarks (rsa_gpu bench) and the main job
+# The standard workloads of `rsa_gpu bench` on the card with PyTorch on the same card as the peer (python3 on PATH):
+# the table goes into the summary, bench.json and bench.csv into $OUT/bench (bench/RESULTS.md is written from them).
+PEER_PY=$(command -v python3 || echo /usr/bin/python3)
+if run_step "rsa_gpu bench (--device 0, PyTorch peer)" 60 240 "$LOGS/bench.log" \
+     env RSA_GPU_PEER_PYTHON="$PEER_PY" "$BUILD/rsa_gpu" bench --device 0 --peer torch --out "$OUT/bench"; then :; fi
+sed -n '/^rsa_gpu bench on/,$p' "$LOGS/bench.log" | tee -a "$SUMMARY"
+# The TF32 variants (SYRK math mode vs the engine's GemmEx strips) and the TF32 error: bench-only, not a workload.
+if run_step "bench RDM plans and TF32 variants" 10 90 "$LOGS/bench_rdm_scale_gpu.log" \
+     "$BUILD/bench/bench_rdm_scale_gpu"; then :; fi
+grep '^RESULT' "$LOGS/bench_rdm_scale_gpu.log" 2>/dev/null | sed 's/^/  /' | tee -a "$SUMMARY"
 MAIN_OUT=$(mktemp -d)
 run_step "main job on the GPU (--device 0)" 20 120 "$LOGS/main_job_gpu.log" \
   "$BUILD/rsa_gpu" --device 0 --out "$MAIN_OUT/rsa_out_gpu" --no-figures

@@ -45,6 +45,7 @@ std::unique_ptr<Command> make_compare_command();
 std::unique_ptr<Command> make_cka_command();
 std::unique_ptr<Command> make_train_command();
 std::unique_ptr<Command> make_synthetic_command();
+std::unique_ptr<Command> make_bench_command();
 
 // ---- options shared by several commands
 

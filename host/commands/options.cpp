@@ -24,6 +24,7 @@ std::vector<std::unique_ptr<Command>> all_commands() {
     commands.push_back(make_cka_command());
     commands.push_back(make_train_command());
     commands.push_back(make_synthetic_command());
+    commands.push_back(make_bench_command());
     return commands;
 }
 
