@@ -129,6 +129,7 @@ public:
     }
 
     bool chosen() const override { return static_cast<bool>(*cmd_); }
+    bool heavy_blas() const override { return true; }
 
     int run(const std::string&) override {
         // Every option checked before any work.
