@@ -10,7 +10,8 @@ Device = Union[str, int]
 ArrayLike = Any  # numpy array_like, torch tensor (CPU or CUDA), cupy array
 
 def rdm(x: ArrayLike, *, device: Device = "auto", precision: str = "fp32",
-        max_gpu_mem: Union[None, int, str] = None, constant_rows: str = "fail") -> npt.NDArray[np.float32]: ...
+        max_gpu_mem: Union[None, int, str] = None, constant_rows: str = "fail",
+        progress: bool = False) -> npt.NDArray[np.float32]: ...
 
 @dataclass(frozen=True)
 class CompareTable:
@@ -36,7 +37,7 @@ class BootstrapResult:
     samples: Optional[npt.NDArray[np.float64]] = ...
 
 def bootstrap(ref: ArrayLike, models: Union[ArrayLike, Sequence[ArrayLike]], n: int = 10000, seed: int = 1, *,
-              samples: bool = False, device: Device = "auto") -> BootstrapResult: ...
+              samples: bool = False, device: Device = "auto", progress: bool = False) -> BootstrapResult: ...
 
 @dataclass(frozen=True)
 class PermutationResult:
@@ -47,7 +48,7 @@ class PermutationResult:
     null: Optional[npt.NDArray[np.float64]] = ...
 
 def permutation(ref: ArrayLike, models: Union[ArrayLike, Sequence[ArrayLike]], n: int = 10000, seed: int = 1, *,
-                samples: bool = False, device: Device = "auto") -> PermutationResult: ...
+                samples: bool = False, device: Device = "auto", progress: bool = False) -> PermutationResult: ...
 
 @dataclass(frozen=True)
 class NoiseCeilingResult:
@@ -83,7 +84,7 @@ def run_tutorial(v1: Union[None, str, Tuple[ArrayLike, ArrayLike]] = None, *, de
                  bootstrap: Optional[int] = None, permutations: Optional[int] = None, noise_ceiling: bool = False,
                  stats_seed: int = 1, v1_seed: int = 2021, constant_rows: str = "fail", precision: str = "fp32",
                  max_gpu_mem: Union[None, int, str] = None, figures: bool = False,
-                 verbose: bool = False) -> TutorialResults: ...
+                 verbose: bool = False, progress: bool = False) -> TutorialResults: ...
 
 class CNN:
     layers: List[str]

@@ -5,10 +5,12 @@ rsa_gpu._arrays and calls the native layer rsa_gpu._core, which releases the GIL
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -20,6 +22,45 @@ from ._arrays import array_kind, as_host_f32, as_host_i64, from_host
 
 ArrayLike = Any
 _MEASURES = ("pearson", "spearman", "kendall", "cosine")
+
+
+# ---------------------------------------------------------------- progress bars (progress=True)
+@contextlib.contextmanager
+def _progress(enabled: bool):
+    """While the block runs, the engine's progress (bootstrap, permutations, training epochs, RDM tiles) is drawn:
+    with tqdm when it is installed, else as one line on stderr. Nothing is drawn when `enabled` is false."""
+    if not enabled:
+        yield
+        return
+    try:
+        from tqdm.auto import tqdm  # optional
+    except ImportError:
+        tqdm = None
+    bars: Dict[str, Any] = {}
+
+    def draw(label: str, done: int, total: int, finished: bool) -> None:
+        if tqdm is None:
+            sys.stderr.write(f"\r  {label} {done}/{total}" + ("\n" if finished else ""))
+            sys.stderr.flush()
+            return
+        bar = bars.get(label)
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = bars[label] = tqdm(total=total, desc=label, leave=False)
+        bar.n = done
+        bar.refresh()
+        if finished:
+            bar.close()
+            bars.pop(label, None)
+
+    _core.set_progress(draw)
+    try:
+        yield
+    finally:
+        _core.set_progress(None)
+        for bar in bars.values():
+            bar.close()
 
 
 # ---------------------------------------------------------------- argument checks shared by the functions
@@ -85,6 +126,7 @@ def rdm(
     precision: str = "fp32",
     max_gpu_mem: Union[None, int, str] = None,
     constant_rows: str = "fail",
+    progress: bool = False,
 ) -> Any:
     """Representational dissimilarity matrix: 1 - Pearson correlation between the stimulus rows of `x`.
 
@@ -108,6 +150,8 @@ def rdm(
     constant_rows : {"fail", "nan"}, default "fail"
         A row with zero variance (or constant up to float rounding) has no correlation: "fail" raises ValueError
         listing the rows; "nan" makes its row and column NaN.
+    progress : bool, default False
+        Draw the engine's progress (tqdm when installed) for work that reports it.
 
     Returns
     -------
@@ -123,7 +167,8 @@ def rdm(
     """
     kind = array_kind(x)
     a = as_host_f32(x, "x")
-    out = _core.rdm(a, _device(device), precision, _bytes(max_gpu_mem), constant_rows, "x")
+    with _progress(progress):
+        out = _core.rdm(a, _device(device), precision, _bytes(max_gpu_mem), constant_rows, "x")
     return out if kind[0] == "numpy" else from_host(out, kind)
 
 
@@ -267,6 +312,7 @@ def bootstrap(
     *,
     samples: bool = False,
     device: Union[str, int] = "auto",
+    progress: bool = False,
 ) -> BootstrapResult:
     """95% bootstrap interval of Pearson(ref, model) by resampling stimuli with replacement.
 
@@ -285,6 +331,8 @@ def bootstrap(
     samples : bool, default False
         Keep every resampled r in the result (``n`` float64 per model).
     device : {"auto", "cpu"} or int, default "auto"
+    progress : bool, default False
+        Draw the resamples' progress (tqdm when installed).
 
     Returns
     -------
@@ -295,7 +343,8 @@ def bootstrap(
     r = as_host_f32(ref, "ref")
     ms, single = _models(models)
     dev = _device(device)
-    smp, lo, hi, nans = _core.bootstrap(r, ms, n, seed, dev)
+    with _progress(progress):
+        smp, lo, hi, nans = _core.bootstrap(r, ms, n, seed, dev)
     values, _, _ = _core.compare_many(r, ms, ["pearson"], dev, True)
     return BootstrapResult(
         value=_one(values[:, 0], single),
@@ -338,6 +387,7 @@ def permutation(
     *,
     samples: bool = False,
     device: Union[str, int] = "auto",
+    progress: bool = False,
 ) -> PermutationResult:
     """Permutation test of Pearson(ref, model): the model's stimulus labels are permuted ``n`` times.
 
@@ -351,6 +401,8 @@ def permutation(
     samples : bool, default False
         Keep the null distribution in the result.
     device : {"auto", "cpu"} or int, default "auto"
+    progress : bool, default False
+        Draw the permutations' progress (tqdm when installed).
 
     Returns
     -------
@@ -360,7 +412,8 @@ def permutation(
     seed = _seed("seed", seed)
     r = as_host_f32(ref, "ref")
     ms, single = _models(models)
-    r_obs, p, null = _core.permutation(r, ms, n, seed, _device(device))
+    with _progress(progress):
+        r_obs, p, null = _core.permutation(r, ms, n, seed, _device(device))
     return PermutationResult(_one(r_obs, single), _one(p, single), n, seed, null if samples else None)
 
 
@@ -542,6 +595,7 @@ def run_tutorial(
     max_gpu_mem: Union[None, int, str] = None,
     figures: bool = False,
     verbose: bool = False,
+    progress: bool = False,
 ) -> TutorialResults:
     """The whole tutorial analysis (the command line's main job): gratings at the V1 orientations, the CNN trained
     and read out, every RDM, each representation compared with V1, with bootstrap intervals and permutation p-values.
@@ -575,6 +629,8 @@ def run_tutorial(
         Draw the figures and report.html into `out` (needs matplotlib and scikit-learn).
     verbose : bool, default False
         Print the command line's progress lines (to the process's stdout).
+    progress : bool, default False
+        Draw progress bars for training and the statistics (tqdm when installed).
 
     Returns
     -------
@@ -625,7 +681,8 @@ def run_tutorial(
             kw["orientations"] = os.path.join(tmp.name, "orientations.npy")
         elif v1 is not None:
             raise ValueError("v1: expected None, a path to an .npz, or a (responses, orientations) pair of arrays")
-        text, rdms = _core.run_tutorial(kw)
+        with _progress(progress):
+            text, rdms = _core.run_tutorial(kw)
     finally:
         if tmp is not None:
             tmp.cleanup()

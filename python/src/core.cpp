@@ -172,6 +172,28 @@ auto engine_call(const std::string& device, F&& f) -> decltype(f(std::declval<Ba
     return std::move(*out);
 }
 
+// ---- progress: the engine's bars handed to a Python callable (rsa_gpu._api draws them with tqdm), only while set.
+nb::object* g_progress_cb = nullptr;  // never freed (module lifetime)
+std::mutex g_progress_mu;
+
+void progress_to_python(const std::string& label, int64_t done, int64_t total, bool finished) {
+    nb::gil_scoped_acquire gil;
+    std::lock_guard<std::mutex> lock(g_progress_mu);
+    if (!g_progress_cb || g_progress_cb->is_none()) return;
+    try {
+        (*g_progress_cb)(label, done, total, finished);
+    } catch (nb::python_error& e) {
+        e.discard_as_unraisable("rsa_gpu progress callback");  // a drawing problem must not stop the work
+    }
+}
+
+void py_set_progress(nb::object callback) {
+    std::lock_guard<std::mutex> lock(g_progress_mu);
+    if (!g_progress_cb) g_progress_cb = new nb::object();
+    *g_progress_cb = std::move(callback);
+    rsa::set_progress_sink(g_progress_cb->is_none() ? nullptr : &progress_to_python);
+}
+
 // ================================================================ operations
 rsa::RdmOptions rdm_options(const std::string& precision, uint64_t max_gpu_mem, const std::string& constant_rows) {
     rsa::RdmOptions o;
@@ -555,6 +577,8 @@ NB_MODULE(_core, m) {
     m.def("permutation", &py_permutation, "ref"_a, "models"_a, "n"_a, "seed"_a, "device"_a);
     m.def("noise_ceiling", &py_noise_ceiling, "resp"_a, "bins"_a, "splits"_a, "seed"_a, "device"_a);
     m.def("gratings", &py_gratings, "angles"_a, "sf"_a, "res"_a, "device"_a);
+    m.def("set_progress", &py_set_progress, "callback"_a.none(),
+          "callback(label, done, total, finished) for the engine's progress, or None");
     m.def("cnn_init_params", &py_cnn_init_params, "seed"_a);
     m.def("cnn_train_tutorial", &py_cnn_train_tutorial, "epochs"_a, "batch"_a, "train_size"_a, "lr"_a, "momentum"_a,
           "seed"_a, "device"_a);

@@ -224,3 +224,36 @@ def test_run_tutorial_on_arrays(rng):
     r = rsa_gpu.run_tutorial((resp, ori), device="cpu", no_cnn=True, bootstrap=0, permutations=0)
     assert r.json["v1"]["stimuli"] == ori.size and r.json["v1"]["neurons"] == 200
     assert np.isfinite(r.value("pixels"))
+
+
+def test_progress_only_when_asked(rng, capsys, monkeypatch):
+    # Without progress=True nothing is drawn; with it the engine's reports reach the drawing callback (tqdm, or one
+    # stderr line without tqdm), and the callback is removed afterwards.
+    import rsa_gpu._api as api
+    x = rng.standard_normal((40, 200)).astype(np.float32)
+    ref = rsa_gpu.rdm(x, device="cpu")
+    model = rsa_gpu.rdm(x + rng.standard_normal(x.shape).astype(np.float32), device="cpu")
+    rsa_gpu.permutation(ref, model, n=3000, device="cpu")
+    assert capsys.readouterr().err == ""
+    seen = []
+    real = api._core.set_progress
+
+    def spy(cb):
+        if cb is None:
+            real(None)
+            return
+        def record(label, done, total, finished):
+            seen.append((label, done, total, finished))
+            cb(label, done, total, finished)
+        real(record)
+
+    monkeypatch.setattr(api._core, "set_progress", spy)
+    rsa_gpu.permutation(ref, model, n=3000, device="cpu", progress=True)
+    assert seen, "no progress reported"
+    assert all(label == "permutations" and total == 3000 for label, _, total, _ in seen)
+    assert seen[-1][3] is True and seen[-1][1] == 3000  # the bar ends complete
+    rsa_gpu.bootstrap(ref, model, n=50, device="cpu", progress=True)
+    assert any(label == "bootstrap" for label, _, _, _ in seen)
+    n = len(seen)
+    rsa_gpu.permutation(ref, model, n=100, device="cpu")  # not asked: the sink is gone
+    assert len(seen) == n
