@@ -197,6 +197,16 @@ std::string version_report(bool load_cuda) {
     return out;
 }
 
+Array borrow_device_array(const float* data, int64_t rows, int64_t cols, int device,
+                          std::shared_ptr<const void> keeper) {
+    if (rows < 0 || cols < 0) throw InputError("a device array with a negative shape");
+    std::string why;
+    const CudaPlugin* p = cuda_plugin(&why);
+    if (!p) throw RuntimeError("cannot read an array on GPU " + std::to_string(device) + ": " + why);
+    return Array::on_device(rows, cols,
+                            p->borrow_device(data, device, static_cast<size_t>(rows * cols), std::move(keeper)));
+}
+
 std::unique_ptr<Backend> make_gpu_backend(int device) {
     std::string why;
     const CudaPlugin* p = cuda_plugin(&why);

@@ -12,6 +12,8 @@
 namespace rsa {
 
 std::unique_ptr<Backend> make_cuda_backend(int device);  // kernels/gpu_backend.cu
+std::shared_ptr<DeviceStore> borrow_cuda_memory(const float* data, int device, size_t count,
+                                                std::shared_ptr<const void> keeper);  // kernels/gpu_backend.cu
 
 namespace {
 
@@ -70,6 +72,7 @@ extern "C" const rsa::CudaPlugin* rsa_gpu_cuda_plugin() {
         p.probe = &rsa::gpu_probe;
         p.make_backend = &rsa::make_cuda_backend;
         p.versions = &rsa::cuda_versions;
+        p.borrow_device = &rsa::borrow_cuda_memory;
         return p;
     }();
     return &plugin;

@@ -49,6 +49,25 @@ private:
     DeviceBuffer<float> buf_;
 };
 
+// Device memory owned elsewhere (a PyTorch or CuPy array), read in place; the keeper holds it alive.
+class BorrowedGpuStore final : public DeviceStore {
+public:
+    BorrowedGpuStore(const float* data, int device, size_t count, std::shared_ptr<const void> keeper)
+        : data_(data), device_(device), count_(count), keeper_(std::move(keeper)) {}
+    int device() const override { return device_; }
+    const float* data() const override { return data_; }
+    void download(float* host, size_t count) const override {
+        CUDA_CHECK(cudaSetDevice(device_));
+        CUDA_CHECK(cudaMemcpy(host, data_, std::min(count, count_) * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+
+private:
+    const float* data_;
+    int device_;
+    size_t count_;
+    std::shared_ptr<const void> keeper_;
+};
+
 class GpuBackend final : public Backend {
 public:
     explicit GpuBackend(int device) : ctx_(gpu_context(device)) { CUDA_CHECK(cudaSetDevice(device)); }
@@ -314,6 +333,21 @@ double cka_linear_launch(cublasHandle_t cublas, const float* d_x, int64_t S, int
     check_cka_shapes(S, N1, S, N2, debiased);  // InputError before sizing anything
     DeviceBuffer<char> work(cka_workspace_bytes(S, N1, N2), "the CKA workspace");
     return cka_linear_launch(cublas, d_x, S, N1, d_y, N2, debiased, work.get(), stream);
+}
+
+std::shared_ptr<DeviceStore> borrow_cuda_memory(const float* data, int device, size_t count,
+                                                std::shared_ptr<const void> keeper) {
+    CUDA_CHECK(cudaSetDevice(device));
+    cudaPointerAttributes attr{};
+    CUDA_CHECK(cudaPointerGetAttributes(&attr, data));
+    if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)
+        throw InputError("the array is not in device memory (cudaPointerGetAttributes type " +
+                         std::to_string(static_cast<int>(attr.type)) + ")");
+    if (attr.device != device)
+        throw InputError("the array is on GPU " + std::to_string(attr.device) + ", not GPU " + std::to_string(device));
+    // The producer (PyTorch, CuPy) may still be writing it on its own stream: wait for the device.
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return std::make_shared<BorrowedGpuStore>(data, device, count, std::move(keeper));
 }
 
 // The plugin's backend factory (kernels/cuda_plugin.cu hands it to the host; the host's make_gpu_backend goes through it).

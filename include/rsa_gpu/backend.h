@@ -107,6 +107,12 @@ std::unique_ptr<Backend> make_cpu_backend();
 // and the usable GPUs. With load_cuda false the CUDA plugin is not loaded for it (a CPU run does not pay ~0.2 s and
 // ~200 MB to list libraries it does not use): its lines then appear only when the plugin is already loaded.
 std::string version_report(bool load_cuda = true);
+// Device memory owned elsewhere (a PyTorch or CuPy array: rows x cols float32, row-major, on GPU `device`) as an Array
+// that the GPU backend of that device reads in place (no copy); `keeper` keeps the memory alive as long as the Array.
+// Through the CUDA plugin: RuntimeError naming the cause when it cannot be used.
+Array borrow_device_array(const float* data, int64_t rows, int64_t cols, int device,
+                          std::shared_ptr<const void> keeper);
+
 // The GPU backend of `device` through the CUDA plugin (cuda_plugin.h); RuntimeError naming the cause when the
 // plugin or the device cannot be used.
 std::unique_ptr<Backend> make_gpu_backend(int device);

@@ -12,7 +12,7 @@
 namespace rsa {
 
 // Bumped whenever CudaPlugin changes: a plugin from another build is refused with a clear message.
-constexpr int kCudaPluginAbi = 1;
+constexpr int kCudaPluginAbi = 2;
 
 struct CudaPlugin {
     int abi = 0;
@@ -22,6 +22,10 @@ struct CudaPlugin {
     std::unique_ptr<Backend> (*make_backend)(int device) = nullptr;
     // Lines for --version: CUDA runtime and driver, cuBLAS, cuDNN (and the CUDA it was built for), cuRAND, the GPUs.
     std::string (*versions)() = nullptr;
+    // A DeviceStore over `count` floats of device memory owned elsewhere (a PyTorch or CuPy array) on `device`;
+    // `keeper` keeps that memory alive. The device is synchronised first, so the producer's work is done.
+    std::shared_ptr<DeviceStore> (*borrow_device)(const float* data, int device, size_t count,
+                                                  std::shared_ptr<const void> keeper) = nullptr;
 };
 
 // The loaded plugin, or null with `why` saying why (not built, library missing, a CUDA library it needs missing,

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._arrays import array_kind, as_host_f32, as_host_i64, from_host
+from ._arrays import array_kind, as_engine_f32, as_host_f32, as_host_i64, from_engine_result, gpu_index
 
 ArrayLike = Any
 _MEASURES = ("pearson", "spearman", "kendall", "cosine")
@@ -105,13 +105,23 @@ def _seed(name: str, v: Any) -> int:
     return _int_in(name, v, 0, 2**64 - 1, "an integer 0 to 2^64 - 1")
 
 
-def _models(models: Any, name: str = "models") -> Tuple[List[np.ndarray], bool]:
-    """A list of 2-D float32 host arrays, and whether one array (not a list) was given."""
+def _models(models: Any, name: str = "models") -> Tuple[List[Any], bool]:
+    """A list of 2-D float32 arrays (host, or left on their GPU), and whether one array (not a list) was given."""
     if isinstance(models, (list, tuple)):
         if not models:
             raise ValueError(f"{name}: expected at least one RDM")
-        return [as_host_f32(m, f"{name}[{i}]") for i, m in enumerate(models)], False
-    return [as_host_f32(models, name)], True
+        return [as_engine_f32(m, f"{name}[{i}]") for i, m in enumerate(models)], False
+    return [as_engine_f32(models, name)], True
+
+
+def _engine_device(device: Union[str, int], *arrays: Any) -> str:
+    """--device for an operation: "auto" with an input on a GPU runs on that GPU (its data is read there)."""
+    if device == "auto":
+        for a in arrays:
+            idx = gpu_index(a)
+            if idx is not None:
+                return str(idx)
+    return _device(device)
 
 
 def _one(v: np.ndarray, single: bool) -> Any:
@@ -166,10 +176,10 @@ def rdm(
         Device or memory failures. KeyboardInterrupt on Ctrl-C.
     """
     kind = array_kind(x)
-    a = as_host_f32(x, "x")
+    a = as_engine_f32(x, "x")
     with _progress(progress):
-        out = _core.rdm(a, _device(device), precision, _bytes(max_gpu_mem), constant_rows, "x")
-    return out if kind[0] == "numpy" else from_host(out, kind)
+        out = _core.rdm(a, _engine_device(device, a), precision, _bytes(max_gpu_mem), constant_rows, "x")
+    return from_engine_result(out, kind)
 
 
 # ---------------------------------------------------------------- comparison
@@ -242,10 +252,10 @@ def compare(
         Shapes that differ or are not square, fewer than 3 stimuli, infinite values, or an RDM whose values are all
         equal up to float rounding (no correlation).
     """
-    dev = _device(device)
-    ra = as_host_f32(a, "a")
+    ra = as_engine_f32(a, "a")
     if isinstance(b, (list, tuple)):
         ms, _ = _models(b)
+        dev = _engine_device(device, ra, *ms)
         meths = list(methods) if methods is not None else [method]
         if not meths:
             raise ValueError("methods: expected at least one measure")
@@ -253,7 +263,8 @@ def compare(
         return CompareTable(tuple(meths), values, pairs, skipped)
     if methods is not None:
         raise ValueError("methods: give a list of model RDMs for a table (one RDM: use method=)")
-    value, _, _ = _core.compare(ra, as_host_f32(b, "b"), method, dev, True)
+    rb = as_engine_f32(b, "b")
+    value, _, _ = _core.compare(ra, rb, method, _engine_device(device, ra, rb), True)
     return value
 
 
@@ -273,7 +284,8 @@ def cka(x: ArrayLike, y: ArrayLike, debiased: bool = False, *, device: Union[str
     float
         CKA in [0, 1] (the debiased form can be slightly negative).
     """
-    return _core.cka(as_host_f32(x, "x"), as_host_f32(y, "y"), bool(debiased), _device(device))
+    ex, ey = as_engine_f32(x, "x"), as_engine_f32(y, "y")
+    return _core.cka(ex, ey, bool(debiased), _engine_device(device, ex, ey))
 
 
 # ---------------------------------------------------------------- statistics
@@ -340,9 +352,9 @@ def bootstrap(
     """
     n = _int_in("n", n, 1, 2**31 - 1, "an integer 1 to 2,147,483,647")
     seed = _seed("seed", seed)
-    r = as_host_f32(ref, "ref")
+    r = as_engine_f32(ref, "ref")
     ms, single = _models(models)
-    dev = _device(device)
+    dev = _engine_device(device, r, *ms)
     with _progress(progress):
         smp, lo, hi, nans = _core.bootstrap(r, ms, n, seed, dev)
     values, _, _ = _core.compare_many(r, ms, ["pearson"], dev, True)
@@ -410,10 +422,10 @@ def permutation(
     """
     n = _int_in("n", n, 1, 2**31 - 1, "an integer 1 to 2,147,483,647")
     seed = _seed("seed", seed)
-    r = as_host_f32(ref, "ref")
+    r = as_engine_f32(ref, "ref")
     ms, single = _models(models)
     with _progress(progress):
-        r_obs, p, null = _core.permutation(r, ms, n, seed, _device(device))
+        r_obs, p, null = _core.permutation(r, ms, n, seed, _engine_device(device, r, *ms))
     return PermutationResult(_one(r_obs, single), _one(p, single), n, seed, null if samples else None)
 
 
@@ -467,8 +479,8 @@ def noise_ceiling(
     NoiseCeilingResult
     """
     splits = _int_in("splits", splits, 1, 2**31 - 1, "an integer >= 1")
-    d = _core.noise_ceiling(as_host_f32(resp, "resp"), as_host_i64(bins, "bins"), splits, _seed("seed", seed),
-                            _device(device))
+    r = as_engine_f32(resp, "resp")
+    d = _core.noise_ceiling(r, as_host_i64(bins, "bins"), splits, _seed("seed", seed), _engine_device(device, r))
     return NoiseCeilingResult(**d)
 
 

@@ -3,10 +3,10 @@
 
 * numpy (and anything with ``__array__``: lists, torch CPU tensors): a C-contiguous float32 array is passed to the
   engine as it is (no copy here); other dtypes and layouts are converted once (``np.ascontiguousarray``).
-* GPU arrays (PyTorch CUDA tensors, CuPy arrays; DLPack or ``__cuda_array_interface__``): the Backend has no
-  device-array entry point yet, so they are copied to the host here (one device-to-host copy) and the result is
-  copied back to the same device as the same kind of array (one host-to-device copy). This is the path that copies;
-  it becomes a view once the engine takes device arrays.
+* GPU arrays (PyTorch CUDA tensors, CuPy arrays): ``as_engine_f32`` keeps them on their GPU (a float32 C-contiguous
+  version made there when needed) and the engine reads them in place through DLPack; an RDM comes back on the same
+  GPU as the same kind of array (``from_engine_result``, DLPack: no copy). The operations that only take host data
+  (gratings, the CNN, the noise ceiling's bins) use ``as_host_f32``, which copies a GPU array to the host once.
 """
 from __future__ import annotations
 
@@ -82,6 +82,58 @@ def as_host_f32(x: Any, name: str, ndim: int = 2) -> np.ndarray:
         if big > np.finfo(np.float32).max:
             raise ValueError(f"{name}: a value ({big:g}) is beyond the float32 range")
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _gpu_array(x: Any) -> bool:
+    mod = _module_of(x)
+    if mod == "torch":
+        return x.device.type == "cuda"
+    return mod == "cupy"
+
+
+def as_engine_f32(x: Any, name: str) -> Any:
+    """`x` for the operations that read GPU arrays in place: a PyTorch CUDA tensor or a CuPy array stays on its GPU
+    (as float32 C-contiguous, converted there when it is not); anything else as :func:`as_host_f32`."""
+    if x is None or not _gpu_array(x):
+        return as_host_f32(x, name)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (rows x columns), got shape {tuple(x.shape)}")
+    if _module_of(x) == "torch":
+        import torch
+
+        if x.dtype.is_complex or x.dtype == torch.bool:
+            raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
+        return x.detach().to(torch.float32).contiguous()
+    import cupy
+
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
+    with cupy.cuda.Device(x.device.id):
+        return cupy.ascontiguousarray(x, dtype=cupy.float32)
+
+
+def gpu_index(x: Any) -> Any:
+    """The GPU index of a PyTorch CUDA tensor or CuPy array, else None."""
+    if not _gpu_array(x):
+        return None
+    return x.device.index if _module_of(x) == "torch" else x.device.id
+
+
+def from_engine_result(out: Any, kind: Kind) -> Any:
+    """An engine result as the kind of array the input was: a numpy result as is (numpy input) or copied to the
+    input's device; a result the engine left on the input's GPU (a DLPack array) as a torch/cupy array, no copy."""
+    if isinstance(out, np.ndarray):
+        return out if kind[0] == "numpy" else from_host(out, kind)
+    name, _ = kind
+    if name == "torch":
+        import torch
+
+        return torch.from_dlpack(out)
+    if name == "cupy":
+        import cupy
+
+        return cupy.from_dlpack(out)
+    return np.asarray(out)  # pragma: no cover - a device result is only made for GPU inputs
 
 
 def as_host_i64(x: Any, name: str) -> np.ndarray:

@@ -1,10 +1,11 @@
 // rsa_gpu._core: the nanobind module behind the Python package (python/rsa_gpu/*.py holds the documented public
 // API; these functions are its thin native layer). Three concerns, each in one place:
 //   1. arrays: to_engine() / from_engine() are the ONLY conversions between Python arrays and the engine's Arrays.
-//      Inputs arrive as C-contiguous float32 host arrays (the Python layer converts other dtypes and layouts once,
-//      and brings GPU arrays to the host, in python/rsa_gpu/_arrays.py) and are read in place: to_engine() wraps the
-//      numpy memory in a borrowed rsa::Array, no copy. Results are moved out of the engine's std::vector (a GPU
-//      result is downloaded once) into a numpy array whose capsule owns that vector: no copy.
+//      Inputs arrive as C-contiguous float32 arrays (the Python layer converts other dtypes and layouts once, in
+//      python/rsa_gpu/_arrays.py), on the host (numpy) or on a GPU (PyTorch, CuPy: DLPack), and are read in place:
+//      to_engine() wraps the memory in a borrowed rsa::Array (a device array through the CUDA plugin), no copy.
+//      Host results are moved out of the engine's std::vector into a numpy array whose capsule owns that vector; an
+//      RDM of a GPU input stays on the GPU and goes back as a DLPack array whose capsule owns the engine's Array.
 //   2. calls: engine_call() releases the GIL, serialises calls on one backend, and arms Ctrl-C
 //      (rsa::request_interrupt from a SIGINT handler during the call; rsa::clear_interrupt before the next).
 //   3. errors: rsa::InputError -> ValueError, OutOfMemoryError -> MemoryError, RuntimeError -> RuntimeError,
@@ -52,6 +53,8 @@ using rsa::Matrix;
 // ================================================================ 1. arrays (the one place)
 // A 2-D C-contiguous float32 host array, as the Python layer hands it over (rsa_gpu/_arrays.py, as_host_f32).
 using HostF32 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+// A 2-D input of the operations that take GPU arrays too (RDMs, comparisons, statistics).
+using InF32 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig>;
 using HostF32Vec = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using HostI64Vec = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
@@ -59,11 +62,25 @@ using HostI64Vec = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::dev
 Array to_engine(const HostF32& x) {
     return Array::borrow(x.data(), static_cast<int64_t>(x.shape(0)), static_cast<int64_t>(x.shape(1)));
 }
-std::vector<Array> to_engine(const std::vector<HostF32>& xs) {
+bool on_gpu(const InF32& x) { return x.device_type() == nb::device::cuda::value; }
+Array to_engine(const InF32& x) {
+    const int64_t r = static_cast<int64_t>(x.shape(0)), c = static_cast<int64_t>(x.shape(1));
+    if (on_gpu(x)) return rsa::borrow_device_array(x.data(), r, c, x.device_id(), nullptr);
+    if (x.device_type() != nb::device::cpu::value)
+        throw rsa::InputError("an array on DLPack device type " + std::to_string(x.device_type()) +
+                              ": rsa_gpu takes host (numpy) and CUDA arrays");
+    return Array::borrow(x.data(), r, c);
+}
+std::vector<Array> to_engine(const std::vector<InF32>& xs) {
     std::vector<Array> out;
     out.reserve(xs.size());
-    for (const HostF32& x : xs) out.push_back(to_engine(x));
+    for (const InF32& x : xs) out.push_back(to_engine(x));
     return out;
+}
+bool any_on_gpu(const InF32& a, const std::vector<InF32>& bs = {}) {
+    bool any = on_gpu(a);
+    for (const InF32& b : bs) any = any || on_gpu(b);
+    return any;
 }
 std::vector<float> to_engine(const HostF32Vec& v) { return std::vector<float>(v.data(), v.data() + v.size()); }
 
@@ -208,15 +225,41 @@ rsa::RdmOptions rdm_options(const std::string& precision, uint64_t max_gpu_mem, 
     return o;
 }
 
-nb::ndarray<nb::numpy, float> py_rdm(const HostF32& x, const std::string& device, const std::string& precision,
-                                     uint64_t max_gpu_mem, const std::string& constant_rows, const std::string& what) {
+// The RDM: a numpy array, or for a GPU input an array on that GPU (DLPack; the Python layer makes it a torch/cupy
+// array) when the engine left the result there.
+nb::object py_rdm(const InF32& x, const std::string& device, const std::string& precision, uint64_t max_gpu_mem,
+                  const std::string& constant_rows, const std::string& what) {
     const rsa::RdmOptions opts = rdm_options(precision, max_gpu_mem, constant_rows);
-    Matrix m = engine_call(device, [&](Backend& b) {
+    const bool gpu_input = on_gpu(x);
+    const int gpu = gpu_input ? static_cast<int>(x.device_id()) : -1;
+    using Out = std::pair<Array, Matrix>;  // the device result, or the host one
+    Out out = engine_call(device, [&](Backend& b) {
         rsa::RdmResult r = rsa::compute_rdm(b, to_engine(x), opts, what);
         rsa::check_interrupt("the RDM");
-        return host_matrix(std::move(r.rdm));
+        if (gpu_input && r.rdm.device_copy(gpu)) return Out{std::move(r.rdm), Matrix()};
+        return Out{Array(), host_matrix(std::move(r.rdm))};
     });
-    return from_engine(std::move(m));
+    if (!out.first.empty()) {
+        const Array* keep = new Array(std::move(out.first));
+        nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<const Array*>(p); });
+        const size_t shape[2] = {static_cast<size_t>(keep->rows()), static_cast<size_t>(keep->cols())};
+        const float* data = keep->device_copy(gpu)->data();
+        return nb::cast(nb::ndarray<float, nb::ndim<2>>(const_cast<float*>(data), 2, shape, owner, nullptr,
+                                                        nb::dtype<float>(), nb::device::cuda::value, gpu));
+    }
+    return nb::cast(from_engine(std::move(out.second)));
+}
+
+// The boundary check of an RDM pair: host inputs get check_rdm_pair (full: shapes, Inf, degenerate) or
+// check_rdm_shapes; GPU inputs get their shapes here (reading their values would copy them to the host), their values
+// are checked on the device by the backend where it needs them (the statistics' NaN/Inf and degenerate tests).
+void check_pair(const Array& a, const Array& b, bool gpu, bool full, const char* name_a, const char* name_b) {
+    if (gpu)
+        rsa::check_rdm_dims(a.rows(), a.cols(), b.rows(), b.cols(), name_a, name_b);
+    else if (full)
+        rsa::check_rdm_pair(a.view(), b.view(), name_a, name_b);
+    else
+        rsa::check_rdm_shapes(a.view(), b.view(), name_a, name_b);
 }
 
 std::vector<rsa::Measure> parse_measures(const std::vector<std::string>& names) {
@@ -226,22 +269,19 @@ std::vector<rsa::Measure> parse_measures(const std::vector<std::string>& names) 
 }
 
 // value, pairs, skipped
-std::tuple<double, int64_t, int64_t> py_compare(const HostF32& a, const HostF32& b, const std::string& method,
+std::tuple<double, int64_t, int64_t> py_compare(const InF32& a, const InF32& b, const std::string& method,
                                                 const std::string& device, bool check) {
     const rsa::Measure measure = rsa::parse_measure(method);
     const rsa::CompareResult r = engine_call(device, [&](Backend& be) {
         const Array ma = to_engine(a), mb = to_engine(b);
-        if (check)
-            rsa::check_rdm_pair(ma.view(), mb.view(), "a", "b");
-        else
-            rsa::check_rdm_shapes(ma.view(), mb.view(), "a", "b");
+        check_pair(ma, mb, any_on_gpu(a, {b}), check, "a", "b");
         return be.compare(ma, {mb}, {measure}).at(0).at(0);
     });
     return {r.value, r.pairs, r.skipped};
 }
 
 // Many models against one reference: values [model x measure], pairs and skipped [model x measure].
-nb::tuple py_compare_many(const HostF32& ref, const std::vector<HostF32>& models,
+nb::tuple py_compare_many(const InF32& ref, const std::vector<InF32>& models,
                           const std::vector<std::string>& methods, const std::string& device, bool check) {
     const std::vector<rsa::Measure> measures = parse_measures(methods);
     using Out = std::tuple<std::vector<double>, std::vector<int64_t>, std::vector<int64_t>>;
@@ -251,10 +291,7 @@ nb::tuple py_compare_many(const HostF32& ref, const std::vector<HostF32>& models
         const std::vector<Array> mm = to_engine(models);
         for (size_t i = 0; i < models.size(); ++i) {
             const std::string name = "models[" + std::to_string(i) + "]";
-            if (check)
-                rsa::check_rdm_pair(mr.view(), mm[i].view(), "ref", name.c_str());
-            else
-                rsa::check_rdm_shapes(mr.view(), mm[i].view(), "ref", name.c_str());
+            check_pair(mr, mm[i], any_on_gpu(ref, models), check, "ref", name.c_str());
         }
         for (const auto& row : be.compare(mr, mm, measures))  // one batched call
             for (const rsa::CompareResult& r : row) {
@@ -271,24 +308,27 @@ nb::tuple py_compare_many(const HostF32& ref, const std::vector<HostF32>& models
                           from_engine(std::move(std::get<2>(out)), shape));
 }
 
-double py_cka(const HostF32& x, const HostF32& y, bool debiased, const std::string& device) {
+double py_cka(const InF32& x, const InF32& y, bool debiased, const std::string& device) {
     return engine_call(device, [&](Backend& be) {
         const Array mx = to_engine(x), my = to_engine(y);
-        rsa::check_cka_inputs(mx.view(), my.view(), debiased, "x", "y");
+        if (any_on_gpu(x, {y}))  // the backend tests degenerate responses (on their host copies: the one copy)
+            rsa::check_cka_shapes(mx.rows(), mx.cols(), my.rows(), my.cols(), debiased);
+        else
+            rsa::check_cka_inputs(mx.view(), my.view(), debiased, "x", "y");
         const rsa::CkaResult r = be.cka(mx, my);
         return debiased ? r.debiased : r.plain;
     });
 }
 
 // samples [model x n] (float64), lo [model], hi [model], nan_samples [model]
-nb::tuple py_bootstrap(const HostF32& ref, const std::vector<HostF32>& models, int n, uint64_t seed,
+nb::tuple py_bootstrap(const InF32& ref, const std::vector<InF32>& models, int n, uint64_t seed,
                        const std::string& device) {
     if (n < 1) throw rsa::InputError("n: the number of bootstrap resamples must be at least 1, got " + std::to_string(n));
     rsa::BootstrapResult r = engine_call(device, [&](Backend& be) {
         const Array mr = to_engine(ref);
         const std::vector<Array> mm = to_engine(models);
         for (size_t i = 0; i < models.size(); ++i)
-            rsa::check_rdm_pair(mr.view(), mm[i].view(), "ref", ("models[" + std::to_string(i) + "]").c_str());
+            check_pair(mr, mm[i], any_on_gpu(ref, models), true, "ref", ("models[" + std::to_string(i) + "]").c_str());
         rsa::BootstrapResult out = be.bootstrap(mr, mm, n, seed);
         rsa::check_interrupt("the bootstrap");
         return out;
@@ -303,7 +343,7 @@ nb::tuple py_bootstrap(const HostF32& ref, const std::vector<HostF32>& models, i
 }
 
 // r_obs [model], p_value [model], null [model x n]
-nb::tuple py_permutation(const HostF32& ref, const std::vector<HostF32>& models, int n, uint64_t seed,
+nb::tuple py_permutation(const InF32& ref, const std::vector<InF32>& models, int n, uint64_t seed,
                          const std::string& device) {
     if (n < 1) throw rsa::InputError("n: the number of permutations must be at least 1, got " + std::to_string(n));
     using Out = std::tuple<std::vector<double>, std::vector<double>, std::vector<double>>;
@@ -312,7 +352,7 @@ nb::tuple py_permutation(const HostF32& ref, const std::vector<HostF32>& models,
         const Array mr = to_engine(ref);
         const std::vector<Array> mm = to_engine(models);
         for (size_t i = 0; i < models.size(); ++i)
-            rsa::check_rdm_pair(mr.view(), mm[i].view(), "ref", ("models[" + std::to_string(i) + "]").c_str());
+            check_pair(mr, mm[i], any_on_gpu(ref, models), true, "ref", ("models[" + std::to_string(i) + "]").c_str());
         for (const rsa::PermutationResult& r : be.permutation(mr, mm, n, seed)) {  // one batched call
             std::get<0>(o).push_back(r.r_obs);
             std::get<1>(o).push_back(r.p_value);
@@ -326,7 +366,7 @@ nb::tuple py_permutation(const HostF32& ref, const std::vector<HostF32>& models,
                           from_engine(std::move(std::get<2>(out)), {M, static_cast<size_t>(n)}));
 }
 
-nb::dict py_noise_ceiling(const HostF32& resp, const HostI64Vec& bins, int splits, uint64_t seed,
+nb::dict py_noise_ceiling(const InF32& resp, const HostI64Vec& bins, int splits, uint64_t seed,
                           const std::string& device) {
     rsa::NoiseCeilingResult r = engine_call(device, [&](Backend& be) {
         const Array m = to_engine(resp);

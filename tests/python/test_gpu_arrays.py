@@ -46,3 +46,19 @@ def test_cupy_array_in_and_out(responses):
     m = rsa_gpu.rdm(x)
     assert isinstance(m, cupy.ndarray) and m.device.id == x.device.id
     np.testing.assert_allclose(cupy.asnumpy(m), rsa_gpu.rdm(responses, device="cpu"), atol=2e-6)
+
+
+def test_torch_cuda_rdms_compared_and_resampled_on_the_device(responses):
+    # RDMs of CUDA tensors stay on the GPU and feed the comparison and the bootstrap there (device "auto" follows the
+    # inputs' GPU); the values are the CPU twin's.
+    torch = _torch_cuda()
+    x = torch.from_numpy(responses).to("cuda")
+    a, b = rsa_gpu.rdm(x), rsa_gpu.rdm(x[:, :100])  # a non-contiguous slice: made contiguous on the GPU
+    assert a.is_cuda and b.is_cuda
+    ha, hb = a.cpu().numpy(), b.cpu().numpy()
+    assert rsa_gpu.compare(a, b) == pytest.approx(rsa_gpu.compare(ha, hb, device="cpu"), abs=1e-6)
+    r = rsa_gpu.bootstrap(a, b, n=200, seed=3)
+    r_cpu = rsa_gpu.bootstrap(ha, hb, n=200, seed=3, device="cpu")
+    assert r.ci_low == pytest.approx(r_cpu.ci_low, abs=1e-5) and r.ci_high == pytest.approx(r_cpu.ci_high, abs=1e-5)
+    p = rsa_gpu.permutation(a, [b, a], n=100, seed=3)
+    assert p.value[1] == pytest.approx(1.0, abs=1e-9)
