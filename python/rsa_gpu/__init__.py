@@ -13,8 +13,8 @@ Functions: :func:`rdm`, :func:`compare`, :func:`cka`, :func:`bootstrap`, :func:`
 the rsatoolbox bridge is :mod:`rsa_gpu.rsatoolbox`.
 
 Arrays: a C-contiguous float32 array is read in place; other dtypes and layouts are converted once. PyTorch CUDA
-tensors and CuPy arrays are accepted and the result comes back as the same kind on the same device (today through
-host memory: one copy each way, see ``rsa_gpu._arrays``). Errors: ValueError for bad input (the command line's
+tensors and CuPy arrays are read in place on their GPU and an RDM comes back as the same kind on the same device
+(DLPack, no copy; see ``rsa_gpu._arrays``). Errors: ValueError for bad input (the command line's
 wording), RuntimeError for device failures, MemoryError when memory runs out, KeyboardInterrupt on Ctrl-C (the GIL
 is released during computation; the engine stops at its next safe point).
 """

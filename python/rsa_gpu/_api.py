@@ -148,7 +148,7 @@ def rdm(
     x : array_like, shape (S, N)
         Responses, one row per stimulus (S >= 3), one column per unit (N >= 1); finite values. A C-contiguous
         float32 array is read in place; other dtypes and layouts are converted to it once. PyTorch CUDA tensors and
-        CuPy arrays are accepted (copied to the host and back today).
+        CuPy arrays are read in place on their GPU (the result comes back there).
     device : {"auto", "cpu"} or int, default "auto"
         "auto" takes GPU 0 when one is usable and the CPU otherwise; an index asks for that GPU (RuntimeError naming
         the cause when it cannot be used).
