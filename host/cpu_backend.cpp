@@ -8,6 +8,7 @@
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/host_memory.h"
 #include "rsa_gpu/progress.h"
+#include "rsa_gpu/rdm_engine.h"
 
 namespace rsa {
 
@@ -53,16 +54,7 @@ public:
 
     RowMoments row_moments(const Array& x, bool) override { return row_moments_ref(x.host(), x.rows(), x.cols()); }
 
-    PlanMemory rdm_memory(int64_t S, int64_t N) override {
-        // The S x N input is resident already: the RDM may use the host budget less the input.
-        const uint64_t input = checked_bytes(static_cast<uint64_t>(S) * static_cast<uint64_t>(N), sizeof(float),
-                                             "the RDM input");
-        const uint64_t budget = host_memory_budget();
-        PlanMemory m;
-        m.free_bytes = budget > input ? budget - input : 0;
-        m.name = "host memory beside the " + format_bytes(input) + " input; host budget " + host_budget_text();
-        return m;
-    }
+    PlanMemory rdm_memory(int64_t S, int64_t N) override { return host_plan_memory(S, N); }
 
     Array rdm_run(const Array& x, const MemoryPlan& plan, Precision precision, const RowMoments& moments,
                   const std::vector<int64_t>& nan_rows, RdmTileSink* sink) override {

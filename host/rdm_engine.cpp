@@ -129,14 +129,19 @@ MemoryPlan plan_backend_rdm(int64_t S, int64_t N, const PlanMemory& memory, cons
     return plan;
 }
 
-MemoryPlan plan_host_rdm(int64_t S, int64_t N, const RdmOptions& options, const std::string& what) {
+PlanMemory host_plan_memory(int64_t S, int64_t N) {
+    // The S x N input is resident already: the RDM may use the host budget less the input.
     const uint64_t input = checked_bytes(static_cast<uint64_t>(S) * static_cast<uint64_t>(N), sizeof(float),
-                                         "the input of " + what);
+                                         "the RDM input");
     const uint64_t budget = host_memory_budget();
     PlanMemory memory;
     memory.free_bytes = budget > input ? budget - input : 0;
     memory.name = "host memory beside the " + format_bytes(input) + " input; host budget " + host_budget_text();
-    return plan_backend_rdm(S, N, memory, options, what);
+    return memory;
+}
+
+MemoryPlan plan_host_rdm(int64_t S, int64_t N, const RdmOptions& options, const std::string& what) {
+    return plan_backend_rdm(S, N, host_plan_memory(S, N), options, what);
 }
 
 RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& options, const std::string& what) {

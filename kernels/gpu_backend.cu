@@ -191,20 +191,18 @@ public:
         // The device path reads S x S from every buffer with S = ref.rows(): the pairs are checked as the CPU twin
         // checks them (degenerate RDMs tested on the device's moments).
         if (models.empty()) throw InputError("bootstrap: no model RDMs given");
-        std::vector<const float*> ptrs;
-        for (size_t l = 0; l < models.size(); ++l) ptrs.push_back(checked_pair(ref, models[l], l));
+        const std::vector<const float*> ptrs = checked_models(ref, models);
         return bootstrap_launch(ctx_.cublas, on_device(ref, "the reference RDM"), ptrs, ref.rows(), resamples, seed,
                                 ctx_.stream);
     }
 
     std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
                                                uint64_t seed) override {
+        const std::vector<const float*> ptrs = checked_models(ref, models);
+        const float* d_ref = on_device(ref, "the reference RDM");
         std::vector<PermutationResult> out;
-        for (size_t l = 0; l < models.size(); ++l) {
-            const float* d_model = checked_pair(ref, models[l], l);
-            out.push_back(permutation_launch(on_device(ref, "the reference RDM"), d_model, ref.rows(), permutations,
-                                             seed, ctx_.stream));
-        }
+        for (const float* d_model : ptrs)
+            out.push_back(permutation_launch(d_ref, d_model, ref.rows(), permutations, seed, ctx_.stream));
         return out;
     }
 
@@ -277,6 +275,7 @@ private:
     const float* on_device_if_fits(const Array& a, const char* what) {
         if (const DeviceStore* d = a.device_copy(ctx_.device)) return d->data();
         size_t free_bytes = 0, total_bytes = 0;
+        CUDA_CHECK(cudaSetDevice(ctx_.device));  // the free memory of this backend's device
         CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
         if (static_cast<uint64_t>(a.size()) * sizeof(float) > free_bytes / 2) return nullptr;
         try {
@@ -286,23 +285,28 @@ private:
         }
     }
 
-    // check_rdm_pair on the device: shapes, then neither RDM degenerate (its moments on the device; the host copy
-    // is read only to word the error). Returns the model's device pointer.
-    const float* checked_pair(const Array& ref, const Array& model, size_t index) {
-        const std::string name = "model " + std::to_string(index);
-        check_rdm_dims(ref.rows(), ref.cols(), model.rows(), model.cols(), "reference RDM", name.c_str());
+    // check_rdm_pair on the device for a reference and its models: shapes, then no RDM degenerate (each one's moments
+    // on the device, the reference's once; the host copy is read only to word an error). Returns the models' device
+    // pointers.
+    std::vector<const float*> checked_models(const Array& ref, const std::vector<Array>& models) {
+        for (size_t l = 0; l < models.size(); ++l)
+            check_rdm_dims(ref.rows(), ref.cols(), models[l].rows(), models[l].cols(), "reference RDM",
+                           ("model " + std::to_string(l)).c_str());
         const int64_t S = ref.rows();
         DeviceBuffer<char> work(pearson_workspace_bytes(S), "the moments workspace");
-        const float* d_model = on_device(model, "a model RDM");
-        const float* d_ref = on_device(ref, "the reference RDM");
-        for (const auto& [d, a, label] : {std::tuple<const float*, const Array*, std::string>{d_ref, &ref, "reference RDM"},
-                                          {d_model, &model, name}}) {
+        auto check = [&](const Array& a, const float* d, const std::string& label) {
             const UpperMoments m = upper_moments_launch(d, d, S, work.get(), ctx_.stream);
-            if (m.pairs >= 2 && !spread_degenerate(static_cast<double>(m.pairs), m.mean_a, m.sxx)) continue;
-            const std::string why = rdm_degenerate_reason(a->host(), S);
+            if (m.pairs >= 2 && !spread_degenerate(static_cast<double>(m.pairs), m.mean_a, m.sxx)) return;
+            const std::string why = rdm_degenerate_reason(a.host(), S);
             if (!why.empty()) throw InputError(label + ": " + why);
+        };
+        check(ref, on_device(ref, "the reference RDM"), "reference RDM");
+        std::vector<const float*> ptrs;
+        for (size_t l = 0; l < models.size(); ++l) {
+            ptrs.push_back(on_device(models[l], "a model RDM"));
+            check(models[l], ptrs.back(), "model " + std::to_string(l));
         }
-        return d_model;
+        return ptrs;
     }
 
     // One network object (descriptors, algorithms, buffers) reused while its max batch is large enough.

@@ -52,8 +52,10 @@ void check_plan_output(const MemoryPlan& plan, const RdmOptions& options, const 
 // of large or non-one-shot plans. min_kind: skip cheaper kinds (the out-of-memory fallback).
 MemoryPlan plan_backend_rdm(int64_t S, int64_t N, const PlanMemory& memory, const RdmOptions& options,
                             const std::string& what, PlanKind min_kind = PlanKind::OneShot);
-// The same with the CPU backend's memory (the host budget beside the resident input), for the main job to check
-// every RDM it will make before training anything.
+// The CPU backend's memory for an S x N RDM: the host budget beside the resident input (Backend::rdm_memory of the
+// CPU backend).
+PlanMemory host_plan_memory(int64_t S, int64_t N);
+// plan_backend_rdm with it, for the main job to check every RDM it will make before training anything.
 MemoryPlan plan_host_rdm(int64_t S, int64_t N, const RdmOptions& options, const std::string& what);
 
 }  // namespace rsa
