@@ -1,0 +1,43 @@
+// A set of K RDMs over the same S patterns (subjects, sessions or models), in rsatoolbox's vector form (each RDM's
+// strict upper triangle, row by row: pairs (0,1), (0,2), ..., (S-2,S-1)), with names and rsatoolbox's descriptors.
+// What `evaluate` reads for its data and models and what commands that write RDM sets write. Read from .npy (S x S
+// or K x S x S), .npz (one S x S array per key, or K x S x S arrays) and rsatoolbox's HDF5 layout (RDMs.save(f,
+// file_type='hdf5')); written to .npy (S x S when K = 1, else K x S x S) or HDF5 (.h5 / .hdf5). Every reading
+// failure is an InputError (exit 2) naming the file, the key and the shape; writing is atomic (staging name, then
+// rename).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace rsa {
+
+struct RdmSet {
+    int64_t count = 0;      // K: the number of RDMs
+    int64_t patterns = 0;   // S: the number of patterns (stimuli, conditions)
+    // K x S(S-1)/2, row-major: RDM k's strict upper triangle in rsatoolbox's order. float64 as rsatoolbox keeps it.
+    std::vector<double> upper;
+    // K names: the npz key, the file's stem (one RDM) or stem[k] (several), or rsatoolbox's rdm_descriptors
+    // 'name' when the file has one. Unique within a set.
+    std::vector<std::string> names;
+    std::string dissimilarity_measure;   // rsatoolbox's dissimilarity_measure ("" when unknown)
+    nlohmann::json descriptors = nlohmann::json::object();          // rsatoolbox's descriptors (set-wide)
+    nlohmann::json rdm_descriptors = nlohmann::json::object();      // name -> list of K values
+    nlohmann::json pattern_descriptors = nlohmann::json::object();  // name -> list of S values
+
+    int64_t pairs() const { return patterns * (patterns - 1) / 2; }
+    const double* rdm(int64_t k) const { return upper.data() + k * pairs(); }
+};
+
+// Reads an RDM set, by the file's contents (.npy magic, zip, HDF5 signature) and not only its extension. Checks:
+// square S x S matrices, S >= 3, symmetric (|a_ij - a_ji| <= 1e-5 * max(1, |a_ij|)), zero diagonal (within the same
+// tolerance), no NaN or Inf; all members of one file the same S. InputError naming file, key and shape otherwise.
+RdmSet read_rdm_set(const std::string& path);
+
+// Writes an RDM set: HDF5 in rsatoolbox's layout when `path` ends in .h5 or .hdf5, otherwise .npy (float64, S x S
+// for one RDM, K x S x S for several). Atomic; refuses to replace an existing file unless `overwrite`.
+void write_rdm_set(const std::string& path, const RdmSet& set, bool overwrite);
+
+}  // namespace rsa
