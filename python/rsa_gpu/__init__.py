@@ -22,8 +22,12 @@ from __future__ import annotations
 
 # The CUDA plugin, when the package was built with CUDA, is installed beside librsa_core.so in this folder; the
 # engine looks for it there first, and opens it only when a GPU is asked for or looked for: without the CUDA
-# libraries the import still works. Ctrl-C is handled by the module during each call (rsa_gpu._core).
-from . import _core  # noqa: E402
+# libraries the import still works. Ctrl-C is handled by the module during each call (rsa_gpu._core). OpenBLAS's
+# kernels are fixed as the engine's library loads (rsa_gpu._blas).
+from ._blas import coretype_while_loading
+
+with coretype_while_loading():
+    from . import _core  # noqa: E402
 from ._api import (  # noqa: E402
     BootstrapResult,
     CompareTable,

@@ -141,6 +141,42 @@ def test_versions_and_version():
     assert v.startswith("rsa_gpu 0.1.0") and "OpenBLAS" in v and "CUDA" in v
 
 
+def _import_and_report(env):
+    code = ("import os, rsa_gpu; line = [l for l in rsa_gpu.versions().splitlines() if l.startswith('OpenBLAS')][0]; "
+            "print(line.rsplit('kernels: ', 1)[-1].rstrip(')')); print(os.environ.get('OPENBLAS_CORETYPE', '-'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    kernels, left_in_env = out.stdout.split()
+    return kernels, left_in_env
+
+
+def test_openblas_kernels_fixed_while_loading_and_environment_left_alone():
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "RSA_GPU_BLAS_CORETYPE")}
+    kernels, left = _import_and_report(env)
+    assert left == "-", "the import left OPENBLAS_CORETYPE in the environment"
+    if rsa_gpu._blas.cpu_runs_skylakex():
+        assert kernels == "SkylakeX"
+    kernels, left = _import_and_report(dict(env, OPENBLAS_CORETYPE="Haswell"))
+    assert (kernels, left) == ("Haswell", "Haswell")  # the user's choice stands
+    kept, left = _import_and_report(dict(env, RSA_GPU_BLAS_CORETYPE="keep"))  # OpenBLAS's own choice
+    assert left == "-"
+    on_its_own = subprocess.run([sys.executable, "-c", "import ctypes, ctypes.util; lib = ctypes.CDLL("
+                                 "ctypes.util.find_library('openblas')); lib.openblas_get_corename.restype = "
+                                 "ctypes.c_char_p; print(lib.openblas_get_corename().decode())"],
+                                env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+    if on_its_own:
+        assert kept.lower() == on_its_own.lower()
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    f = tmp_path / "cpuinfo"
+    f.write_text("processor: 0\nflags\t\t: fpu sse avx2 avx512f avx512cd avx512bw avx512dq avx512vl\n")
+    assert rsa_gpu._blas.cpu_runs_skylakex(str(f))
+    f.write_text("flags\t\t: fpu sse avx2 avx512f\n")
+    assert not rsa_gpu._blas.cpu_runs_skylakex(str(f))
+    assert not rsa_gpu._blas.cpu_runs_skylakex(str(tmp_path / "missing"))
+
+
 # ---------------------------------------------------------------- the CNN
 def test_cnn_state_dict_has_pytorch_names_and_shapes(tmp_path):
     net = rsa_gpu.CNN(seed=12, device="cpu")
