@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/interrupt.h"
@@ -315,8 +316,14 @@ void evaluate_models(EvalMethod method, const std::vector<double>& models, int64
 
 }  // namespace
 
-EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
-                            int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress) {
+namespace {
+
+// The weighted sums of `resamples` resamples' pattern counts (weighted_moments_ref or a backend's evaluate_moments).
+using MomentsFn = std::function<WeightedMoments(const std::vector<double>& counts, int64_t resamples, bool centre)>;
+
+EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                             int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress,
+                             const MomentsFn& moments) {
     check_inputs(data, K, models, M, S, o);
     const int64_t P = S * (S - 1) / 2;
     EvaluateResult res;
@@ -368,8 +375,7 @@ EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const st
             const int64_t chunk = by_pattern ? 256 : N;
             WeightedMoments w;
             if (!by_pattern)
-                w = weighted_moments_ref(data, K, models, M, S, std::vector<double>(static_cast<size_t>(S), 1.0), 1,
-                                         o.method == EvalMethod::Corr);
+                w = moments(std::vector<double>(static_cast<size_t>(S), 1.0), 1, o.method == EvalMethod::Corr);
             std::vector<double> counts;
             std::vector<char> valid;
             for (int64_t r0 = 0; r0 < N; r0 += chunk) {
@@ -386,7 +392,7 @@ EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const st
                         }
                         valid[r] = distinct >= 3;
                     }
-                    w = weighted_moments_ref(data, K, models, M, S, counts, rc, o.method == EvalMethod::Corr);
+                    w = moments(counts, rc, o.method == EvalMethod::Corr);
                 }
                 for (int64_t r = 0; r < rc; ++r) {
                     if (by_pattern && !valid[r]) continue;
@@ -462,6 +468,25 @@ EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const st
     }
     evaluate_inference(res, o.ci);
     return res;
+}
+
+}  // namespace
+
+EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                            int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress) {
+    return evaluate_impl(data, K, models, M, S, o, progress,
+                         [&](const std::vector<double>& counts, int64_t R, bool centre) {
+                             return weighted_moments_ref(data, K, models, M, S, counts, R, centre);
+                         });
+}
+
+EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
+                             const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& o,
+                             const EvaluateProgress& progress) {
+    return evaluate_impl(data, K, models, M, S, o, progress,
+                         [&](const std::vector<double>& counts, int64_t R, bool centre) {
+                             return backend.evaluate_moments(data, K, models, M, S, counts, R, centre);
+                         });
 }
 
 }  // namespace rsa

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "rsa_gpu/backend.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/npy.h"
@@ -291,4 +292,17 @@ TEST(Evaluate, WeightedSumsEqualExpandedResamples) {
             EXPECT_EQ(a.valid_samples, b.valid_samples);
         }
     }
+}
+
+TEST(Evaluate, BackendPathEqualsTwin) {
+    const Fixture& f = fixture();
+    auto cpu = make_cpu_backend();
+    EvaluateOptions o;
+    o.inference = EvalInference::Both;
+    o.bootstrap = 100;
+    o.seed = 9;
+    const EvaluateResult a = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    const EvaluateResult b = evaluate_rdms(*cpu, f.data, f.K, f.models, f.M, f.S, o);
+    EXPECT_EQ(a.samples, b.samples);
+    EXPECT_EQ(a.se, b.se);
 }

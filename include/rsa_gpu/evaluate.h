@@ -125,6 +125,13 @@ using EvaluateProgress = std::function<void(int64_t done, int64_t total)>;
 EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
                             int64_t S, const EvaluateOptions& options, const EvaluateProgress& progress = {});
 
+// The same on a backend (the command's path): the corr / cosine bootstrap's weighted sums through
+// backend.evaluate_moments (batched on a GPU), everything else on the host twin.
+class Backend;
+EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
+                             const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& options,
+                             const EvaluateProgress& progress = {});
+
 // The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected of `res`):
 // fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M), sample_lower / sample_upper.
 void evaluate_inference(EvaluateResult& res, double ci);
