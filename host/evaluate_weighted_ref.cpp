@@ -1,7 +1,8 @@
 // The corr / cosine bootstrap of `rsa_gpu evaluate` by weighted sums (evaluate.h, WeightedMoments): a pattern
 // resample's expanded RDM vector is the full vector with pair weights u_ab = w_a w_b, so its comparisons and noise
-// ceiling follow from a few weighted sums per resample, computed here as OpenBLAS dgemm over resample chunks and
-// pair blocks (the CPU twin of the GPU's batched evaluation).
+// ceiling follow from a few weighted sums per resample, computed here as quadratic forms of the counts (OpenBLAS
+// dgemm of the counts with the S x S product matrices; the CPU twin of the GPU's batched evaluation, which forms the
+// same sums as DGEMMs of the pair weights with the RDM vectors).
 #include <cblas.h>
 
 #include <algorithm>
@@ -16,6 +17,9 @@ namespace rsa {
 WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
                                      int64_t M, int64_t S, const std::vector<double>& counts, int64_t R,
                                      bool centre) {
+    // Every sum is a quadratic form in the counts: sum_{a<b} w_a w_b f_ab = w^T U w (U the strict upper triangle of
+    // the products' S x S matrix F). Per product: a dtrmm of the counts (a chunk of resamples x S) with U, then a row
+    // dot with the counts: compute-bound (each F entry serves every resample of the chunk).
     const int64_t P = S * (S - 1) / 2;
     WeightedMoments w;
     w.resamples = R;
@@ -27,64 +31,81 @@ WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K,
     w.sy.assign(R * M, 0.0);
     w.syy.assign(R * M, 0.0);
     w.C.assign(R * K * M, 0.0);
-    // centred copies (corr) and the squared models
-    std::vector<double> X = data, Y = models, Y2(static_cast<size_t>(M * P));
+    std::vector<double> X = data, Y = models;
     if (centre) {
-        for (int64_t k = 0; k < K; ++k) {
-            double m = 0.0;
-            for (int64_t p = 0; p < P; ++p) m += X[k * P + p];
-            m /= static_cast<double>(P);
-            for (int64_t p = 0; p < P; ++p) X[k * P + p] -= m;
-        }
-        for (int64_t k = 0; k < M; ++k) {
-            double m = 0.0;
-            for (int64_t p = 0; p < P; ++p) m += Y[k * P + p];
-            m /= static_cast<double>(P);
-            for (int64_t p = 0; p < P; ++p) Y[k * P + p] -= m;
+        for (std::vector<double>* v : {&X, &Y}) {
+            const int64_t rows = static_cast<int64_t>(v->size()) / P;
+            for (int64_t k = 0; k < rows; ++k) {
+                double m = 0.0;
+                for (int64_t p = 0; p < P; ++p) m += (*v)[k * P + p];
+                m /= static_cast<double>(P);
+                for (int64_t p = 0; p < P; ++p) (*v)[k * P + p] -= m;
+            }
         }
     }
-    for (int64_t i = 0; i < M * P; ++i) Y2[i] = Y[i] * Y[i];
-    std::vector<int32_t> pa(static_cast<size_t>(P)), pb(static_cast<size_t>(P));
-    for (int64_t a = 0, p = 0; a < S; ++a)
-        for (int64_t b = a + 1; b < S; ++b, ++p) {
-            pa[p] = static_cast<int32_t>(a);
-            pb[p] = static_cast<int32_t>(b);
+    // n = sum_{a<b} w_a w_b = ((sum w)^2 - sum w^2) / 2
+    for (int64_t r = 0; r < R; ++r) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t a = 0; a < S; ++a) {
+            const double c = counts[r * S + a];
+            s1 += c;
+            s2 += c * c;
         }
-    const int64_t Rc = 64, Pb = 8192;
-    std::vector<double> W(static_cast<size_t>(Rc * Pb)), Wk(static_cast<size_t>(Rc * Pb));
-    for (int64_t r0 = 0; r0 < R; r0 += Rc) {
+        w.n[r] = 0.5 * (s1 * s1 - s2);
+    }
+    // the products: (first vector, second vector or -1, output slot); vectors 0..K-1 data, K..K+M-1 models
+    struct Product {
+        int64_t a, b;
+        double* out;
+        int64_t stride;  // between resamples
+    };
+    std::vector<Product> products;
+    for (int64_t k = 0; k < K; ++k) products.push_back({k, -1, &w.sx[k], K});
+    for (int64_t m = 0; m < M; ++m) products.push_back({K + m, -1, &w.sy[m], M});
+    for (int64_t m = 0; m < M; ++m) products.push_back({K + m, K + m, &w.syy[m], M});
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t t = k; t < K; ++t) products.push_back({k, t, &w.G[k * K + t], K * K});
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t m = 0; m < M; ++m) products.push_back({k, K + m, &w.C[k * M + m], K * M});
+    auto vec = [&](int64_t i) { return i < K ? &X[i * P] : &Y[(i - K) * P]; };
+    const int64_t Q = static_cast<int64_t>(products.size());
+    const int64_t Qc = std::max<int64_t>(1, std::min<int64_t>(Q, (int64_t{256} << 20) / (S * S * 8)));
+    const int64_t Rc = std::min<int64_t>(R, 128);
+    std::vector<double> U(static_cast<size_t>(Qc * S * S), 0.0), H(static_cast<size_t>(Rc * S));
+    for (int64_t q0 = 0; q0 < Q; q0 += Qc) {
         check_interrupt("the evaluation bootstrap");
-        const int rc = static_cast<int>(std::min(Rc, R - r0));
-        for (int64_t p0 = 0; p0 < P; p0 += Pb) {
-            const int pbn = static_cast<int>(std::min(Pb, P - p0));
-            for (int r = 0; r < rc; ++r) {
-                const double* c = &counts[(r0 + r) * S];
-                double* wr = &W[static_cast<size_t>(r) * pbn];
-                double s = 0.0;
-                for (int p = 0; p < pbn; ++p) {
-                    wr[p] = c[pa[p0 + p]] * c[pb[p0 + p]];
-                    s += wr[p];
+        const int64_t qc = std::min(Qc, Q - q0);
+        for (int64_t q = 0; q < qc; ++q) {  // the strict upper triangle of F_q (the rest stays 0)
+            const Product& pr = products[q0 + q];
+            const double* fa = vec(pr.a);
+            const double* fb = pr.b >= 0 ? vec(pr.b) : nullptr;
+            double* u = &U[q * S * S];
+            for (int64_t a = 0, p = 0; a < S; ++a)
+                for (int64_t b = a + 1; b < S; ++b, ++p) u[a * S + b] = fb ? fa[p] * fb[p] : fa[p];
+        }
+        for (int64_t r0 = 0; r0 < R; r0 += Rc) {
+            const int64_t rc = std::min(Rc, R - r0);
+            for (int64_t q = 0; q < qc; ++q) {
+                // H = W U_q (triangular: half the multiply-adds of a full product), then w^T U_q w per resample
+                std::copy(&counts[r0 * S], &counts[(r0 + rc) * S], H.begin());
+                cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, static_cast<int>(rc),
+                            static_cast<int>(S), 1.0, &U[q * S * S], static_cast<int>(S), H.data(),
+                            static_cast<int>(S));
+                const Product& pr = products[q0 + q];
+                for (int64_t r = 0; r < rc; ++r) {
+                    const double* c = &counts[(r0 + r) * S];
+                    const double* h = &H[r * S];
+                    double s = 0.0;
+                    for (int64_t a = 0; a < S; ++a) s += c[a] * h[a];
+                    pr.out[(r0 + r) * pr.stride] = s;
                 }
-                w.n[r0 + r] += s;
-            }
-            auto gemm = [&](const double* A, const double* B, int cols, double* out, int ldc) {
-                // out (rc x cols, ldc) += A (rc x pbn) * B^T, B: cols x pbn with leading dimension P
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rc, cols, pbn, 1.0, A, pbn, B, static_cast<int>(P),
-                            1.0, out, ldc);
-            };
-            gemm(W.data(), X.data() + p0, static_cast<int>(K), &w.sx[r0 * K], static_cast<int>(K));
-            gemm(W.data(), Y.data() + p0, static_cast<int>(M), &w.sy[r0 * M], static_cast<int>(M));
-            gemm(W.data(), Y2.data() + p0, static_cast<int>(M), &w.syy[r0 * M], static_cast<int>(M));
-            for (int64_t k = 0; k < K; ++k) {
-                const double* xk = &X[k * P + p0];
-                for (int r = 0; r < rc; ++r)
-                    for (int p = 0; p < pbn; ++p)
-                        Wk[static_cast<size_t>(r) * pbn + p] = W[static_cast<size_t>(r) * pbn + p] * xk[p];
-                gemm(Wk.data(), X.data() + p0, static_cast<int>(K), &w.G[r0 * K * K + k * K], static_cast<int>(K * K));
-                gemm(Wk.data(), Y.data() + p0, static_cast<int>(M), &w.C[r0 * K * M + k * M], static_cast<int>(K * M));
             }
         }
     }
+    // G is symmetric: mirror the computed upper half
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t k = 0; k < K; ++k)
+            for (int64_t t = 0; t < k; ++t) w.G[r * K * K + k * K + t] = w.G[r * K * K + t * K + k];
     return w;
 }
 
