@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_common.h"
+#include "rsa_gpu/blas_setup.h"
 #include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/npy.h"
 
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
     rsa::EvaluateResult r;
     const double ms = rsa_bench::median_ms(repeats, [&] { r = rsa::evaluate_ref(data, K, models, M, S, o); });
     const nlohmann::json j = {{"seconds", ms / 1e3}, {"K", K},     {"M", M},
-                              {"S", S},              {"point", r.point}, {"mean", r.mean},
+                              {"S", S},              {"point", r.point}, {"blas_kernels", rsa::blas_corename()}, {"mean", r.mean},
                               {"se", r.se},          {"nc_lower", r.ceiling.lower}, {"nc_upper", r.ceiling.upper},
                               {"point_nc_lower", r.point_ceiling.lower}, {"point_nc_upper", r.point_ceiling.upper}};
     std::printf("%s\n", j.dump().c_str());

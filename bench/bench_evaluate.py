@@ -66,8 +66,10 @@ def main():
                      abs(ours["point_nc_upper"] - fixed.noise_ceiling[1]))
         se_ratio = np.asarray(ours["se"]) / res.get_sem()
         rows.append((name, ours["seconds"], peer, args.peer_samples, point_err, nc_err, se_ratio))
+        kernels = ours["blas_kernels"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}; rsa_gpu's OpenBLAS kernels: {kernels} (set OPENBLAS_CORETYPE to "
+          f"choose); numpy {np.__version__}")
     print("| workload | rsa_gpu (CPU twin), 1,000 resamples | rsatoolbox, scaled to 1,000 (resamples run) | "
           "speed-up | point / noise ceiling max abs diff | SE ratio (ours / rsatoolbox) |")
     print("|---|---|---|---|---|---|")
