@@ -372,7 +372,11 @@ EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const s
         const bool weighted = o.weighted_sums && (o.method == EvalMethod::Corr || o.method == EvalMethod::Cosine);
         if (weighted) {
             // weighted sums: the pattern counts of a chunk of resamples, their moments in dgemm, then each resample
-            const int64_t chunk = by_pattern ? 256 : N;
+            // as many resamples per call as keep the moments (K (K + M) + ... doubles each) near 1 GiB: the product
+            // matrices (CPU) or the uploaded RDMs (GPU) then serve many resamples per call
+            const int64_t per_resample = K * K + K * M + K + 2 * M + 1;
+            const int64_t chunk = by_pattern ? std::max<int64_t>(64, std::min<int64_t>(N, (int64_t{1} << 27) / per_resample))
+                                             : N;
             WeightedMoments w;
             if (!by_pattern)
                 w = moments(std::vector<double>(static_cast<size_t>(S), 1.0), 1, o.method == EvalMethod::Corr);

@@ -1,9 +1,11 @@
 // `rsa_gpu evaluate` end to end (CPU): on the rsatoolbox fixture (tests/data/evaluate, tools/make_evaluate_golden.py)
-// --json gives rsatoolbox's eval_fixed point estimates, tests and noise ceiling; --out writes its files; bad input
-// (RDMs of different sizes, duplicate model names, a missing --models, an unknown method) exits 2 naming the
-// problem and writes nothing.
+// --json gives rsatoolbox's eval_fixed point estimates, tests and noise ceiling (also from rsatoolbox's own HDF5 file
+// and named .npz models); --out writes its files; bad input (RDMs of different sizes, asymmetric, NaN, non-square or
+// 2 x 2 RDMs, duplicate model names, a missing --models, an unknown method) exits 2 naming the problem and writes
+// nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -57,6 +59,28 @@ TEST(EvaluateCli, JsonGivesRsatoolboxPointEstimatesAndNoiseCeiling) {
     }
 }
 
+TEST(EvaluateCli, RsatoolboxHdf5DataAndNamedNpzModels) {
+    // data.h5 was written by rsatoolbox's RDMs.save; the models are an .npz with keys truth, noisy, random
+    const std::string d = dir_for("h5");
+    const nlohmann::json f = golden()["methods"]["tau-a"]["fixed"];
+    const auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.h5") + " --models " +
+                                   data_file("models_named.npz") + " --method tau-a --correction none --json",
+                               d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    std::vector<std::string> names;
+    for (const auto& e : j["models"]) names.push_back(e["name"]);
+    ASSERT_EQ(names.size(), 3u);
+    const std::vector<std::string> order = {"truth", "noisy", "random"};
+    for (size_t i = 0; i < 3; ++i) {
+        const size_t m = static_cast<size_t>(std::find(order.begin(), order.end(), names[i]) - order.begin());
+        ASSERT_LT(m, 3u) << names[i];
+        EXPECT_NEAR(j["models"][i]["evaluation"].get<double>(), f["mean"][m].get<double>(), 1e-9) << names[i];
+    }
+    EXPECT_NEAR(j["noise_ceiling"]["lower"].get<double>(), f["noise_ceiling"][0].get<double>(), 1e-9);
+    EXPECT_NEAR(j["noise_ceiling"]["upper"].get<double>(), f["noise_ceiling"][1].get<double>(), 1e-9);
+}
+
 TEST(EvaluateCli, BootstrapTableAndOutputFolder) {
     const std::string d = dir_for("out");
     auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " +
@@ -108,5 +132,20 @@ TEST(EvaluateCli, BadInputExitsTwoAndWritesNothing) {
                         " --inference rdm --out o4",
                     d);
     expect_error(r, 2, "needs at least 2");
-    EXPECT_EQ(rsa_test::list_dir(d), (std::vector<std::string>{"one.npy", "small.npy"}));
+    // asymmetric, NaN, non-square and 2 x 2 model files: the reader's errors, exit 2
+    std::vector<double> m(a.values.begin(), a.values.begin() + 100);
+    std::vector<double> asym = m, withnan = m;
+    asym[1 * 10 + 2] += 0.5;
+    withnan[3 * 10 + 4] = withnan[4 * 10 + 3] = std::nan("");
+    rsa::npy_save_f64(d + "/asym.npy", asym, {10, 10});
+    rsa::npy_save_f64(d + "/nan.npy", withnan, {10, 10});
+    rsa::npy_save_f64(d + "/rect.npy", std::vector<double>(30, 1.0), {10, 3});
+    rsa::npy_save_f64(d + "/two.npy", {0.0, 1.0, 1.0, 0.0}, {2, 2});
+    for (const std::string bad : {"asym.npy", "nan.npy", "rect.npy", "two.npy"}) {
+        r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " + bad + " --out o5", d);
+        EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+        EXPECT_NE(r.err.find(bad), std::string::npos) << "the error names the file: " << r.err;
+    }
+    EXPECT_EQ(rsa_test::list_dir(d),
+              (std::vector<std::string>{"asym.npy", "nan.npy", "one.npy", "rect.npy", "small.npy", "two.npy"}));
 }

@@ -2,9 +2,10 @@
 """Oracle for `rsa_gpu evaluate`'s golden files (tests/data/evaluate/): rsatoolbox on seeded data.
 
 Run with a Python that has rsatoolbox (numpy, scipy):  /work/main/.venv/bin/python tools/make_evaluate_golden.py
-Writes data.npy (K x S x S float64 data RDMs, K = 5 subjects, S = 10 patterns: squared Euclidean distances of a
+(--files-only: only the RDM files.) Writes data.npy (K x S x S float64 data RDMs, K = 5 subjects, S = 10 patterns: squared Euclidean distances of a
 shared pattern set plus subject noise), models.npy (M = 3 models: the true RDM, a noisy one, a random one rounded to
-one decimal so that ranks tie) and evaluate_golden.json with, for every method (corr, cosine, spearman, rho-a,
+one decimal so that ranks tie), the same as data.h5 (rsatoolbox's RDMs.save, HDF5) and
+models_named.npz (keys truth, noisy, random), and evaluate_golden.json with, for every method (corr, cosine, spearman, rho-a,
 tau-a, corr_cov, cosine_cov):
   fixed       eval_fixed: evaluations (model x rdm), get_means, get_sem, get_ci(0.95), test_zero, test_noise,
               test_pairwise, the noise ceiling;
@@ -56,6 +57,8 @@ def result_dict(res, K_or_none=None):
 
 
 def main():
+    import sys
+    files_only = "--files-only" in sys.argv
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20261130)
     truth = rng.standard_normal((S, 6))
@@ -67,6 +70,14 @@ def main():
     models_m = np.stack([true_rdm, noisy, rnd])
     np.save(os.path.join(OUT, "data.npy"), data)
     np.save(os.path.join(OUT, "models.npy"), models_m)
+    # the same RDMs as rsatoolbox's HDF5 file (data) and an .npz of named models, for the command's file forms
+    path_h5 = os.path.join(OUT, "data.h5")
+    if os.path.exists(path_h5):
+        os.remove(path_h5)
+    RDMs(data, dissimilarity_measure="squared euclidean").save(path_h5, file_type="hdf5")
+    np.savez(os.path.join(OUT, "models_named.npz"), truth=models_m[0], noisy=models_m[1], random=models_m[2])
+    if files_only:
+        return
 
     data_rdms = RDMs(data)
     models = [ModelFixed(name, RDMs(models_m[i][None])) for i, name in enumerate(["truth", "noisy", "random"])]
