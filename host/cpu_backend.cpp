@@ -91,6 +91,12 @@ public:
         return r;
     }
 
+    WeightedMoments evaluate_moments(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                     int64_t M, int64_t S, const std::vector<double>& counts, int64_t resamples,
+                                     bool centre) override {
+        return weighted_moments_ref(data, K, models, M, S, counts, resamples, centre);
+    }
+
     BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
                               uint64_t seed) override {
         ProgressBar bar("bootstrap");

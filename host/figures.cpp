@@ -28,9 +28,9 @@ namespace rsa {
 // Figures and report.html by tools/make_figures.py (Debian's python3-matplotlib and python3-sklearn), run on
 // the staging folder before it is committed. Missing tools are not an error: say how to get them.
 nlohmann::json make_figures(const std::string& folder, const std::string& final_folder, const std::string& results_json,
-                            const std::function<void(const std::string&)>& say) {
+                            const std::function<void(const std::string&)>& say, const std::string& script_name) {
     const char* env = std::getenv("RSA_GPU_TOOLS_DIR");
-    const std::string script = std::string(env ? env : RSA_GPU_TOOLS_DIR) + "/make_figures.py";
+    const std::string script = std::string(env ? env : RSA_GPU_TOOLS_DIR) + "/" + script_name;
     const std::string python = "/usr/bin/python3";
     if (access(script.c_str(), R_OK) != 0) {
         say("figures: skipped (" + script + " not found; set RSA_GPU_TOOLS_DIR to the rsa_gpu tools/ folder)");
@@ -86,9 +86,9 @@ nlohmann::json make_figures(const std::string& folder, const std::string& final_
     }
     if (run.interrupted) check_interrupt("figures");  // throws: an interruption, not a figures failure
     if (!(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0)) {
-        say("figures: make_figures.py failed (" + describe_status(run.status) +
+        say("figures: " + script_name + " failed (" + describe_status(run.status) +
             "; see figures.log in the output folder); the results are kept");
-        return {{"made", false}, {"reason", "make_figures.py failed (" + describe_status(run.status) + ")"}};
+        return {{"made", false}, {"reason", script_name + " failed (" + describe_status(run.status) + ")"}};
     }
     std::remove(log.c_str());
     return {{"made", true}, {"report", "report.html"}, {"folder", "figures/"}};

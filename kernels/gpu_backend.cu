@@ -16,6 +16,7 @@
 #include "compare.cuh"
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
+#include "evaluate.cuh"
 #include "gpu_context.cuh"
 #include "grating.cuh"
 #include "rdm_scale.cuh"
@@ -184,6 +185,13 @@ public:
         r.plain = cka_from_sums(sums, S, false);
         r.debiased = S >= 4 ? cka_from_sums(sums, S, true) : std::nan("");
         return r;
+    }
+
+    WeightedMoments evaluate_moments(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                     int64_t M, int64_t S, const std::vector<double>& counts, int64_t resamples,
+                                     bool centre) override {
+        CUDA_CHECK(cudaSetDevice(ctx_.device));
+        return evaluate_moments_launch(ctx_.cublas, data, K, models, M, S, counts, resamples, centre, ctx_.stream);
     }
 
     BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,

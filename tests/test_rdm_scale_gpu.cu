@@ -215,6 +215,11 @@ TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBack) {
         int device() const override { return b_.device(); }
         Array gratings(const std::vector<float>& a, const GratingParams& p) override { return b_.gratings(a, p); }
         RowMoments row_moments(const Array& x, bool keep) override { return b_.row_moments(x, keep); }
+        WeightedMoments evaluate_moments(const std::vector<double>& d, int64_t K, const std::vector<double>& m,
+                                         int64_t M, int64_t S, const std::vector<double>& c, int64_t R,
+                                         bool centre) override {
+            return b_.evaluate_moments(d, K, m, M, S, c, R, centre);
+        }
         PlanMemory rdm_memory(int64_t S, int64_t N) override {
             PlanMemory m = b_.rdm_memory(S, N);
             if (calls_++ == 0) m.free_bytes = 1ull << 40;

@@ -43,6 +43,7 @@ std::unique_ptr<Command> make_stimuli_command();
 std::unique_ptr<Command> make_rdm_command();
 std::unique_ptr<Command> make_compare_command();
 std::unique_ptr<Command> make_cka_command();
+std::unique_ptr<Command> make_evaluate_command();
 std::unique_ptr<Command> make_train_command();
 std::unique_ptr<Command> make_synthetic_command();
 std::unique_ptr<Command> make_bench_command();

@@ -22,6 +22,7 @@ std::vector<std::unique_ptr<Command>> all_commands() {
     commands.push_back(make_rdm_command());
     commands.push_back(make_compare_command());
     commands.push_back(make_cka_command());
+    commands.push_back(make_evaluate_command());
     commands.push_back(make_train_command());
     commands.push_back(make_synthetic_command());
     commands.push_back(make_bench_command());

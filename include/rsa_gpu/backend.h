@@ -12,6 +12,7 @@
 #include "rsa_gpu/array.h"
 #include "rsa_gpu/cnn.h"
 #include "rsa_gpu/compare.h"
+#include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/measures.h"
 #include "rsa_gpu/grating.h"
 #include "rsa_gpu/matrix.h"
@@ -75,6 +76,12 @@ public:
                                                        int permutations, uint64_t seed) = 0;
     virtual NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,
                                              uint64_t seed) = 0;
+    // ---- model evaluation (evaluate.h): the weighted sums of the corr / cosine bootstrap of `rsa_gpu evaluate` for
+    // `resamples` pattern resamples at once (counts: resamples x S), every data RDM (K x P) and model (M x P) in one
+    // call; float64 host vectors in and out.
+    virtual WeightedMoments evaluate_moments(const std::vector<double>& data, int64_t K,
+                                             const std::vector<double>& models, int64_t M, int64_t S,
+                                             const std::vector<double>& counts, int64_t resamples, bool centre) = 0;
     // The embedded synthetic V1 recording, binned.
     virtual SyntheticV1 synthetic_v1(const SyntheticV1Params& params) = 0;
     // The embedded synthetic recording at trial level (trials x neurons).

@@ -12,7 +12,9 @@
 
 namespace rsa {
 
+// `script`: the script in tools/ that draws them (make_figures.py for the main job, evaluate_figure.py for evaluate).
 nlohmann::json make_figures(const std::string& folder, const std::string& final_folder, const std::string& results_json,
-                            const std::function<void(const std::string&)>& say);
+                            const std::function<void(const std::string&)>& say,
+                            const std::string& script = "make_figures.py");
 
 }  // namespace rsa

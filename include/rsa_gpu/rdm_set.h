@@ -40,4 +40,19 @@ RdmSet read_rdm_set(const std::string& path);
 // for one RDM, K x S x S for several). Atomic; refuses to replace an existing file unless `overwrite`.
 void write_rdm_set(const std::string& path, const RdmSet& set, bool overwrite);
 
+// True when `path` ends in .h5 or .hdf5 (any case): the name asks for rsatoolbox's HDF5 layout.
+bool is_hdf5_path(const std::string& path);
+
+// One S x S float32 RDM (rows of `patterns` floats, in memory or memory-mapped) written as rsatoolbox's HDF5 layout
+// without building an RdmSet: its strict upper triangle goes out in blocks of a few MB, so no copy of the RDM is
+// made. rdm_descriptors {name: [name], index: [0]}, pattern_descriptors {index: 0..S-1}, the measure as given (e.g.
+// "correlation"). Atomic like write_rdm_set; refuses an existing file unless `overwrite`.
+void write_square_rdm_hdf5(const std::string& path, const float* rdm, int64_t patterns, const std::string& name,
+                           const std::string& measure, bool overwrite);
+
+// The same from an S x S float32 C-order .npy (the RDM engine's tiled output), memory-mapped read-only, so an RDM
+// larger than memory goes into the HDF5 file in blocks. RuntimeError naming `npy_path` when it is not such a file.
+void write_square_rdm_hdf5_from_npy(const std::string& path, const std::string& npy_path, const std::string& name,
+                                    const std::string& measure, bool overwrite);
+
 }  // namespace rsa

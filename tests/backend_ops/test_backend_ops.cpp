@@ -432,7 +432,7 @@ Verdict compare_outputs(const Case& c, const Output& a, const Output& b) {
 // in backend.h stops this file from compiling until the operation is added here and to kOperations.
 const std::vector<std::string> kOperations = {
     "gratings", "row_moments", "rdm_memory", "rdm_run", "rdm_spread", "compare", "cka", "bootstrap", "permutation",
-    "noise_ceiling", "synthetic_v1", "synthetic_v1_trials", "cnn_train", "cnn_forward"};
+    "noise_ceiling", "synthetic_v1", "synthetic_v1_trials", "cnn_train", "cnn_forward", "evaluate_moments"};
 // name(), is_gpu() and device() are identity queries, checked once at start-up, not compared. rdm_memory is a
 // query too: the rdm cases reach it (and row_moments, rdm_run, rdm_spread) through compute_rdm, the shared layer.
 
@@ -486,6 +486,12 @@ public:
                                      uint64_t seed) override {
         note("noise_ceiling");
         return b_.noise_ceiling(resp, bins, splits, seed);
+    }
+    WeightedMoments evaluate_moments(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                     int64_t M, int64_t S, const std::vector<double>& counts, int64_t resamples,
+                                     bool centre) override {
+        note("evaluate_moments");
+        return b_.evaluate_moments(data, K, models, M, S, counts, resamples, centre);
     }
     SyntheticV1 synthetic_v1(const SyntheticV1Params& p) override {
         note("synthetic_v1");
@@ -1062,6 +1068,40 @@ Case bootstrap_case(const std::string& label, int64_t S, int models, int R, bool
     return c;
 }
 
+// ---------------------------------------------------------------- evaluate_moments
+// The weighted sums of the evaluation bootstrap (evaluate.h): K data RDMs and M models (float64 vectors), R pattern
+// resamples' counts drawn with the engine's bootstrap_draw; both twins in double (the GPU with DGEMM in another
+// summation order).
+Case evaluate_moments_case(const std::string& label, int64_t S, int64_t K, int64_t M, int64_t R, bool centre) {
+    Case c;
+    c.op = "evaluate_moments";
+    c.label = label;
+    c.shapes = sz("S", S) + " K=" + std::to_string(K) + " M=" + std::to_string(M) + " " + sz("R", R);
+    c.precision = "fp64";
+    c.checks = {{"n", Metric::MaxRel, 1e-12}, {"sx", Metric::RelL2, 1e-11}, {"G", Metric::RelL2, 1e-11},
+                {"sy", Metric::RelL2, 1e-11}, {"syy", Metric::RelL2, 1e-11}, {"C", Metric::RelL2, 1e-11}};
+    c.setup = [S, K, M, R, centre](Gen& g, const CaseEnv&) -> Runner {
+        const int64_t P = S * (S - 1) / 2;
+        std::vector<double> data(static_cast<size_t>(K * P)), models(static_cast<size_t>(M * P));
+        for (double& v : data) v = g.uniform(0.0f, 2.0f);
+        for (double& v : models) v = g.uniform(0.0f, 2.0f);
+        const uint64_t seed = g.bits();
+        std::vector<double> counts(static_cast<size_t>(R * S), 0.0);
+        for (int64_t r = 0; r < R; ++r)
+            for (int64_t k = 0; k < S; ++k) counts[r * S + bootstrap_draw(seed, S, r, k)] += 1.0;
+        return [=](Backend& be, Output& out, int) {
+            const WeightedMoments w = be.evaluate_moments(data, K, models, M, S, counts, R, centre);
+            put_vector(out, "n", w.n, static_cast<size_t>(R));
+            put_vector(out, "sx", w.sx, static_cast<size_t>(R * K));
+            put_vector(out, "G", w.G, static_cast<size_t>(R * K * K));
+            put_vector(out, "sy", w.sy, static_cast<size_t>(R * M));
+            put_vector(out, "syy", w.syy, static_cast<size_t>(R * M));
+            put_vector(out, "C", w.C, static_cast<size_t>(R * K * M));
+        };
+    };
+    return c;
+}
+
 // ---------------------------------------------------------------- permutation
 Case permutation_case(const std::string& label, int64_t S, int P, float mix, bool nan_input = false) {
     Case c;
@@ -1450,6 +1490,11 @@ std::vector<Case> build_cases() {
     t.push_back(bootstrap_case("S=3 degenerate resamples", 3, 1, 50));
     t.push_back(bootstrap_case("large", 600, 2, 300));
     t.push_back(bootstrap_case("NaN in model", 9, 2, 10, true));
+
+    // evaluate_moments: corr (centred) and cosine sums, one pair block and several (S = 200: 19,900 pairs), R across
+    // the 64-resample chunks.
+    t.push_back(evaluate_moments_case("corr, small", 12, 3, 2, 10, true));
+    t.push_back(evaluate_moments_case("cosine, several blocks and chunks", 200, 4, 5, 130, false));
 
     // permutation: weak and strong relations, a small S (7! labels), a NaN is rejected.
     t.push_back(permutation_case("weak relation", 50, 300, 0.05f));

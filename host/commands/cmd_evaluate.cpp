@@ -1,0 +1,320 @@
+// `rsa_gpu evaluate --data D --models M1 [M2 ...]`: rsatoolbox's model evaluation (eval_fixed,
+// eval_bootstrap_pattern / _rdm / eval_bootstrap) of fixed model RDMs against data RDMs, with the noise ceiling,
+// rsatoolbox's t-tests, a multiple-comparison correction and a permutation test (evaluate.h). Prints a table or one
+// JSON object; --out DIR gets evaluate.json, evaluate.csv, pairwise.csv, the figure and report.html.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/evaluate.h"
+#include "rsa_gpu/figures.h"
+#include "rsa_gpu/interrupt.h"
+#include "rsa_gpu/npy.h"
+#include "rsa_gpu/output_dir.h"
+#include "rsa_gpu/progress.h"
+#include "rsa_gpu/rdm_set.h"
+
+namespace rsa::commands {
+
+namespace {
+
+bool is_rdm_file(const std::filesystem::path& p) {
+    const std::string ext = p.extension().string();
+    return ext == ".npy" || ext == ".npz" || ext == ".h5" || ext == ".hdf5";
+}
+
+// The model files: --models in order, then every RDM file of --models-dir (sorted by name).
+std::vector<std::string> model_files(const std::vector<std::string>& models, const std::string& dir) {
+    std::vector<std::string> files = models;
+    if (!dir.empty()) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(dir, ec)) throw InputError("--models-dir " + dir + ": not a folder");
+        std::vector<std::string> found;
+        for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+            if (e.is_regular_file() && is_rdm_file(e.path())) found.push_back(e.path().string());
+        if (ec) throw InputError("--models-dir " + dir + ": cannot list it (" + ec.message() + ")");
+        if (found.empty()) throw InputError("--models-dir " + dir + ": no RDM file (.npy, .npz, .h5, .hdf5) in it");
+        std::sort(found.begin(), found.end());
+        files.insert(files.end(), found.begin(), found.end());
+    }
+    if (files.empty()) throw InputError("evaluate: no models (give --models FILE ... or --models-dir DIR)");
+    return files;
+}
+
+std::string fmt(double x, const char* f = "%.4f") {
+    if (std::isnan(x)) return "nan";
+    char b[64];
+    std::snprintf(b, sizeof b, f, x);
+    return b;
+}
+
+std::string fmt_p(double p) { return std::isnan(p) ? "nan" : (p < 0.001 ? "< 0.001" : fmt(p, "%.3f")); }
+
+nlohmann::json to_json(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
+    nlohmann::json models = nlohmann::json::array();
+    for (int64_t m = 0; m < r.n_model; ++m) {
+        nlohmann::json e = {{"name", names[m]},
+                            {"evaluation", r.mean[m]},
+                            {"se", r.se[m]},
+                            {"ci_low", r.ci_low[m]},
+                            {"ci_high", r.ci_high[m]},
+                            {"p_zero", r.p_zero_corrected[m]},
+                            {"p_noise", r.p_noise_corrected[m]},
+                            {"p_zero_uncorrected", r.p_zero[m]},
+                            {"p_noise_uncorrected", r.p_noise[m]},
+                            {"point", r.point[m]}};
+        if (!r.p_perm.empty()) e["p_perm"] = r.p_perm[m];
+        models.push_back(e);
+    }
+    auto matrix = [&](const std::vector<double>& v) {
+        nlohmann::json a = nlohmann::json::array();
+        for (int64_t i = 0; i < r.n_model; ++i) {
+            nlohmann::json row = nlohmann::json::array();
+            for (int64_t j = 0; j < r.n_model; ++j) row.push_back(v[i * r.n_model + j]);
+            a.push_back(row);
+        }
+        return a;
+    };
+    return {{"method", eval_method_name(r.method)},
+            {"inference", eval_inference_name(r.inference)},
+            {"correction", correction_name(r.correction)},
+            {"n_rdm", r.n_rdm},
+            {"n_pattern", r.n_pattern},
+            {"n_model", r.n_model},
+            {"dof", r.dof},
+            {"bootstrap", r.inference == EvalInference::Fixed ? 0 : o.bootstrap},
+            {"valid_samples", r.valid_samples},
+            {"permutations", o.permutations},
+            {"seed", o.seed},
+            {"ci", o.ci},
+            {"models", models},
+            {"noise_ceiling",
+             {{"lower", r.ceiling.lower},
+              {"upper", r.ceiling.upper},
+              {"point_lower", r.point_ceiling.lower},
+              {"point_upper", r.point_ceiling.upper}}},
+            {"pairwise", matrix(r.pairwise_corrected)},
+            {"pairwise_uncorrected", matrix(r.pairwise)}};
+}
+
+std::string table(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
+    size_t w = 6;
+    for (const auto& n : names) w = std::max(w, n.size() + 1);
+    std::ostringstream s;
+    s << "evaluation of " << r.n_model << " model(s) against " << r.n_rdm << " data RDM(s) of " << r.n_pattern
+      << " patterns: method " << eval_method_name(r.method) << ", inference " << eval_inference_name(r.inference);
+    if (r.inference != EvalInference::Fixed) s << " (" << r.valid_samples << " of " << o.bootstrap << " resamples valid)";
+    s << "\n\n";
+    auto pad = [](const std::string& x, size_t n) { return x + std::string(n > x.size() ? n - x.size() : 0, ' '); };
+    s << pad("Model", w) << "|  Eval +- SEM     | 95% CI             | p (against 0) | p (against NC)"
+      << (r.p_perm.empty() ? "" : " | p (permutation)") << "\n";
+    s << std::string(w + 86, '-') << "\n";
+    for (int64_t m = 0; m < r.n_model; ++m) {
+        s << pad(names[m], w) << "| " << pad(fmt(r.mean[m], "% .4f") + " +- " + fmt(r.se[m]), 16) << " | "
+          << pad("[" + fmt(r.ci_low[m], "% .3f") + ", " + fmt(r.ci_high[m], "% .3f") + "]", 18) << " | "
+          << pad(fmt_p(r.p_zero_corrected[m]), 13) << " | " << pad(fmt_p(r.p_noise_corrected[m]), 14);
+        if (!r.p_perm.empty()) s << " | " << fmt_p(r.p_perm[m]);
+        s << "\n";
+    }
+    s << "\nnoise ceiling: lower " << fmt(r.ceiling.lower) << ", upper " << fmt(r.ceiling.upper) << "\n";
+    s << "p-values: rsatoolbox's t-tests (dof " << r.dof << "), " << correction_name(r.correction)
+      << "-corrected over models (against 0, against NC) and model pairs\n";
+    int sig = 0;
+    for (int64_t i = 0; i < r.n_model; ++i)
+        for (int64_t j = i + 1; j < r.n_model; ++j)
+            if (r.pairwise_corrected[i * r.n_model + j] < 0.05) {
+                s << "  " << names[i] << " vs " << names[j] << ": p = " << fmt_p(r.pairwise_corrected[i * r.n_model + j])
+                  << " (" << (r.mean[i] > r.mean[j] ? names[i] : names[j]) << " better)\n";
+                ++sig;
+            }
+    if (r.n_model > 1 && sig == 0) s << "  no model pair differs at p < 0.05\n";
+    if (!r.has_variance) s << "one data RDM and no bootstrap: no standard errors or tests (use --inference pattern)\n";
+    return s.str();
+}
+
+std::string csv_value(double x) { return std::isnan(x) ? "" : fmt(x, "%.17g"); }
+
+std::string html_escape(const std::string& x) {
+    std::string o;
+    for (char c : x) {
+        if (c == '<') o += "&lt;";
+        else if (c == '>') o += "&gt;";
+        else if (c == '&') o += "&amp;";
+        else if (c == '"') o += "&quot;";
+        else o += c;
+    }
+    return o;
+}
+
+class EvaluateCommand : public Command {
+public:
+    void add_to(CLI::App& app) override {
+        cmd_ = app.add_subcommand("evaluate",
+                                  "evaluate model RDMs against data RDMs (rsatoolbox's eval_fixed / eval_bootstrap_*: "
+                                  "noise ceiling, t-tests, pairwise comparisons)");
+        add_device_and_quiet(*cmd_, device_, quiet_);
+        cmd_->add_option("--data", data_, "data RDMs: .npy (S x S or K x S x S), .npz, rsatoolbox HDF5")
+            ->required()
+            ->check(CLI::ExistingFile);
+        cmd_->add_option("--models", models_, "model RDM files (same forms; named by file or key)")
+            ->check(CLI::ExistingFile);
+        cmd_->add_option("--models-dir", models_dir_, "every RDM file (.npy, .npz, .h5, .hdf5) of a folder");
+        cmd_->add_option("--method", method_, "corr, cosine, spearman, rho-a, tau-a, corr_cov, cosine_cov")
+            ->check(CLI::IsMember({"corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"}));
+        cmd_->add_option("--inference", inference_,
+                         "fixed (eval_fixed), pattern (bootstrap of patterns), rdm (of data RDMs), both")
+            ->check(CLI::IsMember({"fixed", "pattern", "rdm", "both"}));
+        cmd_->add_option("--bootstrap", options_.bootstrap, "bootstrap resamples (pattern, rdm, both)")
+            ->check(integer_in(2, 100000000, "2 to 100,000,000"));
+        cmd_->add_option("--permutations", options_.permutations, "permutation test of stimulus labels (0: none)")
+            ->check(integer_in(0, 100000000, "0 to 100,000,000"));
+        cmd_->add_option("--seed", options_.seed, "seed of the resamples and permutations")->check(seed_check());
+        cmd_->add_option("--correction", correction_, "multiple-comparison correction: fdr, bonferroni, none")
+            ->check(CLI::IsMember({"fdr", "bonferroni", "none"}));
+        cmd_->add_flag("--json", json_, "print one JSON object instead of the table");
+        cmd_->add_option("--out", out_, "output folder (evaluate.json, evaluate.csv, pairwise.csv, figure, report)");
+        cmd_->add_flag("--force", force_, "replace an existing --out folder");
+        cmd_->add_flag("--no-figures", no_figures_, "no figure or report page in --out");
+    }
+
+    bool chosen() const override { return static_cast<bool>(*cmd_); }
+    bool heavy_blas() const override { return true; }  // the bootstrap's quadratic forms are dtrmm
+
+    int run(const std::string& command_line) override {
+        enable_progress(quiet_, json_);
+        options_.method = parse_eval_method(method_);
+        options_.inference = parse_eval_inference(inference_);
+        options_.correction = parse_correction(correction_);
+        const std::vector<std::string> files = model_files(models_, models_dir_);
+        std::unique_ptr<OutputDir> out;
+        if (!out_.empty()) out = std::make_unique<OutputDir>(out_, force_);  // claimed before any work
+        auto backend = open_backend(device_, quiet_ || json_);
+
+        const RdmSet data = read_rdm_set(data_);
+        std::vector<std::string> names;
+        std::map<std::string, std::string> origin;
+        std::vector<double> models;
+        for (const std::string& f : files) {
+            check_interrupt("loading the models");
+            const RdmSet set = read_rdm_set(f);
+            if (set.patterns != data.patterns)
+                throw InputError("model RDMs " + f + " have " + std::to_string(set.patterns) +
+                                 " patterns but the data RDMs " + data_ + " have " + std::to_string(data.patterns) +
+                                 " (shapes " + std::to_string(set.patterns) + " x " + std::to_string(set.patterns) +
+                                 " and " + std::to_string(data.patterns) + " x " + std::to_string(data.patterns) + ")");
+            for (int64_t k = 0; k < set.count; ++k) {
+                const std::string& n = set.names[k];
+                const auto it = origin.find(n);
+                if (it != origin.end())
+                    throw InputError("duplicate model name '" + n + "' (in " + it->second + " and " + f +
+                                     "); rename one");
+                origin[n] = f;
+                names.push_back(n);
+            }
+            models.insert(models.end(), set.upper.begin(), set.upper.end());
+        }
+        const int64_t M = static_cast<int64_t>(names.size());
+
+        std::unique_ptr<Progress> bar;
+        const int64_t work =
+            (options_.inference == EvalInference::Fixed ? 0 : options_.bootstrap) + options_.permutations;
+        if (work > 0) bar = std::make_unique<Progress>("evaluate", work);
+        const EvaluateResult r = evaluate_rdms(*backend, data.upper, data.count, models, M, data.patterns, options_,
+                                              [&](int64_t done, int64_t) {
+                                                  if (bar) bar->update(done);
+                                              });
+        bar.reset();
+        nlohmann::json j = to_json(r, names, options_);
+        j["data"] = data_;
+        j["model_files"] = files;
+        j["command"] = command_line;
+        if (json_) {
+            std::printf("%s\n", j.dump().c_str());
+        } else {
+            std::printf("%s", table(r, names, options_).c_str());
+        }
+        if (out) {
+            out->write([&] { write_outputs(*out, r, names, j); });
+            out->commit();
+            if (!quiet_) std::fprintf(stderr, "wrote %s\n", out_.c_str());
+        }
+        return kExitOk;
+    }
+
+private:
+    void write_outputs(const OutputDir& out, const EvaluateResult& r, const std::vector<std::string>& names,
+                       nlohmann::json& j) {
+        std::ostringstream csv;
+        csv << "name,evaluation,se,ci_low,ci_high,p_zero,p_noise,p_zero_uncorrected,p_noise_uncorrected,point"
+            << (r.p_perm.empty() ? "" : ",p_perm") << "\n";
+        for (int64_t m = 0; m < r.n_model; ++m) {
+            csv << '"' << names[m] << '"' << ',' << csv_value(r.mean[m]) << ',' << csv_value(r.se[m]) << ','
+                << csv_value(r.ci_low[m]) << ',' << csv_value(r.ci_high[m]) << ',' << csv_value(r.p_zero_corrected[m])
+                << ',' << csv_value(r.p_noise_corrected[m]) << ',' << csv_value(r.p_zero[m]) << ','
+                << csv_value(r.p_noise[m]) << ',' << csv_value(r.point[m]);
+            if (!r.p_perm.empty()) csv << ',' << csv_value(r.p_perm[m]);
+            csv << "\n";
+        }
+        write_file_atomic(out.path("evaluate.csv"), csv.str());
+        std::ostringstream pw;
+        pw << "model";
+        for (const auto& n : names) pw << ",\"" << n << '"';
+        pw << "\n";
+        for (int64_t i = 0; i < r.n_model; ++i) {
+            pw << '"' << names[i] << '"';
+            for (int64_t k = 0; k < r.n_model; ++k) pw << ',' << csv_value(r.pairwise_corrected[i * r.n_model + k]);
+            pw << "\n";
+        }
+        write_file_atomic(out.path("pairwise.csv"), pw.str());
+        write_file_atomic(out.path("evaluate.json"), j.dump(1) + "\n");
+        bool figure = false;
+        if (!no_figures_) {
+            const nlohmann::json made = make_figures(
+                out.staging(), out.target(), j.dump(),
+                [this](const std::string& line) {
+                    if (!quiet_) std::fprintf(stderr, "%s\n", line.c_str());
+                },
+                "evaluate_figure.py");
+            figure = made.value("made", false);
+        }
+        std::ostringstream h;
+        h << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rsa_gpu evaluate</title>"
+          << "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+          << "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>"
+          << "</head><body>\n<h1>Model evaluation</h1>\n<p>" << r.n_model << " model(s) against " << r.n_rdm
+          << " data RDM(s) of " << r.n_pattern << " patterns; method <b>" << eval_method_name(r.method)
+          << "</b>, inference <b>" << eval_inference_name(r.inference) << "</b>";
+        if (r.inference != EvalInference::Fixed) h << " (" << r.valid_samples << " valid resamples)";
+        h << "; p-values " << correction_name(r.correction) << "-corrected.</p>\n";
+        if (figure) h << "<p><img src=\"figures/evaluate.png\" alt=\"model comparison\" style=\"max-width:900px\"></p>\n";
+        h << "<table><tr><th>model</th><th>evaluation</th><th>SE</th><th>95% CI</th><th>p (against 0)</th>"
+          << "<th>p (against NC)</th></tr>\n";
+        for (int64_t m = 0; m < r.n_model; ++m)
+            h << "<tr><td>" << html_escape(names[m]) << "</td><td>" << fmt(r.mean[m]) << "</td><td>" << fmt(r.se[m])
+              << "</td><td>[" << fmt(r.ci_low[m]) << ", " << fmt(r.ci_high[m]) << "]</td><td>"
+              << fmt_p(r.p_zero_corrected[m]) << "</td><td>" << fmt_p(r.p_noise_corrected[m]) << "</td></tr>\n";
+        h << "</table>\n<p>Noise ceiling: lower " << fmt(r.ceiling.lower) << ", upper " << fmt(r.ceiling.upper)
+          << ".</p>\n<p>Files: evaluate.json, evaluate.csv, pairwise.csv.</p>\n</body></html>\n";
+        write_file_atomic(out.path("report.html"), h.str());
+    }
+
+    CLI::App* cmd_ = nullptr;
+    std::string device_ = "auto";
+    bool quiet_ = false, json_ = false, force_ = false, no_figures_ = false;
+    std::string data_, models_dir_, out_;
+    std::vector<std::string> models_;
+    std::string method_ = "corr", inference_ = "fixed", correction_ = "fdr";
+    EvaluateOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_evaluate_command() { return std::make_unique<EvaluateCommand>(); }
+
+}  // namespace rsa::commands

@@ -1,0 +1,496 @@
+// CPU twin of `rsa_gpu evaluate` (evaluate.h): rsatoolbox's eval_fixed, eval_bootstrap_pattern, eval_bootstrap_rdm
+// and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and t-tests
+// (extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests), the multiple-comparison corrections and a
+// permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/evaluate.h"
+#include "rsa_gpu/interrupt.h"
+#include "rsa_gpu/stats.h"
+
+namespace rsa {
+
+EvalInference parse_eval_inference(const std::string& name) {
+    if (name == "fixed") return EvalInference::Fixed;
+    if (name == "pattern") return EvalInference::Pattern;
+    if (name == "rdm") return EvalInference::Rdm;
+    if (name == "both") return EvalInference::Both;
+    throw InputError("unknown inference '" + name + "' (valid: fixed, pattern, rdm, both)");
+}
+
+const char* eval_inference_name(EvalInference i) {
+    switch (i) {
+        case EvalInference::Fixed: return "fixed";
+        case EvalInference::Pattern: return "pattern";
+        case EvalInference::Rdm: return "rdm";
+        case EvalInference::Both: return "both";
+    }
+    return "unknown";
+}
+
+Correction parse_correction(const std::string& name) {
+    if (name == "fdr") return Correction::Fdr;
+    if (name == "bonferroni") return Correction::Bonferroni;
+    if (name == "none") return Correction::None;
+    throw InputError("unknown correction '" + name + "' (valid: fdr, bonferroni, none)");
+}
+
+const char* correction_name(Correction c) {
+    switch (c) {
+        case Correction::Fdr: return "fdr";
+        case Correction::Bonferroni: return "bonferroni";
+        case Correction::None: return "none";
+    }
+    return "unknown";
+}
+
+// ------------------------------------------------------------------ Student's t distribution
+namespace {
+
+// Continued fraction of the incomplete beta function (modified Lentz).
+double beta_cf(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0);
+    if (std::fabs(d) < tiny) d = tiny;
+    d = 1.0 / d;
+    double h = d;
+    for (int m = 1; m <= 10000; ++m) {
+        const double m2 = 2.0 * m;
+        double aa = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
+        d = 1.0 + aa * d;
+        if (std::fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c;
+        if (std::fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        h *= d * c;
+        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
+        d = 1.0 + aa * d;
+        if (std::fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c;
+        if (std::fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        const double del = d * c;
+        h *= del;
+        if (std::fabs(del - 1.0) < 1e-16) break;
+    }
+    return h;
+}
+
+// Regularised incomplete beta I_x(a, b).
+double beta_inc(double a, double b, double x) {
+    if (x <= 0.0) return 0.0;
+    if (x >= 1.0) return 1.0;
+    const double ln_front =
+        std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+    const double front = std::exp(ln_front);
+    if (x < (a + 1.0) / (a + b + 2.0)) return front * beta_cf(a, b, x) / a;
+    return 1.0 - front * beta_cf(b, a, 1.0 - x) / b;
+}
+
+}  // namespace
+
+double student_t_cdf(double t, double dof) {
+    if (std::isnan(t) || !(dof > 0.0)) return std::nan("");
+    if (std::isinf(t)) return t > 0 ? 1.0 : 0.0;
+    const double x = dof / (dof + t * t);
+    const double tail = 0.5 * beta_inc(0.5 * dof, 0.5, x);
+    return t > 0.0 ? 1.0 - tail : tail;
+}
+
+double student_t_ppf(double p, double dof) {
+    if (!(p > 0.0 && p < 1.0) || !(dof > 0.0)) return std::nan("");
+    double lo = -1.0, hi = 1.0;
+    while (student_t_cdf(lo, dof) > p) lo *= 2.0;
+    while (student_t_cdf(hi, dof) < p) hi *= 2.0;
+    for (int i = 0; i < 200 && hi - lo > 1e-15 * std::max(1.0, std::fabs(lo)); ++i) {
+        const double mid = 0.5 * (lo + hi);
+        (student_t_cdf(mid, dof) < p ? lo : hi) = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+std::vector<double> correct_p_values(const std::vector<double>& p, Correction c) {
+    std::vector<double> out = p;
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < p.size(); ++i)
+        if (!std::isnan(p[i])) idx.push_back(i);
+    const double m = static_cast<double>(idx.size());
+    if (c == Correction::None || idx.empty()) return out;
+    if (c == Correction::Bonferroni) {
+        for (size_t i : idx) out[i] = std::min(1.0, p[i] * m);
+        return out;
+    }
+    // Benjamini-Hochberg: adjusted p_(k) = min over j >= k of m p_(j) / j, at most 1.
+    std::sort(idx.begin(), idx.end(), [&p](size_t a, size_t b) { return p[a] < p[b]; });
+    double running = 1.0;
+    for (size_t k = idx.size(); k-- > 0;) {
+        running = std::min(running, p[idx[k]] * m / static_cast<double>(k + 1));
+        out[idx[k]] = running;
+    }
+    return out;
+}
+
+// ------------------------------------------------------------------ inference (rsatoolbox's Result)
+void evaluate_inference(EvaluateResult& res, double ci) {
+    const int64_t M = res.n_model, K = res.n_rdm;
+    const double nan = std::nan("");
+    res.mean.assign(M, nan);
+    std::vector<double> cov;  // (V x V) covariance, V = M or M + 2
+    int64_t V = M;
+    bool nc_included = false;
+    double n_correct = 0.0;   // _correct_1d's n
+    res.has_variance = true;
+    auto covariance = [](const std::vector<std::vector<double>>& rows, double ddof) {
+        const size_t v = rows.size(), n = rows.empty() ? 0 : rows[0].size();
+        std::vector<double> mu(v, 0.0), c(v * v, 0.0);
+        for (size_t a = 0; a < v; ++a) mu[a] = std::accumulate(rows[a].begin(), rows[a].end(), 0.0) / n;
+        for (size_t a = 0; a < v; ++a)
+            for (size_t b = a; b < v; ++b) {
+                double s = 0.0;
+                for (size_t i = 0; i < n; ++i) s += (rows[a][i] - mu[a]) * (rows[b][i] - mu[b]);
+                c[a * v + b] = c[b * v + a] = s / (static_cast<double>(n) - ddof);
+            }
+        return c;
+    };
+    if (res.inference == EvalInference::Fixed) {
+        std::vector<std::vector<double>> rows(static_cast<size_t>(M));
+        for (int64_t m = 0; m < M; ++m) {
+            double s = 0.0;
+            int64_t c = 0;
+            for (int64_t k = 0; k < K; ++k) {
+                const double x = res.per_rdm[m * K + k];
+                rows[m].push_back(x);
+                if (!std::isnan(x)) {
+                    s += x;
+                    ++c;
+                }
+            }
+            res.mean[m] = c ? s / c : nan;
+        }
+        res.ceiling = res.point_ceiling;
+        if (K > 1) {
+            cov = covariance(rows, 0.0);
+            for (double& x : cov) x /= static_cast<double>(K);
+            n_correct = static_cast<double>(K);
+            res.dof = static_cast<int>(K - 1);
+        } else {
+            res.has_variance = false;
+            res.dof = 0;
+        }
+    } else {
+        const int64_t N = static_cast<int64_t>(res.samples.size()) / M;
+        std::vector<int64_t> ok;
+        double lo = 0.0, hi = 0.0;
+        int64_t nlo = 0, nhi = 0;
+        for (int64_t r = 0; r < N; ++r) {
+            if (std::isfinite(res.samples[r * M])) ok.push_back(r);
+            if (!std::isnan(res.sample_lower[r])) lo += res.sample_lower[r], ++nlo;
+            if (!std::isnan(res.sample_upper[r])) hi += res.sample_upper[r], ++nhi;
+        }
+        res.valid_samples = static_cast<int64_t>(ok.size());
+        res.ceiling.lower = nlo ? lo / nlo : nan;
+        res.ceiling.upper = nhi ? hi / nhi : nan;
+        for (int64_t m = 0; m < M; ++m) {
+            double s = 0.0;
+            for (int64_t r : ok) s += res.samples[r * M + m];
+            res.mean[m] = ok.empty() ? nan : s / static_cast<double>(ok.size());
+        }
+        if (res.inference == EvalInference::Rdm) {
+            // eval_bootstrap_rdm: np.cov(evaluations.T) over every sample, models only
+            std::vector<std::vector<double>> rows(static_cast<size_t>(M));
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t r = 0; r < N; ++r) rows[m].push_back(res.samples[r * M + m]);
+            cov = covariance(rows, 1.0);
+            n_correct = static_cast<double>(K);
+            res.dof = static_cast<int>(K - 1);
+        } else {
+            std::vector<std::vector<double>> rows(static_cast<size_t>(M + 2));
+            for (int64_t r : ok) {
+                for (int64_t m = 0; m < M; ++m) rows[m].push_back(res.samples[r * M + m]);
+                rows[M].push_back(res.sample_lower[r]);
+                rows[M + 1].push_back(res.sample_upper[r]);
+            }
+            V = M + 2;
+            nc_included = true;
+            if (ok.size() < 2) {
+                cov.assign(static_cast<size_t>(V * V), nan);
+            } else {
+                cov = covariance(rows, 1.0);
+            }
+            const int64_t n = res.inference == EvalInference::Pattern ? res.n_pattern
+                                                                      : std::min(res.n_rdm, res.n_pattern);
+            n_correct = static_cast<double>(n);
+            res.dof = static_cast<int>(n - 1);
+        }
+    }
+    res.se.assign(M, nan);
+    res.ci_low.assign(M, nan);
+    res.ci_high.assign(M, nan);
+    res.p_zero.assign(M, nan);
+    res.p_noise.assign(M, nan);
+    res.pairwise.assign(static_cast<size_t>(M * M), nan);
+    for (int64_t m = 0; m < M; ++m) res.pairwise[m * M + m] = 1.0;
+    if (res.has_variance) {
+        const double f = n_correct / (n_correct - 1.0), eps = DBL_EPSILON, dof = res.dof;
+        const double tq = student_t_ppf((1.0 - ci) / 2.0, dof);
+        for (int64_t m = 0; m < M; ++m) {
+            const double var = cov[m * V + m] * f;
+            const double nc_var =
+                nc_included ? (cov[m * V + m] - 2.0 * cov[m * V + M] + cov[M * V + M]) * f : var;
+            res.se[m] = std::sqrt(std::max(var, 0.0));
+            res.ci_low[m] = res.mean[m] + res.se[m] * tq;
+            res.ci_high[m] = res.mean[m] - res.se[m] * tq;
+            res.p_zero[m] = 1.0 - student_t_cdf(res.mean[m] / std::sqrt(std::max(var, eps)), dof);
+            const double t_nc = (res.mean[m] - res.ceiling.lower) / std::sqrt(std::max(nc_var, eps));
+            res.p_noise[m] = 2.0 * (1.0 - student_t_cdf(std::fabs(t_nc), dof));
+        }
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = i + 1; j < M; ++j) {
+                const double dv = (cov[i * V + i] + cov[j * V + j] - 2.0 * cov[i * V + j]) * f;
+                const double t = (res.mean[i] - res.mean[j]) / std::sqrt(std::max(dv, eps));
+                res.pairwise[i * M + j] = res.pairwise[j * M + i] = 2.0 * (1.0 - student_t_cdf(std::fabs(t), dof));
+            }
+    }
+    res.p_zero_corrected = correct_p_values(res.p_zero, res.correction);
+    res.p_noise_corrected = correct_p_values(res.p_noise, res.correction);
+    std::vector<double> upper;
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = i + 1; j < M; ++j) upper.push_back(res.pairwise[i * M + j]);
+    const std::vector<double> upper_c = correct_p_values(upper, res.correction);
+    res.pairwise_corrected = res.pairwise;
+    size_t u = 0;
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = i + 1; j < M; ++j, ++u) res.pairwise_corrected[i * M + j] = res.pairwise_corrected[j * M + i] =
+                                                     upper_c[u];
+}
+
+// ------------------------------------------------------------------ the evaluation
+namespace {
+
+void check_inputs(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M, int64_t S,
+                  const EvaluateOptions& o) {
+    if (S < 3) throw InputError("evaluate: RDMs need at least 3 patterns (got " + std::to_string(S) + ")");
+    const int64_t P = S * (S - 1) / 2;
+    if (K < 1) throw InputError("evaluate: no data RDM");
+    if (M < 1) throw InputError("evaluate: no model RDM");
+    if (static_cast<int64_t>(data.size()) != K * P || static_cast<int64_t>(models.size()) != M * P)
+        throw InputError("evaluate: data and model RDMs must have " + std::to_string(S) + " patterns (" +
+                         std::to_string(P) + " dissimilarities each)");
+    for (int64_t i = 0; i < K * P; ++i)
+        if (!std::isfinite(data[i]))
+            throw InputError("evaluate: data RDM " + std::to_string(i / P) + " has a non-finite entry");
+    for (int64_t i = 0; i < M * P; ++i)
+        if (!std::isfinite(models[i]))
+            throw InputError("evaluate: model RDM " + std::to_string(i / P) + " has a non-finite entry");
+    if (o.inference != EvalInference::Fixed && o.bootstrap < 2)
+        throw InputError("evaluate: --bootstrap must be at least 2 for inference '" +
+                         std::string(eval_inference_name(o.inference)) + "'");
+    if ((o.inference == EvalInference::Rdm || o.inference == EvalInference::Both) && K < 2)
+        throw InputError("evaluate: inference '" + std::string(eval_inference_name(o.inference)) +
+                         "' resamples data RDMs and needs at least 2 (got 1; use --inference fixed or pattern)");
+    if (o.permutations < 0) throw InputError("evaluate: --permutations must be >= 0");
+    if (!(o.ci > 0.0 && o.ci < 1.0)) throw InputError("evaluate: the interval must be in (0, 1)");
+}
+
+// mean over data rows of compare(model, row), models taken from `models` (M x E) in chunks.
+void evaluate_models(EvalMethod method, const std::vector<double>& models, int64_t M, const RdmStructure& s,
+                     const CovCentring& cc, const std::vector<double>& data_prepared, int64_t rows, double* out) {
+    const int64_t E = s.entries(), L = prepared_length(method, s);
+    const int64_t chunk = 64;
+    for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+        const int64_t mc = std::min(chunk, M - m0);
+        const std::vector<double> mp = prepare_vectors(method, models.data() + m0 * E, mc, s, cc);
+        for (int64_t m = 0; m < mc; ++m) {
+            double sum = 0.0;
+            for (int64_t k = 0; k < rows; ++k) sum += compare_prepared(method, &mp[m * L], &data_prepared[k * L], L);
+            out[m0 + m] = sum / static_cast<double>(rows);
+        }
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// The weighted sums of `resamples` resamples' pattern counts (weighted_moments_ref or a backend's evaluate_moments).
+using MomentsFn = std::function<WeightedMoments(const std::vector<double>& counts, int64_t resamples, bool centre)>;
+
+EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                             int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress,
+                             const MomentsFn& moments) {
+    check_inputs(data, K, models, M, S, o);
+    const int64_t P = S * (S - 1) / 2;
+    EvaluateResult res;
+    res.method = o.method;
+    res.inference = o.inference;
+    res.correction = o.correction;
+    res.n_model = M;
+    res.n_rdm = K;
+    res.n_pattern = S;
+
+    // the full data: eval_fixed's evaluations and noise ceiling
+    const RdmStructure full = full_structure(S);
+    const CovCentring full_cc = make_cov_centring(full);
+    const std::vector<double> data_prepared = prepare_vectors(o.method, data.data(), K, full, full_cc);
+    const int64_t L = prepared_length(o.method, full);
+    res.per_rdm.assign(static_cast<size_t>(M * K), 0.0);
+    res.point.assign(M, 0.0);
+    for (int64_t m0 = 0; m0 < M; m0 += 64) {
+        const int64_t mc = std::min<int64_t>(64, M - m0);
+        const std::vector<double> mp = prepare_vectors(o.method, models.data() + m0 * P, mc, full, full_cc);
+        for (int64_t m = 0; m < mc; ++m) {
+            double sum = 0.0;
+            for (int64_t k = 0; k < K; ++k) {
+                const double v = compare_prepared(o.method, &mp[m * L], &data_prepared[k * L], L);
+                res.per_rdm[(m0 + m) * K + k] = v;
+                sum += v;
+            }
+            res.point[m0 + m] = sum / static_cast<double>(K);
+        }
+    }
+    std::vector<int64_t> groups(static_cast<size_t>(K));
+    std::iota(groups.begin(), groups.end(), 0);
+    res.point_ceiling = noise_ceiling_prepared(o.method, data, K, groups, full, full_cc, data_prepared);
+
+    const int64_t total = (o.inference == EvalInference::Fixed ? 0 : o.bootstrap) + o.permutations;
+    int64_t done = 0;
+    if (o.inference != EvalInference::Fixed) {
+        const int64_t N = o.bootstrap;
+        const double nan = std::nan("");
+        res.samples.assign(static_cast<size_t>(N * M), nan);
+        res.sample_lower.assign(N, nan);
+        res.sample_upper.assign(N, nan);
+        const bool by_pattern = o.inference != EvalInference::Rdm, by_rdm = o.inference != EvalInference::Pattern;
+        std::vector<int64_t> drawn(static_cast<size_t>(S)), rows(static_cast<size_t>(K)), source;
+        std::vector<double> sample_data, sample_models;
+        const bool weighted = o.weighted_sums && (o.method == EvalMethod::Corr || o.method == EvalMethod::Cosine);
+        if (weighted) {
+            // weighted sums: the pattern counts of a chunk of resamples, their moments in dgemm, then each resample
+            // as many resamples per call as keep the moments (K (K + M) + ... doubles each) near 1 GiB: the product
+            // matrices (CPU) or the uploaded RDMs (GPU) then serve many resamples per call
+            const int64_t per_resample = K * K + K * M + K + 2 * M + 1;
+            const int64_t chunk = by_pattern ? std::max<int64_t>(64, std::min<int64_t>(N, (int64_t{1} << 27) / per_resample))
+                                             : N;
+            WeightedMoments w;
+            if (!by_pattern)
+                w = moments(std::vector<double>(static_cast<size_t>(S), 1.0), 1, o.method == EvalMethod::Corr);
+            std::vector<double> counts;
+            std::vector<char> valid;
+            for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+                const int64_t rc = std::min(chunk, N - r0);
+                if (by_pattern) {
+                    counts.assign(static_cast<size_t>(rc * S), 0.0);
+                    valid.assign(static_cast<size_t>(rc), 0);
+                    for (int64_t r = 0; r < rc; ++r) {
+                        int64_t distinct = 0;
+                        for (int64_t k = 0; k < S; ++k) {
+                            double& c = counts[r * S + bootstrap_draw(o.seed, S, r0 + r, k)];
+                            if (c == 0.0) ++distinct;
+                            c += 1.0;
+                        }
+                        valid[r] = distinct >= 3;
+                    }
+                    w = moments(counts, rc, o.method == EvalMethod::Corr);
+                }
+                for (int64_t r = 0; r < rc; ++r) {
+                    if (by_pattern && !valid[r]) continue;
+                    for (int64_t k = 0; k < K; ++k) rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, r0 + r, k) : k;
+                    NoiseCeiling nc;
+                    finish_weighted(o.method, w, by_pattern ? r : 0, rows, &res.samples[(r0 + r) * M], &nc);
+                    res.sample_lower[r0 + r] = nc.lower;
+                    res.sample_upper[r0 + r] = nc.upper;
+                }
+                done += rc;
+                if (progress) progress(done, total);
+            }
+        }
+        for (int64_t r = 0; r < N && !weighted; ++r) {
+            check_interrupt("the evaluation bootstrap");
+            for (int64_t k = 0; k < K; ++k) rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, r, k) : k;
+            RdmStructure s;
+            if (by_pattern) {
+                for (int64_t k = 0; k < S; ++k) drawn[k] = bootstrap_draw(o.seed, S, r, k);
+                std::sort(drawn.begin(), drawn.end());
+                std::vector<int64_t> u = drawn;
+                u.erase(std::unique(u.begin(), u.end()), u.end());
+                if (u.size() < 3) {
+                    if (progress) progress(++done, total);
+                    continue;
+                }
+                s = resample_structure(drawn, S, &source);
+            } else {
+                s = full;
+                source.resize(static_cast<size_t>(P));
+                std::iota(source.begin(), source.end(), 0);
+            }
+            const int64_t E = s.entries();
+            sample_data.resize(static_cast<size_t>(K * E));
+            for (int64_t k = 0; k < K; ++k)
+                for (int64_t e = 0; e < E; ++e) sample_data[k * E + e] = data[rows[k] * P + source[e]];
+            sample_models.resize(static_cast<size_t>(M * E));
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t e = 0; e < E; ++e) sample_models[m * E + e] = models[m * P + source[e]];
+            const CovCentring cc = by_pattern ? make_cov_centring(s) : full_cc;
+            const std::vector<double> dp = prepare_vectors(o.method, sample_data.data(), K, s, cc);
+            evaluate_models(o.method, sample_models, M, s, cc, dp, K, &res.samples[r * M]);
+            const NoiseCeiling nc = noise_ceiling_prepared(o.method, sample_data, K, rows, s, cc, dp);
+            res.sample_lower[r] = nc.lower;
+            res.sample_upper[r] = nc.upper;
+            if (progress) progress(++done, total);
+        }
+    }
+    if (o.permutations > 0) {
+        // permutation test of stimulus labels: model RDM read as B[perm i, perm j], statistic = mean over data RDMs
+        res.p_perm.assign(M, 0.0);
+        std::vector<int64_t> count(static_cast<size_t>(M), 0);
+        std::vector<int> perm(static_cast<size_t>(S));
+        std::vector<double> permuted(static_cast<size_t>(M * P)), stat(static_cast<size_t>(M));
+        for (int64_t p = 0; p < o.permutations; ++p) {
+            check_interrupt("the permutation test");
+            permutation_draw(o.seed, S, p, perm.data());
+            for (int64_t m = 0; m < M; ++m) {
+                int64_t e = 0;
+                for (int64_t i = 0; i < S; ++i)
+                    for (int64_t j = i + 1; j < S; ++j, ++e) {
+                        const int64_t a = std::min(perm[i], perm[j]), b = std::max(perm[i], perm[j]);
+                        permuted[m * P + e] = models[m * P + a * S - a * (a + 1) / 2 + (b - a - 1)];
+                    }
+            }
+            evaluate_models(o.method, permuted, M, full, full_cc, data_prepared, K, stat.data());
+            for (int64_t m = 0; m < M; ++m)
+                if (stat[m] >= res.point[m]) ++count[m];
+            if (progress) progress(++done, total);
+        }
+        for (int64_t m = 0; m < M; ++m)
+            res.p_perm[m] = (1.0 + static_cast<double>(count[m])) / (1.0 + static_cast<double>(o.permutations));
+    }
+    evaluate_inference(res, o.ci);
+    return res;
+}
+
+}  // namespace
+
+EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                            int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress) {
+    return evaluate_impl(data, K, models, M, S, o, progress,
+                         [&](const std::vector<double>& counts, int64_t R, bool centre) {
+                             return weighted_moments_ref(data, K, models, M, S, counts, R, centre);
+                         });
+}
+
+EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
+                             const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& o,
+                             const EvaluateProgress& progress) {
+    return evaluate_impl(data, K, models, M, S, o, progress,
+                         [&](const std::vector<double>& counts, int64_t R, bool centre) {
+                             return backend.evaluate_moments(data, K, models, M, S, counts, R, centre);
+                         });
+}
+
+}  // namespace rsa

@@ -1,0 +1,187 @@
+// Model evaluation and inference of rsatoolbox (inference/evaluate.py, noise_ceiling.py, result.py,
+// util/inference_util.py, rdm/compare.py): data RDMs (subjects, sessions) against fixed model RDMs with one of
+// rsatoolbox's comparison methods, the point estimates, the noise ceiling (boot_noise_ceiling), bootstrap over
+// patterns, RDMs or both, rsatoolbox's t-tests (against 0, against the lower noise bound, pairwise) with its variance
+// corrections, a multiple-comparison correction and a permutation test of stimulus labels. float64 throughout; the
+// CPU twin is host/evaluate_ref.cpp (comparisons in host/rdm_compare_methods.cpp).
+//
+// RDMs are vectors in rsatoolbox's order (rdm_set.h: the strict upper triangle, row by row). A pattern resample is a
+// sorted list of S drawn patterns (rsatoolbox's subsample_pattern sorts); its RDM has one entry per position pair
+// p < q, NaN (left out of every comparison) where both positions hold the same pattern.
+//
+// Random streams (philox, stats.h's scheme): pattern draw k of resample r is bootstrap_draw(seed, S, r, k)
+// (stream 101); RDM draw k of resample r is floor(K u), u = philox_uniform01(seed, kEvalStreamRdmBootstrap, r K + k),
+// clamped to K - 1; permutation p is permutation_draw(seed, S, p) (stream 102).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "rsa_gpu/philox.h"
+
+namespace rsa {
+
+constexpr uint32_t kEvalStreamRdmBootstrap = 104;
+
+// rsatoolbox's names: corr, cosine, spearman, rho-a, tau-a, corr_cov, cosine_cov.
+enum class EvalMethod { Corr, Cosine, Spearman, RhoA, TauA, CorrCov, CosineCov };
+EvalMethod parse_eval_method(const std::string& name);  // InputError listing the valid names otherwise
+const char* eval_method_name(EvalMethod m);
+
+// fixed: eval_fixed; pattern: eval_bootstrap_pattern; rdm: eval_bootstrap_rdm; both: eval_bootstrap.
+enum class EvalInference { Fixed, Pattern, Rdm, Both };
+EvalInference parse_eval_inference(const std::string& name);
+const char* eval_inference_name(EvalInference i);
+
+// Multiple-comparison correction of the reported p-values: Benjamini-Hochberg adjusted p-values, Bonferroni
+// (min(1, m p)) or none. Pairwise p-values are corrected over the M (M - 1) / 2 pairs, p_zero and p_noise over M.
+enum class Correction { Fdr, Bonferroni, None };
+Correction parse_correction(const std::string& name);
+const char* correction_name(Correction c);
+
+// RDM draw k of resample r (0 <= k < K).
+RSA_HD int64_t rdm_bootstrap_draw(uint64_t seed, int64_t K, int64_t r, int64_t k) {
+    const double u = philox_uniform01(seed, kEvalStreamRdmBootstrap, static_cast<uint64_t>(r * K + k));
+    const int64_t idx = static_cast<int64_t>(floor(static_cast<double>(K) * u));
+    return idx < K ? idx : K - 1;
+}
+
+// ------------------------------------------------------------------ comparisons (rdm/compare.py)
+// A set of n RDM vectors of one length (a resampled or full RDM with its NaN entries removed), row-major n x len,
+// with the pattern structure the covariance-weighted methods need: conditions = number of positions, and for each
+// kept entry its position pair (i < j). Full RDMs: every pair kept, in rsatoolbox's order.
+struct RdmStructure {
+    int64_t conditions = 0;
+    std::vector<int32_t> pair_i, pair_j;  // [kept entries]
+    bool all_pairs = true;                // every pair of positions kept (no NaN): rsatoolbox's closed form
+    int64_t entries() const { return static_cast<int64_t>(pair_i.size()); }
+};
+RdmStructure full_structure(int64_t conditions);
+// The positions of a sorted pattern resample `drawn` (S values): entry (p, q) kept when drawn[p] != drawn[q];
+// `source` receives, per kept entry, the index of the pair (drawn[p], drawn[q]) in the full vector of S' patterns.
+RdmStructure resample_structure(const std::vector<int64_t>& drawn, int64_t full_conditions, std::vector<int64_t>* source);
+
+// compare(rdm1, rdm2, method) of rsatoolbox: result[a * n2 + b] for row a of v1 (n1 x len) and row b of v2.
+std::vector<double> compare_rdm_vectors(EvalMethod method, const std::vector<double>& v1, int64_t n1,
+                                        const std::vector<double>& v2, int64_t n2, const RdmStructure& structure);
+
+// rsatoolbox's pool_rdm for `method` of n vectors (NaN-free): the pooled vector.
+std::vector<double> pool_rdm_vectors(EvalMethod method, const std::vector<double>& v, int64_t n, int64_t len);
+
+struct NoiseCeiling {
+    double lower = 0.0, upper = 0.0;
+};
+// boot_noise_ceiling: rows of v (n x len) grouped by `group` (rsatoolbox's rdm 'index' descriptor; a bootstrap sample
+// repeats indices): leave each group out (lower: pooled others vs each row of the group; upper: all pooled vs it),
+// means over the group's rows, then over groups; one group: lower = upper = all pooled vs every row.
+NoiseCeiling boot_noise_ceiling_ref(EvalMethod method, const std::vector<double>& v, int64_t n,
+                                    const std::vector<int64_t>& group, const RdmStructure& structure);
+
+// ------------------------------------------------------------------ evaluation and inference
+struct EvaluateOptions {
+    EvalMethod method = EvalMethod::Corr;
+    EvalInference inference = EvalInference::Fixed;
+    int bootstrap = 1000;       // resamples (bootstrap modes)
+    int permutations = 0;       // permutation test of stimulus labels (0: none)
+    uint64_t seed = 0;
+    Correction correction = Correction::Fdr;
+    double ci = 0.95;
+    // corr and cosine bootstraps through weighted sums (below) instead of expanded resampled vectors; the same
+    // numbers up to rounding (tests compare both paths).
+    bool weighted_sums = true;
+};
+
+struct EvaluateResult {
+    EvalMethod method = EvalMethod::Corr;
+    EvalInference inference = EvalInference::Fixed;
+    Correction correction = Correction::Fdr;
+    int64_t n_model = 0, n_rdm = 0, n_pattern = 0;
+    int dof = 0;                         // rsatoolbox's Result.dof
+    bool has_variance = false;           // false: eval_fixed with one data RDM (no SE, CI or tests)
+    // [model x data RDM]: compare(model, data) on the full data (eval_fixed's evaluations).
+    std::vector<double> per_rdm;
+    std::vector<double> point;           // [model] mean over data RDMs on the full data
+    NoiseCeiling point_ceiling;          // boot_noise_ceiling on the full data
+    // rsatoolbox's Result: get_means() (fixed: point; bootstrap: mean of the valid samples), get_sem(),
+    // get_ci(ci) with the t distribution, the noise ceiling nanmean(noise_ceiling[0 / 1]).
+    std::vector<double> mean, se, ci_low, ci_high;
+    NoiseCeiling ceiling;
+    std::vector<double> p_zero, p_noise;              // test_zero, test_noise (uncorrected)
+    std::vector<double> pairwise;                     // [M x M] test_pairwise (uncorrected; diagonal 1)
+    std::vector<double> p_zero_corrected, p_noise_corrected, pairwise_corrected;  // per `correction`
+    std::vector<double> p_perm;                       // [model] permutation test (empty when not run)
+    // Bootstrap samples: [resample x model] evaluations and [resample] noise ceilings (NaN for a resample with fewer
+    // than 3 different patterns), and how many resamples were valid.
+    std::vector<double> samples, sample_lower, sample_upper;
+    int64_t valid_samples = 0;
+};
+
+// Progress of a long evaluation: (done, total).
+using EvaluateProgress = std::function<void(int64_t done, int64_t total)>;
+
+// data: K x P, models: M x P (P = S (S - 1) / 2, NaN-free, rsatoolbox's vector order). InputError for K, M < 1,
+// S < 3, mismatched lengths, non-finite values, bootstrap < 1 in a bootstrap mode, an RDM bootstrap with K < 2.
+EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                            int64_t S, const EvaluateOptions& options, const EvaluateProgress& progress = {});
+
+// The same on a backend (the command's path): the corr / cosine bootstrap's weighted sums through
+// backend.evaluate_moments (batched on a GPU), everything else on the host twin.
+class Backend;
+EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
+                             const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& options,
+                             const EvaluateProgress& progress = {});
+
+// The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected of `res`):
+// fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M), sample_lower / sample_upper.
+void evaluate_inference(EvaluateResult& res, double ci);
+
+// Building blocks of the twin: a method's per-vector transform ("prepared": centred, ranked or whitened) computed
+// once per vector, then compare_prepared per pair (cosine of prepared vectors, 0 for a zero-length one; rho-a's
+// scaled dot product; tau-a on the raw values). CovCentring: the Cholesky factor of the weighted double-centring
+// system of a structure with left-out pairs (empty when every pair is kept).
+struct CovCentring {
+    int64_t conditions = 0;
+    std::vector<double> factor;
+};
+CovCentring make_cov_centring(const RdmStructure& s);
+int64_t prepared_length(EvalMethod method, const RdmStructure& s);
+std::vector<double> prepare_vectors(EvalMethod method, const double* v, int64_t n, const RdmStructure& s,
+                                    const CovCentring& cc);
+double compare_prepared(EvalMethod method, const double* a, const double* b, int64_t len);
+// boot_noise_ceiling_ref with the rows already prepared.
+NoiseCeiling noise_ceiling_prepared(EvalMethod method, const std::vector<double>& v, int64_t n,
+                                    const std::vector<int64_t>& group, const RdmStructure& s, const CovCentring& cc,
+                                    const std::vector<double>& prepared);
+
+// ------------------------------------------------------------------ corr and cosine bootstraps by weighted sums
+// A pattern resample with counts w (w_a = times pattern a was drawn) keeps each pair {a, b}, a != b, w_a w_b times, so
+// every sum over its expanded vector is a weighted sum over the P pairs of the full RDMs with weights u_ab = w_a w_b.
+// Per resample r: n = sum u, sx_k = sum u x_k, G_kt = sum u x_k x_t (data rows k, t), sy_m, syy_m = sum u y_m^2,
+// C_km = sum u x_k y_m (models m). corr and cosine of every model with every data RDM, and the noise ceiling
+// (pool_rdm's z-scored or RMS-scaled mean, compared with each row: sum_i R_{i t} / sqrt(sum_{i j} R_{i j}) with R
+// the rows' correlation or cosine matrix), follow from these. The GPU evaluates the same sums as GEMMs over many
+// resamples and models in one launch.
+struct WeightedMoments {
+    int64_t resamples = 0, K = 0, M = 0;
+    std::vector<double> n, sx, G, sy, syy, C;  // [r], [r K], [r K K], [r M], [r M], [r K M]
+};
+// counts: resamples x S (pattern counts of each resample); data K x P, models M x P. Centred by each vector's plain
+// mean first (all methods that use these sums are shift-invariant in their centred form; cosine is not, so the
+// shift is only applied for corr: `centre`).
+WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                     int64_t M, int64_t S, const std::vector<double>& counts, int64_t resamples,
+                                     bool centre);
+// From the moments of resample r: evaluations[m] = mean over `rows` (data rows of the resample, repeats allowed) of
+// corr / cosine(model m, row); the noise ceiling with groups = rows.
+void finish_weighted(EvalMethod method, const WeightedMoments& w, int64_t r, const std::vector<int64_t>& rows,
+                     double* evaluations, NoiseCeiling* ceiling);
+
+// Helpers (exposed for tests): Student's t distribution, the corrections, rank and tau-a in float64.
+double student_t_cdf(double t, double dof);
+double student_t_ppf(double p, double dof);
+std::vector<double> correct_p_values(const std::vector<double>& p, Correction c);
+std::vector<double> rank_average_double(const double* v, int64_t n);
+double kendall_tau_a_double(const double* x, const double* y, int64_t n);
+
+}  // namespace rsa

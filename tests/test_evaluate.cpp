@@ -1,0 +1,308 @@
+// The evaluation engine's CPU twin (evaluate.h) against rsatoolbox (tools/make_evaluate_golden.py): every comparison
+// method on full RDMs and on a pattern resample with repeats, boot_noise_ceiling, eval_fixed's estimates and tests,
+// rsatoolbox's Result inference on its own bootstrap samples (exact), bootstrap standard errors within 10% of
+// rsatoolbox's (different random streams), p-values on fixtures with a clear answer, the corrections, the t
+// distribution and input errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "rsa_gpu/backend.h"
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/evaluate.h"
+#include "rsa_gpu/npy.h"
+#include "test_util.h"
+
+using namespace rsa;
+
+namespace {
+
+struct Fixture {
+    int64_t S = 0, K = 0, M = 0;
+    std::vector<double> data, models;  // vectors, rsatoolbox's order
+    nlohmann::json golden;
+};
+
+std::vector<double> upper_vectors(const NpyArray& a, int64_t* count, int64_t* S) {
+    *count = a.shape[0];
+    *S = a.shape[1];
+    std::vector<double> out;
+    for (int64_t k = 0; k < *count; ++k)
+        for (int64_t i = 0; i < *S; ++i)
+            for (int64_t j = i + 1; j < *S; ++j) out.push_back(a.values[(k * *S + i) * *S + j]);
+    return out;
+}
+
+const Fixture& fixture() {
+    static Fixture f = [] {
+        Fixture x;
+        int64_t S2 = 0;
+        x.data = upper_vectors(npy_load(rsa_test::data_path("evaluate/data.npy")), &x.K, &x.S);
+        x.models = upper_vectors(npy_load(rsa_test::data_path("evaluate/models.npy")), &x.M, &S2);
+        std::ifstream in(rsa_test::data_path("evaluate/evaluate_golden.json"));
+        x.golden = nlohmann::json::parse(in);
+        return x;
+    }();
+    return f;
+}
+
+void expect_vec(const std::vector<double>& got, const nlohmann::json& want, double tol, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (want[i].is_null()) {
+            EXPECT_TRUE(std::isnan(got[i])) << what << "[" << i << "]";
+            continue;
+        }
+        const double w = want[i].get<double>();
+        EXPECT_NEAR(got[i], w, tol * std::max(1.0, std::fabs(w))) << what << "[" << i << "]";
+    }
+}
+
+std::vector<double> flatten(const nlohmann::json& m) {
+    std::vector<double> out;
+    for (const auto& row : m)
+        for (const auto& v : row) out.push_back(v.is_null() ? std::nan("") : v.get<double>());
+    return out;
+}
+
+nlohmann::json as_json(const std::vector<double>& v) {
+    nlohmann::json j = nlohmann::json::array();
+    for (double x : v) j.push_back(x);
+    return j;
+}
+
+const std::vector<std::string> kMethods = {"corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"};
+
+}  // namespace
+
+TEST(Evaluate, FixedMatchesRsatoolboxForEveryMethod) {
+    const Fixture& f = fixture();
+    for (const std::string& name : kMethods) {
+        SCOPED_TRACE(name);
+        EvaluateOptions o;
+        o.method = parse_eval_method(name);
+        o.inference = EvalInference::Fixed;
+        const EvaluateResult r = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+        const nlohmann::json& g = f.golden["methods"][name]["fixed"];
+        expect_vec(r.per_rdm, as_json(flatten(g["evaluations"])), 1e-9, "evaluations");
+        expect_vec(r.mean, g["mean"], 1e-9, "mean");
+        expect_vec(r.point, g["mean"], 1e-9, "point");
+        expect_vec(r.se, g["sem"], 1e-9, "sem");
+        expect_vec(r.ci_low, g["ci_low"], 1e-8, "ci_low");
+        expect_vec(r.ci_high, g["ci_high"], 1e-8, "ci_high");
+        expect_vec(r.p_zero, g["p_zero"], 1e-8, "p_zero");
+        expect_vec(r.p_noise, g["p_noise"], 1e-8, "p_noise");
+        expect_vec(r.pairwise, as_json(flatten(g["pairwise"])), 1e-8, "pairwise");
+        EXPECT_NEAR(r.ceiling.lower, g["noise_ceiling"][0].get<double>(), 1e-9);
+        EXPECT_NEAR(r.ceiling.upper, g["noise_ceiling"][1].get<double>(), 1e-9);
+        EXPECT_EQ(r.dof, g["dof"].get<int>());
+    }
+}
+
+TEST(Evaluate, PatternResampleComparisonsAndNoiseCeilingMatchRsatoolbox) {
+    const Fixture& f = fixture();
+    std::vector<int64_t> drawn;
+    for (const auto& v : f.golden["resample_drawn"]) drawn.push_back(v.get<int64_t>());
+    std::vector<int64_t> source;
+    const RdmStructure s = resample_structure(drawn, f.S, &source);
+    EXPECT_FALSE(s.all_pairs);
+    const int64_t E = s.entries(), P = f.S * (f.S - 1) / 2;
+    std::vector<double> d(static_cast<size_t>(f.K * E)), m(static_cast<size_t>(f.M * E));
+    for (int64_t k = 0; k < f.K; ++k)
+        for (int64_t e = 0; e < E; ++e) d[k * E + e] = f.data[k * P + source[e]];
+    for (int64_t k = 0; k < f.M; ++k)
+        for (int64_t e = 0; e < E; ++e) m[k * E + e] = f.models[k * P + source[e]];
+    std::vector<int64_t> groups = {0, 1, 2, 3, 4};
+    for (const std::string& name : kMethods) {
+        SCOPED_TRACE(name);
+        const EvalMethod method = parse_eval_method(name);
+        const nlohmann::json& g = f.golden["methods"][name]["resample"];
+        expect_vec(compare_rdm_vectors(method, m, f.M, d, f.K, s), as_json(flatten(g["compare"])), 1e-9, "compare");
+        const NoiseCeiling nc = boot_noise_ceiling_ref(method, d, f.K, groups, s);
+        EXPECT_NEAR(nc.lower, g["noise_ceiling"][0].get<double>(), 1e-9);
+        EXPECT_NEAR(nc.upper, g["noise_ceiling"][1].get<double>(), 1e-9);
+    }
+}
+
+TEST(Evaluate, RdmResampleNoiseCeilingGroupsRepeatsLikeRsatoolbox) {
+    const Fixture& f = fixture();
+    const RdmStructure s = full_structure(f.S);
+    const int64_t P = f.S * (f.S - 1) / 2;
+    for (const std::string& name : kMethods) {
+        SCOPED_TRACE(name);
+        const nlohmann::json& g = f.golden["methods"][name]["rdm_resample"];
+        std::vector<int64_t> rows;
+        for (const auto& v : g["rows"]) rows.push_back(v.get<int64_t>());
+        std::vector<double> d;
+        for (int64_t r : rows) d.insert(d.end(), f.data.begin() + r * P, f.data.begin() + (r + 1) * P);
+        const NoiseCeiling nc =
+            boot_noise_ceiling_ref(parse_eval_method(name), d, static_cast<int64_t>(rows.size()), rows, s);
+        EXPECT_NEAR(nc.lower, g["noise_ceiling"][0].get<double>(), 1e-9);
+        EXPECT_NEAR(nc.upper, g["noise_ceiling"][1].get<double>(), 1e-9);
+    }
+}
+
+TEST(Evaluate, ResultInferenceOnRsatoolboxSamplesIsExact) {
+    const Fixture& f = fixture();
+    for (const std::string& name : {"corr", "spearman"}) {
+        for (const std::string& mode : {"pattern", "rdm", "both"}) {
+            SCOPED_TRACE(name + " " + mode);
+            const nlohmann::json& g = f.golden["bootstrap"][name][mode]["subset"];
+            EvaluateResult r;
+            r.method = parse_eval_method(name);
+            r.inference = parse_eval_inference(mode);
+            r.correction = Correction::None;
+            r.n_model = f.M;
+            r.n_rdm = f.K;
+            r.n_pattern = f.S;
+            r.samples = flatten(g["samples"]);
+            for (const auto& v : g["lower"]) r.sample_lower.push_back(v.is_null() ? std::nan("") : v.get<double>());
+            for (const auto& v : g["upper"]) r.sample_upper.push_back(v.is_null() ? std::nan("") : v.get<double>());
+            evaluate_inference(r, 0.95);
+            expect_vec(r.mean, g["mean"], 1e-12, "mean");
+            expect_vec(r.se, g["sem"], 1e-10, "sem");
+            expect_vec(r.ci_low, g["ci_low"], 1e-8, "ci_low");
+            expect_vec(r.ci_high, g["ci_high"], 1e-8, "ci_high");
+            expect_vec(r.p_zero, g["p_zero"], 1e-8, "p_zero");
+            expect_vec(r.p_noise, g["p_noise"], 1e-8, "p_noise");
+            expect_vec(r.pairwise, as_json(flatten(g["pairwise"])), 1e-8, "pairwise");
+            EXPECT_NEAR(r.ceiling.lower, g["noise_ceiling"][0].get<double>(), 1e-12);
+            EXPECT_EQ(r.dof, g["dof"].get<int>());
+            EXPECT_EQ(r.pairwise_corrected, r.pairwise);  // correction none
+        }
+    }
+}
+
+TEST(Evaluate, BootstrapStandardErrorsWithinTenPercentOfRsatoolbox) {
+    const Fixture& f = fixture();
+    for (const std::string& name : {"corr", "spearman"}) {
+        for (const std::string& mode : {"pattern", "rdm", "both"}) {
+            SCOPED_TRACE(name + " " + mode);
+            const nlohmann::json& g = f.golden["bootstrap"][name][mode];
+            EvaluateOptions o;
+            o.method = parse_eval_method(name);
+            o.inference = parse_eval_inference(mode);
+            o.bootstrap = 2000;
+            o.seed = 11;
+            const EvaluateResult r = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+            for (int64_t m = 0; m < f.M; ++m) {
+                const double want = g["sem"][m].get<double>();
+                EXPECT_NEAR(r.se[m], want, 0.10 * want) << "model " << m;
+                EXPECT_NEAR(r.mean[m], g["mean"][m].get<double>(), 3.0 * want) << "model " << m;
+            }
+            EXPECT_NEAR(r.ceiling.lower, g["noise_ceiling"][0].get<double>(), 0.05);
+            EXPECT_NEAR(r.ceiling.upper, g["noise_ceiling"][1].get<double>(), 0.05);
+            EXPECT_EQ(r.dof, g["dof"].get<int>());
+            EXPECT_EQ(static_cast<int64_t>(r.samples.size()), 2000 * f.M);
+        }
+    }
+}
+
+TEST(Evaluate, ClearFixturesGiveClearPValues) {
+    // 8 subjects who all see the model's structure plus small noise; a second model unrelated (a permuted copy).
+    const int64_t S = 12, P = S * (S - 1) / 2, K = 8;
+    std::vector<double> truth(static_cast<size_t>(P));
+    for (int64_t e = 0; e < P; ++e) truth[e] = 1.0 + std::fmod(e * 0.6180339887, 1.0) + (e % 7) * 0.3;
+    std::vector<double> data;
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t e = 0; e < P; ++e) data.push_back(truth[e] + 0.05 * std::sin(1.7 * e + 3.1 * k));
+    std::vector<double> models = truth;
+    for (int64_t e = 0; e < P; ++e) models.push_back(truth[(e * 37 + 11) % P]);
+    EvaluateOptions o;
+    o.inference = EvalInference::Fixed;
+    o.permutations = 199;
+    o.seed = 3;
+    const EvaluateResult r = evaluate_ref(data, K, models, 2, S, o);
+    EXPECT_GT(r.mean[0], 0.95);
+    EXPECT_LT(r.p_zero[0], 1e-6);
+    EXPECT_GT(r.p_zero[1], 1e-3);
+    EXPECT_LT(r.pairwise[1], 1e-6);
+    EXPECT_DOUBLE_EQ(r.pairwise[0], 1.0);
+    EXPECT_NEAR(r.p_perm[0], 1.0 / 200.0, 1e-12);  // the true model beats every permutation
+    EXPECT_GT(r.p_perm[1], 0.01);
+    // the noise ceiling brackets the true model
+    EXPECT_GT(r.ceiling.upper, r.ceiling.lower);
+    EXPECT_LE(r.ceiling.lower, 1.0);
+}
+
+TEST(Evaluate, CorrectionsAndStudentT) {
+    const std::vector<double> p = {0.01, 0.04, 0.03, 0.5};
+    const std::vector<double> bh = correct_p_values(p, Correction::Fdr);
+    EXPECT_NEAR(bh[0], 0.04, 1e-15);       // 0.01 * 4 / 1
+    EXPECT_NEAR(bh[1], 0.04 * 4 / 3, 1e-15);
+    EXPECT_NEAR(bh[2], 0.04 * 4 / 3, 1e-15);  // min(0.03 * 4 / 2, 0.0533)
+    EXPECT_NEAR(bh[3], 0.5, 1e-15);
+    const std::vector<double> bf = correct_p_values(p, Correction::Bonferroni);
+    EXPECT_NEAR(bf[1], 0.16, 1e-15);
+    EXPECT_EQ(bf[3], 1.0);
+    EXPECT_EQ(correct_p_values(p, Correction::None), p);
+    // scipy.stats.t.cdf(2.0, 4) = 0.9419417382415922; t.ppf(0.025, 9) = -2.2621571627982053
+    EXPECT_NEAR(student_t_cdf(2.0, 4), 0.9419417382415922, 1e-13);
+    EXPECT_NEAR(student_t_cdf(-1.5, 30), 1.0 - 0.927967035435677, 1e-12);
+    EXPECT_NEAR(student_t_ppf(0.025, 9), -2.2621571627982053, 1e-10);
+}
+
+TEST(Evaluate, BadInputIsAnInputError) {
+    const Fixture& f = fixture();
+    EvaluateOptions o;
+    std::vector<double> bad = f.data;
+    bad[3] = std::nan("");
+    EXPECT_THROW(evaluate_ref(bad, f.K, f.models, f.M, f.S, o), InputError);
+    EXPECT_THROW(evaluate_ref(f.data, f.K, f.models, f.M, 2, o), InputError);
+    EXPECT_THROW(evaluate_ref(f.data, f.K, std::vector<double>(f.models.begin(), f.models.end() - 1), f.M, f.S, o),
+                 InputError);
+    o.inference = EvalInference::Rdm;
+    EXPECT_THROW(evaluate_ref(std::vector<double>(f.data.begin(), f.data.begin() + 45), 1, f.models, f.M, f.S, o),
+                 InputError);
+    EXPECT_THROW(parse_eval_method("pearson"), InputError);
+    EXPECT_THROW(parse_eval_inference("crossval"), InputError);
+    EXPECT_THROW(parse_correction("holm"), InputError);
+}
+
+TEST(Evaluate, WeightedSumsEqualExpandedResamples) {
+    // corr and cosine bootstraps by weighted sums against the expanded resampled vectors, same draws.
+    const Fixture& f = fixture();
+    for (const std::string& name : {"corr", "cosine"}) {
+        for (const std::string& mode : {"pattern", "rdm", "both"}) {
+            SCOPED_TRACE(name + " " + mode);
+            EvaluateOptions o;
+            o.method = parse_eval_method(name);
+            o.inference = parse_eval_inference(mode);
+            o.bootstrap = 300;
+            o.seed = 5;
+            o.weighted_sums = true;
+            const EvaluateResult a = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+            o.weighted_sums = false;
+            const EvaluateResult b = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+            ASSERT_EQ(a.samples.size(), b.samples.size());
+            for (size_t i = 0; i < a.samples.size(); ++i) {
+                if (std::isnan(b.samples[i])) {
+                    EXPECT_TRUE(std::isnan(a.samples[i])) << i;
+                    continue;
+                }
+                EXPECT_NEAR(a.samples[i], b.samples[i], 1e-10) << i;
+            }
+            for (size_t i = 0; i < a.sample_lower.size(); ++i) {
+                if (std::isnan(b.sample_lower[i])) continue;
+                EXPECT_NEAR(a.sample_lower[i], b.sample_lower[i], 1e-10) << i;
+                EXPECT_NEAR(a.sample_upper[i], b.sample_upper[i], 1e-10) << i;
+            }
+            EXPECT_EQ(a.valid_samples, b.valid_samples);
+        }
+    }
+}
+
+TEST(Evaluate, BackendPathEqualsTwin) {
+    const Fixture& f = fixture();
+    auto cpu = make_cpu_backend();
+    EvaluateOptions o;
+    o.inference = EvalInference::Both;
+    o.bootstrap = 100;
+    o.seed = 9;
+    const EvaluateResult a = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    const EvaluateResult b = evaluate_rdms(*cpu, f.data, f.K, f.models, f.M, f.S, o);
+    EXPECT_EQ(a.samples, b.samples);
+    EXPECT_EQ(a.se, b.se);
+}

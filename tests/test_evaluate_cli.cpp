@@ -1,0 +1,151 @@
+// `rsa_gpu evaluate` end to end (CPU): on the rsatoolbox fixture (tests/data/evaluate, tools/make_evaluate_golden.py)
+// --json gives rsatoolbox's eval_fixed point estimates, tests and noise ceiling (also from rsatoolbox's own HDF5 file
+// and named .npz models); --out writes its files; bad input (RDMs of different sizes, asymmetric, NaN, non-square or
+// 2 x 2 RDMs, duplicate model names, a missing --models, an unknown method) exits 2 naming the problem and writes
+// nothing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_test_util.h"
+#include "rsa_gpu/npy.h"
+#include "test_util.h"
+
+using rsa_test::expect_error;
+using rsa_test::run_rsa_gpu;
+
+namespace {
+
+std::string dir_for(const std::string& name) { return rsa_test::scratch_dir("evaluate_cli_" + name); }
+std::string data_file(const std::string& name) { return rsa_test::data_path("evaluate/" + name); }
+
+nlohmann::json golden() {
+    std::ifstream in(data_file("evaluate_golden.json"));
+    return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST(EvaluateCli, JsonGivesRsatoolboxPointEstimatesAndNoiseCeiling) {
+    const std::string d = dir_for("json");
+    const nlohmann::json g = golden();
+    for (const std::string method : {"corr", "spearman", "cosine_cov"}) {
+        SCOPED_TRACE(method);
+        const auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " +
+                                       data_file("models.npy") + " --method " + method + " --correction none --json",
+                                   d);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        const nlohmann::json j = nlohmann::json::parse(r.out);
+        const nlohmann::json& f = g["methods"][method]["fixed"];
+        EXPECT_EQ(j["method"], method);
+        EXPECT_EQ(j["inference"], "fixed");
+        EXPECT_EQ(j["n_rdm"], 5);
+        EXPECT_EQ(j["n_pattern"], 10);
+        ASSERT_EQ(j["models"].size(), 3u);
+        for (size_t m = 0; m < 3; ++m) {
+            const nlohmann::json& e = j["models"][m];
+            EXPECT_NEAR(e["evaluation"].get<double>(), f["mean"][m].get<double>(), 1e-9);
+            EXPECT_NEAR(e["se"].get<double>(), f["sem"][m].get<double>(), 1e-9);
+            EXPECT_NEAR(e["p_zero"].get<double>(), f["p_zero"][m].get<double>(), 1e-8);
+            EXPECT_NEAR(e["p_noise"].get<double>(), f["p_noise"][m].get<double>(), 1e-8);
+            for (size_t k = 0; k < 3; ++k)
+                EXPECT_NEAR(j["pairwise"][m][k].get<double>(), f["pairwise"][m][k].get<double>(), 1e-8);
+        }
+        EXPECT_NEAR(j["noise_ceiling"]["lower"].get<double>(), f["noise_ceiling"][0].get<double>(), 1e-9);
+        EXPECT_NEAR(j["noise_ceiling"]["upper"].get<double>(), f["noise_ceiling"][1].get<double>(), 1e-9);
+    }
+}
+
+TEST(EvaluateCli, RsatoolboxHdf5DataAndNamedNpzModels) {
+    // data.h5 was written by rsatoolbox's RDMs.save; the models are an .npz with keys truth, noisy, random
+    const std::string d = dir_for("h5");
+    const nlohmann::json f = golden()["methods"]["tau-a"]["fixed"];
+    const auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.h5") + " --models " +
+                                   data_file("models_named.npz") + " --method tau-a --correction none --json",
+                               d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    std::vector<std::string> names;
+    for (const auto& e : j["models"]) names.push_back(e["name"]);
+    ASSERT_EQ(names.size(), 3u);
+    const std::vector<std::string> order = {"truth", "noisy", "random"};
+    for (size_t i = 0; i < 3; ++i) {
+        const size_t m = static_cast<size_t>(std::find(order.begin(), order.end(), names[i]) - order.begin());
+        ASSERT_LT(m, 3u) << names[i];
+        EXPECT_NEAR(j["models"][i]["evaluation"].get<double>(), f["mean"][m].get<double>(), 1e-9) << names[i];
+    }
+    EXPECT_NEAR(j["noise_ceiling"]["lower"].get<double>(), f["noise_ceiling"][0].get<double>(), 1e-9);
+    EXPECT_NEAR(j["noise_ceiling"]["upper"].get<double>(), f["noise_ceiling"][1].get<double>(), 1e-9);
+}
+
+TEST(EvaluateCli, BootstrapTableAndOutputFolder) {
+    const std::string d = dir_for("out");
+    auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " +
+                             data_file("models.npy") + " --inference both --bootstrap 200 --permutations 50 --out ev "
+                             "--no-figures",
+                         d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("noise ceiling: lower"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("p (permutation)"), std::string::npos) << r.out;
+    const std::vector<std::string> files = rsa_test::list_dir(d + "/ev");
+    EXPECT_EQ(files, (std::vector<std::string>{"evaluate.csv", "evaluate.json", "pairwise.csv", "report.html"}));
+    std::ifstream in(d + "/ev/evaluate.json");
+    const nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["bootstrap"], 200);
+    EXPECT_GT(j["models"][0]["se"].get<double>(), 0.0);
+    // an existing --out is refused without --force, before any work
+    r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " + data_file("models.npy") +
+                        " --out ev",
+                    d);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+TEST(EvaluateCli, BadInputExitsTwoAndWritesNothing) {
+    const std::string d = dir_for("bad");
+    // a 4 x 4 model against 10 x 10 data
+    std::vector<double> small(16, 0.0);
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) small[i * 4 + j] = i == j ? 0.0 : 1.0 + i + j;
+    rsa::npy_save_f64(d + "/small.npy", small, {4, 4});
+    auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models small.npy --out o1", d);
+    expect_error(r, 2, "small.npy have 4 patterns");
+    // the same model file twice: duplicate names
+    r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " + data_file("models.npy") +
+                        " " + data_file("models.npy") + " --out o2",
+                    d);
+    expect_error(r, 2, "duplicate model name");
+    r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --out o3", d);
+    expect_error(r, 2, "no models");
+    r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " + data_file("models.npy") +
+                        " --method pearson",
+                    d);
+    EXPECT_EQ(r.exit_code, 2);
+    // one data RDM cannot be resampled over RDMs
+    std::vector<double> one(100);
+    const rsa::NpyArray a = rsa::npy_load(data_file("data.npy"));
+    std::copy(a.values.begin(), a.values.begin() + 100, one.begin());
+    rsa::npy_save_f64(d + "/one.npy", one, {10, 10});
+    r = run_rsa_gpu("evaluate --device cpu --data one.npy --models " + data_file("models.npy") +
+                        " --inference rdm --out o4",
+                    d);
+    expect_error(r, 2, "needs at least 2");
+    // asymmetric, NaN, non-square and 2 x 2 model files: the reader's errors, exit 2
+    std::vector<double> m(a.values.begin(), a.values.begin() + 100);
+    std::vector<double> asym = m, withnan = m;
+    asym[1 * 10 + 2] += 0.5;
+    withnan[3 * 10 + 4] = withnan[4 * 10 + 3] = std::nan("");
+    rsa::npy_save_f64(d + "/asym.npy", asym, {10, 10});
+    rsa::npy_save_f64(d + "/nan.npy", withnan, {10, 10});
+    rsa::npy_save_f64(d + "/rect.npy", std::vector<double>(30, 1.0), {10, 3});
+    rsa::npy_save_f64(d + "/two.npy", {0.0, 1.0, 1.0, 0.0}, {2, 2});
+    for (const std::string bad : {"asym.npy", "nan.npy", "rect.npy", "two.npy"}) {
+        r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " + bad + " --out o5", d);
+        EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+        EXPECT_NE(r.err.find(bad), std::string::npos) << "the error names the file: " << r.err;
+    }
+    EXPECT_EQ(rsa_test::list_dir(d),
+              (std::vector<std::string>{"asym.npy", "nan.npy", "one.npy", "rect.npy", "small.npy", "two.npy"}));
+}

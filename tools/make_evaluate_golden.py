@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Oracle for `rsa_gpu evaluate`'s golden files (tests/data/evaluate/): rsatoolbox on seeded data.
+
+Run with a Python that has rsatoolbox (numpy, scipy):  /work/main/.venv/bin/python tools/make_evaluate_golden.py
+(--files-only: only the RDM files.) Writes data.npy (K x S x S float64 data RDMs, K = 5 subjects, S = 10 patterns: squared Euclidean distances of a
+shared pattern set plus subject noise), models.npy (M = 3 models: the true RDM, a noisy one, a random one rounded to
+one decimal so that ranks tie), the same as data.h5 (rsatoolbox's RDMs.save, HDF5) and
+models_named.npz (keys truth, noisy, random), and evaluate_golden.json with, for every method (corr, cosine, spearman, rho-a,
+tau-a, corr_cov, cosine_cov):
+  fixed       eval_fixed: evaluations (model x rdm), get_means, get_sem, get_ci(0.95), test_zero, test_noise,
+              test_pairwise, the noise ceiling;
+  resample    one pattern resample with repeats (indices written out): compare(models, data) and
+              boot_noise_ceiling on it (NaN pairs of a pattern with its own copy left out, as rsatoolbox);
+  bootstrap   eval_bootstrap_pattern / eval_bootstrap_rdm / eval_bootstrap (corr and spearman, N = 2000, seeded):
+              get_sem and the mean noise ceiling, for the 10% standard-error test; and the first 300 samples of
+              each mode with rsatoolbox's Result built on them (get_means, get_sem, get_ci, tests), so the
+              inference formulas are checked on the same samples.
+"""
+import importlib.metadata
+import json
+import os
+
+import numpy as np
+import rsatoolbox
+from rsatoolbox.inference import (boot_noise_ceiling, eval_bootstrap, eval_bootstrap_pattern, eval_bootstrap_rdm,
+                                  eval_fixed)
+from rsatoolbox.inference.result import Result
+from rsatoolbox.model import ModelFixed
+from rsatoolbox.rdm import RDMs, compare
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "evaluate")
+METHODS = ["corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"]
+S, K, M = 10, 5, 3
+
+
+def sq_euclid(x):
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    return d
+
+
+def tolist(x):
+    return np.asarray(x, dtype=np.float64).tolist()
+
+
+def result_dict(res, K_or_none=None):
+    return {
+        "mean": tolist(res.get_means()),
+        "sem": tolist(res.get_sem()),
+        "ci_low": tolist(res.get_ci(0.95)[0]),
+        "ci_high": tolist(res.get_ci(0.95)[1]),
+        "p_zero": tolist(res.test_zero()),
+        "p_noise": tolist(res.test_noise()),
+        "pairwise": tolist(res.test_pairwise()),
+        "noise_ceiling": [float(np.nanmean(res.noise_ceiling[0])), float(np.nanmean(res.noise_ceiling[1]))],
+        "dof": int(res.dof),
+    }
+
+
+def main():
+    import sys
+    files_only = "--files-only" in sys.argv
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(20261130)
+    truth = rng.standard_normal((S, 6))
+    data = np.stack([sq_euclid(truth + 0.8 * rng.standard_normal((S, 6))) for _ in range(K)])
+    true_rdm = sq_euclid(truth)
+    noisy = sq_euclid(truth + 1.2 * rng.standard_normal((S, 6)))
+    rnd = np.round(rng.uniform(0, 2, (S, S)), 1)
+    rnd = np.triu(rnd, 1) + np.triu(rnd, 1).T
+    models_m = np.stack([true_rdm, noisy, rnd])
+    np.save(os.path.join(OUT, "data.npy"), data)
+    np.save(os.path.join(OUT, "models.npy"), models_m)
+    # the same RDMs as rsatoolbox's HDF5 file (data) and an .npz of named models, for the command's file forms
+    path_h5 = os.path.join(OUT, "data.h5")
+    if os.path.exists(path_h5):
+        os.remove(path_h5)
+    RDMs(data, dissimilarity_measure="squared euclidean").save(path_h5, file_type="hdf5")
+    np.savez(os.path.join(OUT, "models_named.npz"), truth=models_m[0], noisy=models_m[1], random=models_m[2])
+    if files_only:
+        return
+
+    data_rdms = RDMs(data)
+    models = [ModelFixed(name, RDMs(models_m[i][None])) for i, name in enumerate(["truth", "noisy", "random"])]
+    model_rdms = RDMs(models_m)
+    drawn = np.sort(rng.integers(0, S, S))
+    while len(np.unique(drawn)) < 5 or len(np.unique(drawn)) == S:
+        drawn = np.sort(rng.integers(0, S, S))
+    out = {"S": S, "K": K, "M": M, "model_names": ["truth", "noisy", "random"],
+           "resample_drawn": drawn.tolist(), "methods": {}}
+    for method in METHODS:
+        entry = {}
+        res = eval_fixed(models, data_rdms, method=method)
+        entry["fixed"] = result_dict(res)
+        entry["fixed"]["evaluations"] = tolist(res.evaluations[0])
+        sample_d = data_rdms.subsample_pattern("index", drawn)
+        sample_m = model_rdms.subsample_pattern("index", drawn)
+        entry["resample"] = {
+            "compare": tolist(compare(sample_m, sample_d, method)),
+            "noise_ceiling": tolist(boot_noise_ceiling(sample_d, method=method, rdm_descriptor="index")),
+        }
+        # a data resample with repeated RDMs (rdm bootstrap): indices 0, 0, 2, 3, 3
+        rdm_idx = [0, 0, 2, 3, 3]
+        entry["rdm_resample"] = {
+            "rows": rdm_idx,
+            "noise_ceiling": tolist(boot_noise_ceiling(data_rdms.subsample("index", rdm_idx), method=method,
+                                                       rdm_descriptor="index")),
+        }
+        out["methods"][method] = entry
+    boot = {}
+    for method in ["corr", "spearman"]:
+        boot[method] = {}
+        for mode, fn in [("pattern", eval_bootstrap_pattern), ("rdm", eval_bootstrap_rdm), ("both", eval_bootstrap)]:
+            np.random.seed(7)
+            res = fn(models, data_rdms, method=method, N=2000)
+            d = result_dict(res)
+            # the inference of rsatoolbox's Result on the first 300 samples
+            ev = res.evaluations[:300]
+            nc = res.noise_ceiling[:, :300]
+            ok = np.isfinite(ev[:, 0])
+            if mode == "rdm":
+                variances = np.cov(ev.T)
+                sub = Result(models, ev, method, "bootstrap_rdm", nc, variances=variances, dof=K - 1, n_rdm=K)
+            else:
+                variances = np.cov(np.concatenate([ev[ok, :].T, nc[:, ok]]))
+                if mode == "pattern":
+                    sub = Result(models, ev, method, "bootstrap_pattern", nc, variances=variances, dof=S - 1,
+                                 n_pattern=S)
+                else:
+                    sub = Result(models, ev, method, "bootstrap", nc, variances=variances, dof=min(K, S) - 1,
+                                 n_rdm=K, n_pattern=S)
+            d["subset"] = result_dict(sub)
+            d["subset"]["samples"] = tolist(ev)
+            d["subset"]["lower"] = tolist(nc[0])
+            d["subset"]["upper"] = tolist(nc[1])
+            boot[method][mode] = d
+    out["bootstrap"] = boot
+    out["rsatoolbox_version"] = importlib.metadata.version("rsatoolbox")
+    with open(os.path.join(OUT, "evaluate_golden.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print("wrote", OUT)
+
+
+if __name__ == "__main__":
+    main()
