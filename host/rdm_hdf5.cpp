@@ -5,7 +5,9 @@
 #include "rdm_hdf5.h"
 
 #include <fcntl.h>
+#if RSA_GPU_HAVE_HDF5
 #include <hdf5.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +23,33 @@
 #include "rsa_gpu/interrupt.h"
 
 namespace rsa::hdf5 {
+
+namespace {
+
+uint64_t file_size(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return 0;
+    return static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace
+
+bool has_signature(const std::string& path) {
+    static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool found = false;
+    const uint64_t size = file_size(path);
+    for (uint64_t offset = 0; !found && offset + 8 <= size && offset <= (uint64_t{1} << 30);
+         offset = offset ? offset * 2 : 512) {
+        char buf[8];
+        if (::pread(fd, buf, 8, static_cast<off_t>(offset)) == 8 && std::memcmp(buf, kSignature, 8) == 0) found = true;
+    }
+    ::close(fd);
+    return found;
+}
+
+#if RSA_GPU_HAVE_HDF5
 
 namespace {
 
@@ -132,12 +161,6 @@ std::string shape_text(const std::vector<hsize_t>& dims) {
     for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
     if (dims.size() == 1) s += ",";
     return s + ")";
-}
-
-uint64_t file_size(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return 0;
-    return static_cast<uint64_t>(st.st_size);
 }
 
 // ------------------------------------------------------------------------------------------------ reading
@@ -501,21 +524,6 @@ nlohmann::json with_index(nlohmann::json descriptors, int64_t n) {
 
 }  // namespace
 
-bool has_signature(const std::string& path) {
-    static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool found = false;
-    const uint64_t size = file_size(path);
-    for (uint64_t offset = 0; !found && offset + 8 <= size && offset <= (uint64_t{1} << 30);
-         offset = offset ? offset * 2 : 512) {
-        char buf[8];
-        if (::pread(fd, buf, 8, static_cast<off_t>(offset)) == 8 && std::memcmp(buf, kSignature, 8) == 0) found = true;
-    }
-    ::close(fd);
-    return found;
-}
-
 RdmSet read_rdm_set(const std::string& path) {
     QuietErrors quiet;
     Reader r;
@@ -637,5 +645,19 @@ void write_rdm_set(const std::string& path, const RdmSet& meta, const UpperValue
     w.ctx.check(H5Fflush(file, H5F_SCOPE_GLOBAL), "the file (flush)");
     file.close(w.ctx, "the file (close)");
 }
+
+#else  // built with -DRSA_GPU_HDF5=OFF
+
+namespace {
+[[noreturn]] void no_hdf5(const std::string& path) {
+    throw InputError(path + ": an HDF5 RDM file, but this rsa_gpu was built without HDF5 (-DRSA_GPU_HDF5=OFF); "
+                     "rebuild with the HDF5 C library (Debian libhdf5-dev) or use .npy / .npz");
+}
+}  // namespace
+
+RdmSet read_rdm_set(const std::string& path) { no_hdf5(path); }
+void write_rdm_set(const std::string& path, const RdmSet&, const UpperValues&) { no_hdf5(path); }
+
+#endif  // RSA_GPU_HAVE_HDF5
 
 }  // namespace rsa::hdf5
