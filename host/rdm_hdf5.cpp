@@ -242,7 +242,9 @@ struct Reader {
         const H5T_class_t cls = H5Tget_class(type);
         size_t item = H5Tget_size(type);
         if (cls == H5T_NO_CLASS || (item == 0 && cls != H5T_STRING)) ctx.fail_call("the type of " + what);
-        const bool vlen_string = cls == H5T_STRING && H5Tis_variable_str(type) > 0;
+        const htri_t variable = cls == H5T_STRING ? H5Tis_variable_str(type) : 0;
+        if (variable < 0) ctx.fail_call("the string type of " + what);
+        const bool vlen_string = variable > 0;
         if (!is_attr) check_stored(obj, s.count, vlen_string ? 16 : item, what);
         else if (!vlen_string && H5Aget_storage_size(obj) < s.count * item)
             ctx.fail(what + " claims " + std::to_string(s.count) + " values but the file stores fewer");
@@ -345,6 +347,7 @@ struct Reader {
             const std::string sub = what + "/" + name;
             Handle obj = make(ctx, H5Oopen(group, name.c_str(), H5P_DEFAULT), H5Oclose, sub);
             const H5I_type_t t = H5Iget_type(obj);
+            if (t == H5I_BADID) ctx.fail_call("the kind of " + sub);
             if (t == H5I_GROUP) {
                 out[name] = read_group(obj, sub, depth + 1);
             } else if (t == H5I_DATASET) {
@@ -563,7 +566,9 @@ RdmSet read_rdm_set(const std::string& path) {
         r.ctx.fail("dataset 'dissimilarities' has shape " + shape_text(s.dims) + ": " + std::to_string(S) +
                    " patterns; an RDM needs at least 3");
     if (K == 0) r.ctx.fail("dataset 'dissimilarities' has shape " + shape_text(s.dims) + ": no RDMs");
-    r.check_stored(dset, s.count, H5Tget_size(type), "dataset 'dissimilarities' of shape " + shape_text(s.dims));
+    const size_t item = H5Tget_size(type);
+    if (item == 0) r.ctx.fail_call("the item size of 'dissimilarities'");
+    r.check_stored(dset, s.count, item, "dataset 'dissimilarities' of shape " + shape_text(s.dims));
 
     RdmSet set;
     set.count = static_cast<int64_t>(K);
@@ -574,7 +579,9 @@ RdmSet read_rdm_set(const std::string& path) {
     check_interrupt("reading an RDM file");
 
     // dissimilarity_measure: a string attribute, or (None) an empty dataset.
-    if (H5Aexists(r.file, "dissimilarity_measure") > 0) {
+    const htri_t measure_attr = H5Aexists(r.file, "dissimilarity_measure");
+    if (measure_attr < 0) r.ctx.fail_call("attribute 'dissimilarity_measure'");
+    if (measure_attr > 0) {
         Handle attr = make(r.ctx, H5Aopen(r.file, "dissimilarity_measure", H5P_DEFAULT), H5Aclose,
                            "attribute 'dissimilarity_measure'");
         bool ok = true;
