@@ -5,7 +5,9 @@
 #include "rdm_hdf5.h"
 
 #include <fcntl.h>
+#if RSA_GPU_HAVE_HDF5
 #include <hdf5.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +23,33 @@
 #include "rsa_gpu/interrupt.h"
 
 namespace rsa::hdf5 {
+
+namespace {
+
+uint64_t file_size(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return 0;
+    return static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace
+
+bool has_signature(const std::string& path) {
+    static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool found = false;
+    const uint64_t size = file_size(path);
+    for (uint64_t offset = 0; !found && offset + 8 <= size && offset <= (uint64_t{1} << 30);
+         offset = offset ? offset * 2 : 512) {
+        char buf[8];
+        if (::pread(fd, buf, 8, static_cast<off_t>(offset)) == 8 && std::memcmp(buf, kSignature, 8) == 0) found = true;
+    }
+    ::close(fd);
+    return found;
+}
+
+#if RSA_GPU_HAVE_HDF5
 
 namespace {
 
@@ -134,12 +163,6 @@ std::string shape_text(const std::vector<hsize_t>& dims) {
     return s + ")";
 }
 
-uint64_t file_size(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return 0;
-    return static_cast<uint64_t>(st.st_size);
-}
-
 // ------------------------------------------------------------------------------------------------ reading
 
 struct Reader {
@@ -219,7 +242,9 @@ struct Reader {
         const H5T_class_t cls = H5Tget_class(type);
         size_t item = H5Tget_size(type);
         if (cls == H5T_NO_CLASS || (item == 0 && cls != H5T_STRING)) ctx.fail_call("the type of " + what);
-        const bool vlen_string = cls == H5T_STRING && H5Tis_variable_str(type) > 0;
+        const htri_t variable = cls == H5T_STRING ? H5Tis_variable_str(type) : 0;
+        if (variable < 0) ctx.fail_call("the string type of " + what);
+        const bool vlen_string = variable > 0;
         if (!is_attr) check_stored(obj, s.count, vlen_string ? 16 : item, what);
         else if (!vlen_string && H5Aget_storage_size(obj) < s.count * item)
             ctx.fail(what + " claims " + std::to_string(s.count) + " values but the file stores fewer");
@@ -322,6 +347,7 @@ struct Reader {
             const std::string sub = what + "/" + name;
             Handle obj = make(ctx, H5Oopen(group, name.c_str(), H5P_DEFAULT), H5Oclose, sub);
             const H5I_type_t t = H5Iget_type(obj);
+            if (t == H5I_BADID) ctx.fail_call("the kind of " + sub);
             if (t == H5I_GROUP) {
                 out[name] = read_group(obj, sub, depth + 1);
             } else if (t == H5I_DATASET) {
@@ -501,21 +527,6 @@ nlohmann::json with_index(nlohmann::json descriptors, int64_t n) {
 
 }  // namespace
 
-bool has_signature(const std::string& path) {
-    static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool found = false;
-    const uint64_t size = file_size(path);
-    for (uint64_t offset = 0; !found && offset + 8 <= size && offset <= (uint64_t{1} << 30);
-         offset = offset ? offset * 2 : 512) {
-        char buf[8];
-        if (::pread(fd, buf, 8, static_cast<off_t>(offset)) == 8 && std::memcmp(buf, kSignature, 8) == 0) found = true;
-    }
-    ::close(fd);
-    return found;
-}
-
 RdmSet read_rdm_set(const std::string& path) {
     QuietErrors quiet;
     Reader r;
@@ -555,7 +566,9 @@ RdmSet read_rdm_set(const std::string& path) {
         r.ctx.fail("dataset 'dissimilarities' has shape " + shape_text(s.dims) + ": " + std::to_string(S) +
                    " patterns; an RDM needs at least 3");
     if (K == 0) r.ctx.fail("dataset 'dissimilarities' has shape " + shape_text(s.dims) + ": no RDMs");
-    r.check_stored(dset, s.count, H5Tget_size(type), "dataset 'dissimilarities' of shape " + shape_text(s.dims));
+    const size_t item = H5Tget_size(type);
+    if (item == 0) r.ctx.fail_call("the item size of 'dissimilarities'");
+    r.check_stored(dset, s.count, item, "dataset 'dissimilarities' of shape " + shape_text(s.dims));
 
     RdmSet set;
     set.count = static_cast<int64_t>(K);
@@ -566,7 +579,9 @@ RdmSet read_rdm_set(const std::string& path) {
     check_interrupt("reading an RDM file");
 
     // dissimilarity_measure: a string attribute, or (None) an empty dataset.
-    if (H5Aexists(r.file, "dissimilarity_measure") > 0) {
+    const htri_t measure_attr = H5Aexists(r.file, "dissimilarity_measure");
+    if (measure_attr < 0) r.ctx.fail_call("attribute 'dissimilarity_measure'");
+    if (measure_attr > 0) {
         Handle attr = make(r.ctx, H5Aopen(r.file, "dissimilarity_measure", H5P_DEFAULT), H5Aclose,
                            "attribute 'dissimilarity_measure'");
         bool ok = true;
@@ -637,5 +652,19 @@ void write_rdm_set(const std::string& path, const RdmSet& meta, const UpperValue
     w.ctx.check(H5Fflush(file, H5F_SCOPE_GLOBAL), "the file (flush)");
     file.close(w.ctx, "the file (close)");
 }
+
+#else  // built with -DRSA_GPU_HDF5=OFF
+
+namespace {
+[[noreturn]] void no_hdf5(const std::string& path) {
+    throw InputError(path + ": an HDF5 RDM file, but this rsa_gpu was built without HDF5 (-DRSA_GPU_HDF5=OFF); "
+                     "rebuild with the HDF5 C library (Debian libhdf5-dev) or use .npy / .npz");
+}
+}  // namespace
+
+RdmSet read_rdm_set(const std::string& path) { no_hdf5(path); }
+void write_rdm_set(const std::string& path, const RdmSet&, const UpperValues&) { no_hdf5(path); }
+
+#endif  // RSA_GPU_HAVE_HDF5
 
 }  // namespace rsa::hdf5

@@ -7,7 +7,7 @@
 // Every HDF5 call is checked (HDF5's own error printing is silenced; its innermost message is quoted): reading
 // failures are InputErrors naming the file and the object, writing failures RuntimeErrors naming the file. Reading
 // trusts no size in the file: a dataset's shape is checked against the bytes the file stores for it before anything
-// is allocated.
+// is allocated. Built with -DRSA_GPU_HDF5=OFF, read_rdm_set and write_rdm_set throw an InputError saying so.
 #pragma once
 #include <cstdint>
 #include <functional>

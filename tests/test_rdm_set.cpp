@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "fuzz/bounded_run.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/rdm_set.h"
@@ -132,6 +133,14 @@ TEST(RdmSetRead, RefusesHostileHdf5QuicklyAndCheaply) {
     expect_refused("hostile_descriptor_length.h5", {"pattern_descriptors 'index'", "5 values for 4 patterns"});
     expect_refused("hostile_duplicate_names.h5", {"'m'", "unique"});
     expect_refused("hostile_truncated.h5", {"cannot read"});
+    // In a child limited to 100 MB of address space beyond what it has mapped: an InputError, never an allocation.
+    if (!bounded_run::kLimitWorks) return;  // under AddressSanitizer
+    for (const char* name : {"hostile_huge_shape.h5", "hostile_unwritten_chunks.h5", "hostile_truncated.h5"}) {
+        const bounded_run::Result r = bounded_run::run([&] { (void)rsa::read_rdm_set(rdm_file(name)); },
+                                                       uint64_t{100} << 20);
+        EXPECT_EQ(r.outcome, bounded_run::Outcome::InputError)
+            << name << ": " << bounded_run::outcome_name(r.outcome) << ": " << r.message;
+    }
 }
 
 RdmSet sample_set() {

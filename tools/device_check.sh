@@ -137,8 +137,11 @@ say "cuDNN from $CUDNN_FROM"
 # ---------------------------------------------------------------- 2. build (only what runs)
 ARCH=${DEVICE_CHECK_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ' || true)}
 ARCH=${ARCH:-90}
+# HDF5 (rsatoolbox's RDM files) only when the machine has it: nothing GPU-side reads HDF5, and Debian's libhdf5 needs
+# libcurl and its closure, which the GPU image may lack (DEVICE_CHECK_HDF5=ON forces it).
+HDF5_FLAG=-DRSA_GPU_HDF5=${DEVICE_CHECK_HDF5:-$( { [ -e /usr/include/hdf5/serial/hdf5.h ] || [ -e /usr/include/hdf5.h ]; } && echo ON || echo OFF)}
 run_step "configure (sm_$ARCH)" 20 120 "$LOGS/configure.log" \
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "$HDF5_FLAG" \
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} "${DEPS_ARGS[@]}" || finish
 GPU_TESTS=$(cd tests && ls test_*_gpu.cu | sed 's/\.cu$//')
 BENCHES="bench_rdm_scale_gpu"

@@ -1,5 +1,6 @@
-// `rsa_gpu rdm`: the RDM (1 - Pearson correlation) of a response matrix .npy, written to an .npy; an RDM too large
-// for memory is tiled straight into the output file.
+// `rsa_gpu rdm`: the RDM (1 - Pearson correlation) of a response matrix .npy, written to an .npy (an RDM too large
+// for memory is tiled straight into the output file) or, for an output named .h5 / .hdf5, to rsatoolbox's HDF5
+// layout (rdm_set.h: from memory, or from the tiled staging .npy, in blocks).
 #include <cstdio>
 
 #include "commands.h"
@@ -7,6 +8,7 @@
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/rdm_engine.h"
+#include "rsa_gpu/rdm_set.h"
 #include "rsa_gpu/output_dir.h"
 
 namespace rsa::commands {
@@ -19,7 +21,7 @@ public:
         cmd_ = app.add_subcommand("rdm", "RDM (1 - Pearson correlation) of a response matrix");
         add_device_and_quiet(*cmd_, device_, quiet_);
         cmd_->add_option("--responses", in_, "response matrix .npy (S x N)")->required()->check(CLI::ExistingFile);
-        cmd_->add_option("--out", out_, "output .npy (S x S)")->required();
+        cmd_->add_option("--out", out_, "output .npy (S x S), or .h5 / .hdf5 (rsatoolbox's RDMs file)")->required();
         cmd_->add_flag("--force", force_, "replace an existing output file");
         add_constant_rows_option(*cmd_, rdm_text_.constant_rows);
         add_rdm_options(*cmd_, rdm_text_);
@@ -36,12 +38,26 @@ public:
         OutputFile out(out_, force_, "--out");  // claimed before any work
         const Matrix x = npy_load_matrix(in_);
         check_interrupt("loading the responses");
-        // An out-of-core (tiled) RDM is written straight into the staging file beside the output.
-        options.output_path = out.staging_path();
+        // An out-of-core (tiled) RDM is written straight into the staging file beside the output (for HDF5: into a
+        // staging .npy beside it, then copied into the HDF5 file in blocks).
+        const bool hdf5 = is_hdf5_path(out_);
+        options.output_path = hdf5 ? out.staging_path() + ".tiles.npy" : out.staging_path();
         out.write([&](const std::string& p) {
             const RdmResult r = compute_rdm(*backend, x, options, in_);
             check_interrupt("the RDM");
-            if (r.written_path.empty()) npy_save(p, r.rdm.view());  // in memory: written here (tiled: already there)
+            if (!hdf5) {
+                if (r.written_path.empty()) npy_save(p, r.rdm.view());  // in memory: written here (tiled: already there)
+                return;
+            }
+            const std::string name = out.target().substr(out.target().find_last_of('/') + 1);
+            const std::string rdm_name = name.substr(0, name.find_last_of('.'));
+            const std::string measure = "correlation";  // rsatoolbox's name of this RDM's method
+            if (r.written_path.empty()) {
+                write_square_rdm_hdf5(p, r.rdm.view().ptr, x.rows, rdm_name, measure, true);
+            } else {
+                write_square_rdm_hdf5_from_npy(p, r.written_path, rdm_name, measure, true);
+                std::remove(r.written_path.c_str());
+            }
         });
         out.commit();
         std::fprintf(stderr, "wrote %s: %lld x %lld RDM of %lld units\n", out_.c_str(), static_cast<long long>(x.rows),
