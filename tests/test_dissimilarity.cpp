@@ -2,7 +2,8 @@
 // (tools/make_dissimilarity_golden.py -> tests/data/dissimilarity/): euclidean, mahalanobis (identity, a given
 // precision, the diagonal precision from residuals), crossnobis (identity, given, diagonal; unbalanced runs); the
 // euclidean engine through every plan kind (streamed and tiled under tiny host budgets); the precision checks; and
-// `rsa_gpu rdm --method ...` end to end with every input error (exit 2, nothing written).
+// `rsa_gpu rdm --method ...` end to end with every input error (exit 2, nothing written); the main job's
+// --dissimilarity crossnobis.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/npy.h"
+#include "rsa_gpu/v1_data.h"
 #include "test_util.h"
 
 using namespace rsa;
@@ -255,4 +257,58 @@ TEST_F(DissimilarityCli, DefaultIsCorrelation) {
     std::vector<float> ref(static_cast<size_t>(x.rows * x.rows));
     rdm_ref(x.data.data(), x.rows, x.cols, ref.data());
     EXPECT_LT(rsa_test::rel_l2(std::vector<float>(d.values.begin(), d.values.end()), ref), 1e-6);
+}
+
+// The main job's --dissimilarity crossnobis on a small embedded recording: the V1 RDM is the crossnobis RDM of the
+// 181 bins from their trials split in halves by order; with two runs that is (m0_i - m0_j).(m1_i - m1_j) / N,
+// computed here in double from the same trials. Without the option the V1 RDM is the correlation RDM as before.
+TEST_F(DissimilarityCli, MainJobCrossnobisV1Rdm) {
+    const int64_t neurons = 64, trials = 1440;
+    const std::string common = "--device cpu --quiet --no-cnn --no-figures --bootstrap 0 --permutations 0 "
+                               "--v1-neurons " + std::to_string(neurons) + " --v1-trials " + std::to_string(trials);
+    auto r = run_rsa_gpu(common + " --out cn --dissimilarity crossnobis", dir_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto c = run_rsa_gpu(common + " --out corr", dir_);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    auto c2 = run_rsa_gpu(common + " --out corr2 --dissimilarity correlation", dir_);
+    ASSERT_EQ(c2.exit_code, 0) << c2.err;
+    EXPECT_EQ(npy_load(dir_ + "/corr/rdm_v1.npy").values, npy_load(dir_ + "/corr2/rdm_v1.npy").values);
+
+    SyntheticV1Params p;
+    p.neurons = neurons;
+    p.trials = trials;
+    const V1Trials t = v1_trials_from_synthetic(make_cpu_backend()->synthetic_v1_trials(p), p);
+    const int64_t C = 181, N = neurons;
+    std::vector<double> sum(2 * C * N, 0.0);
+    std::vector<int64_t> count(2 * C, 0), seen(C, 0);
+    for (size_t k = 0; k < t.bin.size(); ++k) {
+        const int b = t.bin[k];
+        if (b > 180) continue;
+        const int64_t run = seen[b]++ % 2;
+        ++count[run * C + b];
+        for (int64_t n = 0; n < N; ++n) sum[(run * C + b) * N + n] += t.resp.at(static_cast<int64_t>(k), n);
+    }
+    std::vector<float> want(static_cast<size_t>(C * C), 0.0f);
+    for (int64_t i = 0; i < C; ++i)
+        for (int64_t j = 0; j < C; ++j) {
+            double d = 0.0;
+            for (int64_t n = 0; n < N; ++n) {
+                const double a = sum[i * N + n] / count[i] - sum[j * N + n] / count[j];
+                const double b = sum[(C + i) * N + n] / count[C + i] - sum[(C + j) * N + n] / count[C + j];
+                d += a * b;
+            }
+            want[static_cast<size_t>(i * C + j)] = static_cast<float>(d / N);
+        }
+    const NpyArray got = npy_load(dir_ + "/cn/rdm_v1.npy");
+    ASSERT_EQ(got.shape, (std::vector<int64_t>{C, C}));
+    EXPECT_LT(rsa_test::rel_l2(std::vector<float>(got.values.begin(), got.values.end()), want), 1e-5);
+
+    // Crossnobis needs the trials binned: not with --trials, --responses or a binned file; the main job takes only
+    // correlation and crossnobis.
+    expect_error(run_rsa_gpu(common + " --out x --trials --dissimilarity crossnobis", dir_), 2,
+                 "--dissimilarity crossnobis");
+    expect_error(run_rsa_gpu(common + " --out x --dissimilarity euclidean", dir_), 2,
+                 "the main job takes correlation or crossnobis");
+    expect_error(run_rsa_gpu(common + " --out x --dissimilarity cosine", dir_), 2, "unknown dissimilarity");
+    EXPECT_FALSE(rsa_test::file_exists(dir_ + "/x"));
 }
