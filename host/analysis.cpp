@@ -19,6 +19,13 @@ void check_analysis_config(const AnalysisConfig& cfg) {
     check_grating_params(cfg.grating);  // the image size, in 64 bits and bounded
     if (cfg.trials && !cfg.responses_path.empty())
         throw InputError("--trials needs trial-level data (--v1 with sresp/istim, or --sresp/--istim)");
+    if (cfg.dissimilarity != Dissimilarity::Correlation && cfg.dissimilarity != Dissimilarity::Crossnobis)
+        throw InputError(std::string("--dissimilarity: the main job takes correlation or crossnobis, not ") +
+                         dissimilarity_name(cfg.dissimilarity));
+    if (cfg.dissimilarity == Dissimilarity::Crossnobis && (cfg.trials || !cfg.responses_path.empty()))
+        throw InputError("--dissimilarity crossnobis makes the V1 RDM of the 1-degree bins from their trials: it needs "
+                         "trial-level data binned (the embedded recording, --v1 with sresp/istim, or --sresp/--istim) "
+                         "and not --trials or --responses");
     if (cfg.no_cnn) return;
     const auto& names = cnn_layer_names();
     for (const auto& layer : cfg.layers)
@@ -47,6 +54,9 @@ Results describe_run(const Backend& backend, const AnalysisConfig& cfg) {
     r.stimuli.sf = cfg.grating.sf;
     r.stimuli.res = cfg.grating.res;
     r.constant_rows = cfg.rdm.constant_rows;
+    if (cfg.dissimilarity == Dissimilarity::Crossnobis)
+        r.rdm_method = "V1: crossnobis (1-degree bins of the trials, split-half runs, identity noise); representations: " +
+                       r.rdm_method;
     return r;
 }
 
@@ -67,7 +77,8 @@ JobState run_job_stages(Backend& backend, const AnalysisConfig& cfg, const Say& 
     results.cnn = job.reps.cnn;
 
     const Array v1_resp(job.v1.v1.resp);  // one Array for the job: a GPU backend uploads the responses once
-    job.rdms = compute_rdms(backend, cfg.rdm, v1_resp, job.reps.reps, timings);
+    job.rdms = compute_rdms(backend, cfg.rdm, v1_resp, job.reps.reps, timings,
+                            job.v1.v1_rdm ? &*job.v1.v1_rdm : nullptr);
     results.correlations = compare_with_v1(backend, cfg, v1_resp, job.reps.reps, job.rdms, timings);
     results.statistics = add_statistics(backend, cfg, job.rdms, job.v1.ceiling ? &*job.v1.ceiling : nullptr,
                                         results.correlations, timings, say);

@@ -21,10 +21,16 @@ bool RdmStage::has_nan() const {
 }
 
 RdmStage compute_rdms(Backend& backend, const RdmOptions& options, const Array& v1_resp,
-                      const std::vector<Representation>& reps, StageTimings& timings) {
+                      const std::vector<Representation>& reps, StageTimings& timings, const Matrix* v1_rdm) {
     const auto t0 = StageClock::now();
     RdmStage rdms;
-    rdms.v1 = compute_rdm(backend, v1_resp, options, "V1 responses");
+    if (v1_rdm) {
+        rdms.v1.rdm = Array(Matrix(*v1_rdm));
+        rdms.v1.plan.stimuli = v1_rdm->rows;
+        rdms.v1.plan.neurons = v1_resp.cols();
+    } else {
+        rdms.v1 = compute_rdm(backend, v1_resp, options, "V1 responses");
+    }
     for (const auto& r : reps) {
         check_interrupt("the RDMs");
         rdms.reps.push_back(compute_rdm(backend, r.resp, options, "'" + r.name + "' representation"));

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/host_memory.h"
 #include "rsa_gpu/progress.h"
@@ -70,6 +71,11 @@ public:
     }
 
     UpperSpread rdm_spread(const Array& rdm) override { return rdm_upper_spread(rdm.host(), rdm.rows()); }
+
+    Array whiten(const Array& x, const Array& factor) override { return whiten_ref(x.view(), factor.view()); }
+    Array cross_gram(const Array& train, const Array& test, int64_t folds) override {
+        return cross_gram_ref(train.view(), test.view(), folds);
+    }
 
     std::vector<std::vector<CompareResult>> compare(const Array& ref, const std::vector<Array>& models,
                                                     const std::vector<Measure>& measures) override {

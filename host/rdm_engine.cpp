@@ -121,6 +121,7 @@ MemoryPlan plan_backend_rdm(int64_t S, int64_t N, const PlanMemory& memory, cons
            << (options.max_gpu_bytes ? ", or raise --max-gpu-mem." : ", or run on a machine with more memory.");
         throw InputError(os.str());
     }
+    plan.rdm_kind = options.kind;
     const uint64_t big = 256ull << 20;
     if (options.on_plan && min_kind == PlanKind::OneShot &&
         (options.max_gpu_bytes != 0 || plan.kind != PlanKind::OneShot || plan.input_bytes + plan.output_bytes > big))
@@ -157,7 +158,8 @@ RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& option
     for (int64_t s = 0; s < S; ++s)
         if (!std::isfinite(moments.mean[s]) || !std::isfinite(moments.m2[s]))
             check_rdm_input(x.view(), what);  // names the row and column (the host copy: an error path)
-    res.nan_rows = degenerate_rows(moments, N);
+    // Rows without variance have no correlation; euclidean distances need none.
+    if (options.kind == RdmKind::Correlation) res.nan_rows = degenerate_rows(moments, N);
     if (!res.nan_rows.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(res.nan_rows, what);
     check_interrupt("the RDM");
 
@@ -190,8 +192,9 @@ RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& option
         }
     }
 
-    // The result: rows that are all one pattern up to an offset and a scale give an RDM constant up to rounding.
-    if (S >= 2 && spread_says_constant(backend.rdm_spread(res.rdm))) {
+    // The result: rows that are all one pattern up to an offset and a scale give an RDM constant up to rounding (a
+    // correlation RDM only: equal euclidean distances are a valid result).
+    if (options.kind == RdmKind::Correlation && S >= 2 && spread_says_constant(backend.rdm_spread(res.rdm))) {
         if (options.constant_rows == ConstantRows::Nan) {
             res.rdm = Array(Matrix(S, S, std::numeric_limits<float>::quiet_NaN()));
             res.all_nan = true;

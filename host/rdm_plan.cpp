@@ -35,6 +35,8 @@ void round_to_tf32(float* x, size_t n) {
     for (size_t i = 0; i < n; ++i) x[i] = round_to_tf32(x[i]);
 }
 
+const char* rdm_kind_name(RdmKind k) { return k == RdmKind::Euclidean ? "euclidean" : "correlation"; }
+
 // ---------------------------------------------------------------- memory plan
 const char* plan_kind_name(PlanKind k) {
     switch (k) {

@@ -1,7 +1,7 @@
 // The CPU engine of the RDM (rdm.h): row moments (two passes in double, rows over the cores), the z-score of a
 // block with given statistics, and the one run of a plan: per output tile and neuron block z-score, accumulate
-// Z_i Z_j^T / N with OpenBLAS (SSYRK on diagonal tiles, SGEMM off it), finish with rdm_entry, mirror or hand the
-// tile to the sink.
+// Z_i Z_j^T / N with OpenBLAS (SSYRK on diagonal tiles, SGEMM off it), finish with rdm_entry (correlation) or
+// euclidean_entry (euclidean: rows copied, not z-scored), mirror or hand the tile to the sink.
 #include <cblas.h>
 
 #include <algorithm>
@@ -67,9 +67,16 @@ void rdm_run_ref(const float* x, int64_t S, int64_t N, const MemoryPlan& plan, P
     if (tiled ? !sink : !out) throw RuntimeError("rdm_run_ref: no destination for the RDM");
     const int64_t T = tiled ? std::min(std::max<int64_t>(plan.row_tile, 1), S) : S;
     const int64_t K = plan.neuron_block > 0 ? std::min(plan.neuron_block, N) : N;
-    std::vector<double> inv_sd(static_cast<size_t>(S));
-    for (int64_t s = 0; s < S; ++s) inv_sd[s] = inv_sd_from_m2(moments.m2[s], static_cast<double>(N));
-    const double* mean = moments.mean.data();
+    // Row statistics of the kind: z-score (correlation) or the rows as they are with their squared norms (euclidean).
+    const RdmKind kind = plan.rdm_kind;
+    const double dn = static_cast<double>(N);
+    std::vector<double> row_mean(static_cast<size_t>(S)), inv_sd(static_cast<size_t>(S)), norm(static_cast<size_t>(S));
+    for (int64_t s = 0; s < S; ++s) {
+        row_mean[s] = kind_row_mean(kind, moments.mean[s]);
+        inv_sd[s] = kind_row_inv_sd(kind, moments.m2[s], dn);
+        norm[s] = norm_over_n_from_moments(moments.mean[s], moments.m2[s], dn);
+    }
+    const double* mean = row_mean.data();
 
     std::vector<float> zi = checked_alloc<float>(static_cast<size_t>(T * K), "a z-scored block");
     std::vector<float> zj, tile_buf;
@@ -105,9 +112,13 @@ void rdm_run_ref(const float* x, int64_t S, int64_t N, const MemoryPlan& plan, P
                                 static_cast<int>(kb), beta, tile, static_cast<int>(ld));
                 }
             }
-            // Finish: the correlation distance (a diagonal tile's upper triangle is what is read).
+            // Finish: the correlation or euclidean distance (a diagonal tile's upper triangle is what is read).
             for (int64_t a = 0; a < ti; ++a)
-                for (int64_t b = diag ? a : 0; b < tj; ++b) tile[a * ld + b] = rdm_entry(tile[a * ld + b]);
+                for (int64_t b = diag ? a : 0; b < tj; ++b)
+                    tile[a * ld + b] = kind == RdmKind::Correlation
+                                           ? rdm_entry(tile[a * ld + b])
+                                           : euclidean_entry(tile[a * ld + b], norm[i0 + a], norm[j0 + b],
+                                                             i0 + a == j0 + b);
             if (tiled) sink->write_tile(tile, tj, i0, ti, j0, tj, !diag, diag);
         }
     }

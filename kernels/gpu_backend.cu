@@ -16,12 +16,14 @@
 #include "compare.cuh"
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
+#include "dissimilarity.cuh"
 #include "evaluate.cuh"
 #include "gpu_context.cuh"
 #include "grating.cuh"
 #include "rdm_scale.cuh"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn_gpu.h"
+#include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/poison.h"
 #include "measures.cuh"
@@ -135,6 +137,30 @@ public:
             CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
         }
         return Array::on_device(S, S, out);
+    }
+
+    Array whiten(const Array& x, const Array& factor) override {
+        const int64_t S = x.rows(), N = x.cols();
+        check_whiten_shapes(S, N, factor.rows(), factor.cols());
+        const float* d_x = on_device(x, "the responses to whiten");
+        const float* d_f = on_device(factor, "the noise precision's factor");
+        auto out = fresh(S * N, "the whitened responses");
+        if (poison_mode()) out->buffer().poison(ctx_.stream);
+        whiten_launch(ctx_.cublas, d_x, S, N, d_f, factor.rows(), out->data(), ctx_.stream);
+        CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+        return Array::on_device(S, N, out);
+    }
+
+    Array cross_gram(const Array& train, const Array& test, int64_t folds) override {
+        check_cross_gram_shapes(train.rows(), train.cols(), test.rows(), test.cols(), folds);
+        const int64_t C = train.rows() / folds, N = train.cols();
+        const float* d_a = on_device(train, "the crossnobis train means");
+        const float* d_b = on_device(test, "the crossnobis test means");
+        auto out = fresh(C * C, "the crossnobis kernel");
+        if (poison_mode()) out->buffer().poison(ctx_.stream);
+        cross_gram_launch(ctx_.cublas, d_a, d_b, C, N, folds, out->data(), ctx_.stream);
+        CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+        return Array::on_device(C, C, out);
     }
 
     UpperSpread rdm_spread(const Array& rdm) override {

@@ -64,25 +64,31 @@ __global__ void inv_sd_kernel(const double* __restrict__ m2, int64_t S, double N
 
 // Column-major upper entry (r, c), r <= c, at c * S + r: finished and mirrored (the matrix is symmetric, so the
 // result is the same in row- and column-major order).
-__global__ void finish_upper_kernel(float* __restrict__ m, int64_t S) {
+// norms: null for the correlation distance, else each row's squared norm / N (the euclidean distance).
+__device__ __forceinline__ float finish_entry(float g, const double* norms, int64_t r, int64_t c) {
+    return norms ? euclidean_entry(g, norms[r], norms[c], r == c) : rdm_entry(g);
+}
+
+__global__ void finish_upper_kernel(float* __restrict__ m, int64_t S, const double* __restrict__ norms) {
     const int64_t total = S * S;
     for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
          idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t c = idx / S, r = idx - c * S;
         if (r > c) continue;
-        const float v = rdm_entry(m[c * S + r]);
+        const float v = finish_entry(m[c * S + r], norms, r, c);
         m[c * S + r] = v;
         m[r * S + c] = v;
     }
 }
 
-__global__ void finish_tile_kernel(float* __restrict__ t, int64_t ti, int64_t tj, int diagonal) {
+__global__ void finish_tile_kernel(float* __restrict__ t, int64_t ti, int64_t tj, int diagonal,
+                                   const double* __restrict__ norms, int64_t i0, int64_t j0) {
     const int64_t total = ti * tj;
     for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
          idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t a = idx / tj, b = idx - a * tj;
         if (diagonal && b < a) continue;
-        t[idx] = rdm_entry(t[idx]);
+        t[idx] = finish_entry(t[idx], norms, i0 + a, j0 + b);
     }
 }
 
@@ -297,16 +303,28 @@ private:
 };
 
 // ---------------------------------------------------------------- runners
-// The row statistics of a run on the device: mean and 1/SD per row (from the host's row moments).
+// The row statistics of a run on the device (from the host's row moments, by the plan's kind): mean and 1/SD per
+// row (correlation: z-score), or 0 and 1 (euclidean: the rows as they are) and each row's squared norm / N.
 struct RowStatsOnDevice {
-    DeviceBuffer<double> mean, inv_sd;
-    RowStatsOnDevice(const RowMoments& m, int64_t S, int64_t N, cudaStream_t stream)
+    DeviceBuffer<double> mean, inv_sd, norms;
+    RowStatsOnDevice(const RowMoments& m, int64_t S, int64_t N, RdmKind kind, cudaStream_t stream)
         : mean(static_cast<size_t>(S), "row means"), inv_sd(static_cast<size_t>(S), "row SDs") {
-        std::vector<double> inv(static_cast<size_t>(S));
-        for (int64_t s = 0; s < S; ++s) inv[s] = inv_sd_from_m2(m.m2[s], static_cast<double>(N));
-        mean.upload(m.mean, stream);
-        inv_sd.upload(inv, stream);  // a pageable source is staged before the call returns: `inv` may go
+        std::vector<double> mu(static_cast<size_t>(S)), inv(static_cast<size_t>(S));
+        const double dn = static_cast<double>(N);
+        for (int64_t s = 0; s < S; ++s) {
+            mu[s] = kind_row_mean(kind, m.mean[s]);
+            inv[s] = kind_row_inv_sd(kind, m.m2[s], dn);
+        }
+        mean.upload(mu, stream);  // a pageable source is staged before the call returns: the vectors may go
+        inv_sd.upload(inv, stream);
+        if (kind == RdmKind::Euclidean) {
+            std::vector<double> nrm(static_cast<size_t>(S));
+            for (int64_t s = 0; s < S; ++s) nrm[s] = norm_over_n_from_moments(m.mean[s], m.m2[s], dn);
+            norms.resize(static_cast<size_t>(S), "row norms");
+            norms.upload(nrm, stream);
+        }
     }
+    const double* norms_or_null() const { return norms.get(); }
 };
 
 // The neuron blocks of a row range as device pointers: resident input (offsets; z into the caller's buffer), the
@@ -369,7 +387,7 @@ void run_in_memory(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, co
     cudaStream_t st = ctx.stream;
     StreamDrain drain{st};
     const int64_t K = std::min(std::max<int64_t>(p.neuron_block, 1), N);
-    RowStatsOnDevice stats(moments, S, N, st);
+    RowStatsOnDevice stats(moments, S, N, p.rdm_kind, st);
     DeviceBuffer<float> z;
     BlockSource source(ctx, in, S, N, S, K, poison);
     if (source.needs_z_buffer()) {
@@ -384,7 +402,7 @@ void run_in_memory(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, co
                             CUBLAS_FILL_MODE_UPPER, precision, st);
         });
     }
-    finish_upper_launch(d_out, S, st);
+    finish_upper_launch(d_out, S, st, stats.norms_or_null());
     CUDA_CHECK(cudaStreamSynchronize(st));
 }
 
@@ -394,7 +412,7 @@ void run_tiled(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, const 
     cudaStream_t st = ctx.stream;
     const int64_t T = std::min(std::max<int64_t>(p.row_tile, 1), S), K = std::min(std::max<int64_t>(p.neuron_block, 1), N);
     const int64_t nk = RSA_CEIL_DIV(N, K);
-    RowStatsOnDevice stats(moments, S, N, st);
+    RowStatsOnDevice stats(moments, S, N, p.rdm_kind, st);
     DeviceBuffer<float> zi(static_cast<size_t>(T * K), "a z row block"), zj(static_cast<size_t>(T * K), "a z row block");
     DeviceBuffer<float> tiles[2] = {DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile"),
                                     DeviceBuffer<float>(static_cast<size_t>(T * T), "an output tile")};
@@ -459,7 +477,7 @@ void run_tiled(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, const 
                                          st);
                 }
             }
-            finish_tile_launch(tile, ti, tj, diag, st);
+            finish_tile_launch(tile, ti, tj, diag, st, stats.norms_or_null(), i0, j0);
             CUDA_CHECK(cudaMemcpyAsync(htile[b].get(), tile, static_cast<size_t>(ti * tj) * sizeof(float),
                                        cudaMemcpyDeviceToHost, st));
             CUDA_CHECK(cudaEventRecord(ready[b], st));
@@ -482,15 +500,16 @@ void row_moments_launch(const float* d_x, int64_t rows, int64_t cols, int64_t ld
     RSA_CHECK_LAUNCH();
 }
 
-void finish_upper_launch(float* d_m, int64_t S, cudaStream_t stream) {
+void finish_upper_launch(float* d_m, int64_t S, cudaStream_t stream, const double* d_norms) {
     if (S <= 0) return;
-    finish_upper_kernel<<<grid_1d(S * S), kBlock, 0, stream>>>(d_m, S);
+    finish_upper_kernel<<<grid_1d(S * S), kBlock, 0, stream>>>(d_m, S, d_norms);
     RSA_CHECK_LAUNCH();
 }
 
-void finish_tile_launch(float* d_tile, int64_t ti, int64_t tj, bool diagonal, cudaStream_t stream) {
+void finish_tile_launch(float* d_tile, int64_t ti, int64_t tj, bool diagonal, cudaStream_t stream,
+                        const double* d_norms, int64_t i0, int64_t j0) {
     if (ti <= 0 || tj <= 0) return;
-    finish_tile_kernel<<<grid_1d(ti * tj), kBlock, 0, stream>>>(d_tile, ti, tj, diagonal ? 1 : 0);
+    finish_tile_kernel<<<grid_1d(ti * tj), kBlock, 0, stream>>>(d_tile, ti, tj, diagonal ? 1 : 0, d_norms, i0, j0);
     RSA_CHECK_LAUNCH();
 }
 

@@ -1,8 +1,8 @@
 // The GPU engine of the RDM (the CPU engine is rdm_run_ref in rdm.h; plans come from the shared layer,
 // rdm_engine.h). One run of a plan: the row statistics (mean, 1/SD from the row moments), then per output tile (the
 // whole S x S matrix unless tiled) and neuron block: z-score the rows (optionally rounded to TF32), accumulate
-// Z_i Z_j^T / N (SYRK on the diagonal, GEMM off it, beta 0 on the first block), finish with rdm_entry (1 - value)
-// and mirror, or read the tile back and hand it to the sink. The input is device-resident (pointer offsets, z into
+// Z_i Z_j^T / N (SYRK on the diagonal, GEMM off it, beta 0 on the first block), finish with rdm_entry (1 - value;
+// plan.rdm_kind Euclidean: rows copied instead of z-scored, finished with euclidean_entry) and mirror, or read the tile back and hand it to the sink. The input is device-resident (pointer offsets, z into
 // a workspace), or host memory copied once (one block) or streamed in neuron blocks through pinned double buffers
 // on a copy stream (copy of block k+1 overlapping the work on block k). Every allocation is a DeviceBuffer
 // (OutOfMemoryError, on which compute_rdm re-plans). No file I/O and no printing here: tiles go to the sink.
@@ -41,10 +41,12 @@ void gemm_tile_accumulate(cublasHandle_t cublas, const float* d_zi, int64_t ti, 
                           int64_t cols, int64_t ldz, float alpha, float beta, float* d_tile, Precision precision,
                           cudaStream_t stream);
 // S x S accumulated upper triangle (column-major, as SYRK leaves it) -> the full symmetric RDM: rdm_entry on each
-// upper entry, mirrored to the lower triangle.
-void finish_upper_launch(float* d_m, int64_t S, cudaStream_t stream);
-// A row-major ti x tj tile -> rdm_entry on every entry (diagonal: on its upper triangle, the part the sink reads).
-void finish_tile_launch(float* d_tile, int64_t ti, int64_t tj, bool diagonal, cudaStream_t stream);
+// upper entry (or, with d_norms, each row's squared norm / N: euclidean_entry), mirrored to the lower triangle.
+void finish_upper_launch(float* d_m, int64_t S, cudaStream_t stream, const double* d_norms = nullptr);
+// A row-major ti x tj tile at rows i0.., columns j0.. -> rdm_entry (or euclidean_entry with d_norms) on every entry
+// (diagonal: on its upper triangle, the part the sink reads).
+void finish_tile_launch(float* d_tile, int64_t ti, int64_t tj, bool diagonal, cudaStream_t stream,
+                        const double* d_norms = nullptr, int64_t i0 = 0, int64_t j0 = 0);
 // Rows and columns d_rows[0..count) of the S x S matrix set to NaN.
 void nan_rows_cols_launch(float* d_m, int64_t S, const int64_t* d_rows, int64_t count, cudaStream_t stream);
 

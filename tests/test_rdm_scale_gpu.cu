@@ -230,6 +230,8 @@ TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBack) {
             return b_.rdm_run(x, p, pr, m, nan_rows, sink);
         }
         UpperSpread rdm_spread(const Array& r) override { return b_.rdm_spread(r); }
+        Array whiten(const Array& x, const Array& f) override { return b_.whiten(x, f); }
+        Array cross_gram(const Array& a, const Array& b, int64_t folds) override { return b_.cross_gram(a, b, folds); }
         std::vector<std::vector<CompareResult>> compare(const Array& r, const std::vector<Array>& m,
                                                         const std::vector<Measure>& ms) override {
             return b_.compare(r, m, ms);

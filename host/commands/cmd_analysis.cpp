@@ -71,6 +71,10 @@ public:
             ->check(sf_check());
         app.add_option("--res", cfg_.grating.res, "grating resolution (0.1 gives 48 x 64 images)")->check(res_check());
         add_rdm_options(app, rdm_text_);
+        app.add_option("--dissimilarity", dissimilarity_,
+                       "the V1 RDM: correlation, or crossnobis (from trial-level V1: 1-degree bins as conditions, "
+                       "split-half runs); representations stay correlation")
+            ->capture_default_str();
         app.add_flag("--quiet", cfg_.quiet, "print nothing but errors");
         app.add_flag("--json", cfg_.json, "print one machine-readable summary line on stdout");
     }
@@ -81,6 +85,7 @@ public:
     int run(const std::string& command_line) override {
         enable_progress(cfg_.quiet, cfg_.json);
         cfg_.rdm = rdm_options(rdm_text_, cfg_.quiet);
+        cfg_.dissimilarity = parse_dissimilarity(dissimilarity_, "--dissimilarity");
         cfg_.layers = split_list(layers_text_, "--layers", "pool,fc");
         cfg_.measures.clear();
         for (const std::string& m : split_list(measures_text_, "--measures", "pearson,spearman"))
@@ -98,6 +103,7 @@ private:
     AnalysisConfig cfg_;
     std::string device_ = "auto";
     std::string layers_text_ = "pool,fc", measures_text_ = "pearson";
+    std::string dissimilarity_ = "correlation";
     RdmOptionText rdm_text_;
 };
 

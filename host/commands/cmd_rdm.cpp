@@ -1,9 +1,11 @@
-// `rsa_gpu rdm`: the RDM (1 - Pearson correlation) of a response matrix .npy, written to an .npy (an RDM too large
-// for memory is tiled straight into the output file) or, for an output named .h5 / .hdf5, to rsatoolbox's HDF5
-// layout (rdm_set.h: from memory, or from the tiled staging .npy, in blocks).
+// `rsa_gpu rdm`: the RDM of a response matrix .npy: 1 - Pearson correlation (default), or --method euclidean,
+// mahalanobis or crossnobis (dissimilarity.h, as rsatoolbox's calc_rdm), written to an .npy (an RDM too large for
+// memory is tiled straight into the output file) or, for an output named .h5 / .hdf5, to rsatoolbox's HDF5 layout
+// (rdm_set.h: from memory, or from the tiled staging .npy, in blocks).
 #include <cstdio>
 
 #include "commands.h"
+#include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/npy.h"
@@ -18,13 +20,23 @@ namespace {
 class RdmCommand : public Command {
 public:
     void add_to(CLI::App& app) override {
-        cmd_ = app.add_subcommand("rdm", "RDM (1 - Pearson correlation) of a response matrix");
+        cmd_ = app.add_subcommand("rdm", "RDM of a response matrix (correlation, euclidean, mahalanobis, crossnobis)");
         add_device_and_quiet(*cmd_, device_, quiet_);
         cmd_->add_option("--responses", in_, "response matrix .npy (S x N)")->required()->check(CLI::ExistingFile);
         cmd_->add_option("--out", out_, "output .npy (S x S), or .h5 / .hdf5 (rsatoolbox's RDMs file)")->required();
         cmd_->add_flag("--force", force_, "replace an existing output file");
         add_constant_rows_option(*cmd_, rdm_text_.constant_rows);
         add_rdm_options(*cmd_, rdm_text_);
+        cmd_->add_option("--method", method_,
+                         "correlation (1 - Pearson r), euclidean (squared distance / N), mahalanobis, crossnobis")
+            ->capture_default_str();
+        cmd_->add_option("--noise", noise_,
+                         "noise precision for mahalanobis / crossnobis: an N x N .npy, or 'diag' (from the residuals "
+                         "around the condition means); default the identity");
+        cmd_->add_option("--runs", runs_, "crossnobis: each row's run (.npy, integers)")->check(CLI::ExistingFile);
+        cmd_->add_option("--conditions", conditions_,
+                         "each row's condition (.npy, integers): rows averaged per condition (crossnobis: required)")
+            ->check(CLI::ExistingFile);
     }
 
     bool chosen() const override { return static_cast<bool>(*cmd_); }
@@ -33,17 +45,27 @@ public:
     int run(const std::string&) override {
         enable_progress(quiet_);
         RdmOptions options = rdm_options(rdm_text_, quiet_);
+        DissimilaritySpec spec;
+        spec.method = parse_dissimilarity(method_, "--method");
+        spec.noise = parse_noise(noise_);
+        if (!conditions_.empty()) spec.conditions = load_labels(conditions_, conditions_);
+        if (!runs_.empty()) spec.runs = load_labels(runs_, runs_);
+        spec.conditions_what = conditions_.empty() ? "--conditions" : conditions_;
+        spec.runs_what = runs_.empty() ? "--runs" : runs_;
         auto backend = open_backend(device_, quiet_);
 
         OutputFile out(out_, force_, "--out");  // claimed before any work
         const Matrix x = npy_load_matrix(in_);
         check_interrupt("loading the responses");
+        check_dissimilarity_spec(spec, x.rows, x.cols);
+        int64_t rows = x.rows;
         // An out-of-core (tiled) RDM is written straight into the staging file beside the output (for HDF5: into a
         // staging .npy beside it, then copied into the HDF5 file in blocks).
         const bool hdf5 = is_hdf5_path(out_);
         options.output_path = hdf5 ? out.staging_path() + ".tiles.npy" : out.staging_path();
         out.write([&](const std::string& p) {
-            const RdmResult r = compute_rdm(*backend, x, options, in_);
+            const RdmResult r = compute_dissimilarity_rdm(*backend, x, spec, options, in_).rdm;
+            rows = r.plan.stimuli;
             check_interrupt("the RDM");
             if (!hdf5) {
                 if (r.written_path.empty()) npy_save(p, r.rdm.view());  // in memory: written here (tiled: already there)
@@ -51,17 +73,18 @@ public:
             }
             const std::string name = out.target().substr(out.target().find_last_of('/') + 1);
             const std::string rdm_name = name.substr(0, name.find_last_of('.'));
-            const std::string measure = "correlation";  // rsatoolbox's name of this RDM's method
+            const std::string measure = dissimilarity_name(spec.method);  // rsatoolbox's name of the method
             if (r.written_path.empty()) {
-                write_square_rdm_hdf5(p, r.rdm.view().ptr, x.rows, rdm_name, measure, true);
+                write_square_rdm_hdf5(p, r.rdm.view().ptr, rows, rdm_name, measure, true);
             } else {
                 write_square_rdm_hdf5_from_npy(p, r.written_path, rdm_name, measure, true);
                 std::remove(r.written_path.c_str());
             }
         });
         out.commit();
-        std::fprintf(stderr, "wrote %s: %lld x %lld RDM of %lld units\n", out_.c_str(), static_cast<long long>(x.rows),
-                     static_cast<long long>(x.rows), static_cast<long long>(x.cols));
+        const std::string kind = spec.method == Dissimilarity::Correlation ? "" : dissimilarity_name(spec.method) + std::string(" ");
+        std::fprintf(stderr, "wrote %s: %lld x %lld %sRDM of %lld units\n", out_.c_str(), static_cast<long long>(rows),
+                     static_cast<long long>(rows), kind.c_str(), static_cast<long long>(x.cols));
         return kExitOk;
     }
 
@@ -70,6 +93,7 @@ private:
     std::string device_ = "auto";
     bool quiet_ = false, force_ = false;
     std::string in_, out_;
+    std::string method_ = "correlation", noise_, runs_, conditions_;
     RdmOptionText rdm_text_;
 };
 

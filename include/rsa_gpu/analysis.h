@@ -9,6 +9,7 @@
 
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn.h"
+#include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/grating.h"
 #include "rsa_gpu/measures.h"
 #include "rsa_gpu/rdm.h"
@@ -29,6 +30,9 @@ struct AnalysisConfig {
     SyntheticV1Params synthetic;    // the embedded default when no file is given
     GratingParams grating;
     RdmOptions rdm;
+    // The V1 RDM's dissimilarity (--dissimilarity): correlation, or crossnobis from trial-level V1 data (the 1-degree
+    // bins as conditions, each bin's trials split in halves by order as two runs); representations stay correlation.
+    Dissimilarity dissimilarity = Dissimilarity::Correlation;
     TrainConfig train;                                    // the tutorial's hyper-parameters by default
     std::string load_model;                               // skip training, use these weights (.npz)
     std::string save_model;                               // also save the trained weights here (.npz)

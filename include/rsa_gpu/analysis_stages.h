@@ -38,6 +38,7 @@ struct V1Stage {
     V1Data v1;
     DataDescription data;
     std::optional<NoiseCeilingResult> ceiling;  // trial-level data, or --noise-ceiling on the embedded recording
+    std::optional<Matrix> v1_rdm;  // --dissimilarity crossnobis: the V1 RDM, made here from the trials
 };
 V1Stage load_v1_stage(Backend& backend, const AnalysisConfig& config, StageTimings& timings, const Say& say);
 
@@ -62,8 +63,9 @@ struct RdmStage {
     std::vector<Array> rep_rdms() const;
     bool has_nan() const;         // any RDM with NaN rows (constant rows kept with --constant-rows nan)
 };
+// v1_rdm: the V1 RDM made already (crossnobis, load_v1_stage), used instead of the correlation RDM of v1_resp.
 RdmStage compute_rdms(Backend& backend, const RdmOptions& options, const Array& v1_resp,
-                      const std::vector<Representation>& reps, StageTimings& timings);
+                      const std::vector<Representation>& reps, StageTimings& timings, const Matrix* v1_rdm = nullptr);
 
 // 4. Comparisons: every measure of each representation's RDM with V1's in one backend call, then (config.cka)
 // linear CKA and debiased CKA of its responses with V1's. Statistics of the rows are NaN until add_statistics.

@@ -60,6 +60,14 @@ public:
     // compute_rdm's test for a constant result.
     virtual UpperSpread rdm_spread(const Array& rdm) = 0;
 
+    // ---- dissimilarities beyond correlation (dissimilarity.h: mahalanobis and crossnobis around the RDM engine)
+    // x (S x N) whitened by a precision factor F (P = F F^T): `factor` N x N row-major gives Y = X F (one FP32 GEMM);
+    // `factor` 1 x N is a diagonal F (column j of x scaled by factor[j]). Y (S x N) stays on this backend's device.
+    virtual Array whiten(const Array& x, const Array& factor) = 0;
+    // K = sum over f of A_f B_f^T (C x C, FP32 GEMMs accumulated fold after fold), A_f and B_f rows [f C, (f + 1) C)
+    // of train and test ((folds * C) x N each): the crossnobis kernel of per-fold train and test condition means.
+    virtual Array cross_gram(const Array& train, const Array& test, int64_t folds) = 0;
+
     // ---- comparisons (strict upper triangles, NaN pairs skipped; shapes checked with check_rdm_shapes)
     // result[model][measure]: every measure of `ref` with each model RDM, in one call.
     virtual std::vector<std::vector<CompareResult>> compare(const Array& ref, const std::vector<Array>& models,

@@ -18,7 +18,8 @@ namespace rsa {
 enum class ConstantRows { Fail, Nan };
 
 struct RdmOptions {
-    ConstantRows constant_rows = ConstantRows::Fail;
+    RdmKind kind = RdmKind::Correlation;    // correlation distance, or euclidean (rdm_plan.h; mahalanobis whitens first)
+    ConstantRows constant_rows = ConstantRows::Fail;  // correlation only: euclidean rows need no variance
     Precision precision = Precision::FP32;  // --precision: exact FP32 SYRK, or TF32 tensor cores
     uint64_t max_gpu_bytes = 0;             // --max-gpu-mem cap (0: none); forces the chunked/tiled paths when small
     std::string output_path;                // where a tiled (out-of-core) RDM is written; required for that plan
@@ -36,8 +37,9 @@ void zscore_block_ref(const float* x, int64_t ldx, int64_t rows, int64_t cols, c
 
 // The CPU engine: runs `plan` (plan_rdm) on x (S x N, row-major) with the row moments of x. For each output tile
 // (the whole S x S matrix unless the plan is tiled) and each neuron block of plan.neuron_block columns: z-score the
-// block's rows, accumulate Z_i Z_j^T / N (cblas_ssyrk on diagonal tiles, cblas_sgemm off it; beta 0 on the first
-// block), then finish each entry with rdm_entry (1 - value). In-memory plans fill `out` (S x S, mirrored);
+// block's rows (plan.rdm_kind Euclidean: copy them), accumulate Z_i Z_j^T / N (cblas_ssyrk on diagonal tiles,
+// cblas_sgemm off it; beta 0 on the first block), then finish each entry with rdm_entry (1 - value) or
+// euclidean_entry. In-memory plans fill `out` (S x S, mirrored);
 // tiled plans hand each tile to `sink`. Zero-variance rows come out NaN. Interruptible between blocks and tiles.
 void rdm_run_ref(const float* x, int64_t S, int64_t N, const MemoryPlan& plan, Precision precision,
                  const RowMoments& moments, float* out, RdmTileSink* sink);

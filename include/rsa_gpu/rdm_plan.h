@@ -30,6 +30,15 @@ const char* precision_name(Precision p);             // "fp32" / "tf32"
 float round_to_tf32(float x);
 void round_to_tf32(float* x, size_t n);
 
+// ---------------------------------------------------------------- dissimilarity kind
+// What the Gram-based engine finishes its accumulated G = X_i X_j^T / N into (every plan kind alike):
+// Correlation: rows z-scored first, d = 1 - g (the correlation distance);
+// Euclidean:   rows as they are, d = n_i / N + n_j / N - 2 g with n_i = |x_i|^2 from the row moments (in double), the
+//              diagonal exactly 0: rsatoolbox's squared euclidean distance divided by the number of channels.
+//              Mahalanobis is this after whitening the rows (dissimilarity.h).
+enum class RdmKind { Correlation, Euclidean };
+const char* rdm_kind_name(RdmKind k);  // "correlation" / "euclidean"
+
 // ---------------------------------------------------------------- memory plan
 enum class PlanKind { OneShot, Streamed, Tiled };
 enum class Place { Device, Host, PinnedHost, Disk };
@@ -38,6 +47,7 @@ const char* place_name(Place p);
 
 struct MemoryPlan {
     PlanKind kind = PlanKind::OneShot;
+    RdmKind rdm_kind = RdmKind::Correlation;  // what the run finishes G into (set by the shared layer)
     int64_t stimuli = 0, neurons = 0;  // S, N
     bool streamed = false;             // input copied to the device in neuron blocks (never all at once)
     bool tiled = false;                // output computed in tiles and written to disk
@@ -56,7 +66,8 @@ struct MemoryPlan {
     uint64_t budget_bytes = 0;         // the device budget the plan was made against
 };
 
-// Device bytes per stimulus for the row statistics (mean and 1/SD in double, a constant-row flag).
+// Device bytes per stimulus for the row statistics (mean and 1/SD in double, a constant-row flag; for Euclidean the
+// same slots hold zero, one and the squared norm / N).
 constexpr uint64_t kRowStatBytes = 2 * sizeof(double) + sizeof(int);
 
 // Pick the plan for an S x N input: one-shot when input, z (in place) and output fit the budget, else the
@@ -113,6 +124,19 @@ RSA_PLAN_HD double inv_sd_from_m2(double m2, double N) {
 RSA_PLAN_HD float zscore_value(float x, double mean, double inv_sd) { return static_cast<float>((x - mean) * inv_sd); }
 // An RDM entry from the accumulated (Z Z^T / N) entry: the correlation distance 1 - r.
 RSA_PLAN_HD float rdm_entry(float zz_over_n) { return 1.0f - zz_over_n; }
+// A Euclidean entry from the accumulated (X X^T / N) entry g and the rows' squared norms / N (double); 0 on the
+// diagonal (i == j), as the distance of a row to itself.
+RSA_PLAN_HD float euclidean_entry(float g_over_n, double ni_over_n, double nj_over_n, bool diagonal) {
+    return diagonal ? 0.0f : static_cast<float>(ni_over_n + nj_over_n - 2.0 * static_cast<double>(g_over_n));
+}
+// A row's squared norm / N from its moments: (m2 + N mean^2) / N.
+RSA_PLAN_HD double norm_over_n_from_moments(double mean, double m2, double N) { return m2 / N + mean * mean; }
+// The row statistics a run scales its rows with: Correlation z-scores (mean, 1/SD); Euclidean keeps the rows as
+// they are (0, 1), so the z-score step is an exact copy (rounded to TF32 under TF32).
+RSA_PLAN_HD double kind_row_mean(RdmKind k, double mean) { return k == RdmKind::Correlation ? mean : 0.0; }
+RSA_PLAN_HD double kind_row_inv_sd(RdmKind k, double m2, double N) {
+    return k == RdmKind::Correlation ? inv_sd_from_m2(m2, N) : 1.0;
+}
 
 // ---------------------------------------------------------------- where a tiled plan's tiles go
 // A tiled RDM is written tile by tile (rdm_engine.h makes the sink: the memory-mapped output file). A row-major

@@ -431,8 +431,9 @@ Verdict compare_outputs(const Case& c, const Output& a, const Output& b) {
 // Forwards every Backend operation and records its name. It is `final` and instantiated, so a new pure virtual
 // in backend.h stops this file from compiling until the operation is added here and to kOperations.
 const std::vector<std::string> kOperations = {
-    "gratings", "row_moments", "rdm_memory", "rdm_run", "rdm_spread", "compare", "cka", "bootstrap", "permutation",
-    "noise_ceiling", "synthetic_v1", "synthetic_v1_trials", "cnn_train", "cnn_forward", "evaluate_moments"};
+    "gratings",     "row_moments",         "rdm_memory", "rdm_run",     "rdm_spread",  "whiten",
+    "cross_gram",   "compare",             "cka",        "bootstrap",   "permutation", "noise_ceiling",
+    "synthetic_v1", "synthetic_v1_trials", "cnn_train",  "cnn_forward", "evaluate_moments"};
 // name(), is_gpu() and device() are identity queries, checked once at start-up, not compared. rdm_memory is a
 // query too: the rdm cases reach it (and row_moments, rdm_run, rdm_spread) through compute_rdm, the shared layer.
 
@@ -462,6 +463,14 @@ public:
     UpperSpread rdm_spread(const Array& rdm) override {
         note("rdm_spread");
         return b_.rdm_spread(rdm);
+    }
+    Array whiten(const Array& x, const Array& factor) override {
+        note("whiten");
+        return b_.whiten(x, factor);
+    }
+    Array cross_gram(const Array& train, const Array& test, int64_t folds) override {
+        note("cross_gram");
+        return b_.cross_gram(train, test, folds);
     }
     std::vector<std::vector<CompareResult>> compare(const Array& ref, const std::vector<Array>& models,
                                                     const std::vector<Measure>& measures) override {
@@ -638,6 +647,7 @@ struct RdmSpec {
     std::string label;
     int64_t S = 0, N = 0;
     Precision precision = Precision::FP32;
+    RdmKind kind = RdmKind::Correlation;  // the dissimilarity the engine finishes into
     uint64_t cap = 0;  // max_gpu_bytes (0: none)
     std::vector<int64_t> constant;
     std::vector<int64_t> near_constant;  // rows constant up to float rounding (degenerate_rows lists them)
@@ -667,7 +677,8 @@ Case rdm_case(const RdmSpec& sp, const std::string& expect_error = "") {
     }
     const bool degenerate = !sp.constant.empty() || !sp.near_constant.empty() || sp.same_pattern;
     const char* policy = sp.policy == ConstantRows::Nan ? " (nan)" : " (fail)";
-    c.shapes = sz("S", sp.S) + " " + sz("N", sp.N) + (sp.cap ? " cap=" + std::to_string(sp.cap) + "B" : "") + " -> " +
+    c.shapes = (sp.kind == RdmKind::Correlation ? std::string() : std::string(rdm_kind_name(sp.kind)) + " ") +
+               sz("S", sp.S) + " " + sz("N", sp.N) + (sp.cap ? " cap=" + std::to_string(sp.cap) + "B" : "") + " -> " +
                plan_text + (sp.constant.empty() ? "" : ", constant rows " + std::to_string(sp.constant.size()) + policy) +
                (sp.near_constant.empty() ? ""
                                          : ", rows constant up to rounding " + std::to_string(sp.near_constant.size()) +
@@ -706,6 +717,7 @@ Case rdm_case(const RdmSpec& sp, const std::string& expect_error = "") {
         nan_rows.insert(nan_rows.end(), sp.near_constant.begin(), sp.near_constant.end());
         return [x, sp, tiled, expect_kind, dir, nan_rows](Backend& be, Output& out, int side) {
             RdmOptions o;
+            o.kind = sp.kind;
             o.precision = sp.precision;
             o.max_gpu_bytes = sp.cap;
             o.constant_rows = sp.policy;
@@ -783,6 +795,57 @@ Case rdm_spread_case(const std::string& label, int64_t S, int64_t nans, bool con
             put_scalar(out, "nan", static_cast<double>(sp.nan));
             put_scalar(out, "mean", sp.mean);
             put_scalar(out, "m2", sp.m2);
+        };
+    };
+    return c;
+}
+
+// ---------------------------------------------------------------- whiten / cross_gram (dissimilarity.h)
+// Rows whitened by a precision factor: a full lower-triangular N x N factor (one GEMM) or a diagonal (1 x N).
+Case whiten_case(const std::string& label, int64_t S, int64_t N, bool diagonal) {
+    Case c;
+    c.op = "whiten";
+    c.label = label;
+    c.shapes = sz("S", S) + " " + sz("N", N) + (diagonal ? " factor 1xN" : " factor NxN");
+    c.precision = "fp32";
+    c.checks = {{"y", Metric::RelL2, kFp32RelL2}};
+    c.setup = [S, N, diagonal](Gen& g, const CaseEnv&) -> Runner {
+        const Matrix x = structured(g, S, N);
+        Matrix f = diagonal ? g.uniform_matrix(1, N, 0.2f, 2.0f) : g.uniform_matrix(N, N, -1.0f, 1.0f);
+        if (!diagonal)
+            for (int64_t i = 0; i < N; ++i) {
+                for (int64_t j = i + 1; j < N; ++j) f.at(i, j) = 0.0f;  // lower triangular, as a Cholesky factor
+                f.at(i, i) = 1.0f + std::fabs(f.at(i, i));
+            }
+        return [x, f, S, N](Backend& be, Output& out, int) {
+            InputGuard guard;
+            guard.add("x", x);
+            guard.add("factor", f);
+            const Matrix y = be.whiten(x, f).to_matrix();
+            guard.verify(out);
+            put_matrix(out, "y", y, S, N);
+        };
+    };
+    return c;
+}
+
+// The crossnobis kernel: sum over folds of A_f B_f^T.
+Case cross_gram_case(const std::string& label, int64_t folds, int64_t C, int64_t N) {
+    Case c;
+    c.op = "cross_gram";
+    c.label = label;
+    c.shapes = sz("folds", folds) + " " + sz("C", C) + " " + sz("N", N);
+    c.precision = "fp32";
+    c.checks = {{"k", Metric::RelL2, kFp32RelL2}};
+    c.setup = [folds, C, N](Gen& g, const CaseEnv&) -> Runner {
+        const Matrix a = structured(g, folds * C, N), b = structured(g, folds * C, N);
+        return [a, b, folds, C](Backend& be, Output& out, int) {
+            InputGuard guard;
+            guard.add("train", a);
+            guard.add("test", b);
+            const Matrix k = be.cross_gram(a, b, folds).to_matrix();
+            guard.verify(out);
+            put_matrix(out, "k", k, C, C);
         };
     };
     return c;
@@ -1377,6 +1440,20 @@ std::vector<Case> build_cases() {
     t.push_back(rdm_case(rs("tiled", 257, 1999, F, tiled_cap(257, 40, 500))));
     t.push_back(rdm_case(rs("tiled", 7, 100, F, tiled_cap(7, 3, 8))));
     t.push_back(rdm_case(rs("tiled", 129, 777, T32, tiled_cap(129, 33, 200))));
+    // rdm, euclidean (the Gram path with row norms): every plan kind, FP32 and TF32.
+    for (RdmSpec s : {rs("one-shot", 3, 7, F, 0), rs("one-shot", 257, 1999, F, 0), rs("one-shot", 181, 1001, T32, 0),
+                      rs("streamed", 257, 1999, F, streamed_cap(257, 300)),
+                      rs("tiled", 257, 1999, F, tiled_cap(257, 40, 500)), rs("tiled", 7, 100, F, tiled_cap(7, 3, 8))}) {
+        s.kind = RdmKind::Euclidean;
+        t.push_back(rdm_case(s));
+    }
+    // whiten and cross_gram (mahalanobis and crossnobis).
+    t.push_back(whiten_case("full factor", 37, 129, false));
+    t.push_back(whiten_case("full factor", 3, 1, false));
+    t.push_back(whiten_case("diagonal factor", 257, 333, true));
+    t.push_back(cross_gram_case("two folds", 2, 9, 257));
+    t.push_back(cross_gram_case("five folds", 5, 33, 1001));
+    t.push_back(cross_gram_case("one fold", 1, 3, 7));
     {
         RdmSpec s = rs("one-shot, constant rows kept", 33, 257, F, 0);
         s.constant = {0, 17};
