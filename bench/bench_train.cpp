@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     auto cpu = make_cpu_backend();
     std::printf("bench_train (CPU twin, OpenBLAS), %d epochs of 1,000 gratings\n", epochs);
     for (int batch : {100, 1000}) {
-        const rsa::bench::TrainRun r = rsa::bench::train_once(*cpu, batch, epochs);
+        const rsa::bench::TrainRun r = rsa::bench::train_once(*cpu, batch, epochs, CnnKernels::cudnn);
         std::printf("batch %5d: %8.3f s, %10.0f images/s (last loss %.2e)\n", batch, r.seconds, r.images_per_s,
                     r.last_loss);
         if (batch == 100) std::printf("RESULT rsa_gpu_cpu_train_images_per_s %.0f\n", r.images_per_s);

@@ -15,7 +15,8 @@ namespace {
 CnnDescription train_cnn(Backend& backend, const AnalysisConfig& cfg, std::vector<float>* params,
                          StageTimings& timings, const Say& say) {
     say("CNN: training on " + std::to_string(cfg.train.train_size) + " gratings, " +
-        std::to_string(cfg.train.epochs) + " epochs, batch " + std::to_string(cfg.train.batch));
+        std::to_string(cfg.train.epochs) + " epochs, batch " + std::to_string(cfg.train.batch) +
+        (backend.is_gpu() ? std::string(", ") + cnn_kernels_name(cfg.train.kernels) + " kernels" : std::string()));
     double stimuli_ms = 0, training_ms = 0;
     TrainedNetwork net =
         train_tutorial_network(backend, cfg.train, cfg.grating, cfg.quiet || cfg.json, &stimuli_ms, &training_ms);

@@ -286,10 +286,11 @@ double train_flops_per_image() {
     return 2 * conv + 3 * fc;
 }
 
-TrainRun train_once(Backend& backend, int batch, int epochs) {
+TrainRun train_once(Backend& backend, int batch, int epochs, CnnKernels kernels) {
     TrainConfig cfg;
     cfg.epochs = epochs;
     cfg.batch = batch;
+    cfg.kernels = kernels;
     std::vector<float> angles, labels;
     cnn_training_set(cfg, &angles, &labels);
     const Array images = backend.gratings(angles, GratingParams{});
@@ -496,28 +497,36 @@ private:
         }
     }
 
+    // On a GPU both training paths (--cnn-kernels): train_batchN the default cuDNN one, train_exact_batchN the
+    // exact one; on the CPU the one twin.
     void train() {
-        for (int batch : {100, 1000}) {
-            WorkloadResult r;
-            r.group = "train";
-            r.name = "train_batch" + std::to_string(batch);
-            const int epochs = z_.train_epochs;
-            r.params = {{"batch", batch}, {"epochs", epochs}, {"train_size", 1000}};
-            r.work = 1000.0 * epochs;
-            r.unit = "images/s";
-            set_floor(r, m_.floor, r.work * train_flops_per_image(), m_.floor.fp32_flops, "FP32", 0);
-            float loss = 0;
-            const Timing t = time_runs(1, c_.repeats, [&](int) {
-                const TrainRun run = train_once(be_, batch, epochs);
-                loss = run.last_loss;
-                return run.seconds;
-            });
-            char b[160];
-            std::snprintf(b, sizeof b, "1,000 tutorial gratings x %d epochs; last epoch loss %.3g; gratings drawn "
-                          "outside the timing", epochs, loss);
-            r.note = b;
-            finish(r, t);
-            add(std::move(r));
+        std::vector<CnnKernels> paths = {CnnKernels::cudnn};
+        if (be_.is_gpu()) paths.push_back(CnnKernels::exact);
+        for (CnnKernels kernels : paths) {
+            for (int batch : {100, 1000}) {
+                WorkloadResult r;
+                r.group = "train";
+                r.name = std::string(kernels == CnnKernels::exact ? "train_exact_batch" : "train_batch") +
+                         std::to_string(batch);
+                const int epochs = z_.train_epochs;
+                r.params = {{"batch", batch}, {"epochs", epochs}, {"train_size", 1000}};
+                if (be_.is_gpu()) r.params["kernels"] = cnn_kernels_name(kernels);
+                r.work = 1000.0 * epochs;
+                r.unit = "images/s";
+                set_floor(r, m_.floor, r.work * train_flops_per_image(), m_.floor.fp32_flops, "FP32", 0);
+                float loss = 0;
+                const Timing t = time_runs(1, c_.repeats, [&](int) {
+                    const TrainRun run = train_once(be_, batch, epochs, kernels);
+                    loss = run.last_loss;
+                    return run.seconds;
+                });
+                char b[160];
+                std::snprintf(b, sizeof b, "1,000 tutorial gratings x %d epochs; last epoch loss %.3g; gratings drawn "
+                              "outside the timing", epochs, loss);
+                r.note = b;
+                finish(r, t);
+                add(std::move(r));
+            }
         }
     }
 

@@ -388,6 +388,16 @@ std::vector<int> cnn_epoch_permutation(uint64_t seed, int epoch, int n) {
     return perm;
 }
 
+// ---- the GPU kernel choice (the CPU twin is the same for both) ----
+
+CnnKernels parse_cnn_kernels(const std::string& text) {
+    if (text == "cudnn") return CnnKernels::cudnn;
+    if (text == "exact") return CnnKernels::exact;
+    throw InputError("--cnn-kernels: expected cudnn or exact, got '" + text + "'");
+}
+
+const char* cnn_kernels_name(CnnKernels kernels) { return kernels == CnnKernels::exact ? "exact" : "cudnn"; }
+
 // ---- layers as matrices ----
 
 const std::vector<std::string>& cnn_layer_names() {

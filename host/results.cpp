@@ -47,6 +47,7 @@ json cnn_to_json(const std::optional<CnnDescription>& cnn) {
             {"lr", cnn->train.lr},
             {"momentum", cnn->train.momentum},
             {"seed", cnn->train.seed},
+            {"kernels", cnn_kernels_name(cnn->train.kernels)},
             {"step_losses", cnn->losses.step_losses},
             {"epoch_losses", cnn->losses.epoch_losses},
             {"train_correct", cnn->train_correct},
@@ -193,6 +194,9 @@ Results results_from_json(const json& doc) {
                 c.train.lr = get<float>(cnn, "lr", "cnn");
                 c.train.momentum = get<float>(cnn, "momentum", "cnn");
                 c.train.seed = get<uint64_t>(cnn, "seed", "cnn");
+                // Written since --cnn-kernels exists; older files trained with the exact kernels.
+                c.train.kernels = cnn.contains("kernels") ? parse_cnn_kernels(get<std::string>(cnn, "kernels", "cnn"))
+                                                          : CnnKernels::exact;
                 c.losses.step_losses = get<std::vector<float>>(cnn, "step_losses", "cnn");
                 c.losses.epoch_losses = get<std::vector<float>>(cnn, "epoch_losses", "cnn");
                 c.train_correct = get<int>(cnn, "train_correct", "cnn");

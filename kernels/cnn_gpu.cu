@@ -1,10 +1,21 @@
-// CnnGpu: the tutorial's CNN (cnn.h) on one GPU. The convolution forward (+ bias) is our direct kernel with the CPU
-// twin's exact arithmetic (bit-identical conv, so max-pool ties route alike); ReLU + 8x8 max pooling (forward and
-// backward) are our kernels, which record the FIRST maximum of each window in row-major order like the CPU twin
-// (cuDNN leaves the choice among tied maxima unspecified, and the binary gratings produce exact ties); the conv
-// filter and bias gradients go through the legacy cuDNN API (FMA math: exact FP32; the algorithm of each batch size
-// chosen once within kWorkspaceCap, a function of the batch size alone) on the context's cuDNN handle, created by
-// the first CnnGpu (gpu_cudnn); fc and out are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc
+// CnnGpu: the tutorial's CNN (cnn.h) on one GPU, with two interchangeable convolution + pooling paths
+// (CnnKernels, --cnn-kernels):
+//   cudnn  cuDNN's convolution forward with bias and ReLU fused (cudnnConvolutionBiasActivationForward), max pooling
+//          forward and backward (CUDNN_POOLING_MAX_DETERMINISTIC), ReLU backward (cudnnActivationBackward, in
+//          place). Where a pooling window holds tied maxima cuDNN routes the gradient to one of them of its choosing,
+//          not necessarily the twin's first, so on the binary gratings it follows a slightly different trajectory.
+//   exact  our direct convolution kernel with the CPU twin's arithmetic (bit-identical conv, so max-pool ties route
+//          alike) and our ReLU + 8x8 max pooling kernels, which record the FIRST maximum of each window in row-major
+//          order like the CPU twin.
+// Both then share the rest: the conv filter and bias gradients through cuDNN; fc and out as cuBLAS SGEMMs; our
+// kernels for the rest (below). No data gradient of the convolution is computed: its input is the image.
+// cuDNN runs through its legacy convolution/pooling calls (deprecated in cuDNN 9 in favour of the graph API, still
+// shipped and supported there; the graph API would need a hand-built backend-descriptor graph per op for the same
+// four calls) on the context's cuDNN handle, created by the first CnnGpu (gpu_cudnn). Convolutions use FMA math
+// (exact FP32, no TF32) and, per batch size, the first algorithm of cuDNN's heuristic ranking (the _v7 queries; no
+// kernels run) that is deterministic, keeps a direct sum (no FFT/Winograd) and fits kWorkspaceCap: a function of the
+// batch size alone, chosen once outside any capture; the one workspace (DeviceBuffer) is sized for them. fc and out
+// are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc
 // bias/ReLU, bias gradients, the batch gather and the momentum update are our kernels. Parameters, gradients and
 // velocity each live in ONE flat device buffer in state_dict order, so the libraries point at offsets inside it.
 // Device memory is DeviceBuffer (OutOfMemoryError on allocation failure); block size, grids and the block sum are
@@ -301,6 +312,10 @@ void linear_backward(cublasHandle_t h, const float* x, const float* w, const flo
 }
 
 // Algorithms that keep a direct FP32 sum (no FFT or Winograd transforms, whose rounding differs).
+bool exact_fwd_algo(cudnnConvolutionFwdAlgo_t a) {
+    return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+           a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+}
 bool exact_bwd_filter_algo(cudnnConvolutionBwdFilterAlgo_t a) {
     return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
            a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
@@ -340,6 +355,8 @@ struct CnnGpu::Impl {
         int batch = 0;
         cudnnTensorDescriptor_t x = nullptr;     // B x 1 x 48 x 64
         cudnnTensorDescriptor_t conv = nullptr;  // B x 6 x 48 x 64 (conv and its gradient)
+        cudnnTensorDescriptor_t pool = nullptr;  // B x 6 x 6 x 8 (pool and its gradient; cuDNN path)
+        cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;  // cuDNN path
         cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
     };
 
@@ -352,6 +369,8 @@ struct CnnGpu::Impl {
     cudnnFilterDescriptor_t w_desc = nullptr;           // 6 x 1 x 7 x 7
     cudnnTensorDescriptor_t conv_bias_desc = nullptr;   // 1 x 6 x 1 x 1
     cudnnConvolutionDescriptor_t conv_desc = nullptr;   // pad 3, stride 1, cross-correlation, FMA math
+    cudnnActivationDescriptor_t relu_desc = nullptr;    // ReLU, NaN not propagated (cuDNN path)
+    cudnnPoolingDescriptor_t pool_desc = nullptr;       // 8 x 8 max, stride 8, deterministic (cuDNN path)
     std::map<int, std::unique_ptr<Shape>> shapes;
 
     DeviceBuffer<char> workspace_buffer;  // the cuDNN workspace
@@ -364,9 +383,9 @@ struct CnnGpu::Impl {
     float* velocity = nullptr;       // kParams
     float* x = nullptr;              // B x 3072
     float* labels = nullptr;         // B
-    float* conv = nullptr;           // B x 18432, before ReLU
+    float* conv = nullptr;           // B x 18432: before ReLU (exact path); after the fused bias + ReLU (cuDNN path)
     float* pool = nullptr;           // B x 288
-    int* pool_argmax = nullptr;      // B x 288: index in the image's conv of each window's first maximum
+    int* pool_argmax = nullptr;      // B x 288: index in the image's conv of each window's first maximum (exact)
     float* fc = nullptr;             // B x 10, before ReLU
     float* fc_relu = nullptr;        // B x 10
     float* logit = nullptr;          // B
@@ -375,7 +394,7 @@ struct CnnGpu::Impl {
     float* dfc_relu = nullptr;       // B x 10
     float* dfc = nullptr;            // B x 10
     float* dpool = nullptr;          // B x 288
-    float* dconv = nullptr;          // B x 18432
+    float* dconv = nullptr;          // B x 18432 (cuDNN path: the pooling gradient, then in place the ReLU's)
     float* loss = nullptr;           // 1
     int* step = nullptr;             // training step counter within an epoch
 
@@ -412,11 +431,16 @@ struct CnnGpu::Impl {
         CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc, kPad, kPad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                                     CUDNN_DATA_FLOAT));
         CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc, CUDNN_FMA_MATH));
+        CUDNN_CHECK(cudnnCreateActivationDescriptor(&relu_desc));
+        CUDNN_CHECK(cudnnSetActivationDescriptor(relu_desc, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        CUDNN_CHECK(cudnnCreatePoolingDescriptor(&pool_desc));
+        CUDNN_CHECK(cudnnSetPooling2dDescriptor(pool_desc, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_NOT_PROPAGATE_NAN,
+                                                kPool, kPool, 0, 0, kPool, kPool));
 
         // Algorithms for max_batch, chosen once; the workspace is sized for them.
         std::unique_ptr<Shape> full = make_shape(max_batch);
         try {
-            full->bwd_filter_algo = choose_bwd_filter_algo(*full, kWorkspaceCap);
+            choose_algos(*full);
             ensure_workspace(required_workspace(*full));
         } catch (...) {
             destroy_shape(*full);
@@ -445,6 +469,8 @@ struct CnnGpu::Impl {
         loss = alloc<float>(1, "the CNN loss");
         step = alloc<int>(1, "the CNN step counter");
         CUDA_CHECK(cudaMemsetAsync(params, 0, kParams * sizeof(float), ctx->stream));
+        // The cuDNN path's fused call names conv as its z input with weight 0: finite values, never garbage.
+        CUDA_CHECK(cudaMemsetAsync(conv, 0, b * kConvOut * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(velocity, 0, kParams * sizeof(float), ctx->stream));
         CUDA_CHECK(cudaMemsetAsync(step, 0, sizeof(int), ctx->stream));
         CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
@@ -460,6 +486,10 @@ struct CnnGpu::Impl {
         workspace_bytes = 0;
         for (auto& entry : shapes) destroy_shape(*entry.second);
         shapes.clear();
+        if (pool_desc) log_cudnn(cudnnDestroyPoolingDescriptor(pool_desc), "cudnnDestroyPoolingDescriptor");
+        if (relu_desc) log_cudnn(cudnnDestroyActivationDescriptor(relu_desc), "cudnnDestroyActivationDescriptor");
+        pool_desc = nullptr;
+        relu_desc = nullptr;
         if (conv_desc) log_cudnn(cudnnDestroyConvolutionDescriptor(conv_desc), "cudnnDestroyConvolutionDescriptor");
         if (conv_bias_desc) log_cudnn(cudnnDestroyTensorDescriptor(conv_bias_desc), "cudnnDestroyTensorDescriptor");
         if (w_desc) log_cudnn(cudnnDestroyFilterDescriptor(w_desc), "cudnnDestroyFilterDescriptor");
@@ -471,27 +501,49 @@ struct CnnGpu::Impl {
     static void destroy_shape(Shape& s) {
         if (s.x) log_cudnn(cudnnDestroyTensorDescriptor(s.x), "cudnnDestroyTensorDescriptor");
         if (s.conv) log_cudnn(cudnnDestroyTensorDescriptor(s.conv), "cudnnDestroyTensorDescriptor");
-        s.x = s.conv = nullptr;
+        if (s.pool) log_cudnn(cudnnDestroyTensorDescriptor(s.pool), "cudnnDestroyTensorDescriptor");
+        s.x = s.conv = s.pool = nullptr;
     }
 
-    // First entry of cuDNN's heuristic ranking that succeeds within `cap` bytes, taken in three passes:
-    // (1) FMA math, a direct FP32 sum (no FFT/Winograd transform) and determinism; (2) a direct deterministic
-    // sum whatever math the entry reports (execution uses the descriptor's FMA math anyway); (3) any entry.
+    // First entry of cuDNN's heuristic ranking that succeeds within `cap` bytes and is deterministic (training is
+    // reproducible bit for bit run to run on one card), taken in three passes: (1) FMA math and a direct FP32 sum
+    // (no FFT/Winograd transform); (2) a direct sum whatever math the entry reports (execution uses the
+    // descriptor's FMA math anyway); (3) any deterministic entry, with a warning. -1 when none is deterministic.
     template <typename Perf, typename IsExact>
     static int pick_algo(const Perf* perf, int returned, size_t cap, IsExact is_exact) {
         for (int pass = 0; pass < 3; ++pass)
             for (int i = 0; i < returned; ++i) {
                 const Perf& p = perf[i];
-                if (p.status != CUDNN_STATUS_SUCCESS || p.memory > cap) continue;
-                const bool exact = is_exact(p.algo) && p.determinism == CUDNN_DETERMINISTIC;
+                if (p.status != CUDNN_STATUS_SUCCESS || p.memory > cap || p.determinism != CUDNN_DETERMINISTIC)
+                    continue;
+                const bool exact = is_exact(p.algo);
                 if (pass == 0 && !(exact && p.mathType == CUDNN_FMA_MATH)) continue;
                 if (pass == 1 && !exact) continue;
                 if (pass == 2)
-                    report_warning("CnnGpu: no exact deterministic convolution algorithm; using " +
+                    report_warning("CnnGpu: no direct-sum deterministic convolution algorithm; using " +
                                    std::to_string(static_cast<int>(p.algo)));
                 return i;
             }
         return -1;
+    }
+
+    cudnnConvolutionFwdAlgo_t choose_fwd_algo(const Shape& s, size_t cap) const {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int returned = 0;
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn, s.x, w_desc, conv_desc, s.conv,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
+        const int at = pick_algo(perf, returned, cap, exact_fwd_algo);
+        if (at < 0)
+            throw RuntimeError("CnnGpu: cuDNN offers no deterministic forward convolution algorithm for batch " +
+                               std::to_string(s.batch) + " within " + std::to_string(cap) + " bytes of workspace");
+        return perf[at].algo;
+    }
+
+    // Both convolution algorithms of a shape (the forward one is used by the cuDNN path only, but chosen for every
+    // shape so that the workspace, like the algorithms, is a function of the batch size alone).
+    void choose_algos(Shape& s) const {
+        s.fwd_algo = choose_fwd_algo(s, kWorkspaceCap);
+        s.bwd_filter_algo = choose_bwd_filter_algo(s, kWorkspaceCap);
     }
 
     cudnnConvolutionBwdFilterAlgo_t choose_bwd_filter_algo(const Shape& s, size_t cap) const {
@@ -502,8 +554,8 @@ struct CnnGpu::Impl {
                                                                   perf));
         const int at = pick_algo(perf, returned, cap, exact_bwd_filter_algo);
         if (at < 0)
-            throw RuntimeError("CnnGpu: cuDNN offers no filter-gradient convolution algorithm for batch " +
-                               std::to_string(s.batch) + " within " + std::to_string(cap) + " bytes of workspace");
+            throw RuntimeError("CnnGpu: cuDNN offers no deterministic filter-gradient convolution algorithm for "
+                               "batch " + std::to_string(s.batch) + " within " + std::to_string(cap) + " bytes of workspace");
         return perf[at].algo;
     }
 
@@ -528,15 +580,23 @@ struct CnnGpu::Impl {
         CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_desc, s->x, w_desc, &n, &c, &h, &w));
         if (n != batch || c != kChannels || h != kHeight || w != kWidth)
             throw RuntimeError("CnnGpu: unexpected cuDNN convolution output shape");
+        CUDNN_CHECK(cudnnCreateTensorDescriptor(&s->pool));
+        CUDNN_CHECK(cudnnSetTensor4dDescriptor(s->pool, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, batch, kChannels, kPoolH,
+                                               kPoolW));
+        CUDNN_CHECK(cudnnGetPooling2dForwardOutputDim(pool_desc, s->conv, &n, &c, &h, &w));
+        if (n != batch || c != kChannels || h != kPoolH || w != kPoolW)
+            throw RuntimeError("CnnGpu: unexpected cuDNN pooling output shape");
         return std::unique_ptr<Shape>(s.release());
     }
 
-    // Workspace bytes the shape's filter-gradient algorithm needs (the forward convolution is our kernel).
+    // Workspace bytes the shape's two convolution algorithms need (the larger; they never run at once).
     size_t required_workspace(const Shape& s) const {
-        size_t bwd_bytes = 0;
+        size_t fwd_bytes = 0, bwd_bytes = 0;
+        CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(cudnn, s.x, w_desc, conv_desc, s.conv, s.fwd_algo,
+                                                            &fwd_bytes));
         CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn, s.x, s.conv, conv_desc, w_desc,
                                                                    s.bwd_filter_algo, &bwd_bytes));
-        return bwd_bytes;
+        return fwd_bytes > bwd_bytes ? fwd_bytes : bwd_bytes;
     }
 
     // Grows the cuDNN workspace to `bytes` (never inside a capture: graphs are built after every shape_for).
@@ -563,7 +623,7 @@ struct CnnGpu::Impl {
         std::unique_ptr<Shape> owned = make_shape(batch);
         Shape& s = *owned;
         try {
-            s.bwd_filter_algo = choose_bwd_filter_algo(s, kWorkspaceCap);
+            choose_algos(s);
             ensure_workspace(required_workspace(s));
         } catch (...) {
             destroy_shape(s);
@@ -585,10 +645,19 @@ struct CnnGpu::Impl {
     // ---- the passes (stream-ordered, no host synchronisation: safe to capture) ----
 
     // x (B x 3072) -> conv, relu, pool, fc, fc_relu, logit, prob.
-    void run_forward(const Shape& s) {
+    void run_forward(const Shape& s, CnnKernels kernels) {
         const int B = s.batch;
-        conv_forward(x, params + kConvW, params + kConvB, conv, B, ctx->stream);     // conv + bias, twin's order
-        relu_pool_forward(conv, pool, pool_argmax, B, ctx->stream);                 // ReLU, 8x8 max, argmax
+        if (kernels == CnnKernels::exact) {
+            conv_forward(x, params + kConvW, params + kConvB, conv, B, ctx->stream);  // conv + bias, twin's order
+            relu_pool_forward(conv, pool, pool_argmax, B, ctx->stream);              // ReLU, 8x8 max, argmax
+        } else {
+            // conv <- ReLU(conv(x) + bias) in one call (z = conv with alpha2 = 0: read as nothing), then 8x8 max.
+            const float one = 1.0f, zero = 0.0f;
+            CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
+                cudnn, &one, s.x, x, w_desc, params + kConvW, conv_desc, s.fwd_algo, workspace, workspace_bytes,
+                &zero, s.conv, conv, conv_bias_desc, params + kConvB, relu_desc, s.conv, conv));
+            CUDNN_CHECK(cudnnPoolingForward(cudnn, pool_desc, &one, s.conv, conv, &zero, s.pool, pool));
+        }
         linear_forward(ctx->cublas, pool, params + kFcW, fc, B, kPooled, kHidden);  // fc = pool W^T
         bias_relu_forward(fc, fc_relu, params + kFcB, B, kHidden, ctx->stream);      // + b, ReLU
         linear_forward(ctx->cublas, fc_relu, params + kOutW, logit, B, kHidden, 1);  // logit = fc_relu w^T
@@ -601,7 +670,7 @@ struct CnnGpu::Impl {
     }
 
     // dlogit -> the full flat gradient (every entry overwritten).
-    void run_backward(const Shape& s) {
+    void run_backward(const Shape& s, CnnKernels kernels) {
         const float one = 1.0f, zero = 0.0f;
         const int B = s.batch;
         cudnnHandle_t h = cudnn;
@@ -612,9 +681,17 @@ struct CnnGpu::Impl {
         relu_backward(dfc, dfc_relu, fc, B * kHidden, ctx->stream);
         linear_backward(ctx->cublas, pool, params + kFcW, dfc, grad + kFcW, dpool, B, kPooled, kHidden);
         bias_grad(grad + kFcB, dfc, B, kHidden, ctx->stream);
-        // pool and ReLU backward through the recorded argmax, then the conv filter and bias gradients (no data
-        // gradient needed)
-        relu_pool_backward(conv, dpool, pool_argmax, dconv, B, ctx->stream);
+        // pool and ReLU backward, then the conv filter and bias gradients (no data gradient needed)
+        if (kernels == CnnKernels::exact) {
+            relu_pool_backward(conv, dpool, pool_argmax, dconv, B, ctx->stream);  // through the recorded argmax
+        } else {
+            // conv holds ReLU(conv + b): pooling backward recomputes each window's maximum from it and pool; ReLU
+            // backward masks with conv > 0 (relu > 0 exactly where conv + b > 0), in place on dconv.
+            CUDNN_CHECK(cudnnPoolingBackward(h, pool_desc, &one, s.pool, pool, s.pool, dpool, s.conv, conv, &zero,
+                                             s.conv, dconv));
+            CUDNN_CHECK(cudnnActivationBackward(h, relu_desc, &one, s.conv, conv, s.conv, dconv, s.conv, conv, &zero,
+                                                s.conv, dconv));
+        }
         CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, s.conv, dconv, &zero, conv_bias_desc, grad + kConvB));
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, s.x, x, s.conv, dconv, conv_desc, s.bwd_filter_algo,
                                                    workspace, workspace_bytes, &zero, w_desc, grad + kConvW));
@@ -622,25 +699,25 @@ struct CnnGpu::Impl {
 
     // One training step on the device: gather batch (*step) of the permutation, forward, loss into
     // losses[*step], backward, momentum update, ++*step.
-    void run_train_step(const Shape& s, const float* all_images, const float* all_labels, const int* perm,
-                        float* losses, int stride, float lr, float momentum) {
+    void run_train_step(const Shape& s, CnnKernels kernels, const float* all_images, const float* all_labels,
+                        const int* perm, float* losses, int stride, float lr, float momentum) {
         gather_batch(x, labels, all_images, all_labels, perm, step, stride, s.batch, ctx->stream);
-        run_forward(s);
+        run_forward(s, kernels);
         run_loss(s, losses, step);
-        run_backward(s);
+        run_backward(s, kernels);
         sgd_momentum(params, velocity, grad, kParams, lr, momentum, step, ctx->stream);
     }
 
     // Captures run_train_step on the context stream into *graph and instantiates it. On any failure (a library
     // call that cannot be captured, an invalidated capture) it leaves the stream out of capture mode, logs, and
     // returns false: the caller then runs the steps directly.
-    bool capture_train_step(const Shape& s, const float* all_images, const float* all_labels, const int* perm,
-                            float* losses, int stride, float lr, float momentum, StepGraph* graph) {
+    bool capture_train_step(const Shape& s, CnnKernels kernels, const float* all_images, const float* all_labels,
+                            const int* perm, float* losses, int stride, float lr, float momentum, StepGraph* graph) {
         cudaStream_t stream = ctx->stream;
         CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
         std::string failure;
         try {
-            run_train_step(s, all_images, all_labels, perm, losses, stride, lr, momentum);
+            run_train_step(s, kernels, all_images, all_labels, perm, losses, stride, lr, momentum);
         } catch (const std::exception& e) {
             failure = e.what();
         }
@@ -706,7 +783,7 @@ void CnnGpu::forward(const float* images, int batch, CnnActivations* act) {
     m.bind_libraries();
     const Impl::Shape& s = m.shape_for(batch);
     m.upload_images(images, batch);
-    m.run_forward(s);
+    m.run_forward(s, CnnKernels::exact);  // the read-out: pre-ReLU conv, the twin's arithmetic
     const size_t B = static_cast<size_t>(batch);
     act->batch = batch;
     m.download(&act->conv, m.conv, B * kConvOut);
@@ -718,7 +795,8 @@ void CnnGpu::forward(const float* images, int batch, CnnActivations* act) {
     CUDA_CHECK(cudaStreamSynchronize(m.ctx->stream));
 }
 
-float CnnGpu::loss_and_grad(const float* images, const float* labels, int batch, std::vector<float>* grad) {
+float CnnGpu::loss_and_grad(const float* images, const float* labels, int batch, std::vector<float>* grad,
+                            CnnKernels kernels) {
     if (grad == nullptr) throw InputError("CnnGpu::loss_and_grad: grad is null");
     if (labels == nullptr) throw InputError("CnnGpu::loss_and_grad: labels is null");
     Impl& m = *impl_;
@@ -727,9 +805,9 @@ float CnnGpu::loss_and_grad(const float* images, const float* labels, int batch,
     m.upload_images(images, batch);
     CUDA_CHECK(cudaMemcpyAsync(m.labels, labels, static_cast<size_t>(batch) * sizeof(float), cudaMemcpyHostToDevice,
                                m.ctx->stream));
-    m.run_forward(s);
+    m.run_forward(s, kernels);
     m.run_loss(s, m.loss, nullptr);
-    m.run_backward(s);
+    m.run_backward(s, kernels);
     float loss = 0.0f;
     CUDA_CHECK(cudaMemcpyAsync(&loss, m.loss, sizeof(float), cudaMemcpyDeviceToHost, m.ctx->stream));
     m.download(grad, m.grad, cnn::kParams);
@@ -799,14 +877,14 @@ TrainResult CnnGpu::train(const MatrixView& images, const std::vector<float>& la
     if (full_shape != nullptr) {
         CUDA_CHECK(cudaMemsetAsync(m.step, 0, sizeof(int), stream));
         gather_batch(m.x, m.labels, all_images.get(), all_labels.get(), perm.get(), m.step, batch, batch, stream);
-        m.run_forward(*full_shape);
+        m.run_forward(*full_shape, config.kernels);
         m.run_loss(*full_shape, m.loss, nullptr);
-        m.run_backward(*full_shape);
+        m.run_backward(*full_shape, config.kernels);
         sgd_momentum(m.params, m.velocity, m.grad, 0, config.lr, config.momentum, nullptr, stream);  // load only
         CUDA_CHECK(cudaStreamSynchronize(stream));
 
-        use_graph = m.capture_train_step(*full_shape, all_images.get(), all_labels.get(), perm.get(), losses.get(),
-                                         batch, config.lr, config.momentum, &graph);
+        use_graph = m.capture_train_step(*full_shape, config.kernels, all_images.get(), all_labels.get(), perm.get(),
+                                         losses.get(), batch, config.lr, config.momentum, &graph);
     }
 #endif
 
@@ -831,13 +909,13 @@ TrainResult CnnGpu::train(const MatrixView& images, const std::vector<float>& la
                     CUDA_CHECK(cudaGraphLaunch(graph.exec, stream));
                     ++m.graph_replays;
                 } else {
-                    m.run_train_step(*full_shape, all_images.get(), all_labels.get(), perm.get(), losses.get(), batch,
-                                     config.lr, config.momentum);
+                    m.run_train_step(*full_shape, config.kernels, all_images.get(), all_labels.get(), perm.get(),
+                                     losses.get(), batch, config.lr, config.momentum);
                 }
             }
             if (rest_shape != nullptr)
-                m.run_train_step(*rest_shape, all_images.get(), all_labels.get(), perm.get(), losses.get(), batch,
-                                 config.lr, config.momentum);
+                m.run_train_step(*rest_shape, config.kernels, all_images.get(), all_labels.get(), perm.get(),
+                                 losses.get(), batch, config.lr, config.momentum);
             CUDA_CHECK(cudaMemcpyAsync(epoch_losses.data(), losses.get(), static_cast<size_t>(steps) * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream));
             CUDA_CHECK(cudaStreamSynchronize(stream));

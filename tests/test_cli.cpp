@@ -196,6 +196,31 @@ TEST(Cli, TrainSaveAndLoadModel) {
     EXPECT_FALSE(rsa_test::file_exists(d + "/res3"));
 }
 
+// --cnn-kernels cudnn|exact chooses the GPU training path; on the CPU both run the one twin (same losses, same
+// weights), the choice is recorded in results.json, and any other value is refused naming the option (exit 2).
+TEST(Cli, CnnKernelsOptionOnCpu) {
+    const std::string d = dir_for("cnn_kernels");
+    auto r = run_rsa_gpu("train --help", d);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_NE(r.out.find("--cnn-kernels"), std::string::npos) << r.out;
+    const std::string train = "train --device cpu --epochs 2 --train-size 200 --cnn-kernels ";
+    const auto exact = run_rsa_gpu(train + "exact --save-model e.npz", d);
+    ASSERT_EQ(exact.exit_code, 0) << exact.err;
+    const auto cudnn = run_rsa_gpu(train + "cudnn --save-model c.npz", d);
+    ASSERT_EQ(cudnn.exit_code, 0) << cudnn.err;
+    EXPECT_EQ(rsa::cnn_load_npz(d + "/e.npz"), rsa::cnn_load_npz(d + "/c.npz"));
+    expect_error(run_rsa_gpu("train --device cpu --cnn-kernels fast", d), 2, "--cnn-kernels");
+    ASSERT_EQ(run_rsa_gpu("synthetic --device cpu --neurons 300 --out v1.npz", d).exit_code, 0);
+    r = run_rsa_gpu("--device cpu --v1 v1.npz --epochs 1 --train-size 100 --cnn-kernels exact --no-figures "
+                    "--bootstrap 0 --permutations 0 --out res", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream in(d + "/res/results.json");
+    const auto j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["cnn"]["kernels"], "exact");
+    expect_error(run_rsa_gpu("--device cpu --v1 v1.npz --cnn-kernels CUDNN --out res2", d), 2, "--cnn-kernels");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/res2"));
+}
+
 TEST(Cli, MeasuresAndCka) {
     const std::string d = dir_for("measures");
     npy_save(d + "/x.npy", random_responses(20, 30));

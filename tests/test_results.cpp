@@ -124,8 +124,8 @@ TEST(Results, HoldsTheKeysMakeFiguresReads) {
     for (const char* key : {"source", "neurons", "stimuli"}) EXPECT_TRUE(doc["v1"].contains(key)) << key;
     EXPECT_TRUE(doc["rdm"]["method"].is_string());
     EXPECT_TRUE(doc["data"]["seed"].is_number());  // the report's "seeds" line
-    for (const char* key : {"epochs", "batch", "lr", "momentum", "seed", "step_losses", "epoch_losses",
-                            "train_correct", "train_total", "misclassified_angles"})
+    for (const char* key : {"epochs", "batch", "lr", "momentum", "seed", "kernels", "step_losses",
+                            "epoch_losses", "train_correct", "train_total", "misclassified_angles"})
         EXPECT_TRUE(doc["cnn"].contains(key)) << key;
     const json& pool = doc["correlations"][0];
     for (const char* key : {"layer", "measure", "value", "ci_low", "ci_high", "p_value", "ceiling", "pairs",

@@ -297,13 +297,17 @@ def run_torch(workloads):
                     caveat = "; ".join(c for c in ("CPU: TF32 runs as FP32", caveat) if c)
                 record(name, "torch", t, w["work"], "; ".join(c for c in (caveat, note) if c))
             elif gr == "train":
-                data, labels = training_set()
+                # Our two GPU training paths (params "kernels") are timed against the one PyTorch run.
+                key = ("train", p["batch"], p["epochs"])
+                if key not in cache:
+                    data, labels = training_set()
 
-                def f():
-                    torch.manual_seed(12)
-                    net = CNN().to(dev)
-                    train(net, data, labels, p["epochs"], p["batch"])
-                t, note = timed(f, sync)
+                    def f():
+                        torch.manual_seed(12)
+                        net = CNN().to(dev)
+                        train(net, data, labels, p["epochs"], p["batch"])
+                    cache[key] = timed(f, sync)
+                t, note = cache[key]
                 record(name, "torch", t, w["work"], note)
             elif gr == "tutorial":
                 import numpy as np

@@ -74,6 +74,13 @@ void add_training_options(CLI::App& app, TrainConfig& train) {
         ->check(integer_in(1, 100000000, "an integer 1 to 100,000,000"));
     app.add_option("--seed", train.seed, "training seed (initial weights, training angles, shuffles)")
         ->check(seed_check());
+    app.add_option_function<std::string>(
+           "--cnn-kernels", [&train](const std::string& v) { train.kernels = parse_cnn_kernels(v); },
+           "GPU training kernels: cudnn (cuDNN convolution and pooling; equal to the CPU twin within FP32 rounding "
+           "where max pooling has no ties) or exact (the CPU twin's arithmetic, tied maxima routed alike); with "
+           "--device cpu both run the same CPU twin")
+        ->check(CLI::IsMember({"cudnn", "exact"}))
+        ->default_str(cnn_kernels_name(train.kernels));
 }
 
 // ---- checks of option text

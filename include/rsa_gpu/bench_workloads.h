@@ -5,7 +5,8 @@
 // Workload groups (each runs through the Backend, on any device):
 //   rdm          the correlation RDM (compute_rdm, rdm_engine.h) of each S x N size in FP32 and TF32, one-shot and
 //                streamed under a memory cap (the cap is chosen so that plan_rdm picks the streamed plan)
-//   train        the tutorial CNN's training (Backend::cnn_train), images/s at batch 100 and 1,000
+//   train        the tutorial CNN's training (Backend::cnn_train), images/s at batch 100 and 1,000 (on a GPU for
+//                both --cnn-kernels paths: train_batchN cudnn, train_exact_batchN exact)
 //   tutorial     the whole tutorial analysis (run_job_stages, analysis_stages.h: training, read-out, RDMs,
 //                comparison; statistics off, V1 generation not counted)
 //   compare      Pearson, Spearman, Kendall tau-a and cosine of two RDMs (Backend::compare)
@@ -159,12 +160,13 @@ std::string sweep_csv(const SweepResult& sweep);
 std::string format_rate(double rate, const std::string& unit);  // "344.1 GFLOP/s", "41,671 images/s"
 
 // ---------------------------------------------------------------- pieces the bench/ programs share
-// Training throughput: cnn_train of the tutorial's training set at `batch` for `epochs` epochs (one run).
+// Training throughput: cnn_train of the tutorial's training set at `batch` for `epochs` epochs (one run) through
+// `kernels`' GPU path (the CPU twin ignores it).
 struct TrainRun {
     double seconds = 0, images_per_s = 0;
     float last_loss = 0;
 };
-TrainRun train_once(Backend& backend, int batch, int epochs);
+TrainRun train_once(Backend& backend, int batch, int epochs, CnnKernels kernels);
 // The whole tutorial analysis once (run_job_stages on the embedded synthetic V1 recording with `neurons` neurons,
 // `epochs` epochs, statistics off): seconds without the V1 generation stage, and the pool and fc correlations.
 struct TutorialRun {

@@ -27,6 +27,15 @@ constexpr int kOutB = kOutW + kHidden;                             // out.bias 1
 constexpr int kParams = kOutB + 1;                                 // 3201
 }  // namespace cnn
 
+// Which GPU kernels train the CNN (--cnn-kernels). cudnn: cuDNN convolution (bias + ReLU fused), max pooling and
+// their gradients, deterministic algorithms only; equal to the CPU twin within FP32 rounding where max pooling has
+// no ties, and by the training trajectory on the tutorial's gratings (cnn_gpu.h). exact: our kernels with the CPU
+// twin's arithmetic (tied maxima routed like the twin). The CPU twin is the same for both.
+enum class CnnKernels { cudnn, exact };
+// "cudnn" / "exact"; InputError naming --cnn-kernels for any other text.
+CnnKernels parse_cnn_kernels(const std::string& text);
+const char* cnn_kernels_name(CnnKernels kernels);
+
 struct TrainConfig {
     int epochs = 25;
     int batch = 100;
@@ -34,6 +43,7 @@ struct TrainConfig {
     float lr = 5e-4f;
     float momentum = 0.99f;
     uint64_t seed = 12;
+    CnnKernels kernels = CnnKernels::cudnn;  // GPU only; the CPU twin ignores it
 };
 
 // Per-layer activations of one forward pass over B images.

@@ -1,9 +1,19 @@
-// The tutorial's CNN on the GPU: cuDNN convolution (forward, filter and bias gradients), ReLU and max pooling
-// (forward and backward), cuBLAS SGEMM for fc and out, our kernels for sigmoid+BCE, its gradient and the
-// momentum update. All tensors stay on the device; a training step is captured as a CUDA graph and replayed
-// (graph_replays() counts the replays of the last train()). The cuDNN handle is created by the first CnnGpu of a
-// device (RuntimeError naming the cuDNN failure when cuDNN cannot be initialised). Same semantics as the CPU twin
-// in cnn.h. No CUDA types in this header (pimpl); CUDA builds only.
+// The tutorial's CNN on the GPU, with two training paths (CnnKernels, --cnn-kernels; details in
+// kernels/cnn_gpu.cu): `cudnn`, cuDNN's convolution forward with fused bias + ReLU, max pooling forward and backward
+// and ReLU backward; `exact`, our kernels with the CPU twin's arithmetic for the convolution forward, ReLU and
+// pooling. Both take the conv filter and bias gradients from cuDNN and use cuBLAS SGEMM for fc and out, our kernels
+// for sigmoid+BCE, its gradient and the momentum update; cuDNN algorithms are deterministic ones only, chosen once
+// per batch size within a bounded workspace, so training is bit-reproducible run to run on one card.
+// What "the same as the CPU twin" means:
+//   exact: per step within FP32 rounding of the twin on any input (the conv and its pooling routing bit for bit);
+//   cudnn: per step within FP32 rounding where no max-pool window holds tied maxima (random images); on the
+//          binary gratings, whose windows tie exactly, by the training trajectory (every epoch's loss close to the
+//          twin's, the same training accuracy; tests/test_cnn_gpu.cu states the tolerances).
+// The read-out forward() always runs the exact path (the pre-ReLU conv layer as the twin computes it). All tensors
+// stay on the device; a training step (either path) is captured as a CUDA graph and replayed (graph_replays()
+// counts the replays of the last train()). The cuDNN handle is created by the first CnnGpu of a device
+// (RuntimeError naming the cuDNN failure when cuDNN cannot be initialised). No CUDA types in this header (pimpl);
+// CUDA builds only.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -26,9 +36,11 @@ public:
 
     // Forward pass over host images (batch x kPixels); fills every field of act (host copies).
     void forward(const float* images, int batch, CnnActivations* act);
-    // Loss and gradient (kParams) for one batch, without updating parameters.
-    float loss_and_grad(const float* images, const float* labels, int batch, std::vector<float>* grad);
-    // The same training loop as cnn_train_ref (same permutations), one CUDA graph per step shape.
+    // Loss and gradient (kParams) for one batch through `kernels`' path, without updating parameters.
+    float loss_and_grad(const float* images, const float* labels, int batch, std::vector<float>* grad,
+                        CnnKernels kernels);
+    // The same training loop as cnn_train_ref (same permutations) through config.kernels' path, one CUDA graph per
+    // step shape.
     TrainResult train(const MatrixView& images, const std::vector<float>& labels, const TrainConfig& config,
                       const EpochCallback& on_epoch);
     // Full-size steps of the last train() call that replayed its captured CUDA graph (the rest ran directly: a

@@ -18,7 +18,8 @@
 //   v1            the V1 matrix compared: stimuli, neurons, source (a sentence)
 //   rdm           method (a sentence), constant_rows ("fail" or "nan")
 //   cnn           null with --no-cnn; {weights: path} with --load-model; else the training: epochs, batch,
-//                 train_size, lr, momentum, seed, step_losses (every mini-batch), epoch_losses (last mini-batch of
+//                 train_size, lr, momentum, seed, kernels (--cnn-kernels: "cudnn" or "exact"; on the CPU the
+//                 same twin), step_losses (every mini-batch), epoch_losses (last mini-batch of
 //                 each epoch), train_correct, train_total, misclassified_angles (degrees)
 //   statistics    null when skipped (an RDM holds NaN); else seed, bootstrap_resamples, permutations (0: not run)
 //                 and, when computed, noise_ceiling: {ceiling, r_half (per split), bins_kept, bins_dropped, method}

@@ -17,6 +17,8 @@ import tempfile
 
 BIN, MODE = sys.argv[1], sys.argv[2]
 GROUPS = {"rdm": 4, "train": 2, "tutorial": 1, "compare": 4, "cka": 1, "bootstrap": 2, "permutation": 2}
+if MODE == "gpu":
+    GROUPS["train"] = 4  # both --cnn-kernels paths (train_batchN cudnn, train_exact_batchN exact)
 NUMPY_GROUPS = {"rdm", "compare", "cka", "bootstrap", "permutation"}
 failures = []
 
