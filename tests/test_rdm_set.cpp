@@ -128,6 +128,7 @@ TEST(RdmSetRead, RefusesHostileHdf5QuicklyAndCheaply) {
     expect_refused("hostile_string_dtype.h5", {"dissimilarities", "string"});
     expect_refused("hostile_rank3.h5", {"(1, 4, 4)"});
     expect_refused("hostile_pairs.h5", {"(2, 7)", "S(S-1)/2"});
+    expect_refused("hostile_two_patterns.h5", {"(1, 1)", "2 patterns", "at least 3"});
     expect_refused("hostile_nan.h5", {"NaN", "[0, 1]"});
     expect_refused("hostile_no_dissimilarities.h5", {"no dataset 'dissimilarities'", "rdms"});
     expect_refused("hostile_descriptor_length.h5", {"pattern_descriptors 'index'", "5 values for 4 patterns"});

@@ -123,6 +123,7 @@ def main():
     h5("hostile_string_dtype.h5", lambda f: f.create_dataset("dissimilarities", data=np.array([b"abc"] * 6)))
     h5("hostile_rank3.h5", lambda f: f.create_dataset("dissimilarities", data=np.zeros((1, 4, 4))))
     h5("hostile_pairs.h5", lambda f: f.create_dataset("dissimilarities", data=rng.random((2, 7))))
+    h5("hostile_two_patterns.h5", lambda f: f.create_dataset("dissimilarities", data=np.array([[0.5]])))
     h5("hostile_nan.h5", lambda f: f.create_dataset("dissimilarities", data=np.array([[0.1, np.nan, 0.3, 0.4, 0.5, 0.6]])))
     h5("hostile_no_dissimilarities.h5", lambda f: f.create_dataset("rdms", data=rng.random((1, 6))))
 
