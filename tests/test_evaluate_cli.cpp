@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -79,6 +80,29 @@ TEST(EvaluateCli, RsatoolboxHdf5DataAndNamedNpzModels) {
     }
     EXPECT_NEAR(j["noise_ceiling"]["lower"].get<double>(), f["noise_ceiling"][0].get<double>(), 1e-9);
     EXPECT_NEAR(j["noise_ceiling"]["upper"].get<double>(), f["noise_ceiling"][1].get<double>(), 1e-9);
+}
+
+TEST(EvaluateCli, ModelsDirTakesEveryRdmFileNamedByStem) {
+    const std::string d = dir_for("dir");
+    const rsa::NpyArray a = rsa::npy_load(data_file("models.npy"));
+    std::filesystem::create_directory(d + "/models");
+    for (int m = 0; m < 3; ++m) {
+        const std::vector<double> one(a.values.begin() + m * 100, a.values.begin() + (m + 1) * 100);
+        rsa::npy_save_f64(d + "/models/m" + std::to_string(m) + ".npy", one, {10, 10});
+    }
+    { std::ofstream(d + "/models/notes.txt") << "not an RDM\n"; }
+    const auto r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models-dir models --json", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    const nlohmann::json f = golden()["methods"]["corr"]["fixed"];
+    ASSERT_EQ(j["models"].size(), 3u);
+    for (int m = 0; m < 3; ++m) {
+        EXPECT_EQ(j["models"][m]["name"], "m" + std::to_string(m));
+        EXPECT_NEAR(j["models"][m]["evaluation"].get<double>(), f["mean"][m].get<double>(), 1e-9);
+    }
+    const auto empty = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models-dir .. --json",
+                                   d + "/models");
+    expect_error(empty, 2, "no RDM file");
 }
 
 TEST(EvaluateCli, BootstrapTableAndOutputFolder) {
