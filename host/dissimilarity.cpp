@@ -65,6 +65,7 @@ Matrix noise_factor(const DissimilaritySpec& spec, const Matrix& x, const std::v
     switch (spec.noise.kind) {
         case NoiseSource::Identity: return Matrix();
         case NoiseSource::File: return precision_factor(npy_load(spec.noise.path), N, spec.noise.path);
+        case NoiseSource::Given: return precision_factor(spec.noise.given, N, spec.noise.path);
         case NoiseSource::Diag: {
             const std::vector<double> prec = diag_precision_from_residuals(x, groups, what);
             Matrix f(1, N);

@@ -2,6 +2,8 @@
 // and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and t-tests
 // (extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests), the multiple-comparison corrections and a
 // permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp.
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -491,6 +493,53 @@ EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, 
                          [&](const std::vector<double>& counts, int64_t R, bool centre) {
                              return backend.evaluate_moments(data, K, models, M, S, counts, R, centre);
                          });
+}
+
+nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
+    nlohmann::json models = nlohmann::json::array();
+    for (int64_t m = 0; m < r.n_model; ++m) {
+        nlohmann::json e = {{"name", names[m]},
+                            {"evaluation", r.mean[m]},
+                            {"se", r.se[m]},
+                            {"ci_low", r.ci_low[m]},
+                            {"ci_high", r.ci_high[m]},
+                            {"p_zero", r.p_zero_corrected[m]},
+                            {"p_noise", r.p_noise_corrected[m]},
+                            {"p_zero_uncorrected", r.p_zero[m]},
+                            {"p_noise_uncorrected", r.p_noise[m]},
+                            {"point", r.point[m]}};
+        if (!r.p_perm.empty()) e["p_perm"] = r.p_perm[m];
+        models.push_back(e);
+    }
+    auto matrix = [&](const std::vector<double>& v) {
+        nlohmann::json a = nlohmann::json::array();
+        for (int64_t i = 0; i < r.n_model; ++i) {
+            nlohmann::json row = nlohmann::json::array();
+            for (int64_t j = 0; j < r.n_model; ++j) row.push_back(v[i * r.n_model + j]);
+            a.push_back(row);
+        }
+        return a;
+    };
+    return {{"method", eval_method_name(r.method)},
+            {"inference", eval_inference_name(r.inference)},
+            {"correction", correction_name(r.correction)},
+            {"n_rdm", r.n_rdm},
+            {"n_pattern", r.n_pattern},
+            {"n_model", r.n_model},
+            {"dof", r.dof},
+            {"bootstrap", r.inference == EvalInference::Fixed ? 0 : o.bootstrap},
+            {"valid_samples", r.valid_samples},
+            {"permutations", o.permutations},
+            {"seed", o.seed},
+            {"ci", o.ci},
+            {"models", models},
+            {"noise_ceiling",
+             {{"lower", r.ceiling.lower},
+              {"upper", r.ceiling.upper},
+              {"point_lower", r.point_ceiling.lower},
+              {"point_upper", r.point_ceiling.upper}}},
+            {"pairwise", matrix(r.pairwise_corrected)},
+            {"pairwise_uncorrected", matrix(r.pairwise)}};
 }
 
 }  // namespace rsa

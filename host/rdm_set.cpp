@@ -265,6 +265,19 @@ void check_set(const RdmSet& set, const std::string& path) {
 
 bool is_hdf5_path(const std::string& path) { return ends_with(path, ".h5") || ends_with(path, ".hdf5"); }
 
+RdmSet rdm_set_from_array(const double* values, const std::vector<int64_t>& shape, const std::string& source,
+                          const std::string& name) {
+    RdmSet set;
+    int64_t K = 0, S = 0;
+    square_shape(shape, source, K, S);
+    set.patterns = S;
+    set.upper.reserve(static_cast<size_t>(K * (S * (S - 1) / 2)));
+    for (int64_t k = 0; k < K; ++k)
+        append_square(set, values + k * S * S, S, source, shape.size() == 3 ? name + "[" + std::to_string(k) + "]" : name,
+                      shape);
+    return set;
+}
+
 RdmSet read_rdm_set(const std::string& path) {
     RdmSet set;
     switch (sniff(path)) {

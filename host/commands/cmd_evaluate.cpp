@@ -56,53 +56,6 @@ std::string fmt(double x, const char* f = "%.4f") {
 
 std::string fmt_p(double p) { return std::isnan(p) ? "nan" : (p < 0.001 ? "< 0.001" : fmt(p, "%.3f")); }
 
-nlohmann::json to_json(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
-    nlohmann::json models = nlohmann::json::array();
-    for (int64_t m = 0; m < r.n_model; ++m) {
-        nlohmann::json e = {{"name", names[m]},
-                            {"evaluation", r.mean[m]},
-                            {"se", r.se[m]},
-                            {"ci_low", r.ci_low[m]},
-                            {"ci_high", r.ci_high[m]},
-                            {"p_zero", r.p_zero_corrected[m]},
-                            {"p_noise", r.p_noise_corrected[m]},
-                            {"p_zero_uncorrected", r.p_zero[m]},
-                            {"p_noise_uncorrected", r.p_noise[m]},
-                            {"point", r.point[m]}};
-        if (!r.p_perm.empty()) e["p_perm"] = r.p_perm[m];
-        models.push_back(e);
-    }
-    auto matrix = [&](const std::vector<double>& v) {
-        nlohmann::json a = nlohmann::json::array();
-        for (int64_t i = 0; i < r.n_model; ++i) {
-            nlohmann::json row = nlohmann::json::array();
-            for (int64_t j = 0; j < r.n_model; ++j) row.push_back(v[i * r.n_model + j]);
-            a.push_back(row);
-        }
-        return a;
-    };
-    return {{"method", eval_method_name(r.method)},
-            {"inference", eval_inference_name(r.inference)},
-            {"correction", correction_name(r.correction)},
-            {"n_rdm", r.n_rdm},
-            {"n_pattern", r.n_pattern},
-            {"n_model", r.n_model},
-            {"dof", r.dof},
-            {"bootstrap", r.inference == EvalInference::Fixed ? 0 : o.bootstrap},
-            {"valid_samples", r.valid_samples},
-            {"permutations", o.permutations},
-            {"seed", o.seed},
-            {"ci", o.ci},
-            {"models", models},
-            {"noise_ceiling",
-             {{"lower", r.ceiling.lower},
-              {"upper", r.ceiling.upper},
-              {"point_lower", r.point_ceiling.lower},
-              {"point_upper", r.point_ceiling.upper}}},
-            {"pairwise", matrix(r.pairwise_corrected)},
-            {"pairwise_uncorrected", matrix(r.pairwise)}};
-}
-
 std::string table(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
     size_t w = 6;
     for (const auto& n : names) w = std::max(w, n.size() + 1);
@@ -230,7 +183,7 @@ public:
                                                   if (bar) bar->update(done);
                                               });
         bar.reset();
-        nlohmann::json j = to_json(r, names, options_);
+        nlohmann::json j = evaluate_json(r, names, options_);
         j["data"] = data_;
         j["model_files"] = files;
         j["command"] = command_line;

@@ -31,8 +31,9 @@ const char* dissimilarity_name(Dissimilarity d);
 
 // Where the noise precision comes from: none (the identity), an .npy file (N x N), or "diag" from residuals.
 struct NoiseSource {
-    enum Kind { Identity, File, Diag } kind = Identity;
-    std::string path;  // File
+    enum Kind { Identity, File, Diag, Given } kind = Identity;
+    std::string path;  // File: the .npy; Given: what names the matrix in messages (e.g. "noise")
+    NpyArray given;    // Given: the precision matrix itself (the Python API's array)
 };
 NoiseSource parse_noise(const std::string& text);  // "" -> Identity, "diag" -> Diag, else File
 

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "rsa_gpu/philox.h"
 
 namespace rsa {
@@ -131,6 +133,14 @@ class Backend;
 EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
                              const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& options,
                              const EvaluateProgress& progress = {});
+
+// The result as one JSON object (what `rsa_gpu evaluate --json` prints and the Python API returns): method, inference,
+// correction, n_rdm, n_pattern, n_model, dof, bootstrap, valid_samples, permutations, seed, ci, models (per model:
+// name, evaluation, se, ci_low, ci_high, p_zero, p_noise (corrected), their uncorrected values, point, p_perm),
+// noise_ceiling {lower, upper, point_lower, point_upper}, pairwise (corrected) and pairwise_uncorrected. `names`: one
+// per model.
+nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::string>& names,
+                             const EvaluateOptions& options);
 
 // The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected of `res`):
 // fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M), sample_lower / sample_upper.

@@ -36,6 +36,11 @@ struct RdmSet {
 // tolerance), no NaN or Inf; all members of one file the same S. InputError naming file, key and shape otherwise.
 RdmSet read_rdm_set(const std::string& path);
 
+// RDMs held in memory: an S x S or K x S x S row-major float64 array (`shape` is its shape), checked and put in vector
+// form as read_rdm_set reads an .npy; `source` names the array in messages, `name` the RDMs (name[k] for several).
+RdmSet rdm_set_from_array(const double* values, const std::vector<int64_t>& shape, const std::string& source,
+                          const std::string& name);
+
 // Writes an RDM set: HDF5 in rsatoolbox's layout when `path` ends in .h5 or .hdf5, otherwise .npy (float64, S x S
 // for one RDM, K x S x S for several). Atomic; refuses to replace an existing file unless `overwrite`.
 void write_rdm_set(const std::string& path, const RdmSet& set, bool overwrite);

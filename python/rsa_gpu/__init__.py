@@ -9,7 +9,7 @@ process: numpy arrays in, numpy arrays out, no files.
 >>> rsa_gpu.compare(m, rsa_gpu.rdm(x[:, :250]), method="spearman")               # a float
 
 Functions: :func:`rdm`, :func:`compare`, :func:`cka`, :func:`bootstrap`, :func:`permutation`,
-:func:`noise_ceiling`, :func:`gratings`, :class:`CNN`, :func:`run_tutorial`, :func:`devices`, :func:`versions`;
+:func:`noise_ceiling`, :func:`evaluate`, :func:`gratings`, :class:`CNN`, :func:`run_tutorial`, :func:`devices`, :func:`versions`;
 the rsatoolbox bridge is :mod:`rsa_gpu.rsatoolbox`.
 
 Arrays: a C-contiguous float32 array is read in place; other dtypes and layouts are converted once. PyTorch CUDA
@@ -31,6 +31,7 @@ with coretype_while_loading():
 from ._api import (  # noqa: E402
     BootstrapResult,
     CompareTable,
+    EvaluateResult,
     NoiseCeilingResult,
     PermutationResult,
     TutorialResults,
@@ -38,6 +39,7 @@ from ._api import (  # noqa: E402
     cka,
     compare,
     devices,
+    evaluate,
     gratings,
     noise_ceiling,
     permutation,
@@ -53,6 +55,7 @@ __all__ = [
     "BootstrapResult",
     "CNN",
     "CompareTable",
+    "EvaluateResult",
     "NoiseCeilingResult",
     "PermutationResult",
     "TutorialResults",
@@ -61,6 +64,7 @@ __all__ = [
     "cka",
     "compare",
     "devices",
+    "evaluate",
     "gratings",
     "noise_ceiling",
     "permutation",

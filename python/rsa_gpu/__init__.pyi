@@ -11,7 +11,29 @@ ArrayLike = Any  # numpy array_like, torch tensor (CPU or CUDA), cupy array
 
 def rdm(x: ArrayLike, *, device: Device = "auto", precision: str = "fp32",
         max_gpu_mem: Union[None, int, str] = None, constant_rows: str = "fail",
-        progress: bool = False) -> npt.NDArray[np.float32]: ...
+        progress: bool = False, method: str = "correlation", noise: Union[None, str, ArrayLike] = None,
+        conditions: Optional[ArrayLike] = None, runs: Optional[ArrayLike] = None) -> npt.NDArray[np.float32]: ...
+
+@dataclass
+class EvaluateResult:
+    names: List[str]
+    evaluation: npt.NDArray[np.float64]
+    se: npt.NDArray[np.float64]
+    ci_low: npt.NDArray[np.float64]
+    ci_high: npt.NDArray[np.float64]
+    p_zero: npt.NDArray[np.float64]
+    p_noise: npt.NDArray[np.float64]
+    pairwise: npt.NDArray[np.float64]
+    noise_ceiling: Tuple[float, float]
+    samples: npt.NDArray[np.float64]
+    noise_ceiling_samples: npt.NDArray[np.float64]
+    per_rdm: npt.NDArray[np.float64]
+    json: Dict[str, Any]
+
+def evaluate(data: ArrayLike, models: Any, *, method: str = "corr", inference: str = "fixed", bootstrap: int = 1000,
+             permutations: int = 0, seed: int = 1, correction: str = "fdr", ci: float = 0.95,
+             names: Optional[Sequence[str]] = None, device: Device = "auto",
+             progress: bool = False) -> EvaluateResult: ...
 
 @dataclass(frozen=True)
 class CompareTable:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._arrays import array_kind, as_engine_f32, as_host_f32, as_host_i64, from_engine_result, gpu_index
+from ._arrays import array_kind, as_engine_f32, as_host_f32, as_host_i64, from_engine_result, from_host, gpu_index
 
 ArrayLike = Any
 _MEASURES = ("pearson", "spearman", "kendall", "cosine")
@@ -137,11 +137,19 @@ def rdm(
     max_gpu_mem: Union[None, int, str] = None,
     constant_rows: str = "fail",
     progress: bool = False,
+    method: str = "correlation",
+    noise: Union[None, str, ArrayLike] = None,
+    conditions: Optional[ArrayLike] = None,
+    runs: Optional[ArrayLike] = None,
 ) -> Any:
-    """Representational dissimilarity matrix: 1 - Pearson correlation between the stimulus rows of `x`.
+    """Representational dissimilarity matrix of the stimulus rows of `x`: 1 - Pearson correlation by default.
 
     Each row is z-scored across its N units (population SD, sums in double), then ``M = 1 - Z Z^T / N``
     (SYRK), a full symmetric S x S matrix with a zero diagonal, the same as ``1 - np.corrcoef(x)`` in float32.
+    `method` also takes rsatoolbox's ``calc_rdm`` measures, with its numbers (the command line's ``rdm --method``):
+    "euclidean" (squared distance / N), "mahalanobis" ((x_i - x_j) P (x_i - x_j)^T / N with the noise precision P;
+    without `noise` the identity) and "crossnobis" (leave-one-run-out cross-validated mahalanobis, unbiased; needs
+    `runs` and `conditions`).
 
     Parameters
     ----------
@@ -162,10 +170,22 @@ def rdm(
         listing the rows; "nan" makes its row and column NaN.
     progress : bool, default False
         Draw the engine's progress (tqdm when installed) for work that reports it.
+    method : {"correlation", "euclidean", "mahalanobis", "crossnobis"}, default "correlation"
+        The dissimilarity. Other than plain "correlation", the input is copied once into the engine (host memory;
+        GPU arrays are read back to the host first).
+    noise : None, "diag" or array_like (N, N), optional
+        mahalanobis / crossnobis: the noise precision matrix (symmetric positive definite), or "diag" for
+        rsatoolbox's ``prec_from_residuals(residuals, method='diag')`` of the residuals around each condition's mean
+        (needs `conditions`); None: the identity.
+    conditions : array_like (S,) of int, optional
+        Each row's condition: rows are averaged per condition first, and the RDM is C x C over the sorted distinct
+        conditions (``np.unique(conditions)`` order, as rsatoolbox).
+    runs : array_like (S,) of int, optional
+        crossnobis: each row's run (partition); at least 2 runs, every condition in every run.
 
     Returns
     -------
-    ndarray, shape (S, S), float32
+    ndarray, shape (S, S) (or (C, C) with `conditions`), float32
         The RDM (a numpy array owning its memory; a torch/cupy array on the input's device for GPU inputs).
 
     Raises
@@ -176,10 +196,42 @@ def rdm(
         Device or memory failures. KeyboardInterrupt on Ctrl-C.
     """
     kind = array_kind(x)
+    if method != "correlation" or noise is not None or conditions is not None or runs is not None:
+        return _rdm_dissimilarity(x, device, precision, max_gpu_mem, constant_rows, progress, method, noise,
+                                  conditions, runs, kind)
     a = as_engine_f32(x, "x")
     with _progress(progress):
         out = _core.rdm(a, _engine_device(device, a), precision, _bytes(max_gpu_mem), constant_rows, "x")
     return from_engine_result(out, kind)
+
+
+_DISSIMILARITIES = ("correlation", "euclidean", "mahalanobis", "crossnobis")
+
+
+def _rdm_dissimilarity(x, device, precision, max_gpu_mem, constant_rows, progress, method, noise, conditions, runs,
+                       kind):
+    if method not in _DISSIMILARITIES:
+        raise ValueError(f"method: expected one of {', '.join(_DISSIMILARITIES)}, got {method!r}")
+    a = as_host_f32(x, "x")
+    noise_kind, noise_m = "", np.zeros((0, 0))
+    if isinstance(noise, str):
+        if noise != "diag":
+            raise ValueError(f"noise: expected None, 'diag' or an N x N precision matrix, got {noise!r}")
+        noise_kind = "diag"
+    elif noise is not None:
+        noise_m = np.asarray(noise)
+        if noise_m.dtype.kind not in "biuf":
+            raise ValueError(f"noise: expected a real numeric N x N matrix, got dtype {noise_m.dtype}")
+        if noise_m.ndim != 2:
+            raise ValueError(f"noise: expected an N x N matrix, got shape {noise_m.shape}")
+        noise_kind, noise_m = "given", np.ascontiguousarray(noise_m, dtype=np.float64)
+    none = np.zeros(0, dtype=np.int64)
+    cond = none if conditions is None else as_host_i64(conditions, "conditions")
+    run = none if runs is None else as_host_i64(runs, "runs")
+    with _progress(progress):
+        out, _ = _core.rdm_dissimilarity(a, method, noise_kind, noise_m, cond, run, _device(device), precision,
+                                         _bytes(max_gpu_mem), constant_rows)
+    return from_host(out, kind)
 
 
 # ---------------------------------------------------------------- comparison
@@ -528,6 +580,183 @@ devices.why = ""  # type: ignore[attr-defined]
 def versions() -> str:
     """rsa_gpu's version and the libraries it runs on (OpenBLAS, CUDA runtime, cuBLAS, cuDNN), and the GPUs."""
     return _core.versions()
+
+
+# ---------------------------------------------------------------- model evaluation (rsatoolbox's inference)
+_EVAL_METHODS = ("corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov")
+_INFERENCES = ("fixed", "pattern", "rdm", "both")
+
+
+@dataclass
+class EvaluateResult:
+    """What :func:`evaluate` found: rsatoolbox's ``Result`` statistics, per model, as the command line reports them.
+
+    Attributes
+    ----------
+    names : list of str
+        The models, in order.
+    evaluation, se, ci_low, ci_high : ndarray, shape (models,), float64
+        ``Result.get_means()``, ``get_sem()`` and ``get_ci(ci)`` (t distribution); NaN where not defined (one data RDM
+        with ``inference="fixed"``).
+    p_zero, p_noise : ndarray, shape (models,), float64
+        rsatoolbox's t-tests of each model against 0 and against the lower noise bound, after `correction`; the
+        uncorrected values are in ``json["models"][i]["p_zero_uncorrected"]``.
+    pairwise : ndarray, shape (models, models), float64
+        Pairwise model tests (corrected; diagonal 1).
+    noise_ceiling : tuple of float
+        (lower, upper): rsatoolbox's ``boot_noise_ceiling`` (mean over valid resamples when bootstrapping).
+    samples : ndarray, shape (resamples, models), float64
+        The bootstrap evaluations (NaN rows: resamples with fewer than 3 distinct patterns); empty for "fixed".
+    per_rdm : ndarray, shape (models, data RDMs), float64
+        Each model against each data RDM on the full data (eval_fixed's evaluations).
+    json : dict
+        The command line's ``rsa_gpu evaluate --json`` object (method, inference, n_rdm, n_pattern, dof, ...).
+    """
+
+    names: List[str]
+    evaluation: np.ndarray
+    se: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_zero: np.ndarray
+    p_noise: np.ndarray
+    pairwise: np.ndarray
+    noise_ceiling: Tuple[float, float]
+    samples: np.ndarray = field(repr=False)
+    noise_ceiling_samples: np.ndarray = field(repr=False)
+    per_rdm: np.ndarray = field(repr=False)
+    json: Dict[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        j = self.json
+        w = max([6] + [len(n) + 1 for n in self.names])
+        lines = [f"EvaluateResult: {j['method']}, {j['inference']} inference, {j['n_rdm']} data RDM(s) of "
+                 f"{j['n_pattern']} patterns; noise ceiling [{self.noise_ceiling[0]:.4f}, {self.noise_ceiling[1]:.4f}]",
+                 f"{'model':<{w}} {'eval':>9} {'se':>9} {'ci_low':>9} {'ci_high':>9} {'p_zero':>9} {'p_noise':>9}"]
+        for i, n in enumerate(self.names):
+            lines.append(f"{n:<{w}} {self.evaluation[i]:9.4f} {self.se[i]:9.4f} {self.ci_low[i]:9.4f} "
+                         f"{self.ci_high[i]:9.4f} {self.p_zero[i]:9.3g} {self.p_noise[i]:9.3g}")
+        return "\n".join(lines)
+
+
+def _rdm_stack(x: Any, name: str) -> np.ndarray:
+    """One RDM (S, S), several (K, S, S) or a list of (S, S) as a C-contiguous float64 (K, S, S) array."""
+    if isinstance(x, (list, tuple)):
+        if not x:
+            raise ValueError(f"{name}: expected at least one RDM")
+        parts = [np.asarray(to_host_array(v, f"{name}[{i}]")) for i, v in enumerate(x)]
+        for i, v in enumerate(parts):
+            if v.ndim != 2:
+                raise ValueError(f"{name}[{i}]: expected an S x S RDM, got shape {v.shape}")
+        if len({v.shape for v in parts}) > 1:
+            raise ValueError(f"{name}: RDMs of different shapes {sorted({v.shape for v in parts})}")
+        a = np.stack(parts)
+    else:
+        a = np.asarray(to_host_array(x, name))
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3:
+            raise ValueError(f"{name}: expected one RDM (S x S) or several (K x S x S), got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def to_host_array(x: Any, name: str) -> Any:
+    if x is None:
+        raise ValueError(f"{name}: expected an array, got None")
+    from ._arrays import to_host
+
+    return to_host(x)
+
+
+def evaluate(
+    data: ArrayLike,
+    models: Any,
+    *,
+    method: str = "corr",
+    inference: str = "fixed",
+    bootstrap: int = 1000,
+    permutations: int = 0,
+    seed: int = 1,
+    correction: str = "fdr",
+    ci: float = 0.95,
+    names: Optional[Sequence[str]] = None,
+    device: Union[str, int] = "auto",
+    progress: bool = False,
+) -> EvaluateResult:
+    """Evaluate fixed model RDMs against data RDMs with rsatoolbox's definitions (the command line's ``evaluate``).
+
+    The point estimate of a model is its comparison with each data RDM (subjects, sessions), averaged; inference
+    follows rsatoolbox's ``eval_fixed`` ("fixed"), ``eval_bootstrap_pattern`` ("pattern": stimuli resampled),
+    ``eval_bootstrap_rdm`` ("rdm": data RDMs resampled) and ``eval_bootstrap`` ("both"), with its noise ceiling
+    (``boot_noise_ceiling``), standard errors, t intervals and t-tests, in float64. The resamples come from rsa_gpu's
+    Philox streams (`seed`), not numpy's: the same distribution as rsatoolbox's, not its draws.
+
+    Parameters
+    ----------
+    data : array_like, shape (S, S) or (K, S, S), or a list of (S, S)
+        The data RDMs: square, symmetric, zero diagonal, finite, S >= 3.
+    models : array_like (S, S) or (M, S, S), a list of (S, S), or a dict {name: (S, S)}
+        The model RDMs over the same patterns; a dict names them.
+    method : {"corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"}, default "corr"
+        rsatoolbox's comparison methods.
+    inference : {"fixed", "pattern", "rdm", "both"}, default "fixed"
+    bootstrap : int, default 1000
+        Resamples (bootstrap modes).
+    permutations : int, default 0
+        A permutation test of stimulus labels per model (0: none).
+    seed : int, default 1
+    correction : {"fdr", "bonferroni", "none"}, default "fdr"
+        Multiple-comparison correction of p_zero and p_noise (over models) and pairwise (over model pairs).
+    ci : float, default 0.95
+    names : sequence of str, optional
+        Model names (default: the dict's keys, else "model0", "model1", ...). Duplicates are a ValueError.
+    device : {"auto", "cpu"} or int, default "auto"
+        The corr and cosine bootstraps' weighted sums run on it; the rest on the host.
+    progress : bool, default False
+
+    Returns
+    -------
+    EvaluateResult
+
+    Raises
+    ------
+    ValueError
+        Shapes, asymmetric RDMs, NaN/Inf, fewer than 3 patterns, different sizes, duplicate names, unknown options.
+    """
+    if method not in _EVAL_METHODS:
+        raise ValueError(f"method: expected one of {', '.join(_EVAL_METHODS)}, got {method!r}")
+    if inference not in _INFERENCES:
+        raise ValueError(f"inference: expected one of {', '.join(_INFERENCES)}, got {inference!r}")
+    if correction not in ("fdr", "bonferroni", "none"):
+        raise ValueError(f"correction: expected 'fdr', 'bonferroni' or 'none', got {correction!r}")
+    bootstrap = _int_in("bootstrap", bootstrap, 1, 2**31 - 1, "an integer >= 1")
+    permutations = _int_in("permutations", permutations, 0, 2**31 - 1, "an integer >= 0")
+    seed = _seed("seed", seed)
+    if isinstance(models, dict):
+        if names is None:
+            names = [str(k) for k in models]
+        models = list(models.values())
+    d = _rdm_stack(data, "data")
+    m = _rdm_stack(models, "models")
+    names = [f"model{i}" for i in range(m.shape[0])] if names is None else [str(n) for n in names]
+    if len(names) != m.shape[0]:
+        raise ValueError(f"names: {len(names)} names for {m.shape[0]} models")
+    with _progress(progress):
+        text, samples, lower, upper, per_rdm = _core.evaluate(d, m, names, method, inference, bootstrap, permutations,
+                                                              seed, correction, float(ci), _device(device))
+    j = json.loads(text)
+    num = lambda v: float("nan") if v is None else float(v)  # noqa: E731  (JSON's null is NaN)
+    col = lambda key: np.array([num(e[key]) for e in j["models"]])  # noqa: E731
+    M = len(names)
+    return EvaluateResult(
+        names=names, evaluation=col("evaluation"), se=col("se"), ci_low=col("ci_low"), ci_high=col("ci_high"),
+        p_zero=col("p_zero"), p_noise=col("p_noise"),
+        pairwise=np.array([[num(v) for v in row] for row in j["pairwise"]], dtype=np.float64).reshape(M, M),
+        noise_ceiling=(num(j["noise_ceiling"]["lower"]), num(j["noise_ceiling"]["upper"])),
+        samples=samples, noise_ceiling_samples=np.stack([lower, upper]) if lower.size else np.zeros((2, 0)),
+        per_rdm=per_rdm, json=j)
 
 
 # ---------------------------------------------------------------- the tutorial (the command line's main job)

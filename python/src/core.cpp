@@ -20,7 +20,9 @@
 #include <pythread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -34,10 +36,13 @@
 #include "rsa_gpu/analysis.h"
 #include "rsa_gpu/analysis_stages.h"
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/error.h"
+#include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/progress.h"
 #include "rsa_gpu/rdm_engine.h"
+#include "rsa_gpu/rdm_set.h"
 #include "rsa_gpu/results.h"
 #include "rsa_gpu/train_network.h"
 
@@ -57,6 +62,8 @@ using HostF32 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::
 using InF32 = nb::ndarray<const float, nb::ndim<2>, nb::c_contig>;
 using HostF32Vec = nb::ndarray<const float, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using HostI64Vec = nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using HostF64 = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+using HostF64Cube = nb::ndarray<const double, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
 
 // The engine's view of an input: the numpy memory itself (borrowed; the caller keeps the array alive for the call).
 Array to_engine(const HostF32& x) {
@@ -385,6 +392,146 @@ nb::dict py_noise_ceiling(const InF32& resp, const HostI64Vec& bins, int splits,
     return d;
 }
 
+// ---- dissimilarities beyond correlation (dissimilarity.h): euclidean, mahalanobis, crossnobis, or correlation with
+// conditions. noise_kind "" (identity), "diag" or "given" (`noise`, N x N float64); empty label arrays: not given.
+// The input is copied once into the engine's Matrix (the stage centres and averages it anyway).
+// Returns the RDM (C x C float32) and the conditions in its order (empty without conditions).
+nb::tuple py_rdm_dissimilarity(const HostF32& x, const std::string& method, const std::string& noise_kind,
+                               const HostF64& noise, const HostI64Vec& conditions, const HostI64Vec& runs,
+                               const std::string& device, const std::string& precision, uint64_t max_gpu_mem,
+                               const std::string& constant_rows) {
+    const rsa::RdmOptions opts = rdm_options(precision, max_gpu_mem, constant_rows);
+    rsa::DissimilaritySpec spec;
+    spec.method = rsa::parse_dissimilarity(method, "method");
+    if (noise_kind == "diag") {
+        spec.noise.kind = rsa::NoiseSource::Diag;
+    } else if (noise_kind == "given") {
+        spec.noise.kind = rsa::NoiseSource::Given;
+        spec.noise.path = "noise";
+        spec.noise.given.descr = "<f8";
+        spec.noise.given.shape = {static_cast<int64_t>(noise.shape(0)), static_cast<int64_t>(noise.shape(1))};
+        spec.noise.given.values.assign(noise.data(), noise.data() + noise.size());
+    } else if (!noise_kind.empty()) {
+        throw rsa::InputError("noise: expected None, 'diag' or an N x N precision matrix, got '" + noise_kind + "'");
+    }
+    spec.conditions.assign(conditions.data(), conditions.data() + conditions.size());
+    spec.runs.assign(runs.data(), runs.data() + runs.size());
+    spec.conditions_what = "conditions";
+    spec.runs_what = "runs";
+    using Out = std::pair<Matrix, std::vector<int64_t>>;
+    Out out = engine_call(device, [&](Backend& b) {
+        const int64_t S = static_cast<int64_t>(x.shape(0)), N = static_cast<int64_t>(x.shape(1));
+        rsa::check_dissimilarity_spec(spec, S, N);
+        Matrix m(S, N);
+        std::memcpy(m.data.data(), x.data(), static_cast<size_t>(S * N) * sizeof(float));
+        rsa::DissimilarityResult r = rsa::compute_dissimilarity_rdm(b, m, spec, opts, "x");
+        rsa::check_interrupt("the RDM");
+        return Out{host_matrix(std::move(r.rdm.rdm)), std::move(r.condition_values)};
+    });
+    const size_t c = out.second.size();
+    return nb::make_tuple(from_engine(std::move(out.first)), from_engine(std::move(out.second), {c}));
+}
+
+// ---- model evaluation (evaluate.h): data (K x S x S) against models (M x S x S), float64, checked as RDM files are
+// (rdm_set.h). Returns the command line's JSON text, the bootstrap samples [resample x model], their noise ceilings
+// (lower, upper: [resample]) and the per-data-RDM evaluations [model x data RDM].
+nb::tuple py_evaluate(const HostF64Cube& data, const HostF64Cube& models, const std::vector<std::string>& names,
+                      const std::string& method, const std::string& inference, int bootstrap, int permutations,
+                      uint64_t seed, const std::string& correction, double ci, const std::string& device) {
+    rsa::EvaluateOptions o;
+    o.method = rsa::parse_eval_method(method);
+    o.inference = rsa::parse_eval_inference(inference);
+    o.correction = rsa::parse_correction(correction);
+    o.bootstrap = bootstrap;
+    o.permutations = permutations;
+    o.seed = seed;
+    o.ci = ci;
+    if (bootstrap < 1 && o.inference != rsa::EvalInference::Fixed)
+        throw rsa::InputError("bootstrap: the number of resamples must be at least 1, got " + std::to_string(bootstrap));
+    if (permutations < 0)
+        throw rsa::InputError("permutations: expected 0 or more, got " + std::to_string(permutations));
+    if (!(ci > 0.0 && ci < 1.0)) throw rsa::InputError("ci: expected a level between 0 and 1, got " + std::to_string(ci));
+    const int64_t M = static_cast<int64_t>(models.shape(0));
+    if (static_cast<int64_t>(names.size()) != M)
+        throw rsa::InputError("names: " + std::to_string(names.size()) + " names for " + std::to_string(M) + " models");
+    for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < i; ++j)
+            if (names[i] == names[j]) throw rsa::InputError("duplicate model name '" + names[i] + "'; rename one");
+    using Out = std::pair<rsa::EvaluateResult, std::string>;
+    Out out = engine_call(device, [&](Backend& b) {
+        const std::vector<int64_t> dshape = {static_cast<int64_t>(data.shape(0)), static_cast<int64_t>(data.shape(1)),
+                                             static_cast<int64_t>(data.shape(2))};
+        const rsa::RdmSet d = rsa::rdm_set_from_array(data.data(), dshape, "data", "data");
+        std::vector<double> mv;
+        const int64_t S = static_cast<int64_t>(models.shape(1));
+        for (int64_t i = 0; i < M; ++i) {
+            const std::vector<int64_t> shape = {S, static_cast<int64_t>(models.shape(2))};
+            const rsa::RdmSet m = rsa::rdm_set_from_array(models.data() + i * S * shape[1], shape,
+                                                          "models[" + std::to_string(i) + "] ('" + names[i] + "')",
+                                                          names[i]);
+            if (m.patterns != d.patterns)
+                throw rsa::InputError("models[" + std::to_string(i) + "] ('" + names[i] + "') is " + std::to_string(S) +
+                                      " x " + std::to_string(S) + " but the data RDMs are " +
+                                      std::to_string(d.patterns) + " x " + std::to_string(d.patterns));
+            mv.insert(mv.end(), m.upper.begin(), m.upper.end());
+        }
+        const int64_t work = (o.inference == rsa::EvalInference::Fixed ? 0 : o.bootstrap) + o.permutations;
+        std::unique_ptr<rsa::Progress> bar;
+        if (work > 0) bar = std::make_unique<rsa::Progress>("evaluate", work);
+        rsa::EvaluateResult r = rsa::evaluate_rdms(b, d.upper, d.count, mv, M, d.patterns, o,
+                                                   [&](int64_t done, int64_t) {
+                                                       if (bar) bar->update(done);
+                                                   });
+        bar.reset();
+        rsa::check_interrupt("the evaluation");
+        std::string j = rsa::evaluate_json(r, names, o).dump();
+        return Out{std::move(r), std::move(j)};
+    });
+    rsa::EvaluateResult& r = out.first;
+    const size_t n = r.samples.size() / static_cast<size_t>(std::max<int64_t>(M, 1));
+    return nb::make_tuple(out.second, from_engine(std::move(r.samples), {n, static_cast<size_t>(M)}),
+                          from_engine(std::move(r.sample_lower), {r.sample_lower.size()}),
+                          from_engine(std::move(r.sample_upper), {r.sample_upper.size()}),
+                          from_engine(std::move(r.per_rdm), {static_cast<size_t>(M), static_cast<size_t>(r.n_rdm)}));
+}
+
+// ---- rsatoolbox's compare (evaluate.h compare_rdm_vectors, float64) of RDM vectors v1 (n1 x P) and v2 (n2 x P) of
+// S patterns: entries NaN in any of them are left out (rsatoolbox's _parse_input_rdms), the covariance-weighted
+// methods told which pairs remain. Returns [n1 x n2].
+nb::ndarray<nb::numpy, double> py_compare_vectors(const std::string& method, const HostF64& v1, const HostF64& v2,
+                                                  int64_t S) {
+    const rsa::EvalMethod m = rsa::parse_eval_method(method);
+    const int64_t n1 = static_cast<int64_t>(v1.shape(0)), n2 = static_cast<int64_t>(v2.shape(0));
+    const int64_t P = static_cast<int64_t>(v1.shape(1));
+    if (S < 3 || P != S * (S - 1) / 2 || static_cast<int64_t>(v2.shape(1)) != P || n1 < 1 || n2 < 1)
+        throw rsa::InputError("compare: RDM vectors of " + std::to_string(v1.shape(1)) + " and " +
+                              std::to_string(v2.shape(1)) + " entries for " + std::to_string(S) + " patterns");
+    std::vector<double> out = engine_call("cpu", [&](Backend&) {
+        rsa::RdmStructure st;
+        st.conditions = S;
+        std::vector<int64_t> keep;
+        for (int64_t i = 0, e = 0; i < S; ++i)
+            for (int64_t j = i + 1; j < S; ++j, ++e) {
+                bool ok = true;
+                for (int64_t a = 0; a < n1 && ok; ++a) ok = std::isfinite(v1.data()[a * P + e]);
+                for (int64_t b = 0; b < n2 && ok; ++b) ok = std::isfinite(v2.data()[b * P + e]);
+                if (!ok) continue;
+                keep.push_back(e);
+                st.pair_i.push_back(static_cast<int32_t>(i));
+                st.pair_j.push_back(static_cast<int32_t>(j));
+            }
+        st.all_pairs = static_cast<int64_t>(keep.size()) == P;
+        const int64_t L = static_cast<int64_t>(keep.size());
+        std::vector<double> a(static_cast<size_t>(n1 * L)), b(static_cast<size_t>(n2 * L));
+        for (int64_t r = 0; r < n1; ++r)
+            for (int64_t k = 0; k < L; ++k) a[r * L + k] = v1.data()[r * P + keep[k]];
+        for (int64_t r = 0; r < n2; ++r)
+            for (int64_t k = 0; k < L; ++k) b[r * L + k] = v2.data()[r * P + keep[k]];
+        return rsa::compare_rdm_vectors(m, a, n1, b, n2, st);
+    });
+    return from_engine(std::move(out), {static_cast<size_t>(n1), static_cast<size_t>(n2)});
+}
+
 nb::ndarray<nb::numpy, float> py_gratings(const HostF32Vec& angles, double sf, double res, const std::string& device) {
     rsa::GratingParams p;
     p.sf = sf;
@@ -616,6 +763,11 @@ NB_MODULE(_core, m) {
     m.def("bootstrap", &py_bootstrap, "ref"_a, "models"_a, "n"_a, "seed"_a, "device"_a);
     m.def("permutation", &py_permutation, "ref"_a, "models"_a, "n"_a, "seed"_a, "device"_a);
     m.def("noise_ceiling", &py_noise_ceiling, "resp"_a, "bins"_a, "splits"_a, "seed"_a, "device"_a);
+    m.def("rdm_dissimilarity", &py_rdm_dissimilarity, "x"_a, "method"_a, "noise_kind"_a, "noise"_a, "conditions"_a,
+          "runs"_a, "device"_a, "precision"_a, "max_gpu_mem"_a, "constant_rows"_a);
+    m.def("evaluate", &py_evaluate, "data"_a, "models"_a, "names"_a, "method"_a, "inference"_a, "bootstrap"_a,
+          "permutations"_a, "seed"_a, "correction"_a, "ci"_a, "device"_a);
+    m.def("compare_vectors", &py_compare_vectors, "method"_a, "v1"_a, "v2"_a, "patterns"_a);
     m.def("gratings", &py_gratings, "angles"_a, "sf"_a, "res"_a, "device"_a);
     m.def("set_progress", &py_set_progress, "callback"_a.none(),
           "callback(label, done, total, finished) for the engine's progress, or None");

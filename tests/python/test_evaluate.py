@@ -1,0 +1,187 @@
+"""rsa_gpu.evaluate, rsa_gpu.rdm(method=...) and the rsatoolbox bridge's evaluation, dissimilarities and
+covariance-weighted comparisons against rsatoolbox itself (from PyPI) on seeded data."""
+import numpy as np
+import pytest
+
+import rsa_gpu
+
+rsatoolbox = pytest.importorskip("rsatoolbox")
+import rsatoolbox.inference  # noqa: E402
+import rsa_gpu.rsatoolbox as bridge  # noqa: E402
+
+METHODS = ["corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"]
+
+
+@pytest.fixture
+def fixture_rdms(rng):
+    """5 noisy data RDMs and 3 fixed models (one good, one partly, one unrelated) over 12 patterns."""
+    truth = rng.standard_normal((12, 50))
+    data = rsatoolbox.rdm.calc_rdm([rsatoolbox.data.Dataset(truth + 0.8 * rng.standard_normal((12, 50)))
+                                    for _ in range(5)])
+    models = [rsatoolbox.model.ModelFixed(name, rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(x)))
+              for name, x in [("good", truth), ("half", truth + 1.5 * rng.standard_normal((12, 50))),
+                              ("bad", rng.standard_normal((12, 50)))]]
+    return data, models
+
+
+def _mats(rdms):
+    return rdms.get_matrices()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_evaluate_fixed_equals_rsatoolbox(fixture_rdms, method):
+    data, models = fixture_rdms
+    theirs = rsatoolbox.inference.eval_fixed(models, data, method=method)
+    ours = rsa_gpu.evaluate(_mats(data), {m.name: _mats(m.rdm_obj)[0] for m in models}, method=method,
+                            correction="none", device="cpu")
+    np.testing.assert_allclose(ours.evaluation, theirs.get_means(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.se, theirs.get_sem(), rtol=1e-8, atol=1e-12)
+    lo, up = np.nanmean(theirs.noise_ceiling[0]), np.nanmean(theirs.noise_ceiling[1])
+    np.testing.assert_allclose(ours.noise_ceiling, (lo, up), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.p_zero, theirs.test_zero(), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(ours.p_noise, theirs.test_noise()[0] if isinstance(theirs.test_noise(), tuple)
+                               else theirs.test_noise(), rtol=1e-6, atol=1e-12)
+    assert ours.names == ["good", "half", "bad"] and ours.json["method"] == method
+    assert ours.evaluation[0] > ours.evaluation[2]
+
+
+def test_evaluate_bootstrap_pattern_spread_like_rsatoolbox(fixture_rdms):
+    data, models = fixture_rdms
+    ours = rsa_gpu.evaluate(_mats(data), [_mats(m.rdm_obj)[0] for m in models], inference="pattern", bootstrap=400,
+                            seed=3, device="cpu")
+    theirs = rsatoolbox.inference.eval_bootstrap_pattern(models, data, method="corr", N=400)
+    assert ours.samples.shape == (400, 3) and ours.noise_ceiling_samples.shape == (2, 400)
+    np.testing.assert_allclose(ours.se, theirs.get_sem(), rtol=0.3)  # different draws, same distribution
+    assert ours.p_zero[0] < 0.01 and ours.ci_low[0] > ours.ci_high[2]
+
+
+def test_evaluate_is_repeatable_and_seeded(fixture_rdms):
+    data, models = fixture_rdms
+    d, m = _mats(data), np.stack([_mats(x.rdm_obj)[0] for x in models])
+    a = rsa_gpu.evaluate(d, m, inference="both", bootstrap=50, seed=9, device="cpu")
+    b = rsa_gpu.evaluate(d, m, inference="both", bootstrap=50, seed=9, device="cpu")
+    c = rsa_gpu.evaluate(d, m, inference="both", bootstrap=50, seed=10, device="cpu")
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert not np.array_equal(np.nan_to_num(a.samples), np.nan_to_num(c.samples))
+    assert "EvaluateResult: corr, both inference, 5 data RDM(s) of 12 patterns" in repr(a)
+
+
+def test_evaluate_bad_input_is_a_value_error(fixture_rdms):
+    data, models = fixture_rdms
+    d, m = _mats(data), _mats(models[0].rdm_obj)[0]
+    asym = m.copy()
+    asym[0, 1] += 0.5
+    nan = d.copy()
+    nan[1, 2, 3] = nan[1, 3, 2] = np.nan
+    with pytest.raises(ValueError, match="symmetric|asymmetric"):
+        rsa_gpu.evaluate(d, asym, device="cpu")
+    with pytest.raises(ValueError, match="NaN|finite"):
+        rsa_gpu.evaluate(nan, m, device="cpu")
+    with pytest.raises(ValueError, match="patterns|x 11"):
+        rsa_gpu.evaluate(d, m[:11, :11], device="cpu")
+    with pytest.raises(ValueError, match="duplicate model name 'a'"):
+        rsa_gpu.evaluate(d, [m, m], names=["a", "a"], device="cpu")
+    with pytest.raises(ValueError, match="method"):
+        rsa_gpu.evaluate(d, m, method="pearson", device="cpu")
+    with pytest.raises(ValueError, match="at least 3"):
+        rsa_gpu.evaluate(d[:, :2, :2], m[:2, :2], device="cpu")
+
+
+# ---------------------------------------------------------------- dissimilarities
+@pytest.fixture
+def trials(rng):
+    """30 trials x 20 channels: 6 conditions x 5 runs, float64 measurements and their descriptors."""
+    cond = np.tile(np.arange(6), 5)
+    run = np.repeat(np.arange(5), 6)
+    x = rng.standard_normal((6, 20))[cond] + 0.7 * rng.standard_normal((30, 20))
+    return x, cond, run
+
+
+def _precision(rng, n):
+    a = rng.standard_normal((n, n))
+    return a @ a.T / n + np.eye(n)
+
+
+def test_rdm_methods_equal_rsatoolbox(trials, rng):
+    x, cond, run = trials
+    ds = rsatoolbox.data.Dataset(x, obs_descriptors={"cond": cond, "run": run})
+    P = _precision(rng, 20)
+    cases = [
+        (dict(method="euclidean"), rsatoolbox.rdm.calc_rdm(ds, method="euclidean")),
+        (dict(method="euclidean", conditions=cond), rsatoolbox.rdm.calc_rdm(ds, method="euclidean", descriptor="cond")),
+        (dict(method="mahalanobis", noise=P), rsatoolbox.rdm.calc_rdm(ds, method="mahalanobis", noise=P)),
+        (dict(method="crossnobis", conditions=cond, runs=run),
+         rsatoolbox.rdm.calc_rdm(ds, method="crossnobis", descriptor="cond", cv_descriptor="run")),
+        (dict(method="crossnobis", conditions=cond, runs=run, noise=P),
+         rsatoolbox.rdm.calc_rdm(ds, method="crossnobis", descriptor="cond", cv_descriptor="run", noise=P)),
+    ]
+    for kwargs, theirs in cases:
+        ours = rsa_gpu.rdm(x, device="cpu", **kwargs)
+        assert ours.dtype == np.float32
+        want = theirs.get_matrices()[0]
+        assert ours.shape == want.shape, kwargs
+        err = np.linalg.norm(ours - want) / np.linalg.norm(want)
+        assert err < 1e-5, (kwargs, err)
+
+
+def test_rdm_method_errors(trials):
+    x, cond, run = trials
+    with pytest.raises(ValueError, match="method"):
+        rsa_gpu.rdm(x, method="manhattan", device="cpu")
+    with pytest.raises(ValueError, match="runs"):
+        rsa_gpu.rdm(x, method="crossnobis", conditions=cond, runs=np.zeros(30, dtype=int), device="cpu")
+    with pytest.raises(ValueError, match="positive definite|symmetric"):
+        rsa_gpu.rdm(x, method="mahalanobis", noise=-np.eye(20), device="cpu")
+    with pytest.raises(ValueError, match="20 x 20|shape"):
+        rsa_gpu.rdm(x, method="mahalanobis", noise=np.eye(5), device="cpu")
+    with pytest.raises(ValueError, match="noise"):
+        rsa_gpu.rdm(x, method="mahalanobis", noise="full", device="cpu")
+
+
+def test_bridge_calc_rdm_methods_equal_rsatoolbox(trials, rng):
+    x, cond, run = trials
+    ds = rsatoolbox.data.Dataset(x, descriptors={"subject": 2}, obs_descriptors={"cond": cond, "run": run})
+    P = _precision(rng, 20)
+    for kwargs in [dict(method="euclidean"), dict(method="euclidean", descriptor="cond"),
+                   dict(method="mahalanobis", descriptor="cond", noise=P),
+                   dict(method="crossnobis", descriptor="cond", cv_descriptor="run"),
+                   dict(method="crossnobis", descriptor="cond", cv_descriptor="run", noise=P)]:
+        ours, theirs = bridge.calc_rdm(ds, device="cpu", **kwargs), rsatoolbox.rdm.calc_rdm(ds, **kwargs)
+        np.testing.assert_allclose(ours.dissimilarities, theirs.dissimilarities, rtol=2e-5,
+                                   atol=2e-6 * np.abs(theirs.dissimilarities).max())
+        assert ours.dissimilarity_measure == theirs.dissimilarity_measure
+        assert ours.rdm_descriptors.keys() == theirs.rdm_descriptors.keys()
+        for k in theirs.pattern_descriptors:
+            np.testing.assert_array_equal(ours.pattern_descriptors[k], theirs.pattern_descriptors[k])
+
+
+@pytest.mark.parametrize("method", ["rho-a", "corr_cov", "cosine_cov"])
+def test_bridge_compare_weighted_methods_equal_rsatoolbox(fixture_rdms, method):
+    data, models = fixture_rdms
+    m = rsatoolbox.rdm.concat([x.rdm_obj for x in models])
+    np.testing.assert_allclose(bridge.compare(m, data, method, device="cpu"),
+                               rsatoolbox.rdm.compare(m, data, method), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["corr", "cosine_cov", "tau-a"])
+def test_bridge_eval_fixed_equals_rsatoolbox(fixture_rdms, method):
+    data, models = fixture_rdms
+    ours, theirs = bridge.eval_fixed(models, data, method, device="cpu"), rsatoolbox.inference.eval_fixed(
+        models, data, method=method)
+    assert isinstance(ours, rsatoolbox.inference.Result) and ours.cv_method == "fixed"
+    np.testing.assert_allclose(ours.evaluations, theirs.evaluations, rtol=1e-9)
+    np.testing.assert_allclose(ours.noise_ceiling, theirs.noise_ceiling, rtol=1e-9)
+    np.testing.assert_allclose(ours.get_sem(), theirs.get_sem(), rtol=1e-8)
+    np.testing.assert_allclose(ours.test_zero(), theirs.test_zero(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn,cv_method", [(bridge.eval_bootstrap_pattern, "bootstrap_pattern"),
+                                          (bridge.eval_bootstrap_rdm, "bootstrap_rdm"),
+                                          (bridge.eval_bootstrap, "bootstrap")])
+def test_bridge_bootstraps_return_rsatoolbox_results(fixture_rdms, fn, cv_method):
+    data, models = fixture_rdms
+    res = fn(models, data, "corr", N=200, seed=5, device="cpu")
+    assert isinstance(res, rsatoolbox.inference.Result) and res.cv_method == cv_method
+    assert res.evaluations.shape == (200, 3) and res.noise_ceiling.shape == (2, 200)
+    assert res.get_means()[0] > res.get_means()[2]
+    assert np.all(np.isfinite(res.get_sem())) and res.test_pairwise().shape == (3, 3)
