@@ -173,3 +173,45 @@ TEST(EvaluateCli, BadInputExitsTwoAndWritesNothing) {
     EXPECT_EQ(rsa_test::list_dir(d),
               (std::vector<std::string>{"asym.npy", "nan.npy", "one.npy", "rect.npy", "small.npy", "two.npy"}));
 }
+
+TEST(EvaluateCli, ResponseMatricesGiveTheRdmsOfTheRdmCommand) {
+    // --data-responses / --model-responses with --dissimilarity equal evaluating the RDMs `rsa_gpu rdm --method`
+    // writes (each checked against rsatoolbox's calc_rdm in test_dissimilarity): same names, same numbers.
+    const std::string d = dir_for("responses");
+    std::filesystem::create_directories(d + "/rdms");
+    for (const std::string name : {"subject", "m1", "m2"}) {
+        rsa::npy_save(d + "/" + name + ".npy", rsa_test::random_responses(12, 30));
+        const auto r = run_rsa_gpu("rdm --device cpu --method euclidean --responses " + name + ".npy --out rdms/" +
+                                       name + ".npy",
+                                   d);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const std::string tail = " --inference pattern --bootstrap 40 --seed 3 --correction none --json";
+    const auto from_responses = run_rsa_gpu(
+        "evaluate --device cpu --data-responses subject.npy --model-responses m1.npy m2.npy --dissimilarity euclidean" +
+            tail,
+        d);
+    ASSERT_EQ(from_responses.exit_code, 0) << from_responses.err;
+    const auto from_rdms =
+        run_rsa_gpu("evaluate --device cpu --data rdms/subject.npy --models rdms/m1.npy rdms/m2.npy" + tail, d);
+    ASSERT_EQ(from_rdms.exit_code, 0) << from_rdms.err;
+    const nlohmann::json a = nlohmann::json::parse(from_responses.out), b = nlohmann::json::parse(from_rdms.out);
+    EXPECT_EQ(a["dissimilarity"], "euclidean");
+    ASSERT_EQ(a["models"].size(), 2u);
+    for (size_t m = 0; m < 2; ++m) {
+        EXPECT_EQ(a["models"][m]["name"], b["models"][m]["name"]);
+        EXPECT_DOUBLE_EQ(a["models"][m]["evaluation"].get<double>(), b["models"][m]["evaluation"].get<double>());
+        EXPECT_DOUBLE_EQ(a["models"][m]["se"].get<double>(), b["models"][m]["se"].get<double>());
+    }
+    // one source of data only; crossnobis needs its runs; some data at all
+    expect_error(run_rsa_gpu("evaluate --device cpu --data rdms/subject.npy --data-responses subject.npy --models "
+                             "rdms/m1.npy",
+                             d),
+                 2, "excludes");
+    expect_error(run_rsa_gpu("evaluate --device cpu --data-responses subject.npy --model-responses m1.npy "
+                             "--dissimilarity crossnobis",
+                             d),
+                 2, "--runs");
+    expect_error(run_rsa_gpu("evaluate --device cpu --models rdms/m1.npy", d), 2, "no data");
+    EXPECT_FALSE(rsa_test::file_exists(d + "/evaluate.json"));
+}

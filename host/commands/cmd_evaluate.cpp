@@ -1,5 +1,6 @@
 // `rsa_gpu evaluate --data D --models M1 [M2 ...]`: rsatoolbox's model evaluation (eval_fixed,
 // eval_bootstrap_pattern / _rdm / eval_bootstrap) of fixed model RDMs against data RDMs, with the noise ceiling,
+// (data and models given as RDM files, or as response matrices turned into RDMs by --dissimilarity: dissimilarity.h),
 // rsatoolbox's t-tests, a multiple-comparison correction and a permutation test (evaluate.h). Prints a table or one
 // JSON object; --out DIR gets evaluate.json, evaluate.csv, pairwise.csv, the figure and report.html.
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "rsa_gpu/npy.h"
 #include "rsa_gpu/output_dir.h"
 #include "rsa_gpu/progress.h"
+#include "rsa_gpu/rdm_engine.h"
 #include "rsa_gpu/rdm_set.h"
 
 namespace rsa::commands {
@@ -29,8 +31,37 @@ bool is_rdm_file(const std::filesystem::path& p) {
     return ext == ".npy" || ext == ".npz" || ext == ".h5" || ext == ".hdf5";
 }
 
-// The model files: --models in order, then every RDM file of --models-dir (sorted by name).
-std::vector<std::string> model_files(const std::vector<std::string>& models, const std::string& dir) {
+// The RDMs of response matrices (one .npy per subject, session or model, S x N): each file's RDM by `spec` on the
+// backend, named by the file's stem; all of them over the same patterns (InputError naming the files otherwise).
+RdmSet rdms_of_responses(Backend& backend, const std::vector<std::string>& files, const DissimilaritySpec& spec,
+                         const RdmOptions& options) {
+    RdmSet set;
+    set.dissimilarity_measure = dissimilarity_name(spec.method);
+    for (const std::string& f : files) {
+        check_interrupt("loading the responses");
+        const Matrix x = npy_load_matrix(f);
+        check_dissimilarity_spec(spec, x.rows, x.cols);
+        DissimilarityResult r = compute_dissimilarity_rdm(backend, x, spec, options, f);
+        const Matrix m = r.rdm.rdm.take_matrix();
+        const std::vector<double> values(m.data.begin(), m.data.end());
+        const RdmSet one = rdm_set_from_array(values.data(), {m.rows, m.cols}, f + " (its RDM)",
+                                              std::filesystem::path(f).stem().string());
+        if (set.count > 0 && one.patterns != set.patterns)
+            throw InputError(f + ": its RDM has " + std::to_string(one.patterns) + " patterns but " + files[0] +
+                             "'s has " + std::to_string(set.patterns) + " (shapes " + std::to_string(x.rows) + " x " +
+                             std::to_string(x.cols) + " and the first file's)");
+        set.patterns = one.patterns;
+        set.upper.insert(set.upper.end(), one.upper.begin(), one.upper.end());
+        set.names.push_back(one.names.at(0));
+        ++set.count;
+    }
+    return set;
+}
+
+// The model files: --models in order, then every RDM file of --models-dir (sorted by name); none is fine when
+// `responses` (--model-responses) gives models.
+std::vector<std::string> model_files(const std::vector<std::string>& models, const std::string& dir,
+                                     bool responses) {
     std::vector<std::string> files = models;
     if (!dir.empty()) {
         std::error_code ec;
@@ -43,7 +74,8 @@ std::vector<std::string> model_files(const std::vector<std::string>& models, con
         std::sort(found.begin(), found.end());
         files.insert(files.end(), found.begin(), found.end());
     }
-    if (files.empty()) throw InputError("evaluate: no models (give --models FILE ... or --models-dir DIR)");
+    if (files.empty() && !responses)
+        throw InputError("evaluate: no models (give --models FILE ..., --models-dir DIR or --model-responses FILE ...)");
     return files;
 }
 
@@ -112,9 +144,18 @@ public:
                                   "evaluate model RDMs against data RDMs (rsatoolbox's eval_fixed / eval_bootstrap_*: "
                                   "noise ceiling, t-tests, pairwise comparisons)");
         add_device_and_quiet(*cmd_, device_, quiet_);
-        cmd_->add_option("--data", data_, "data RDMs: .npy (S x S or K x S x S), .npz, rsatoolbox HDF5")
-            ->required()
+        CLI::Option* data = cmd_->add_option("--data", data_, "data RDMs: .npy (S x S or K x S x S), .npz, rsatoolbox HDF5")
+                                ->check(CLI::ExistingFile);
+        cmd_->add_option("--data-responses", data_responses_,
+                         "data as response matrices instead (.npy, S x N, one per subject or session; their RDMs by "
+                         "--dissimilarity, named by file)")
+            ->check(CLI::ExistingFile)
+            ->excludes(data);
+        cmd_->add_option("--model-responses", model_responses_,
+                         "models as response matrices (.npy, S x N, one per model; RDMs by --dissimilarity)")
             ->check(CLI::ExistingFile);
+        add_dissimilarity_options(*cmd_, dissim_text_, "--dissimilarity");
+        add_rdm_options(*cmd_, rdm_text_);
         cmd_->add_option("--models", models_, "model RDM files (same forms; named by file or key)")
             ->check(CLI::ExistingFile);
         cmd_->add_option("--models-dir", models_dir_, "every RDM file (.npy, .npz, .h5, .hdf5) of a folder");
@@ -144,21 +185,33 @@ public:
         options_.method = parse_eval_method(method_);
         options_.inference = parse_eval_inference(inference_);
         options_.correction = parse_correction(correction_);
-        const std::vector<std::string> files = model_files(models_, models_dir_);
+        if (data_.empty() && data_responses_.empty())
+            throw InputError("evaluate: no data (give --data FILE or --data-responses FILE ...)");
+        const bool responses = !data_responses_.empty() || !model_responses_.empty();
+        const DissimilaritySpec spec =
+            responses ? dissimilarity_spec(dissim_text_, "--dissimilarity") : DissimilaritySpec();
+        const RdmOptions rdm_opts = rdm_options(rdm_text_, quiet_ || json_);
+        const std::vector<std::string> files = model_files(models_, models_dir_, !model_responses_.empty());
         std::unique_ptr<OutputDir> out;
         if (!out_.empty()) out = std::make_unique<OutputDir>(out_, force_);  // claimed before any work
         auto backend = open_backend(device_, quiet_ || json_);
 
-        const RdmSet data = read_rdm_set(data_);
+        const RdmSet data =
+            data_.empty() ? rdms_of_responses(*backend, data_responses_, spec, rdm_opts) : read_rdm_set(data_);
+        const std::string data_name = data_.empty() ? "--data-responses" : data_;
         std::vector<std::string> names;
         std::map<std::string, std::string> origin;
         std::vector<double> models;
-        for (const std::string& f : files) {
+        std::vector<std::string> sources = files;
+        sources.insert(sources.end(), model_responses_.begin(), model_responses_.end());
+        for (size_t i = 0; i < sources.size(); ++i) {
+            const std::string& f = sources[i];
             check_interrupt("loading the models");
-            const RdmSet set = read_rdm_set(f);
+            const RdmSet set =
+                i < files.size() ? read_rdm_set(f) : rdms_of_responses(*backend, {f}, spec, rdm_opts);
             if (set.patterns != data.patterns)
                 throw InputError("model RDMs " + f + " have " + std::to_string(set.patterns) +
-                                 " patterns but the data RDMs " + data_ + " have " + std::to_string(data.patterns) +
+                                 " patterns but the data RDMs " + data_name + " have " + std::to_string(data.patterns) +
                                  " (shapes " + std::to_string(set.patterns) + " x " + std::to_string(set.patterns) +
                                  " and " + std::to_string(data.patterns) + " x " + std::to_string(data.patterns) + ")");
             for (int64_t k = 0; k < set.count; ++k) {
@@ -184,8 +237,9 @@ public:
                                               });
         bar.reset();
         nlohmann::json j = evaluate_json(r, names, options_);
-        j["data"] = data_;
-        j["model_files"] = files;
+        j["data"] = data_.empty() ? nlohmann::json(data_responses_) : nlohmann::json(data_);
+        j["model_files"] = sources;
+        if (responses) j["dissimilarity"] = dissimilarity_name(spec.method);
         j["command"] = command_line;
         if (json_) {
             std::printf("%s\n", j.dump().c_str());
@@ -261,7 +315,9 @@ private:
     std::string device_ = "auto";
     bool quiet_ = false, json_ = false, force_ = false, no_figures_ = false;
     std::string data_, models_dir_, out_;
-    std::vector<std::string> models_;
+    std::vector<std::string> models_, data_responses_, model_responses_;
+    DissimilarityOptionText dissim_text_;
+    RdmOptionText rdm_text_;
     std::string method_ = "corr", inference_ = "fixed", correction_ = "fdr";
     EvaluateOptions options_;
 };

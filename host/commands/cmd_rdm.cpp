@@ -27,16 +27,7 @@ public:
         cmd_->add_flag("--force", force_, "replace an existing output file");
         add_constant_rows_option(*cmd_, rdm_text_.constant_rows);
         add_rdm_options(*cmd_, rdm_text_);
-        cmd_->add_option("--method", method_,
-                         "correlation (1 - Pearson r), euclidean (squared distance / N), mahalanobis, crossnobis")
-            ->capture_default_str();
-        cmd_->add_option("--noise", noise_,
-                         "noise precision for mahalanobis / crossnobis: an N x N .npy, or 'diag' (from the residuals "
-                         "around the condition means); default the identity");
-        cmd_->add_option("--runs", runs_, "crossnobis: each row's run (.npy, integers)")->check(CLI::ExistingFile);
-        cmd_->add_option("--conditions", conditions_,
-                         "each row's condition (.npy, integers): rows averaged per condition (crossnobis: required)")
-            ->check(CLI::ExistingFile);
+        add_dissimilarity_options(*cmd_, dissim_text_, "--method");
     }
 
     bool chosen() const override { return static_cast<bool>(*cmd_); }
@@ -45,13 +36,7 @@ public:
     int run(const std::string&) override {
         enable_progress(quiet_);
         RdmOptions options = rdm_options(rdm_text_, quiet_);
-        DissimilaritySpec spec;
-        spec.method = parse_dissimilarity(method_, "--method");
-        spec.noise = parse_noise(noise_);
-        if (!conditions_.empty()) spec.conditions = load_labels(conditions_, conditions_);
-        if (!runs_.empty()) spec.runs = load_labels(runs_, runs_);
-        spec.conditions_what = conditions_.empty() ? "--conditions" : conditions_;
-        spec.runs_what = runs_.empty() ? "--runs" : runs_;
+        const DissimilaritySpec spec = dissimilarity_spec(dissim_text_, "--method");
         auto backend = open_backend(device_, quiet_);
 
         OutputFile out(out_, force_, "--out");  // claimed before any work
@@ -93,7 +78,7 @@ private:
     std::string device_ = "auto";
     bool quiet_ = false, force_ = false;
     std::string in_, out_;
-    std::string method_ = "correlation", noise_, runs_, conditions_;
+    DissimilarityOptionText dissim_text_;
     RdmOptionText rdm_text_;
 };
 

@@ -16,6 +16,7 @@
 
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/cnn.h"
+#include "rsa_gpu/dissimilarity.h"
 #include "rsa_gpu/rdm.h"
 
 namespace rsa::commands {
@@ -65,6 +66,15 @@ void add_rdm_options(CLI::App& app, RdmOptionText& text);
 void add_constant_rows_option(CLI::App& app, std::string& constant_rows);
 // The RDM engine's options from their text; the memory plan of large jobs goes to stderr unless `quiet`.
 RdmOptions rdm_options(const RdmOptionText& text, bool quiet);
+
+// The dissimilarity of response matrices (`rdm` and `evaluate`): `method_option` (rdm: --method; evaluate:
+// --dissimilarity) correlation|euclidean|mahalanobis|crossnobis, --noise FILE.npy|diag, --runs R.npy,
+// --conditions C.npy (dissimilarity.h); dissimilarity_spec parses them and reads the label files.
+struct DissimilarityOptionText {
+    std::string method = "correlation", noise, runs, conditions;
+};
+void add_dissimilarity_options(CLI::App& app, DissimilarityOptionText& text, const std::string& method_option);
+DissimilaritySpec dissimilarity_spec(const DissimilarityOptionText& text, const std::string& method_option);
 
 // --epochs, --batch, --lr, --momentum, --train-size, --seed with their ranges: the one check of the training
 // hyper-parameters (the main job and `train`).

@@ -52,6 +52,30 @@ void add_constant_rows_option(CLI::App& app, std::string& constant_rows) {
         ->check(CLI::IsMember({"fail", "nan"}));
 }
 
+void add_dissimilarity_options(CLI::App& app, DissimilarityOptionText& text, const std::string& method_option) {
+    app.add_option(method_option, text.method,
+                   "correlation (1 - Pearson r), euclidean (squared distance / N), mahalanobis, crossnobis")
+        ->capture_default_str();
+    app.add_option("--noise", text.noise,
+                   "noise precision for mahalanobis / crossnobis: an N x N .npy, or 'diag' (from the residuals around "
+                   "the condition means); default the identity");
+    app.add_option("--runs", text.runs, "crossnobis: each row's run (.npy, integers)")->check(CLI::ExistingFile);
+    app.add_option("--conditions", text.conditions,
+                   "each row's condition (.npy, integers): rows averaged per condition (crossnobis: required)")
+        ->check(CLI::ExistingFile);
+}
+
+DissimilaritySpec dissimilarity_spec(const DissimilarityOptionText& text, const std::string& method_option) {
+    DissimilaritySpec spec;
+    spec.method = parse_dissimilarity(text.method, method_option);
+    spec.noise = parse_noise(text.noise);
+    if (!text.conditions.empty()) spec.conditions = load_labels(text.conditions, text.conditions);
+    if (!text.runs.empty()) spec.runs = load_labels(text.runs, text.runs);
+    spec.conditions_what = text.conditions.empty() ? "--conditions" : text.conditions;
+    spec.runs_what = text.runs.empty() ? "--runs" : text.runs;
+    return spec;
+}
+
 RdmOptions rdm_options(const RdmOptionText& text, bool quiet) {
     RdmOptions options;
     options.constant_rows = parse_constant_rows(text.constant_rows);
