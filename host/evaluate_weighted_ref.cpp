@@ -14,13 +14,7 @@
 
 namespace rsa {
 
-WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
-                                     int64_t M, int64_t S, const std::vector<double>& counts, int64_t R,
-                                     bool centre) {
-    // Every sum is a quadratic form in the counts: sum_{a<b} w_a w_b f_ab = w^T U w (U the strict upper triangle of
-    // the products' S x S matrix F). Per product: a dtrmm of the counts (a chunk of resamples x S) with U, then a row
-    // dot with the counts: compute-bound (each F entry serves every resample of the chunk).
-    const int64_t P = S * (S - 1) / 2;
+WeightedMoments weighted_moments_zeros(int64_t K, int64_t M, int64_t R) {
     WeightedMoments w;
     w.resamples = R;
     w.K = K;
@@ -31,18 +25,35 @@ WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K,
     w.sy.assign(R * M, 0.0);
     w.syy.assign(R * M, 0.0);
     w.C.assign(R * K * M, 0.0);
-    std::vector<double> X = data, Y = models;
-    if (centre) {
-        for (std::vector<double>* v : {&X, &Y}) {
-            const int64_t rows = static_cast<int64_t>(v->size()) / P;
-            for (int64_t k = 0; k < rows; ++k) {
-                double m = 0.0;
-                for (int64_t p = 0; p < P; ++p) m += (*v)[k * P + p];
-                m /= static_cast<double>(P);
-                for (int64_t p = 0; p < P; ++p) (*v)[k * P + p] -= m;
-            }
+    return w;
+}
+
+void weighted_moments_inputs(const std::vector<double>& data, const std::vector<double>& models, int64_t P,
+                             bool centre, std::vector<double>& X, std::vector<double>& Y) {
+    X = data;
+    Y = models;
+    if (!centre) return;
+    for (std::vector<double>* v : {&X, &Y}) {
+        const int64_t rows = static_cast<int64_t>(v->size()) / P;
+        for (int64_t k = 0; k < rows; ++k) {
+            double m = 0.0;
+            for (int64_t p = 0; p < P; ++p) m += (*v)[k * P + p];
+            m /= static_cast<double>(P);
+            for (int64_t p = 0; p < P; ++p) (*v)[k * P + p] -= m;
         }
     }
+}
+
+WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                     int64_t M, int64_t S, const std::vector<double>& counts, int64_t R,
+                                     bool centre) {
+    // Every sum is a quadratic form in the counts: sum_{a<b} w_a w_b f_ab = w^T U w (U the strict upper triangle of
+    // the products' S x S matrix F). Per product: a dtrmm of the counts (a chunk of resamples x S) with U, then a row
+    // dot with the counts: compute-bound (each F entry serves every resample of the chunk).
+    const int64_t P = S * (S - 1) / 2;
+    WeightedMoments w = weighted_moments_zeros(K, M, R);
+    std::vector<double> X, Y;
+    weighted_moments_inputs(data, models, P, centre, X, Y);
     // n = sum_{a<b} w_a w_b = ((sum w)^2 - sum w^2) / 2
     for (int64_t r = 0; r < R; ++r) {
         double s1 = 0.0, s2 = 0.0;

@@ -54,29 +54,10 @@ WeightedMoments evaluate_moments_launch(cublasHandle_t cublas, const std::vector
     if (K < 1 || M < 1 || S < 3 || static_cast<int64_t>(data.size()) != K * P ||
         static_cast<int64_t>(models.size()) != M * P || static_cast<int64_t>(counts.size()) != R * S)
         throw InputError("evaluate_moments: shapes do not match (K x P data, M x P models, R x S counts)");
-    WeightedMoments w;
-    w.resamples = R;
-    w.K = K;
-    w.M = M;
-    w.n.assign(R, 0.0);
-    w.sx.assign(R * K, 0.0);
-    w.G.assign(R * K * K, 0.0);
-    w.sy.assign(R * M, 0.0);
-    w.syy.assign(R * M, 0.0);
-    w.C.assign(R * K * M, 0.0);
+    WeightedMoments w = weighted_moments_zeros(K, M, R);
     // the centred inputs (as the twin) and the squared models, on the host once
-    std::vector<double> X = data, Y = models, Y2(static_cast<size_t>(M * P));
-    if (centre) {
-        for (std::vector<double>* v : {&X, &Y}) {
-            const int64_t rows = static_cast<int64_t>(v->size()) / P;
-            for (int64_t k = 0; k < rows; ++k) {
-                double m = 0.0;
-                for (int64_t p = 0; p < P; ++p) m += (*v)[k * P + p];
-                m /= static_cast<double>(P);
-                for (int64_t p = 0; p < P; ++p) (*v)[k * P + p] -= m;
-            }
-        }
-    }
+    std::vector<double> X, Y, Y2(static_cast<size_t>(M * P));
+    weighted_moments_inputs(data, models, P, centre, X, Y);
     for (int64_t i = 0; i < M * P; ++i) Y2[i] = Y[i] * Y[i];
     std::vector<int32_t> pa(static_cast<size_t>(P)), pb(static_cast<size_t>(P));
     for (int64_t a = 0, p = 0; a < S; ++a)

@@ -182,6 +182,11 @@ struct WeightedMoments {
 WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
                                      int64_t M, int64_t S, const std::vector<double>& counts, int64_t resamples,
                                      bool centre);
+// The pieces both twins of weighted_moments share: the result's arrays sized (zeros) for R resamples; the inputs as
+// the sums read them (copies; centred when `centre`, per row of P values).
+WeightedMoments weighted_moments_zeros(int64_t K, int64_t M, int64_t resamples);
+void weighted_moments_inputs(const std::vector<double>& data, const std::vector<double>& models, int64_t P,
+                             bool centre, std::vector<double>& X, std::vector<double>& Y);
 // From the moments of resample r: evaluations[m] = mean over `rows` (data rows of the resample, repeats allowed) of
 // corr / cosine(model m, row); the noise ceiling with groups = rows.
 void finish_weighted(EvalMethod method, const WeightedMoments& w, int64_t r, const std::vector<int64_t>& rows,
