@@ -76,10 +76,12 @@ void write_stderr(const char* s) {
     }
 }
 
+std::atomic<bool> g_exit_on_first{false};
+
 void on_signal(int sig) {
     const int saved_errno = errno;
     int expected = 0;
-    if (g_signal.compare_exchange_strong(expected, sig)) {  // the first signal: stop at the next safe point
+    if (g_signal.compare_exchange_strong(expected, sig) && !g_exit_on_first.load()) {  // the first signal: stop at the next safe point
         errno = saved_errno;
         return;
     }
@@ -87,6 +89,7 @@ void on_signal(int sig) {
     const pid_t child = g_child.load();
     if (child > 0) ::kill(-child, SIGKILL);
     remove_registered_staging();
+    if (g_exit_on_first.load()) ::_exit(128 + sig);  // a rank of a distributed job: the launcher says why
     write_stderr(sig == SIGTERM ? "interrupted again (SIGTERM): staging files removed, exiting now\n"
                                 : "interrupted again (SIGINT): staging files removed, exiting now\n");
     ::_exit(128 + sig);
@@ -112,6 +115,8 @@ void install_interrupt_handlers() {
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
 }
+
+void set_exit_on_first_signal(bool on) { g_exit_on_first.store(on); }
 
 int interrupt_signal() { return g_signal.load(std::memory_order_relaxed); }
 

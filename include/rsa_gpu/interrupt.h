@@ -31,6 +31,11 @@ private:
 // path and exits at once with 128 + signal.
 void install_interrupt_handlers();
 
+// A rank of a distributed job (distributed.h) may be waiting in a collective that never returns once another rank
+// died, so it cannot reach a safe point: with this on, the first signal already removes the registered staging paths
+// and exits with 128 + signal (the launcher reports which rank failed).
+void set_exit_on_first_signal(bool on);
+
 // The recorded signal (SIGINT or SIGTERM), 0 when none arrived. Cheap: one relaxed atomic load.
 int interrupt_signal();
 inline bool interrupt_requested() { return interrupt_signal() != 0; }

@@ -1,0 +1,108 @@
+// The process's communicator (distributed.h): the single-process one, world() and set_world(), the agreement that
+// makes every rank throw the first failing rank's error, and the split of counted work into rank ranges.
+#include "rsa_gpu/distributed.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/interrupt.h"
+
+namespace rsa {
+
+namespace {
+
+class SingleComm final : public Comm {
+public:
+    int rank() const override { return 0; }
+    int size() const override { return 1; }
+    std::string name() const override { return "single process"; }
+    bool launched() const override { return false; }
+    int local_rank() const override { return 0; }
+    void barrier() override {}
+    void broadcast(void*, uint64_t, int) override {}
+    void allreduce_sum(double*, uint64_t) override {}
+    void allreduce_max(int64_t*, uint64_t) override {}
+    void reduce_sum(float*, uint64_t, int) override {}
+    std::vector<double> gather(const std::vector<double>& mine, int) override { return mine; }
+    std::vector<double> allgather(const std::vector<double>& mine) override { return mine; }
+    [[noreturn]] void abort(int exit_code) override { std::_Exit(exit_code); }
+};
+
+bool g_agreed_failure = false;
+
+std::unique_ptr<Comm>& world_slot() {
+    static std::unique_ptr<Comm> comm = make_single_comm();
+    return comm;
+}
+
+// The kinds of failure agreed() carries between ranks.
+enum Outcome : int64_t { kOk = 0, kInput = 1, kRuntime = 2, kOutOfMemory = 3, kInterrupted = 4 };
+
+}  // namespace
+
+std::unique_ptr<Comm> make_single_comm() { return std::make_unique<SingleComm>(); }
+
+Comm& world() { return *world_slot(); }
+
+void set_world(std::unique_ptr<Comm> comm) { world_slot() = comm ? std::move(comm) : make_single_comm(); }
+
+void agreed(Comm& comm, const char* phase, const std::function<void()>& work) {
+    if (comm.size() == 1) {  // nothing to agree with: the error as thrown
+        work();
+        return;
+    }
+    int64_t outcome = kOk, signal = 0;
+    std::string message;
+    try {
+        work();
+    } catch (const Interrupted& e) {
+        outcome = kInterrupted;
+        signal = e.signal();
+        message = e.during();
+    } catch (const InputError& e) {
+        outcome = kInput;
+        message = e.what();
+    } catch (const OutOfMemoryError& e) {
+        outcome = kOutOfMemory;
+        message = e.what();
+    } catch (const std::bad_alloc&) {
+        outcome = kOutOfMemory;
+        message = "out of host memory (an allocation failed)";
+    } catch (const std::exception& e) {
+        outcome = kRuntime;
+        message = e.what();
+    }
+    // The lowest failing rank: the maximum of size - rank over the failed ranks (0 when none failed).
+    int64_t first = outcome == kOk ? 0 : comm.size() - comm.rank();
+    comm.allreduce_max(&first, 1);
+    if (first == 0) return;
+    const int root = static_cast<int>(comm.size() - first);
+    int64_t head[3] = {outcome, signal, static_cast<int64_t>(message.size())};
+    comm.broadcast(head, sizeof head, root);
+    message.resize(static_cast<size_t>(head[2]));
+    if (head[2] > 0) comm.broadcast(message.data(), static_cast<uint64_t>(head[2]), root);
+    g_agreed_failure = true;
+    const std::string who = "rank " + std::to_string(root) + ": ";
+    switch (head[0]) {
+        case kInterrupted: throw Interrupted(static_cast<int>(head[1]), message + " (" + who.substr(0, who.size() - 2) + ")");
+        case kInput: throw InputError(who + message);
+        case kOutOfMemory: throw OutOfMemoryError(who + phase + ": " + message);
+        default: throw RuntimeError(who + phase + ": " + message);
+    }
+}
+
+bool failure_was_agreed() { return g_agreed_failure; }
+
+SampleRange rank_range(int64_t total, int rank, int ranks) {
+    SampleRange r;
+    if (total <= 0 || ranks <= 0) return r;
+    const int64_t base = total / ranks, extra = total % ranks;
+    r.first = rank * base + std::min<int64_t>(rank, extra);
+    r.count = base + (rank < extra ? 1 : 0);
+    return r;
+}
+
+}  // namespace rsa

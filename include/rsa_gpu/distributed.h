@@ -1,0 +1,86 @@
+// Work spread over ranks (MPI processes launched by mpirun or SLURM's srun): the communicator the engine talks to,
+// the agreement that turns any rank's failure into the same error on every rank, and the split of counted work
+// (bootstrap resamples, permutations) into per-rank ranges whose union is the single-process run.
+//
+// The process has one communicator, world(): a single process (rank 0 of 1, every collective a copy) unless the
+// rsa_gpu binary was built with MPI (RSA_GPU_MPI) and started by a launcher (host/mpi_comm.cpp sets it then). The
+// library itself links no MPI: the Python module and a build without MPI run the same code on world()'s single
+// process. launched() tells a run under a launcher (even with one rank) from a plain run: only a launched run
+// prints the `distributed: K ranks, ...` line and goes through the distributed paths.
+//
+// Failure behaviour (issue 13): work between two collectives runs inside agreed(), which catches what a rank throws
+// and makes every rank agree on the outcome; when any rank failed, every rank throws the first failing rank's error
+// (the same kind: InputError exit 2, RuntimeError exit 1, Interrupted 128 + signal), its message prefixed
+// "rank R: ", so that all ranks leave together, rank 0 alone prints it and removes its staging output. A rank that
+// dies (killed) takes the job down through the launcher; every rank then exits at the first signal, removing its
+// registered staging paths from the signal handler (interrupt.h: set_exit_on_first_signal).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rsa {
+
+class Comm {
+public:
+    virtual ~Comm() = default;
+    virtual int rank() const = 0;
+    virtual int size() const = 0;
+    // "MPI (Open MPI v4.1.4, ...)" or "single process".
+    virtual std::string name() const = 0;
+    // Whether a launcher started this process (an MPI run, possibly of one rank).
+    virtual bool launched() const = 0;
+    // The GPU this rank should use when --device auto: its rank among the ranks of its node (0 for one process).
+    virtual int local_rank() const = 0;
+
+    virtual void barrier() = 0;
+    // bytes from `root` into every rank's `data` (`bytes` equal on every rank).
+    virtual void broadcast(void* data, uint64_t bytes, int root) = 0;
+    // Element-wise sums (and maxima) over the ranks, the result on every rank. The order of the sums is the
+    // library's (fixed for a given number of ranks).
+    virtual void allreduce_sum(double* data, uint64_t count) = 0;
+    virtual void allreduce_max(int64_t* data, uint64_t count) = 0;
+    // Element-wise float sums into `root`'s data (other ranks' data unchanged): the partial Gram matrices of the
+    // neuron-split RDM. Counts beyond 2^31 are sent in pieces.
+    virtual void reduce_sum(float* data, uint64_t count, int root) = 0;
+    // Every rank's `mine` concatenated in rank order on `root` (other ranks get an empty vector); counts may differ.
+    virtual std::vector<double> gather(const std::vector<double>& mine, int root) = 0;
+    // The same on every rank.
+    virtual std::vector<double> allgather(const std::vector<double>& mine) = 0;
+    // Ends every rank of the job at once with `exit_code` (the last resort when ranks can no longer agree).
+    [[noreturn]] virtual void abort(int exit_code) = 0;
+};
+
+// The process's communicator (a single process until set_world).
+Comm& world();
+// Installs the launcher's communicator (host/mpi_comm.cpp, at start-up of the binary).
+void set_world(std::unique_ptr<Comm> comm);
+// The one-process communicator (the default world, and for tests).
+std::unique_ptr<Comm> make_single_comm();
+
+// Whether this run is spread by a launcher (world().launched()).
+inline bool distributed_run() { return world().launched(); }
+// Rank 0 of a launched run, or a plain run: the process that prints and writes outputs.
+inline bool printing_rank() { return world().rank() == 0; }
+
+// Runs `work` on every rank of `comm`, then agrees (one small collective) on the outcome: when every rank
+// succeeded it returns; otherwise every rank throws the error of the lowest failing rank, of that error's kind, its
+// message prefixed "rank R: " (for more than one rank). `phase` names the step in the message when the error is not
+// an InputError ("computing the RDM tiles").
+void agreed(Comm& comm, const char* phase, const std::function<void()>& work);
+// Whether agreed() threw on this rank (every rank knows the error: rank 0 prints it, the others stay silent). An
+// error that was not agreed leaves the other ranks behind: the command line prints it with its rank and ends the job
+// with Comm::abort.
+bool failure_was_agreed();
+
+// The part [first, first + count) of `total` counted items (resamples, permutations) that `rank` of `ranks` runs:
+// contiguous, in rank order, sizes differing by at most one. Gathering every rank's results in rank order gives the
+// single-process order.
+struct SampleRange {
+    int64_t first = 0, count = 0;
+};
+SampleRange rank_range(int64_t total, int rank, int ranks);
+
+}  // namespace rsa
