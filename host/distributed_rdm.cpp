@@ -345,7 +345,7 @@ DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, Distrib
         if (kind != RdmKind::Correlation)
             throw InputError("--distribute neurons: only the correlation RDM is split by units (the " +
                              std::string(rdm_kind_name(kind)) + " RDM is split by rows: --distribute rows)");
-        if (2 * out_bytes > rank_memory)
+        if (4 * out_bytes > rank_memory)
             throw InputError("--distribute neurons: every rank holds the whole " + std::to_string(S) + " x " +
                              std::to_string(S) + " RDM (" + format_bytes(out_bytes) + ") and its partial sum, more "
                              "than a rank's memory (" + format_bytes(rank_memory) + "): use --distribute rows");
@@ -357,7 +357,7 @@ DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, Distrib
             s.multiply_adds = static_cast<double>(S) * static_cast<double>(S + 1) / 2.0 * static_cast<double>(cols.count);
             s.bytes_read = static_cast<uint64_t>(S) * static_cast<uint64_t>(cols.count) * sizeof(float);
             s.bytes_written = r == 0 ? out_bytes : 0;
-            s.memory_bytes = s.bytes_read + 2 * out_bytes;
+            s.memory_bytes = s.bytes_read + 3 * out_bytes;  // the float RDM and the float64 partial
         }
         return p;
     }
@@ -583,9 +583,9 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
             out.sync();
         });
     } else {
-        std::vector<float> partial;
+        std::vector<double> partial;
         agreed(comm, "computing the partial RDMs", [&] {
-            partial.assign(static_cast<size_t>(S * S), 0.0f);
+            partial = checked_alloc<double>(static_cast<size_t>(S * S), "the partial RDM (float64)");
             if (mine.columns == 0) return;
             // The rank's z-scores with the global statistics: m2 scaled so that m2' / columns = m2 / N.
             RowMoments sub = moments;
@@ -601,15 +601,17 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
             run.rdm_kind = options.kind;
             const Array d = backend.rdm_run(Array(columns), run, options.precision, sub, {}, nullptr);
             const float* h = d.host();
-            // G_r / N = (columns / N) (1 - d_r): this rank's share of the correlation.
-            const float w = static_cast<float>(static_cast<double>(mine.columns) / dN);
-            for (size_t i = 0; i < partial.size(); ++i) partial[i] = w * (1.0f - h[i]);
+            // G_r / N = (columns / N) (1 - d_r): this rank's share of the correlation, in double (1 - d_r is exact
+            // there, so the sum carries only the rounding of each d_r).
+            const double w = static_cast<double>(mine.columns) / dN;
+            for (size_t i = 0; i < partial.size(); ++i) partial[i] = w * (1.0 - static_cast<double>(h[i]));
         });
         comm.reduce_sum(partial.data(), partial.size(), 0);
         agreed(comm, "writing the RDM", [&] {
             if (rank != 0) return;
-            for (float& v : partial) v = rdm_entry(v);
-            npy_save_f32(output, partial.data(), {S, S});
+            std::vector<float> d = checked_alloc<float>(partial.size(), "the RDM");
+            for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<float>(1.0 - partial[i]);
+            npy_save_f32(output, d.data(), {S, S});
         });
     }
 

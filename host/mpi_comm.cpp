@@ -72,13 +72,13 @@ public:
             MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + at, static_cast<int>(std::min(kPiece, count - at)),
                                     MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
     }
-    void reduce_sum(float* data, uint64_t count, int root) override {
+    void reduce_sum(double* data, uint64_t count, int root) override {
         for (uint64_t at = 0; at < count; at += kPiece) {
             const int n = static_cast<int>(std::min(kPiece, count - at));
             if (rank_ == root)
-                MPI_CHECK(MPI_Reduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD));
+                MPI_CHECK(MPI_Reduce(MPI_IN_PLACE, data + at, n, MPI_DOUBLE, MPI_SUM, root, MPI_COMM_WORLD));
             else
-                MPI_CHECK(MPI_Reduce(data + at, nullptr, n, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD));
+                MPI_CHECK(MPI_Reduce(data + at, nullptr, n, MPI_DOUBLE, MPI_SUM, root, MPI_COMM_WORLD));
         }
     }
     std::vector<double> gather(const std::vector<double>& mine, int root) override { return gather_to(mine, root, false); }

@@ -6,7 +6,7 @@
 # the CUDA code) unless RSA_GPU_PYTHON_CUDA=1; RSA_GPU_SKIP_PYTHON=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libhdf5-dev libcli11-dev nlohmann-json3-dev libgtest-dev python3-venv python3-dev python3-numpy python3-matplotlib python3-sklearn chromium"
+packages="cmake ninja-build g++ pkg-config libopenblas-dev libzip-dev libhdf5-dev libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev openmpi-bin python3-venv python3-dev python3-numpy python3-matplotlib python3-sklearn chromium"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

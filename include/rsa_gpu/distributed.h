@@ -42,9 +42,9 @@ public:
     // library's (fixed for a given number of ranks).
     virtual void allreduce_sum(double* data, uint64_t count) = 0;
     virtual void allreduce_max(int64_t* data, uint64_t count) = 0;
-    // Element-wise float sums into `root`'s data (other ranks' data unchanged): the partial Gram matrices of the
-    // neuron-split RDM. Counts beyond 2^31 are sent in pieces.
-    virtual void reduce_sum(float* data, uint64_t count, int root) = 0;
+    // Element-wise sums into `root`'s data (other ranks' data unchanged): the partial correlations of the
+    // neuron-split RDM. Counts beyond 2^30 are sent in pieces.
+    virtual void reduce_sum(double* data, uint64_t count, int root) = 0;
     // Every rank's `mine` concatenated in rank order on `root` (other ranks get an empty vector); counts may differ.
     virtual std::vector<double> gather(const std::vector<double>& mine, int root) = 0;
     // The same on every rank.
