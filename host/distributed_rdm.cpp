@@ -289,6 +289,47 @@ uint64_t group_input_cap(uint64_t rank_memory) { return std::max<uint64_t>(rank_
     throw InputError(what + ": row " + std::to_string(row) + " has values too large for its statistics");
 }
 
+// This rank's share of the RDM from its units x_c (S x Nc of N): Correlation: (Nc / N) (1 - d_c), d_c the engine's
+// RDM of x_c z-scored with the global row statistics (m2 scaled so that m2' / Nc = m2 / N), i.e. its part of
+// Z Z^T / N; Euclidean: (Nc / N) d_c with d_c from x_c's own row moments (squared distances add over units). In
+// float64: 1 - d_c is exact there, so the sum carries only each d_c's rounding.
+std::vector<double> columns_partial(Backend& backend, Matrix&& x_c, const RowMoments& global, int64_t N,
+                                    const RdmOptions& options, const std::string& what) {
+    const int64_t S = x_c.rows, Nc = x_c.cols;
+    std::vector<double> partial = checked_alloc<double>(static_cast<size_t>(S * S), "the partial RDM (float64)");
+    if (Nc == 0) return partial;
+    const Array x(std::move(x_c));
+    RowMoments m;
+    if (options.kind == RdmKind::Correlation) {
+        m = global;
+        for (double& v : m.m2) v *= static_cast<double>(Nc) / static_cast<double>(N);
+    } else {
+        m = backend.row_moments(x, false);
+    }
+    MemoryPlan plan = plan_rdm(S, Nc, options.max_gpu_bytes, backend.rdm_memory(S, Nc).free_bytes);
+    if (plan.kind == PlanKind::Tiled)
+        throw InputError(what + ": a rank's share of the " + std::to_string(S) + " x " + std::to_string(S) +
+                         " RDM (the units split over the ranks) does not fit its memory; use --distribute rows");
+    plan.rdm_kind = options.kind;
+    const Array d = backend.rdm_run(x, plan, options.precision, m, {}, nullptr);
+    const float* h = d.host();
+    const double w = static_cast<double>(Nc) / static_cast<double>(N);
+    const bool correlation = options.kind == RdmKind::Correlation;
+    for (size_t i = 0; i < partial.size(); ++i) {
+        const double v = static_cast<double>(h[i]);
+        partial[i] = w * (correlation ? 1.0 - v : v);
+    }
+    return partial;
+}
+
+// The RDM from the summed partials (float32).
+std::vector<float> finish_partials(const std::vector<double>& sum, RdmKind kind) {
+    std::vector<float> d = checked_alloc<float>(sum.size(), "the RDM");
+    for (size_t i = 0; i < d.size(); ++i)
+        d[i] = static_cast<float>(kind == RdmKind::Correlation ? 1.0 - sum[i] : sum[i]);
+    return d;
+}
+
 }  // namespace
 
 DistributeMode parse_distribute_mode(const std::string& text) {
@@ -328,7 +369,7 @@ std::vector<std::vector<std::pair<int64_t, int64_t>>> assign_upper_tiles(int64_t
     return out;
 }
 
-DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode, RdmKind kind,
+DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode,
                                         uint64_t rank_memory, int64_t row_tile_limit) {
     DistributedRdmPlan p;
     p.ranks = std::max(ranks, 1);
@@ -336,15 +377,11 @@ DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, Distrib
     p.neurons = N;
     const uint64_t out_bytes = static_cast<uint64_t>(S) * static_cast<uint64_t>(S) * sizeof(float);
     if (mode == DistributeMode::Auto)
-        mode = kind == RdmKind::Correlation && out_bytes <= rank_memory / 8 && N >= 4 * S ? DistributeMode::Neurons
-                                                                                        : DistributeMode::Rows;
+        mode = out_bytes <= rank_memory / 8 && N >= 4 * S ? DistributeMode::Neurons : DistributeMode::Rows;
     p.mode = mode;
     p.shares.resize(static_cast<size_t>(p.ranks));
     const double dN = static_cast<double>(N);
     if (mode == DistributeMode::Neurons) {
-        if (kind != RdmKind::Correlation)
-            throw InputError("--distribute neurons: only the correlation RDM is split by units (the " +
-                             std::string(rdm_kind_name(kind)) + " RDM is split by rows: --distribute rows)");
         if (4 * out_bytes > rank_memory)
             throw InputError("--distribute neurons: every rank holds the whole " + std::to_string(S) + " x " +
                              std::to_string(S) + " RDM (" + format_bytes(out_bytes) + ") and its partial sum, more "
@@ -472,7 +509,7 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
     const uint64_t rank_memory = static_cast<uint64_t>(-limits[0]);
     const int64_t tile_limit = limits[1] == std::numeric_limits<int64_t>::min() ? 0 : -limits[1];
     agreed(comm, "planning the RDM", [&] {
-        res.plan = plan_distributed_rdm(S, N, ranks, mode, options.kind, rank_memory, tile_limit);
+        res.plan = plan_distributed_rdm(S, N, ranks, mode, rank_memory, tile_limit);
         if (rank == 0 && options.on_plan) {
             std::string text = res.plan.summary(comm.name());
             uint64_t biggest = 0;
@@ -585,32 +622,12 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
     } else {
         std::vector<double> partial;
         agreed(comm, "computing the partial RDMs", [&] {
-            partial = checked_alloc<double>(static_cast<size_t>(S * S), "the partial RDM (float64)");
-            if (mine.columns == 0) return;
-            // The rank's z-scores with the global statistics: m2 scaled so that m2' / columns = m2 / N.
-            RowMoments sub = moments;
-            for (double& v : sub.m2) v *= static_cast<double>(mine.columns) / dN;
-            RdmOptions local = options;
-            local.on_plan = nullptr;
-            const MemoryPlan p = plan_rdm(S, mine.columns, options.max_gpu_bytes,
-                                          backend.rdm_memory(S, mine.columns).free_bytes);
-            if (p.kind == PlanKind::Tiled)
-                throw InputError(what + ": --distribute neurons needs the " + std::to_string(S) + " x " +
-                                 std::to_string(S) + " RDM in each rank's memory; use --distribute rows");
-            MemoryPlan run = p;
-            run.rdm_kind = options.kind;
-            const Array d = backend.rdm_run(Array(columns), run, options.precision, sub, {}, nullptr);
-            const float* h = d.host();
-            // G_r / N = (columns / N) (1 - d_r): this rank's share of the correlation, in double (1 - d_r is exact
-            // there, so the sum carries only the rounding of each d_r).
-            const double w = static_cast<double>(mine.columns) / dN;
-            for (size_t i = 0; i < partial.size(); ++i) partial[i] = w * (1.0 - static_cast<double>(h[i]));
+            partial = columns_partial(backend, std::move(columns), moments, N, options, what);
         });
         comm.reduce_sum(partial.data(), partial.size(), 0);
         agreed(comm, "writing the RDM", [&] {
             if (rank != 0) return;
-            std::vector<float> d = checked_alloc<float>(partial.size(), "the RDM");
-            for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<float>(1.0 - partial[i]);
+            const std::vector<float> d = finish_partials(partial, options.kind);
             npy_save_f32(output, d.data(), {S, S});
         });
     }
@@ -623,6 +640,24 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
         out.sync();
     });
     return res;
+}
+
+Array distributed_rdm_in_memory(Comm& comm, Backend& backend, const Array& x, const RowMoments& moments,
+                                const RdmOptions& options, const std::string& what) {
+    const int64_t S = x.rows(), N = x.cols();
+    std::vector<double> partial;
+    agreed(comm, "computing the partial RDMs", [&] {
+        const SampleRange cols = rank_range(N, comm.rank(), comm.size());
+        Matrix x_c = checked_matrix(S, cols.count, "this rank's units of every row");
+        const float* h = x.host();
+        for (int64_t s = 0; s < S; ++s)
+            std::copy(h + s * N + cols.first, h + s * N + cols.first + cols.count, x_c.row(s));
+        partial = columns_partial(backend, std::move(x_c), moments, N, options, what);
+    });
+    comm.allreduce_sum(partial.data(), partial.size());
+    Matrix out(S, S);
+    out.data = finish_partials(partial, options.kind);
+    return Array(std::move(out));
 }
 
 }  // namespace rsa

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "rsa_gpu/distributed_rdm.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/host_memory.h"
 #include "rsa_gpu/interrupt.h"
@@ -163,9 +164,19 @@ RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& option
     if (!res.nan_rows.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(res.nan_rows, what);
     check_interrupt("the RDM");
 
+    // A launched run of several ranks (distributed.h): every rank holds x alike; the units are split over the ranks
+    // and the partial RDMs summed on every rank (distributed_rdm.h). The memory plan above says that it fits.
+    Comm& comm = world();
+    const bool spread = comm.launched() && comm.size() > 1 && res.plan.kind != PlanKind::Tiled;
+    if (spread) {
+        res.rdm = distributed_rdm_in_memory(comm, backend, x, moments, options, what);
+        Matrix m = res.rdm.take_matrix();
+        nan_rows_and_columns(m.data.data(), S, res.nan_rows);
+        res.rdm = Array(std::move(m));
+    }
     // Run; when the device runs out of memory, re-plan against what is free now with the next kind.
     std::string history;
-    for (;;) {
+    for (; !spread;) {
         try {
             if (res.plan.kind == PlanKind::Tiled) {
                 MappedNpyWriter out(options.output_path, S, S);

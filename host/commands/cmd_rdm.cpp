@@ -32,7 +32,7 @@ public:
         cmd_->add_option("--distribute", distribute_,
                          "under mpirun / srun: how the RDM is spread over the ranks: rows (tiles of the upper triangle, "
                          "written into the output by every rank), neurons (units split, partial RDMs summed on rank 0; "
-                         "correlation only, the S x S RDM in every rank's memory) or auto")
+                         "the S x S RDM in every rank's memory) or auto")
             ->check(CLI::IsMember({"auto", "rows", "neurons"}));
     }
 
@@ -43,8 +43,7 @@ public:
         enable_progress(quiet_);
         RdmOptions options = rdm_options(rdm_text_, quiet_);
         const DissimilaritySpec spec = dissimilarity_spec(dissim_text_, "--method");
-        if (distributed_run() && (spec.method == Dissimilarity::Correlation || spec.method == Dissimilarity::Euclidean))
-            return run_distributed(options, spec);
+        if (distributed_run()) return run_distributed(options, spec);
         auto backend = open_backend(device_, quiet_);
 
         OutputFile out(out_, force_, "--out");  // claimed before any work
@@ -118,7 +117,44 @@ private:
         const bool hdf5 = is_hdf5_path(out_);
         const std::string npy_path = hdf5 ? staging + ".tiles.npy" : staging;
         DistributedRdmResult r;
+        const bool from_file = spec.method == Dissimilarity::Correlation || spec.method == Dissimilarity::Euclidean;
         auto work = [&](const std::string&) {
+            if (!from_file) {
+                // Mahalanobis and crossnobis: every rank computes alike (compute_rdm splits the units of an in-memory
+                // RDM over the ranks), rank 0 writes.
+                Matrix x;
+                agreed(comm, "loading the responses", [&] {
+                    x = npy_load_matrix(in_);
+                    check_dissimilarity_spec(spec, x.rows, x.cols);
+                });
+                if (root && !quiet_)
+                    std::fprintf(stderr, "distributed: %d rank%s (%s), %s RDM of the %lld x %lld input in memory: %s\n%s\n",
+                                 comm.size(), comm.size() == 1 ? "" : "s", comm.name().c_str(),
+                                 dissimilarity_name(spec.method), static_cast<long long>(x.rows),
+                                 static_cast<long long>(x.cols),
+                                 spec.method == Dissimilarity::Crossnobis
+                                     ? "computed alike on every rank (its cross-validated sums are not split)"
+                                     : "its units split over the ranks after whitening",
+                                 device_note.c_str());
+                options.on_plan = nullptr;
+                const RdmResult rdm = compute_dissimilarity_rdm(*backend, x, spec, options, in_).rdm;
+                r.plan.stimuli = rdm.plan.stimuli;
+                r.plan.neurons = x.cols;
+                agreed(comm, "writing the output", [&] {
+                    if (!root) return;
+                    if (!rdm.written_path.empty())
+                        throw InputError(in_ + ": a " + std::string(dissimilarity_name(spec.method)) + " RDM too large "
+                                         "for memory is not distributed; run it as one process");
+                    if (!hdf5) {
+                        npy_save(staging, rdm.rdm.view());
+                        return;
+                    }
+                    const std::string name = out->target().substr(out->target().find_last_of('/') + 1);
+                    write_square_rdm_hdf5(staging, rdm.rdm.view().ptr, rdm.plan.stimuli,
+                                          name.substr(0, name.find_last_of('.')), dissimilarity_name(spec.method), true);
+                });
+                return;
+            }
             r = distributed_rdm_file(comm, *backend, in_, npy_path, options, parse_distribute_mode(distribute_), in_);
             agreed(comm, "writing the output", [&] {
                 if (!root || !hdf5) return;
@@ -135,7 +171,7 @@ private:
         if (root)
             std::fprintf(stderr, "wrote %s: %lld x %lld %sRDM of %lld units (%d rank%s)\n", out_.c_str(),
                          static_cast<long long>(r.plan.stimuli), static_cast<long long>(r.plan.stimuli),
-                         spec.method == Dissimilarity::Correlation ? "" : "euclidean ",
+                         spec.method == Dissimilarity::Correlation ? "" : (dissimilarity_name(spec.method) + std::string(" ")).c_str(),
                          static_cast<long long>(r.plan.neurons), comm.size(), comm.size() == 1 ? "" : "s");
         return kExitOk;
     }

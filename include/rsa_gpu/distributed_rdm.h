@@ -16,9 +16,9 @@
 //     the global statistics and computes its partial G_r = Z_r Z_r^T / N with the engine (one-shot or streamed), and
 //     the partials are summed in float64 on rank 0 (MPI over host memory), which finishes 1 - G and writes the file.
 //     Needs the S x S RDM and its float64 partial in every rank's memory; for very wide inputs with moderate S.
-//     Correlation only. A constant RDM is not tested for (as for the single-process engine's tiled RDMs).
-//   auto: neurons for a correlation RDM whose S x S result takes at most an eighth of a rank's memory and N >= 4 S,
-//     else rows.
+//     Euclidean: each rank's squared distances over its units (from its block's own row norms), summed. A constant
+//     RDM is not tested for (as for the single-process engine's tiled RDMs).
+//   auto: neurons when the S x S result takes at most an eighth of a rank's memory and N >= 4 S, else rows.
 //
 // Rank 0 creates the output (the caller's staging path: header, full size) before any rank writes; every step
 // between collectives runs inside agreed(), so a failure on any rank (bad input: found by every rank alike, before
@@ -73,8 +73,8 @@ struct DistributedRdmPlan {
 
 // The plan for an S x N input over `ranks` ranks with `rank_memory` bytes each (the host budget, or the device's for
 // GPU ranks) and `row_tile_limit` (the largest tile the engine's tiled plan allows on the device; 0: none).
-// InputError when the mode cannot run (neurons for a non-correlation RDM, or an S x S result beyond a rank's memory).
-DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode, RdmKind kind,
+// InputError when the mode cannot run (neurons with an S x S result beyond a rank's memory).
+DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode,
                                         uint64_t rank_memory, int64_t row_tile_limit);
 
 struct DistributedRdmResult {
@@ -89,5 +89,12 @@ struct DistributedRdmResult {
 DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const std::string& input,
                                           const std::string& output, const RdmOptions& options, DistributeMode mode,
                                           const std::string& what);
+
+// The in-memory RDM of x (S x N, the same on every rank) with its row moments, split by units over the ranks of
+// `comm` (the neuron-split above, the sum on every rank): compute_rdm's path in a launched run of several ranks
+// (the main job's and evaluate's RDMs). The engine's work runs inside agreed(). S x S on the host, NaN rows left to
+// the caller.
+Array distributed_rdm_in_memory(Comm& comm, Backend& backend, const Array& x, const RowMoments& moments,
+                                const RdmOptions& options, const std::string& what);
 
 }  // namespace rsa

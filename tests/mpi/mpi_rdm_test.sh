@@ -28,6 +28,9 @@ c = rng.standard_normal((100, 300)).astype(np.float32); c[4] = 2.0; c[50] = -1.0
 np.save("const.npy", c)
 n = rng.standard_normal((100, 300)).astype(np.float32); n[7, 11] = np.nan
 np.save("nan.npy", n)
+np.save("m.npy", rng.standard_normal((60, 80)).astype(np.float32))
+np.save("cond.npy", np.repeat(np.arange(20), 3))
+np.save("runs.npy", np.tile(np.arange(3), 20))
 PY
 
 # Single-process references (no launcher: no `distributed:` line).
@@ -36,6 +39,10 @@ grep -q "^distributed:" plain.txt && fail "a plain run printed a distributed: li
 "$bin" rdm --device cpu --responses x.npy --method euclidean --out ref_eucl.npy 2>/dev/null || fail "plain euclidean"
 "$bin" rdm --device cpu --responses x64.npy --out ref_64.npy 2>/dev/null || fail "plain float64"
 "$bin" rdm --device cpu --responses const.npy --constant-rows nan --out ref_const.npy 2>/dev/null || fail "plain nan rows"
+maha="--method mahalanobis --noise diag --conditions cond.npy"
+cross="--method crossnobis --conditions cond.npy --runs runs.npy"
+"$bin" rdm --device cpu --responses m.npy $maha --out ref_maha.npy 2>/dev/null || fail "plain mahalanobis"
+"$bin" rdm --device cpu --responses m.npy $cross --out ref_cross.npy 2>/dev/null || fail "plain crossnobis"
 
 same() {  # same REF OUT [INPUT]: max |difference| <= 1e-6 and NaN where the reference has NaN. With INPUT (the
   # neuron-split: every rank's float32 partial rounds on its own) instead: within 1e-6 of the float64 correlation
@@ -68,6 +75,12 @@ for k in 1 2 3; do
   done
   run -np $k "$bin" rdm --device cpu --responses x.npy --method euclidean --out eucl_$k.npy 2>/dev/null || fail "np $k euclidean"
   same ref_eucl.npy eucl_$k.npy
+  run -np $k "$bin" rdm --device cpu --responses x.npy --method euclidean --distribute neurons --out euclN_$k.npy 2>/dev/null || fail "np $k euclidean neurons"
+  same ref_eucl.npy euclN_$k.npy
+  run -np $k "$bin" rdm --device cpu --responses m.npy $maha --out maha_$k.npy 2>/dev/null || fail "np $k mahalanobis"
+  same ref_maha.npy maha_$k.npy
+  run -np $k "$bin" rdm --device cpu --responses m.npy $cross --out cross_$k.npy 2>/dev/null || fail "np $k crossnobis"
+  same ref_cross.npy cross_$k.npy
   run -np $k "$bin" rdm --device cpu --responses x64.npy --out f64_$k.npy 2>/dev/null || fail "np $k float64"
   same ref_64.npy f64_$k.npy
   run -np $k "$bin" rdm --device cpu --responses const.npy --constant-rows nan --distribute neurons --out const_$k.npy 2>/dev/null || fail "np $k nan rows"
