@@ -21,6 +21,7 @@ public:
     std::string name() const override { return "single process"; }
     bool launched() const override { return false; }
     int local_rank() const override { return 0; }
+    int local_size() const override { return 1; }
     void barrier() override {}
     void broadcast(void*, uint64_t, int) override {}
     void allreduce_sum(double*, uint64_t) override {}

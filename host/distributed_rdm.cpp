@@ -293,7 +293,7 @@ uint64_t group_input_cap(uint64_t rank_memory) { return std::max<uint64_t>(rank_
 // RDM of x_c z-scored with the global row statistics (m2 scaled so that m2' / Nc = m2 / N), i.e. its part of
 // Z Z^T / N; Euclidean: (Nc / N) d_c with d_c from x_c's own row moments (squared distances add over units). In
 // float64: 1 - d_c is exact there, so the sum carries only each d_c's rounding.
-std::vector<double> columns_partial(Backend& backend, Matrix&& x_c, const RowMoments& global, int64_t N,
+std::vector<double> columns_partial(Comm& comm, Backend& backend, Matrix&& x_c, const RowMoments& global, int64_t N,
                                     const RdmOptions& options, const std::string& what) {
     const int64_t S = x_c.rows, Nc = x_c.cols;
     std::vector<double> partial = checked_alloc<double>(static_cast<size_t>(S * S), "the partial RDM (float64)");
@@ -306,7 +306,8 @@ std::vector<double> columns_partial(Backend& backend, Matrix&& x_c, const RowMom
     } else {
         m = backend.row_moments(x, false);
     }
-    MemoryPlan plan = plan_rdm(S, Nc, options.max_gpu_bytes, backend.rdm_memory(S, Nc).free_bytes);
+    MemoryPlan plan = plan_rdm(S, Nc, options.max_gpu_bytes,
+                               rank_device_memory(comm, backend, backend.rdm_memory(S, Nc).free_bytes));
     if (plan.kind == PlanKind::Tiled)
         throw InputError(what + ": a rank's share of the " + std::to_string(S) + " x " + std::to_string(S) +
                          " RDM (the units split over the ranks) does not fit its memory; use --distribute rows");
@@ -320,6 +321,15 @@ std::vector<double> columns_partial(Backend& backend, Matrix&& x_c, const RowMom
         partial[i] = w * (correlation ? 1.0 - v : v);
     }
     return partial;
+}
+
+// The device memory this rank may plan with: the backend's free memory, divided among the ranks of this node that
+// share its GPU (more ranks than GPUs: --device auto gives local rank r GPU r modulo the GPUs).
+uint64_t rank_device_memory(Comm& comm, Backend& backend, uint64_t free_bytes) {
+    if (!backend.is_gpu()) return free_bytes;
+    const int gpus = std::max(usable_gpu_count(), 1);
+    const int sharing = (comm.local_size() + gpus - 1) / gpus;
+    return free_bytes / static_cast<uint64_t>(std::max(sharing, 1));
 }
 
 // The RDM from the summed partials (float32).
@@ -493,7 +503,8 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
     });
     int64_t limits[2] = {0, 0};
     agreed(comm, "planning the RDM", [&] {
-        const uint64_t memory = backend.is_gpu() ? backend.rdm_memory(1, 1).free_bytes : host_memory_budget();
+        const uint64_t memory = backend.is_gpu() ? rank_device_memory(comm, backend, backend.rdm_memory(1, 1).free_bytes)
+                                                 : host_memory_budget();
         int64_t tile_limit = 0;
         if (backend.is_gpu()) {
             try {
@@ -603,7 +614,8 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
                     at += n;
                 }
                 check_interrupt("the RDM tiles");
-                MemoryPlan p = plan_rdm(rows, N, options.max_gpu_bytes, backend.rdm_memory(rows, N).free_bytes,
+                MemoryPlan p = plan_rdm(rows, N, options.max_gpu_bytes,
+                                        rank_device_memory(comm, backend, backend.rdm_memory(rows, N).free_bytes),
                                         PlanKind::Tiled);
                 p.rdm_kind = options.kind;
                 p.row_tile = T;
@@ -622,7 +634,7 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
     } else {
         std::vector<double> partial;
         agreed(comm, "computing the partial RDMs", [&] {
-            partial = columns_partial(backend, std::move(columns), moments, N, options, what);
+            partial = columns_partial(comm, backend, std::move(columns), moments, N, options, what);
         });
         comm.reduce_sum(partial.data(), partial.size(), 0);
         agreed(comm, "writing the RDM", [&] {
@@ -652,7 +664,7 @@ Array distributed_rdm_in_memory(Comm& comm, Backend& backend, const Array& x, co
         const float* h = x.host();
         for (int64_t s = 0; s < S; ++s)
             std::copy(h + s * N + cols.first, h + s * N + cols.first + cols.count, x_c.row(s));
-        partial = columns_partial(backend, std::move(x_c), moments, N, options, what);
+        partial = columns_partial(comm, backend, std::move(x_c), moments, N, options, what);
     });
     comm.allreduce_sum(partial.data(), partial.size());
     Matrix out(S, S);

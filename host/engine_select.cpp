@@ -2,6 +2,7 @@
 // CUDA library here: the GPU backend lives in librsa_gpu_cuda.so (include/rsa_gpu/cuda_plugin.h), opened with
 // dlopen the first time a GPU is asked for or looked for. In a CPU-only build (-DRSA_GPU_CUDA=OFF) there is no
 // plugin and every request for a GPU says so.
+#include <algorithm>
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -214,6 +215,13 @@ std::unique_ptr<Backend> make_gpu_backend(int device) {
     return p->make_backend(device);
 }
 
+int usable_gpu_count() {
+    std::string why;
+    int count = 0;
+    while (count < 1024 && probe(count, &why)) ++count;
+    return count;
+}
+
 std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string* note) {
     if (request.cpu) {
         if (note) *note = "device: cpu (requested)";
@@ -227,10 +235,7 @@ std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string*
             return make_cpu_backend();
         }
         // auto with an index (a rank's local rank, distributed.h): that GPU, ranks beyond the GPUs sharing them.
-        int count = 1;
-        std::string ignored;
-        while (count < 1024 && probe(count, &ignored)) ++count;
-        index = request.index % count;
+        index = request.index % std::max(usable_gpu_count(), 1);
     } else if (!probe(request.index, &why)) {
         throw RuntimeError("cannot use --device " + std::to_string(request.index) + ": " + why +
                            ". Run with --device cpu to use the CPU instead.");

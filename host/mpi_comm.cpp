@@ -43,6 +43,7 @@ public:
         MPI_Comm node = MPI_COMM_NULL;
         MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
         MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+        MPI_CHECK(MPI_Comm_size(node, &local_size_));
         MPI_CHECK(MPI_Comm_free(&node));
         char version[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
         int length = 0;
@@ -56,6 +57,7 @@ public:
     std::string name() const override { return name_; }
     bool launched() const override { return true; }
     int local_rank() const override { return local_rank_; }
+    int local_size() const override { return local_size_; }
     void barrier() override { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
     void broadcast(void* data, uint64_t bytes, int root) override {
         char* p = static_cast<char*>(data);
@@ -117,7 +119,7 @@ private:
         return all;
     }
 
-    int rank_ = 0, size_ = 1, local_rank_ = 0;
+    int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
     std::string name_;
 };
 

@@ -210,4 +210,15 @@ run_step "main job on the GPU (--device 0)" 20 120 "$LOGS/main_job_gpu.log" \
   "$BUILD/rsa_gpu" --device 0 --out "$MAIN_OUT/rsa_out_gpu" --no-figures
 cp "$MAIN_OUT/rsa_out_gpu/results.json" "$LOGS/main_job_results.json" 2>/dev/null
 grep -E 'epoch|pool|fc|pixels|device' "$LOGS/main_job_gpu.log" | head -20 >> "$SUMMARY"
+
+# ---------------------------------------------------------------- 6. two ranks sharing the GPU (issue 13)
+# tests/mpi/mpi_rdm_test.sh with --device auto: both ranks on this card, host-staged collectives, against one process
+# on the same card. Needs the binary built with MPI (OpenMPI on the image); otherwise said in the summary.
+MPIEXEC=$(command -v mpiexec || command -v mpirun || true)
+if [ -n "$MPIEXEC" ] && ldd "$BUILD/rsa_gpu" | grep -q libmpi; then
+  run_step "two ranks sharing the GPU (mpirun)" 20 120 "$LOGS/mpi_gpu.log" \
+    bash tests/mpi/mpi_rdm_test.sh "$BUILD/rsa_gpu" "$MPIEXEC" auto || true
+else
+  say "two ranks sharing the GPU: not run (no mpiexec on this image, or rsa_gpu built without MPI: libopenmpi-dev)"
+fi
 finish

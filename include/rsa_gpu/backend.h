@@ -112,6 +112,8 @@ DeviceRequest parse_device(const std::string& text);  // InputError for anything
 
 // Whether a GPU is usable; when not, `why` says why (no driver, no device, built without CUDA).
 bool gpu_usable(std::string* why);
+// The number of usable GPUs (0 when none: no driver, no device, built without CUDA).
+int usable_gpu_count();
 
 // Make the backend. For an explicit GPU index that is not usable: RuntimeError naming the cause and
 // suggesting --device cpu. `note` (if not null) receives a line saying which device auto took and why.

@@ -34,6 +34,8 @@ public:
     virtual bool launched() const = 0;
     // The GPU this rank should use when --device auto: its rank among the ranks of its node (0 for one process).
     virtual int local_rank() const = 0;
+    // The ranks on this rank's node (1 for one process).
+    virtual int local_size() const = 0;
 
     virtual void barrier() = 0;
     // bytes from `root` into every rank's `data` (`bytes` equal on every rank).

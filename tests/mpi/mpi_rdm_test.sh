@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The distributed RDM (include/rsa_gpu/distributed_rdm.h) under mpirun on the CPU: `rsa_gpu rdm` with 1, 2 and 3
 # ranks, row-split and neuron-split, against the single-process RDM (row-split: max |difference| <= 1e-6; neuron-split:
-# see same() below; NaN rows alike, euclidean and float64 input too); the `distributed:` line first on rank 0 and absent from a plain run; bad input
+# see same() below; NaN rows alike; euclidean, float64 input, mahalanobis and crossnobis too); the `distributed:` line
+# first on rank 0 and absent from a plain run; bad input
 # (exit 2, the rank and the row and column named, nothing left); a taken output left alone; a killed rank (1, then 0:
 # the owner of the output) leaves a non-zero exit, mpirun's message naming the rank, and no output, staging folder or
-# lock. Usage: mpi_rdm_test.sh RSA_GPU MPIEXEC. Exit 77 (skipped) without /usr/bin/python3's numpy.
+# lock. Usage: mpi_rdm_test.sh RSA_GPU MPIEXEC [DEVICE] (DEVICE: cpu, the default, or auto: on a GPU machine every
+# rank takes the GPU of its local rank, so ranks share one card; tools/device_check.sh). Exit 77 (skipped) without
+# /usr/bin/python3's numpy.
 set -u
 bin=$1
 mpiexec=$2
+dev=${3:-cpu}
 py=/usr/bin/python3
 "$py" -c "import numpy" 2>/dev/null || { echo "SKIPPED: /usr/bin/python3 has no numpy (apt-get install python3-numpy)"; exit 77; }
 dir=$(mktemp -d)
@@ -34,15 +38,15 @@ np.save("runs.npy", np.tile(np.arange(3), 20))
 PY
 
 # Single-process references (no launcher: no `distributed:` line).
-"$bin" rdm --device cpu --responses x.npy --out ref_corr.npy 2> plain.txt || fail "plain run"
+"$bin" rdm --device $dev --responses x.npy --out ref_corr.npy 2> plain.txt || fail "plain run"
 grep -q "^distributed:" plain.txt && fail "a plain run printed a distributed: line"
-"$bin" rdm --device cpu --responses x.npy --method euclidean --out ref_eucl.npy 2>/dev/null || fail "plain euclidean"
-"$bin" rdm --device cpu --responses x64.npy --out ref_64.npy 2>/dev/null || fail "plain float64"
-"$bin" rdm --device cpu --responses const.npy --constant-rows nan --out ref_const.npy 2>/dev/null || fail "plain nan rows"
+"$bin" rdm --device $dev --responses x.npy --method euclidean --out ref_eucl.npy 2>/dev/null || fail "plain euclidean"
+"$bin" rdm --device $dev --responses x64.npy --out ref_64.npy 2>/dev/null || fail "plain float64"
+"$bin" rdm --device $dev --responses const.npy --constant-rows nan --out ref_const.npy 2>/dev/null || fail "plain nan rows"
 maha="--method mahalanobis --noise diag --conditions cond.npy"
 cross="--method crossnobis --conditions cond.npy --runs runs.npy"
-"$bin" rdm --device cpu --responses m.npy $maha --out ref_maha.npy 2>/dev/null || fail "plain mahalanobis"
-"$bin" rdm --device cpu --responses m.npy $cross --out ref_cross.npy 2>/dev/null || fail "plain crossnobis"
+"$bin" rdm --device $dev --responses m.npy $maha --out ref_maha.npy 2>/dev/null || fail "plain mahalanobis"
+"$bin" rdm --device $dev --responses m.npy $cross --out ref_cross.npy 2>/dev/null || fail "plain crossnobis"
 
 same() {  # same REF OUT [INPUT]: max |difference| <= 1e-6 and NaN where the reference has NaN. With INPUT (the
   # neuron-split: every rank's float32 partial rounds on its own) instead: within 1e-6 of the float64 correlation
@@ -69,38 +73,38 @@ sys.exit(0 if ok else 1)" || fail "$2 differs from $1"
 for k in 1 2 3; do
   for mode in rows neurons; do
     out=corr_${k}_${mode}.npy
-    run -np $k "$bin" rdm --device cpu --responses x.npy --distribute $mode --out $out 2> err.txt || { cat err.txt; fail "np $k $mode"; }
+    run -np $k "$bin" rdm --device $dev --responses x.npy --distribute $mode --out $out 2> err.txt || { cat err.txt; fail "np $k $mode"; }
     head -n 1 err.txt | grep -q "^distributed: $k rank" || { cat err.txt; fail "np $k $mode: the first line is not 'distributed: $k rank...'"; }
     if [ $mode = rows ]; then same ref_corr.npy $out; else same ref_corr.npy $out x.npy; fi
   done
-  run -np $k "$bin" rdm --device cpu --responses x.npy --method euclidean --out eucl_$k.npy 2>/dev/null || fail "np $k euclidean"
+  run -np $k "$bin" rdm --device $dev --responses x.npy --method euclidean --out eucl_$k.npy 2>/dev/null || fail "np $k euclidean"
   same ref_eucl.npy eucl_$k.npy
-  run -np $k "$bin" rdm --device cpu --responses x.npy --method euclidean --distribute neurons --out euclN_$k.npy 2>/dev/null || fail "np $k euclidean neurons"
+  run -np $k "$bin" rdm --device $dev --responses x.npy --method euclidean --distribute neurons --out euclN_$k.npy 2>/dev/null || fail "np $k euclidean neurons"
   same ref_eucl.npy euclN_$k.npy
-  run -np $k "$bin" rdm --device cpu --responses m.npy $maha --out maha_$k.npy 2>/dev/null || fail "np $k mahalanobis"
+  run -np $k "$bin" rdm --device $dev --responses m.npy $maha --out maha_$k.npy 2>/dev/null || fail "np $k mahalanobis"
   same ref_maha.npy maha_$k.npy
-  run -np $k "$bin" rdm --device cpu --responses m.npy $cross --out cross_$k.npy 2>/dev/null || fail "np $k crossnobis"
+  run -np $k "$bin" rdm --device $dev --responses m.npy $cross --out cross_$k.npy 2>/dev/null || fail "np $k crossnobis"
   same ref_cross.npy cross_$k.npy
-  run -np $k "$bin" rdm --device cpu --responses x64.npy --out f64_$k.npy 2>/dev/null || fail "np $k float64"
+  run -np $k "$bin" rdm --device $dev --responses x64.npy --out f64_$k.npy 2>/dev/null || fail "np $k float64"
   same ref_64.npy f64_$k.npy
-  run -np $k "$bin" rdm --device cpu --responses const.npy --constant-rows nan --distribute neurons --out const_$k.npy 2>/dev/null || fail "np $k nan rows"
+  run -np $k "$bin" rdm --device $dev --responses const.npy --constant-rows nan --distribute neurons --out const_$k.npy 2>/dev/null || fail "np $k nan rows"
   same ref_const.npy const_$k.npy const.npy
 done
 
 # Bad input: exit 2 on every rank, the rank and the place named once, nothing left behind.
-run -np 3 "$bin" rdm --device cpu --responses nan.npy --out bad.npy 2> err.txt
+run -np 3 "$bin" rdm --device $dev --responses nan.npy --out bad.npy 2> err.txt
 rc=$?
 [ $rc = 2 ] || fail "non-finite input: exit $rc, expected 2"
 grep -q "rank 0: nan.npy: non-finite value nan at row 7, column 11" err.txt || { cat err.txt; fail "non-finite input: message"; }
 [ "$(grep -c "non-finite" err.txt)" = 1 ] || fail "non-finite input: the error printed more than once"
 ls -A | grep -q "bad.npy" && fail "non-finite input left $(ls -A | grep bad.npy)"
-run -np 2 "$bin" rdm --device cpu --responses const.npy --out bad.npy 2> err.txt
+run -np 2 "$bin" rdm --device $dev --responses const.npy --out bad.npy 2> err.txt
 [ $? = 2 ] || fail "constant rows: expected exit 2"
 grep -q "rows 4, 50" err.txt || { cat err.txt; fail "constant rows: message"; }
 
 # A taken output is left alone.
 cp ref_corr.npy taken.npy
-run -np 2 "$bin" rdm --device cpu --responses x.npy --out taken.npy 2> err.txt
+run -np 2 "$bin" rdm --device $dev --responses x.npy --out taken.npy 2> err.txt
 [ $? = 2 ] || fail "taken output: expected exit 2"
 cmp -s ref_corr.npy taken.npy || fail "taken output was changed"
 
@@ -108,7 +112,7 @@ cmp -s ref_corr.npy taken.npy || fail "taken output was changed"
 for victim in 1 0; do
   rm -f stall
   RSA_GPU_TEST_STALL_RANK=$victim RSA_GPU_TEST_STALL_FILE=$dir/stall \
-    run -x RSA_GPU_TEST_STALL_RANK -x RSA_GPU_TEST_STALL_FILE -np 3 "$bin" rdm --device cpu --responses x.npy \
+    run -x RSA_GPU_TEST_STALL_RANK -x RSA_GPU_TEST_STALL_FILE -np 3 "$bin" rdm --device $dev --responses x.npy \
     --out killed.npy > /dev/null 2> err.txt &
   job=$!
   for i in $(seq 600); do [ -s stall ] && break; sleep 0.05; done
