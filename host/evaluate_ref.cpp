@@ -1,7 +1,9 @@
 // CPU twin of `rsa_gpu evaluate` (evaluate.h): rsatoolbox's eval_fixed, eval_bootstrap_pattern, eval_bootstrap_rdm
 // and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and t-tests
 // (extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests), the multiple-comparison corrections and a
-// permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp.
+// permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp. Two stages:
+// evaluate_samples (the raw samples of a range of resamples and permutations: a rank's share, distributed_stats.h)
+// and evaluate_summary (point estimates and inference from the whole run's samples).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -558,7 +560,6 @@ EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, cons
 
 EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
                             int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress) {
-    check_inputs(data, K, models, M, S, o);
     EvaluateSamples s = samples_impl(data, K, models, M, S, o, whole(evaluate_bootstrap_count(o)),
                                      whole(o.permutations), progress, ref_moments(data, K, models, M, S));
     return evaluate_summary(data, K, models, M, S, o, std::move(s));
@@ -567,7 +568,6 @@ EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const st
 EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
                              const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& o,
                              const EvaluateProgress& progress) {
-    check_inputs(data, K, models, M, S, o);
     EvaluateSamples s = evaluate_samples(backend, data, K, models, M, S, o, whole(evaluate_bootstrap_count(o)),
                                          whole(o.permutations), progress);
     return evaluate_summary(data, K, models, M, S, o, std::move(s));
