@@ -37,17 +37,17 @@ int main(int argc, char** argv) {
         for (int m = 0; m < 4; ++m) d[m].upload(h[m], ctx.stream);
         auto seconds = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
         std::printf("bench_stats_gpu on %s, S = %lld\n", ctx.card.c_str(), static_cast<long long>(S));
-        bootstrap_launch(ctx.cublas, d[0].get(), {d[1].get()}, S, 100, 1, ctx.stream);  // warm-up
+        bootstrap_launch(ctx.cublas, d[0].get(), {d[1].get()}, S, 100, 1, 0, ctx.stream);  // warm-up
         auto t0 = Clock::now();
         const BootstrapResult b = bootstrap_launch(ctx.cublas, d[0].get(), {d[1].get(), d[2].get(), d[3].get()}, S, R,
-                                                   1, ctx.stream);
+                                                   1, 0, ctx.stream);
         const double tb = seconds(t0);
         std::printf("bootstrap %d resamples x 3 models: %9.1f ms (interval model 1 [%.4f, %.4f])\n", R, tb * 1e3,
                     b.lo[0], b.hi[0]);
         std::printf("RESULT rsa_gpu_bootstrap_ms %.1f\n", tb * 1e3);
-        permutation_launch(d[0].get(), d[1].get(), S, 10, 1, ctx.stream);
+        permutation_launch(d[0].get(), d[1].get(), S, 10, 1, 0, ctx.stream);
         t0 = Clock::now();
-        const PermutationResult p = permutation_launch(d[0].get(), d[1].get(), S, R, 1, ctx.stream);
+        const PermutationResult p = permutation_launch(d[0].get(), d[1].get(), S, R, 1, 0, ctx.stream);
         std::printf("permutation %d: %9.1f ms (p = %.2g)\n", R, seconds(t0) * 1e3, p.p_value);
         for (Measure m : {Measure::Pearson, Measure::Spearman, Measure::Kendall, Measure::Cosine}) {
             compare_upper_launch(m, d[0].get(), d[1].get(), S, ctx.stream);

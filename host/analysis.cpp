@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "rsa_gpu/analysis_stages.h"
+#include "rsa_gpu/distributed.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/output_dir.h"
@@ -130,13 +131,23 @@ int run_stages(Backend& backend, const AnalysisConfig& cfg, OutputDir& out, Outp
 int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
     // Both outputs are claimed before any work: an existing folder or file without --force, a missing or unwritable
     // parent folder, another run writing the same name are refused at once. Errors name the output folder, not the
-    // staging folder the files are written to first.
-    OutputDir out(cfg.out_dir, cfg.force);
+    // staging folder the files are written to first. In a distributed run only the printing rank claims and writes
+    // (the claim agreed, so a refused claim is every rank's error); the other ranks run the same stages for their
+    // share of the statistics (distributed_stats.h) and write nothing.
+    std::unique_ptr<OutputDir> out;
     std::unique_ptr<OutputFile> model_file;
-    if (!cfg.save_model.empty() && !cfg.no_cnn)
-        model_file = std::make_unique<OutputFile>(cfg.save_model, cfg.force, "--save-model");
+    agreed(world(), "claiming the outputs", [&] {
+        if (!printing_rank()) return;
+        out = std::make_unique<OutputDir>(cfg.out_dir, cfg.force);
+        if (!cfg.save_model.empty() && !cfg.no_cnn)
+            model_file = std::make_unique<OutputFile>(cfg.save_model, cfg.force, "--save-model");
+    });
+    if (!out) {
+        run_job_stages(backend, cfg, [](const std::string&) {});
+        return kExitOk;
+    }
     int code = kExitOk;
-    out.write([&] { code = run_stages(backend, cfg, out, model_file.get()); });
+    out->write([&] { code = run_stages(backend, cfg, *out, model_file.get()); });
     return code;
 }
 

@@ -1,8 +1,10 @@
 // Stages 3 to 5 of the main job (analysis_stages.h): the RDMs, every representation's comparison with V1, and the
-// statistics of the Pearson rows (bootstrap interval, permutation p-value, noise ceiling).
+// statistics of the Pearson rows (bootstrap interval, permutation p-value, noise ceiling). The resamples and
+// permutations are divided among the ranks of world() (distributed_stats.h); every rank gets the whole result.
 #include <cmath>
 
 #include "rsa_gpu/analysis_stages.h"
+#include "rsa_gpu/distributed_stats.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/measures.h"
 
@@ -102,14 +104,16 @@ std::optional<StatisticsDescription> add_statistics(Backend& backend, const Anal
     const auto is_pearson = [](const CorrelationRow& r) { return r.measure == measure_name(Measure::Pearson); };
     if (resamples > 0) {
         const auto t0 = StageClock::now();
-        const BootstrapResult b = backend.bootstrap(rdms.v1.rdm, rdms.rep_rdms(), resamples, cfg.stats_seed);
+        const BootstrapResult b =
+            distributed_bootstrap(world(), backend, rdms.v1.rdm, rdms.rep_rdms(), resamples, cfg.stats_seed);
         for (auto& r : rows)
             if (is_pearson(r)) r.ci_low = b.lo[r.representation], r.ci_high = b.hi[r.representation];
         timings["bootstrap_ms"] = ms_since(t0);
     }
     if (perms > 0) {
         const auto t0 = StageClock::now();
-        const std::vector<PermutationResult> p = backend.permutation(rdms.v1.rdm, rdms.rep_rdms(), perms, cfg.stats_seed);
+        const std::vector<PermutationResult> p =
+            distributed_permutation(world(), backend, rdms.v1.rdm, rdms.rep_rdms(), perms, cfg.stats_seed);
         for (auto& r : rows)
             if (is_pearson(r)) r.p_value = p[r.representation].p_value;
         timings["permutation_ms"] = ms_since(t0);

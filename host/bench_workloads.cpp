@@ -664,12 +664,12 @@ private:
             const Timing t = time_runs(warmup(copies), c_.repeats, [&](int i) {
                 const size_t c = static_cast<size_t>(i % copies);
                 if (bootstrap) {
-                    const BootstrapResult b = be_.bootstrap(refs[c], models[c], count, c_.seed + static_cast<uint64_t>(i));
+                    const BootstrapResult b = be_.bootstrap(refs[c], models[c], count, c_.seed + static_cast<uint64_t>(i), 0);
                     char s[120];
                     std::snprintf(s, sizeof s, "3 models; 95%% interval of model 1 [%.3f, %.3f]", b.lo[0], b.hi[0]);
                     note = s;
                 } else {
-                    const auto p = be_.permutation(refs[c], models[c], count, c_.seed + static_cast<uint64_t>(i));
+                    const auto p = be_.permutation(refs[c], models[c], count, c_.seed + static_cast<uint64_t>(i), 0);
                     char s[120];
                     std::snprintf(s, sizeof s, "3 models; r_obs of model 1 %.3f, p = %.3g", p[0].r_obs, p[0].p_value);
                     note = s;

@@ -103,16 +103,17 @@ public:
         return weighted_moments_ref(data, K, models, M, S, counts, resamples, centre);
     }
 
-    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
-                              uint64_t seed) override {
+    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples, uint64_t seed,
+                              int64_t first) override {
         ProgressBar bar("bootstrap");
-        return bootstrap_ref(ref.view(), views(models), resamples, seed, bar.callback());
+        return bootstrap_ref(ref.view(), views(models), resamples, seed, first, bar.callback());
     }
     std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
-                                               uint64_t seed) override {
+                                               uint64_t seed, int64_t first) override {
         std::vector<PermutationResult> out;
         ProgressBar bar("permutations");
-        for (const Array& m : models) out.push_back(permutation_ref(ref.view(), m.view(), permutations, seed, bar.callback()));
+        for (const Array& m : models)
+            out.push_back(permutation_ref(ref.view(), m.view(), permutations, seed, first, bar.callback()));
         return out;
     }
     NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,

@@ -289,6 +289,15 @@ uint64_t group_input_cap(uint64_t rank_memory) { return std::max<uint64_t>(rank_
     throw InputError(what + ": row " + std::to_string(row) + " has values too large for its statistics");
 }
 
+// The device memory this rank may plan with: the backend's free memory, divided among the ranks of this node that
+// share its GPU (more ranks than GPUs: --device auto gives local rank r GPU r modulo the GPUs).
+uint64_t rank_device_memory(Comm& comm, Backend& backend, uint64_t free_bytes) {
+    if (!backend.is_gpu()) return free_bytes;
+    const int gpus = std::max(usable_gpu_count(), 1);
+    const int sharing = (comm.local_size() + gpus - 1) / gpus;
+    return free_bytes / static_cast<uint64_t>(std::max(sharing, 1));
+}
+
 // This rank's share of the RDM from its units x_c (S x Nc of N): Correlation: (Nc / N) (1 - d_c), d_c the engine's
 // RDM of x_c z-scored with the global row statistics (m2 scaled so that m2' / Nc = m2 / N), i.e. its part of
 // Z Z^T / N; Euclidean: (Nc / N) d_c with d_c from x_c's own row moments (squared distances add over units). In
@@ -321,15 +330,6 @@ std::vector<double> columns_partial(Comm& comm, Backend& backend, Matrix&& x_c, 
         partial[i] = w * (correlation ? 1.0 - v : v);
     }
     return partial;
-}
-
-// The device memory this rank may plan with: the backend's free memory, divided among the ranks of this node that
-// share its GPU (more ranks than GPUs: --device auto gives local rank r GPU r modulo the GPUs).
-uint64_t rank_device_memory(Comm& comm, Backend& backend, uint64_t free_bytes) {
-    if (!backend.is_gpu()) return free_bytes;
-    const int gpus = std::max(usable_gpu_count(), 1);
-    const int sharing = (comm.local_size() + gpus - 1) / gpus;
-    return free_bytes / static_cast<uint64_t>(std::max(sharing, 1));
 }
 
 // The RDM from the summed partials (float32).

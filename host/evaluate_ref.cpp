@@ -1,7 +1,9 @@
 // CPU twin of `rsa_gpu evaluate` (evaluate.h): rsatoolbox's eval_fixed, eval_bootstrap_pattern, eval_bootstrap_rdm
 // and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and t-tests
 // (extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests), the multiple-comparison corrections and a
-// permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp.
+// permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp. Two stages:
+// evaluate_samples (the raw samples of a range of resamples and permutations: a rank's share, distributed_stats.h)
+// and evaluate_summary (point estimates and inference from the whole run's samples).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -323,51 +325,48 @@ namespace {
 // The weighted sums of `resamples` resamples' pattern counts (weighted_moments_ref or a backend's evaluate_moments).
 using MomentsFn = std::function<WeightedMoments(const std::vector<double>& counts, int64_t resamples, bool centre)>;
 
-EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
-                             int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress,
-                             const MomentsFn& moments) {
+void check_range(SampleRange r, int64_t total, const char* what) {
+    if (r.first < 0 || r.count < 0 || r.first > total - r.count)
+        throw InputError("evaluate: " + std::string(what) + " range [" + std::to_string(r.first) + ", " +
+                         std::to_string(r.first + r.count) + ") is not within the run's 0.." + std::to_string(total));
+}
+
+// The evaluation's full-data preparation (both stages use it): the full structure, its centring and the prepared
+// data rows.
+struct FullData {
+    RdmStructure s;
+    CovCentring cc;
+    std::vector<double> prepared;
+};
+FullData full_data(EvalMethod method, const std::vector<double>& data, int64_t K, int64_t S) {
+    FullData f;
+    f.s = full_structure(S);
+    f.cc = make_cov_centring(f.s);
+    f.prepared = prepare_vectors(method, data.data(), K, f.s, f.cc);
+    return f;
+}
+
+EvaluateSamples samples_impl(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                             int64_t S, const EvaluateOptions& o, SampleRange boot, SampleRange perms,
+                             const EvaluateProgress& progress, const MomentsFn& moments) {
     check_inputs(data, K, models, M, S, o);
+    check_range(boot, evaluate_bootstrap_count(o), "bootstrap resample");
+    check_range(perms, o.permutations, "permutation");
     const int64_t P = S * (S - 1) / 2;
-    EvaluateResult res;
-    res.method = o.method;
-    res.inference = o.inference;
-    res.correction = o.correction;
-    res.n_model = M;
-    res.n_rdm = K;
-    res.n_pattern = S;
+    EvaluateSamples out;
+    const FullData fd = full_data(o.method, data, K, S);
+    const RdmStructure& full = fd.s;
+    const CovCentring& full_cc = fd.cc;
 
-    // the full data: eval_fixed's evaluations and noise ceiling
-    const RdmStructure full = full_structure(S);
-    const CovCentring full_cc = make_cov_centring(full);
-    const std::vector<double> data_prepared = prepare_vectors(o.method, data.data(), K, full, full_cc);
-    const int64_t L = prepared_length(o.method, full);
-    res.per_rdm.assign(static_cast<size_t>(M * K), 0.0);
-    res.point.assign(M, 0.0);
-    for (int64_t m0 = 0; m0 < M; m0 += 64) {
-        const int64_t mc = std::min<int64_t>(64, M - m0);
-        const std::vector<double> mp = prepare_vectors(o.method, models.data() + m0 * P, mc, full, full_cc);
-        for (int64_t m = 0; m < mc; ++m) {
-            double sum = 0.0;
-            for (int64_t k = 0; k < K; ++k) {
-                const double v = compare_prepared(o.method, &mp[m * L], &data_prepared[k * L], L);
-                res.per_rdm[(m0 + m) * K + k] = v;
-                sum += v;
-            }
-            res.point[m0 + m] = sum / static_cast<double>(K);
-        }
-    }
-    std::vector<int64_t> groups(static_cast<size_t>(K));
-    std::iota(groups.begin(), groups.end(), 0);
-    res.point_ceiling = noise_ceiling_prepared(o.method, data, K, groups, full, full_cc, data_prepared);
-
-    const int64_t total = (o.inference == EvalInference::Fixed ? 0 : o.bootstrap) + o.permutations;
+    const int64_t total = boot.count + perms.count;
     int64_t done = 0;
-    if (o.inference != EvalInference::Fixed) {
-        const int64_t N = o.bootstrap;
+    if (boot.count > 0) {
+        // resample b0 + r of the run is row r of the range's samples
+        const int64_t N = boot.count, b0 = boot.first;
         const double nan = std::nan("");
-        res.samples.assign(static_cast<size_t>(N * M), nan);
-        res.sample_lower.assign(N, nan);
-        res.sample_upper.assign(N, nan);
+        out.evaluations.assign(static_cast<size_t>(N * M), nan);
+        out.lower.assign(N, nan);
+        out.upper.assign(N, nan);
         const bool by_pattern = o.inference != EvalInference::Rdm, by_rdm = o.inference != EvalInference::Pattern;
         std::vector<int64_t> drawn(static_cast<size_t>(S)), rows(static_cast<size_t>(K)), source;
         std::vector<double> sample_data, sample_models;
@@ -392,7 +391,7 @@ EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const s
                     for (int64_t r = 0; r < rc; ++r) {
                         int64_t distinct = 0;
                         for (int64_t k = 0; k < S; ++k) {
-                            double& c = counts[r * S + bootstrap_draw(o.seed, S, r0 + r, k)];
+                            double& c = counts[r * S + bootstrap_draw(o.seed, S, b0 + r0 + r, k)];
                             if (c == 0.0) ++distinct;
                             c += 1.0;
                         }
@@ -402,11 +401,12 @@ EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const s
                 }
                 for (int64_t r = 0; r < rc; ++r) {
                     if (by_pattern && !valid[r]) continue;
-                    for (int64_t k = 0; k < K; ++k) rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, r0 + r, k) : k;
+                    for (int64_t k = 0; k < K; ++k)
+                        rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, b0 + r0 + r, k) : k;
                     NoiseCeiling nc;
-                    finish_weighted(o.method, w, by_pattern ? r : 0, rows, &res.samples[(r0 + r) * M], &nc);
-                    res.sample_lower[r0 + r] = nc.lower;
-                    res.sample_upper[r0 + r] = nc.upper;
+                    finish_weighted(o.method, w, by_pattern ? r : 0, rows, &out.evaluations[(r0 + r) * M], &nc);
+                    out.lower[r0 + r] = nc.lower;
+                    out.upper[r0 + r] = nc.upper;
                 }
                 done += rc;
                 if (progress) progress(done, total);
@@ -414,10 +414,10 @@ EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const s
         }
         for (int64_t r = 0; r < N && !weighted; ++r) {
             check_interrupt("the evaluation bootstrap");
-            for (int64_t k = 0; k < K; ++k) rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, r, k) : k;
+            for (int64_t k = 0; k < K; ++k) rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, b0 + r, k) : k;
             RdmStructure s;
             if (by_pattern) {
-                for (int64_t k = 0; k < S; ++k) drawn[k] = bootstrap_draw(o.seed, S, r, k);
+                for (int64_t k = 0; k < S; ++k) drawn[k] = bootstrap_draw(o.seed, S, b0 + r, k);
                 std::sort(drawn.begin(), drawn.end());
                 std::vector<int64_t> u = drawn;
                 u.erase(std::unique(u.begin(), u.end()), u.end());
@@ -440,22 +440,21 @@ EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const s
                 for (int64_t e = 0; e < E; ++e) sample_models[m * E + e] = models[m * P + source[e]];
             const CovCentring cc = by_pattern ? make_cov_centring(s) : full_cc;
             const std::vector<double> dp = prepare_vectors(o.method, sample_data.data(), K, s, cc);
-            evaluate_models(o.method, sample_models, M, s, cc, dp, K, &res.samples[r * M]);
+            evaluate_models(o.method, sample_models, M, s, cc, dp, K, &out.evaluations[r * M]);
             const NoiseCeiling nc = noise_ceiling_prepared(o.method, sample_data, K, rows, s, cc, dp);
-            res.sample_lower[r] = nc.lower;
-            res.sample_upper[r] = nc.upper;
+            out.lower[r] = nc.lower;
+            out.upper[r] = nc.upper;
             if (progress) progress(++done, total);
         }
     }
-    if (o.permutations > 0) {
+    if (perms.count > 0) {
         // permutation test of stimulus labels: model RDM read as B[perm i, perm j], statistic = mean over data RDMs
-        res.p_perm.assign(M, 0.0);
-        std::vector<int64_t> count(static_cast<size_t>(M), 0);
+        out.permutation_null.assign(static_cast<size_t>(perms.count * M), 0.0);
         std::vector<int> perm(static_cast<size_t>(S));
-        std::vector<double> permuted(static_cast<size_t>(M * P)), stat(static_cast<size_t>(M));
-        for (int64_t p = 0; p < o.permutations; ++p) {
+        std::vector<double> permuted(static_cast<size_t>(M * P));
+        for (int64_t p = 0; p < perms.count; ++p) {
             check_interrupt("the permutation test");
-            permutation_draw(o.seed, S, p, perm.data());
+            permutation_draw(o.seed, S, perms.first + p, perm.data());
             for (int64_t m = 0; m < M; ++m) {
                 int64_t e = 0;
                 for (int64_t i = 0; i < S; ++i)
@@ -464,35 +463,114 @@ EvaluateResult evaluate_impl(const std::vector<double>& data, int64_t K, const s
                         permuted[m * P + e] = models[m * P + a * S - a * (a + 1) / 2 + (b - a - 1)];
                     }
             }
-            evaluate_models(o.method, permuted, M, full, full_cc, data_prepared, K, stat.data());
-            for (int64_t m = 0; m < M; ++m)
-                if (stat[m] >= res.point[m]) ++count[m];
+            evaluate_models(o.method, permuted, M, full, full_cc, fd.prepared, K, &out.permutation_null[p * M]);
             if (progress) progress(++done, total);
         }
-        for (int64_t m = 0; m < M; ++m)
-            res.p_perm[m] = (1.0 + static_cast<double>(count[m])) / (1.0 + static_cast<double>(o.permutations));
+    }
+    return out;
+}
+
+MomentsFn ref_moments(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
+                      int64_t S) {
+    return [&data, K, &models, M, S](const std::vector<double>& counts, int64_t R, bool centre) {
+        return weighted_moments_ref(data, K, models, M, S, counts, R, centre);
+    };
+}
+
+MomentsFn backend_moments(Backend& backend, const std::vector<double>& data, int64_t K,
+                          const std::vector<double>& models, int64_t M, int64_t S) {
+    return [&backend, &data, K, &models, M, S](const std::vector<double>& counts, int64_t R, bool centre) {
+        return backend.evaluate_moments(data, K, models, M, S, counts, R, centre);
+    };
+}
+
+SampleRange whole(int64_t total) { return SampleRange{0, total}; }
+
+}  // namespace
+
+int64_t evaluate_bootstrap_count(const EvaluateOptions& o) {
+    return o.inference == EvalInference::Fixed ? 0 : o.bootstrap;
+}
+
+EvaluateSamples evaluate_samples(Backend& backend, const std::vector<double>& data, int64_t K,
+                                 const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& o,
+                                 SampleRange resamples, SampleRange permutations, const EvaluateProgress& progress) {
+    return samples_impl(data, K, models, M, S, o, resamples, permutations, progress,
+                        backend_moments(backend, data, K, models, M, S));
+}
+
+EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                int64_t M, int64_t S, const EvaluateOptions& o, EvaluateSamples samples) {
+    check_inputs(data, K, models, M, S, o);
+    const int64_t N = evaluate_bootstrap_count(o);
+    if (static_cast<int64_t>(samples.evaluations.size()) != N * M || static_cast<int64_t>(samples.lower.size()) != N ||
+        static_cast<int64_t>(samples.upper.size()) != N ||
+        static_cast<int64_t>(samples.permutation_null.size()) != static_cast<int64_t>(o.permutations) * M)
+        throw RuntimeError("evaluate: the gathered samples do not cover the run (" +
+                           std::to_string(samples.lower.size()) + " of " + std::to_string(N) + " resamples, " +
+                           std::to_string(samples.permutation_null.size() / static_cast<size_t>(M)) + " of " +
+                           std::to_string(o.permutations) + " permutations)");
+    const int64_t P = S * (S - 1) / 2;
+    EvaluateResult res;
+    res.method = o.method;
+    res.inference = o.inference;
+    res.correction = o.correction;
+    res.n_model = M;
+    res.n_rdm = K;
+    res.n_pattern = S;
+
+    // the full data: eval_fixed's evaluations and noise ceiling
+    const FullData fd = full_data(o.method, data, K, S);
+    const int64_t L = prepared_length(o.method, fd.s);
+    res.per_rdm.assign(static_cast<size_t>(M * K), 0.0);
+    res.point.assign(M, 0.0);
+    for (int64_t m0 = 0; m0 < M; m0 += 64) {
+        const int64_t mc = std::min<int64_t>(64, M - m0);
+        const std::vector<double> mp = prepare_vectors(o.method, models.data() + m0 * P, mc, fd.s, fd.cc);
+        for (int64_t m = 0; m < mc; ++m) {
+            double sum = 0.0;
+            for (int64_t k = 0; k < K; ++k) {
+                const double v = compare_prepared(o.method, &mp[m * L], &fd.prepared[k * L], L);
+                res.per_rdm[(m0 + m) * K + k] = v;
+                sum += v;
+            }
+            res.point[m0 + m] = sum / static_cast<double>(K);
+        }
+    }
+    std::vector<int64_t> groups(static_cast<size_t>(K));
+    std::iota(groups.begin(), groups.end(), 0);
+    res.point_ceiling = noise_ceiling_prepared(o.method, data, K, groups, fd.s, fd.cc, fd.prepared);
+
+    res.samples = std::move(samples.evaluations);
+    res.sample_lower = std::move(samples.lower);
+    res.sample_upper = std::move(samples.upper);
+    if (o.permutations > 0) {
+        // one-sided, +1 corrected: (1 + #{null >= point}) / (1 + permutations)
+        res.p_perm.assign(M, 0.0);
+        for (int64_t m = 0; m < M; ++m) {
+            int64_t count = 0;
+            for (int64_t p = 0; p < o.permutations; ++p)
+                if (samples.permutation_null[p * M + m] >= res.point[m]) ++count;
+            res.p_perm[m] = (1.0 + static_cast<double>(count)) / (1.0 + static_cast<double>(o.permutations));
+        }
     }
     evaluate_inference(res, o.ci);
     return res;
 }
 
-}  // namespace
-
 EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
                             int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress) {
-    return evaluate_impl(data, K, models, M, S, o, progress,
-                         [&](const std::vector<double>& counts, int64_t R, bool centre) {
-                             return weighted_moments_ref(data, K, models, M, S, counts, R, centre);
-                         });
+    EvaluateSamples s = samples_impl(data, K, models, M, S, o, whole(evaluate_bootstrap_count(o)),
+                                     whole(o.permutations), progress, ref_moments(data, K, models, M, S));
+    return evaluate_summary(data, K, models, M, S, o, std::move(s));
 }
 
 EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
                              const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& o,
                              const EvaluateProgress& progress) {
-    return evaluate_impl(data, K, models, M, S, o, progress,
-                         [&](const std::vector<double>& counts, int64_t R, bool centre) {
-                             return backend.evaluate_moments(data, K, models, M, S, counts, R, centre);
-                         });
+    EvaluateSamples s = evaluate_samples(backend, data, K, models, M, S, o, whole(evaluate_bootstrap_count(o)),
+                                         whole(o.permutations), progress);
+    return evaluate_summary(data, K, models, M, S, o, std::move(s));
 }
 
 nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {

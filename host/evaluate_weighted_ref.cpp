@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <set>
 
 #include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/interrupt.h"
+#include "rsa_gpu/stats.h"
 
 namespace rsa {
 
@@ -82,6 +84,11 @@ WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K,
     const int64_t Q = static_cast<int64_t>(products.size());
     const int64_t Qc = std::max<int64_t>(1, std::min<int64_t>(Q, (int64_t{256} << 20) / (S * S * 8)));
     const int64_t Rc = std::min<int64_t>(R, 128);
+    // the products are rounded for exact sums (stats.h: round_for_exact_sums) with the largest count total: a
+    // resample's sums then do not depend on its row in the dtrmm (a rank's range gives the whole run's numbers)
+    double max_weight = 0.0;
+    for (int64_t r = 0; r < R; ++r)
+        max_weight = std::max(max_weight, std::accumulate(counts.begin() + r * S, counts.begin() + (r + 1) * S, 0.0));
     std::vector<double> U(static_cast<size_t>(Qc * S * S), 0.0), H(static_cast<size_t>(Rc * S));
     for (int64_t q0 = 0; q0 < Q; q0 += Qc) {
         check_interrupt("the evaluation bootstrap");
@@ -93,6 +100,7 @@ WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K,
             double* u = &U[q * S * S];
             for (int64_t a = 0, p = 0; a < S; ++a)
                 for (int64_t b = a + 1; b < S; ++b, ++p) u[a * S + b] = fb ? fa[p] * fb[p] : fa[p];
+            round_for_exact_sums(u, S * S, max_weight);
         }
         for (int64_t r0 = 0; r0 < R; r0 += Rc) {
             const int64_t rc = std::min(Rc, R - r0);

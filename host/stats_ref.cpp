@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <sstream>
 
 #include "rsa_gpu/compare.h"
@@ -47,6 +48,16 @@ double permutation_p_value(double r_obs, const std::vector<double>& null) {
     int64_t ge = 0;
     for (double v : null) ge += (v >= r_obs);
     return (1.0 + static_cast<double>(ge)) / (1.0 + static_cast<double>(null.size()));
+}
+
+void round_for_exact_sums(double* f, int64_t n, double weight_sum) {
+    double max_abs = 0.0;
+    for (int64_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(f[i]));
+    if (!(max_abs > 0.0) || !std::isfinite(max_abs)) return;
+    int e = 0;
+    std::frexp(std::max(weight_sum, 1.0) * max_abs, &e);  // weight_sum * max|f| < 2^e
+    const double q = std::ldexp(1.0, e + 1 - 52);          // one bit of headroom: < 2^(e + 1) = 2^52 q / 2
+    for (int64_t i = 0; i < n; ++i) f[i] = std::nearbyint(f[i] / q) * q;
 }
 
 void check_no_nan_upper(const MatrixView& m, const std::string& what) {
@@ -202,8 +213,11 @@ void check_pairs(const MatrixView& ref, const std::vector<MatrixView>& models) {
 using CountsFn = std::function<void(int64_t r0, int64_t rc, double* w)>;
 
 // samples[l][r] from the quadratic forms q_m = w^T F_m w / 2, m = [A0, A0^2, then per model B0, B0^2, A0 B0].
+// max_weight: the largest row sum of the counts (S for bootstrap draws): the forms are rounded for exact sums with it,
+// so a resample's quadratic forms do not depend on its row in the dgemm (round_for_exact_sums).
 std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std::vector<MatrixView>& models, int64_t R,
-                                                const CountsFn& counts, const StatsProgress& progress) {
+                                                double max_weight, const CountsFn& counts,
+                                                const StatsProgress& progress) {
     const int64_t S = ref.rows, L = static_cast<int64_t>(models.size()), M = 2 + 3 * L;
     const double ma = upper_mean(ref);
     std::vector<double> mb(static_cast<size_t>(L));
@@ -228,6 +242,7 @@ std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std
                 }
                 F[static_cast<size_t>(i * S + j)] = f;
             }
+        round_for_exact_sums(F.data(), S * S, max_weight);
         for (int64_t r0 = 0; r0 < R; r0 += chunk) {
             const int64_t rc = std::min(chunk, R - r0);
             check_interrupt("the bootstrap");
@@ -268,15 +283,16 @@ std::vector<std::vector<double>> bootstrap_core(const MatrixView& ref, const std
 }  // namespace
 
 BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models, int resamples, uint64_t seed,
-                              const StatsProgress& progress) {
+                              int64_t first, const StatsProgress& progress) {
     check_pairs(ref, models);
     if (resamples < 1) throw InputError("bootstrap: the number of resamples must be at least 1");
+    if (first < 0) throw InputError("bootstrap: the first resample index must be >= 0");
     const int64_t S = ref.rows;
     BootstrapResult res;
-    res.samples = bootstrap_core(ref, models, resamples, [&](int64_t r0, int64_t rc, double* w) {
+    res.samples = bootstrap_core(ref, models, resamples, static_cast<double>(S), [&](int64_t r0, int64_t rc, double* w) {
         std::fill(w, w + rc * S, 0.0);
         for (int64_t r = 0; r < rc; ++r)
-            for (int64_t k = 0; k < S; ++k) w[r * S + bootstrap_draw(seed, S, r0 + r, k)] += 1.0;
+            for (int64_t k = 0; k < S; ++k) w[r * S + bootstrap_draw(seed, S, first + r0 + r, k)] += 1.0;
     }, progress);
     bootstrap_summarise(res);
     return res;
@@ -288,7 +304,10 @@ std::vector<std::vector<double>> bootstrap_from_counts_ref(const MatrixView& ref
     const int64_t S = ref.rows;
     if (resamples < 1 || static_cast<int64_t>(counts.size()) != resamples * S)
         throw InputError("bootstrap: counts must hold resamples x S values");
-    return bootstrap_core(ref, models, resamples, [&](int64_t r0, int64_t rc, double* w) {
+    double max_weight = 0.0;
+    for (int64_t r = 0; r < resamples; ++r)
+        max_weight = std::max(max_weight, std::accumulate(counts.begin() + r * S, counts.begin() + (r + 1) * S, 0.0));
+    return bootstrap_core(ref, models, resamples, max_weight, [&](int64_t r0, int64_t rc, double* w) {
         std::copy(counts.begin() + r0 * S, counts.begin() + (r0 + rc) * S, w);
     }, {});
 }
@@ -367,8 +386,9 @@ double perm_r(const MatrixView& ref, const PermInputs& in, const int* perm) {
 }  // namespace
 
 PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations, uint64_t seed,
-                                  const StatsProgress& progress) {
+                                  int64_t first, const StatsProgress& progress) {
     if (permutations < 1) throw InputError("permutation test: the number of permutations must be at least 1");
+    if (first < 0) throw InputError("permutation test: the first permutation index must be >= 0");
     const PermInputs in = perm_inputs(ref, model);
     PermutationResult res;
     res.r_obs = perm_r(ref, in, nullptr);
@@ -376,7 +396,7 @@ PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model
     std::vector<int> perm(static_cast<size_t>(in.S));
     for (int p = 0; p < permutations; ++p) {
         check_interrupt("the permutation test");
-        permutation_draw(seed, in.S, p, perm.data());
+        permutation_draw(seed, in.S, first + p, perm.data());
         res.null[static_cast<size_t>(p)] = perm_r(ref, in, perm.data());
         if (progress) progress(p + 1, permutations);
     }

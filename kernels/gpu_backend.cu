@@ -220,23 +220,23 @@ public:
         return evaluate_moments_launch(ctx_.cublas, data, K, models, M, S, counts, resamples, centre, ctx_.stream);
     }
 
-    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
-                              uint64_t seed) override {
+    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples, uint64_t seed,
+                              int64_t first) override {
         // The device path reads S x S from every buffer with S = ref.rows(): the pairs are checked as the CPU twin
         // checks them (degenerate RDMs tested on the device's moments).
         if (models.empty()) throw InputError("bootstrap: no model RDMs given");
         const std::vector<const float*> ptrs = checked_models(ref, models);
         return bootstrap_launch(ctx_.cublas, on_device(ref, "the reference RDM"), ptrs, ref.rows(), resamples, seed,
-                                ctx_.stream);
+                                first, ctx_.stream);
     }
 
     std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
-                                               uint64_t seed) override {
+                                               uint64_t seed, int64_t first) override {
         const std::vector<const float*> ptrs = checked_models(ref, models);
         const float* d_ref = on_device(ref, "the reference RDM");
         std::vector<PermutationResult> out;
         for (const float* d_model : ptrs)
-            out.push_back(permutation_launch(d_ref, d_model, ref.rows(), permutations, seed, ctx_.stream));
+            out.push_back(permutation_launch(d_ref, d_model, ref.rows(), permutations, seed, first, ctx_.stream));
         return out;
     }
 

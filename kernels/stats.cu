@@ -81,7 +81,8 @@ __global__ void model_forms_kernel(const float* __restrict__ a, const float* __r
     }
 }
 
-// w (rc x S, zeroed): counts of resamples r0 .. r0 + rc - 1; one thread per draw (grid-stride). Integer adds in
+// w (rc x S, zeroed): counts of resamples r0 .. r0 + rc - 1 (absolute indices: the launcher's first + chunk start,
+// row r of w is resample r0 + r); one thread per draw (grid-stride). Integer adds in
 // FP32 are exact (counts <= S <= 2^24), so the order of the atomics does not matter.
 __global__ void counts_kernel(uint64_t seed, int64_t S, int64_t r0, int64_t rc, float* __restrict__ w) {
     const int64_t total = rc * S;
@@ -135,8 +136,8 @@ __global__ void centred_symmetric_kernel(const float* __restrict__ b, int64_t S,
         b0[i * S + j] = i == j ? 0.0 : static_cast<double>(sym_read(b, S, i, j)) - mb;
 }
 
-// perms (pc x S): permutations p0 .. p0 + pc - 1, one thread each (grid-strided; sequential Fisher-Yates, as on
-// the host).
+// perms (pc x S): permutations p0 .. p0 + pc - 1 (absolute indices: the launcher's first + chunk start), one thread
+// each (grid-strided; sequential Fisher-Yates, as on the host).
 __global__ void permutation_draw_kernel(uint64_t seed, int64_t S, int64_t p0, int64_t pc, int* __restrict__ perms) {
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < pc;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -265,10 +266,12 @@ BootstrapPlan plan_bootstrap(int64_t S, int64_t models, int64_t resamples, uint6
 }
 
 BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, const std::vector<const float*>& d_models,
-                                 int64_t S, int resamples, uint64_t seed, cudaStream_t stream, uint64_t work_bytes) {
+                                 int64_t S, int resamples, uint64_t seed, int64_t first, cudaStream_t stream,
+                                 uint64_t work_bytes) {
     check_square(S, "bootstrap");
     if (d_models.empty()) throw InputError("bootstrap: no model RDMs given");
     if (resamples < 1) throw InputError("bootstrap: the number of resamples must be at least 1");
+    if (first < 0) throw InputError("bootstrap: the first resample index must be >= 0");
     // Counts are added in FP32, exact up to 2^24.
     if (S > (int64_t{1} << 24)) throw InputError("bootstrap: at most 16,777,216 stimuli on the GPU");
     const int64_t L = static_cast<int64_t>(d_models.size()), M = 2 + 3 * L, R = resamples;
@@ -316,7 +319,7 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
     for (int64_t r0 = 0; r0 < R; r0 += chunk) {
         const int64_t rc = std::min(chunk, R - r0);
         CUDA_CHECK(cudaMemsetAsync(w.get(), 0, static_cast<size_t>(rc * S) * sizeof(float), stream));
-        counts_kernel<<<grid_1d(rc * S), kBlock, 0, stream>>>(seed, S, r0, rc, w.get());
+        counts_kernel<<<grid_1d(rc * S), kBlock, 0, stream>>>(seed, S, first + r0, rc, w.get());
         RSA_CHECK_LAUNCH();
         CUDA_CHECK(cudaMemsetAsync(q.get(), 0, static_cast<size_t>(rc * (M + 2)) * sizeof(double), stream));
         // Column blocks in ascending order: each adds its partial sums to q (a fixed order, so deterministic).
@@ -351,9 +354,10 @@ BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, cons
 
 // ---------------------------------------------------------------- permutation test
 PermutationResult permutation_launch(const float* d_ref, const float* d_model, int64_t S, int permutations,
-                                     uint64_t seed, cudaStream_t stream) {
+                                     uint64_t seed, int64_t first, cudaStream_t stream) {
     check_square(S, "permutation test");
     if (permutations < 1) throw InputError("permutation test: the number of permutations must be at least 1");
+    if (first < 0) throw InputError("permutation test: the first permutation index must be >= 0");
     // Labels are ints; the centred copy b0 (S x S doubles) is the real bound (OutOfMemoryError naming it).
     if (S > 2147483647) throw InputError("permutation test: at most 2,147,483,647 stimuli");
     DeviceBuffer<double> parts;
@@ -376,7 +380,7 @@ PermutationResult permutation_launch(const float* d_ref, const float* d_model, i
     RSA_CHECK_LAUNCH();
     for (int64_t p0 = 0; p0 < P; p0 += chunk) {
         const int64_t pc = std::min(chunk, P - p0);  // <= 2^24: both grids stay far below grid.x's 2^31 - 1
-        permutation_draw_kernel<<<grid_1d(pc), kBlock, 0, stream>>>(seed, S, p0, pc, perms.get());
+        permutation_draw_kernel<<<grid_1d(pc), kBlock, 0, stream>>>(seed, S, first + p0, pc, perms.get());
         RSA_CHECK_LAUNCH();
         permutation_cross_kernel<<<static_cast<unsigned>(pc), kBlock, shmem, stream>>>(
             d_ref, b0.get(), S, ma, perms.get(), use_shared, sxy.get() + 1 + p0);

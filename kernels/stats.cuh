@@ -46,15 +46,17 @@ constexpr uint64_t kBootstrapWorkCap = uint64_t{2} << 30;
 // d_ref and each d_models[l]: S x S row-major RDMs on the device. InputError when an upper triangle holds NaN
 // or an infinity (or S < 3, S > 2^24 (counts exact in FP32), no models, more than 21,844 models, resamples < 1).
 // work_bytes: the budget of plan_bootstrap (0: from cudaMemGetInfo, at most kBootstrapWorkCap; tests force
-// small blocks with it). Binds `cublas` to `stream` with bind_cublas_stream (gpu_context.cuh).
+// small blocks with it). Binds `cublas` to `stream` with bind_cublas_stream (gpu_context.cuh). first: the index of
+// the first resample (>= 0; results for first .. first + resamples - 1, Backend::bootstrap).
 BootstrapResult bootstrap_launch(cublasHandle_t cublas, const float* d_ref, const std::vector<const float*>& d_models,
-                                 int64_t S, int resamples, uint64_t seed, cudaStream_t stream,
+                                 int64_t S, int resamples, uint64_t seed, int64_t first, cudaStream_t stream,
                                  uint64_t work_bytes = 0);
 
 // Permutes the labels of d_model. InputError on NaN or an infinity in either upper triangle (or S < 3,
-// permutations < 1); the centred double copy of the model (S x S x 8 bytes) bounds S in practice.
+// permutations < 1); the centred double copy of the model (S x S x 8 bytes) bounds S in practice. first: the index
+// of the first permutation (>= 0).
 PermutationResult permutation_launch(const float* d_ref, const float* d_model, int64_t S, int permutations,
-                                     uint64_t seed, cudaStream_t stream);
+                                     uint64_t seed, int64_t first, cudaStream_t stream);
 
 // d_resp: T x N row-major (one row per trial), bins: T ids on the host. InputError on non-finite responses,
 // size mismatch, fewer than 3 kept bins. Any N (units grid-strided). Binds `cublas` to `stream` (bind_cublas_stream).

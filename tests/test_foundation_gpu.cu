@@ -291,7 +291,7 @@ TEST(GpuContextLifetime, CudnnOnlyOnFirstUse) {
     x.data = rsa_test::random_uniform(x.data.size(), -1.0f, 1.0f);
     const Matrix m = rsa_test::rdm_of(*gpu, x, RdmOptions{}, "x");
     EXPECT_TRUE(std::isfinite(rsa_test::pearson_of(*gpu, m, m)));
-    EXPECT_TRUE(std::isfinite(gpu->bootstrap(m, {m}, 10, 1).lo[0]));
+    EXPECT_TRUE(std::isfinite(gpu->bootstrap(m, {m}, 10, 1, 0).lo[0]));
     EXPECT_FALSE(ctx().has_cudnn());
     const cudnnHandle_t h = gpu_cudnn(ctx());
     EXPECT_NE(h, nullptr);

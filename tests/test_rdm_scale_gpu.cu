@@ -237,12 +237,13 @@ TEST(RdmScaleGpu, OneShotOutOfMemoryFallsBack) {
             return b_.compare(r, m, ms);
         }
         CkaResult cka(const Array& x, const Array& y) override { return b_.cka(x, y); }
-        BootstrapResult bootstrap(const Array& r, const std::vector<Array>& m, int n, uint64_t s) override {
-            return b_.bootstrap(r, m, n, s);
+        BootstrapResult bootstrap(const Array& r, const std::vector<Array>& m, int n, uint64_t s,
+                                  int64_t first) override {
+            return b_.bootstrap(r, m, n, s, first);
         }
-        std::vector<PermutationResult> permutation(const Array& r, const std::vector<Array>& m, int n,
-                                                   uint64_t s) override {
-            return b_.permutation(r, m, n, s);
+        std::vector<PermutationResult> permutation(const Array& r, const std::vector<Array>& m, int n, uint64_t s,
+                                                   int64_t first) override {
+            return b_.permutation(r, m, n, s, first);
         }
         NoiseCeilingResult noise_ceiling(const Array& r, const std::vector<int64_t>& b, int sp, uint64_t s) override {
             return b_.noise_ceiling(r, b, sp, s);

@@ -12,6 +12,8 @@
 
 #include "commands.h"
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/distributed.h"
+#include "rsa_gpu/distributed_stats.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/evaluate.h"
 #include "rsa_gpu/figures.h"
@@ -192,8 +194,11 @@ public:
             responses ? dissimilarity_spec(dissim_text_, "--dissimilarity") : DissimilaritySpec();
         const RdmOptions rdm_opts = rdm_options(rdm_text_, quiet_ || json_);
         const std::vector<std::string> files = model_files(models_, models_dir_, !model_responses_.empty());
+        // claimed before any work, by the printing rank alone (agreed: a refused claim is every rank's error)
         std::unique_ptr<OutputDir> out;
-        if (!out_.empty()) out = std::make_unique<OutputDir>(out_, force_);  // claimed before any work
+        agreed(world(), "claiming the output folder", [&] {
+            if (!out_.empty() && printing_rank()) out = std::make_unique<OutputDir>(out_, force_);
+        });
         auto backend = open_backend(device_, quiet_ || json_);
 
         const RdmSet data =
@@ -228,14 +233,18 @@ public:
         const int64_t M = static_cast<int64_t>(names.size());
 
         std::unique_ptr<Progress> bar;
-        const int64_t work =
-            (options_.inference == EvalInference::Fixed ? 0 : options_.bootstrap) + options_.permutations;
+        // this rank's share of the resamples and permutations (the whole run on one process)
+        Comm& comm = world();
+        const int64_t work = rank_range(evaluate_bootstrap_count(options_), comm.rank(), comm.size()).count +
+                             rank_range(options_.permutations, comm.rank(), comm.size()).count;
         if (work > 0) bar = std::make_unique<Progress>("evaluate", work);
-        const EvaluateResult r = evaluate_rdms(*backend, data.upper, data.count, models, M, data.patterns, options_,
-                                              [&](int64_t done, int64_t) {
-                                                  if (bar) bar->update(done);
-                                              });
+        // the resamples and permutations divided among the ranks (one process: the whole run), gathered on every rank
+        const EvaluateResult r = distributed_evaluate(comm, *backend, data.upper, data.count, models, M,
+                                                      data.patterns, options_, [&](int64_t done, int64_t) {
+                                                          if (bar) bar->update(done);
+                                                      });
         bar.reset();
+        if (!printing_rank()) return kExitOk;  // rank 0 prints and writes
         nlohmann::json j = evaluate_json(r, names, options_);
         j["data"] = data_.empty() ? nlohmann::json(data_responses_) : nlohmann::json(data_);
         j["model_files"] = sources;

@@ -77,11 +77,13 @@ public:
 
     // ---- statistics of RDM correlations with a reference (stats.h): bootstrap over stimuli (Pearson, self-copy
     // pairs excluded) and the permutation test of stimulus labels for several models at once; the split-half noise
-    // ceiling of trial-level responses.
+    // ceiling of trial-level responses. first: the index of the first resample / permutation (results are for
+    // first .. first + count - 1, the same numbers as that slice of a run from 0; the summaries lo, hi, nan_samples
+    // and p_value are of the range only): the ranks of a distributed run each run a range (distributed_stats.h).
     virtual BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
-                                      uint64_t seed) = 0;
+                                      uint64_t seed, int64_t first) = 0;
     virtual std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models,
-                                                       int permutations, uint64_t seed) = 0;
+                                                       int permutations, uint64_t seed, int64_t first) = 0;
     virtual NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,
                                              uint64_t seed) = 0;
     // ---- model evaluation (evaluate.h): the weighted sums of the corr / cosine bootstrap of `rsa_gpu evaluate` for

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "rsa_gpu/distributed.h"
 #include "rsa_gpu/philox.h"
 
 namespace rsa {
@@ -133,6 +134,30 @@ class Backend;
 EvaluateResult evaluate_rdms(Backend& backend, const std::vector<double>& data, int64_t K,
                              const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& options,
                              const EvaluateProgress& progress = {});
+
+// The two stages of every evaluation (evaluate_ref and evaluate_rdms are evaluate_summary(evaluate_samples(whole
+// run)); a distributed run gives each rank a range and gathers the samples in rank order, distributed_stats.h):
+// evaluate_samples computes the raw samples of bootstrap resamples [resamples.first, + count) and permutations
+// [permutations.first, + count) (draws by absolute index, so a range is that slice of the whole run bit for bit);
+// evaluate_summary computes the point estimates and the inference (means, SE, intervals, tests, p_perm) from the
+// samples of the whole run.
+struct EvaluateSamples {
+    std::vector<double> evaluations;       // [resample x model] (a row of NaN: fewer than 3 different patterns)
+    std::vector<double> lower, upper;      // [resample] the resample's noise ceiling
+    std::vector<double> permutation_null;  // [permutation x model] mean over data RDMs of compare(permuted model, row)
+};
+// The bootstrap resamples an evaluation runs: options.bootstrap, 0 for inference fixed.
+int64_t evaluate_bootstrap_count(const EvaluateOptions& options);
+// InputError as evaluate_ref, and when a range is not within 0 .. evaluate_bootstrap_count / options.permutations.
+// progress: (done, total) over this range's resamples and permutations.
+EvaluateSamples evaluate_samples(Backend& backend, const std::vector<double>& data, int64_t K,
+                                 const std::vector<double>& models, int64_t M, int64_t S,
+                                 const EvaluateOptions& options, SampleRange resamples, SampleRange permutations,
+                                 const EvaluateProgress& progress = {});
+// `samples`: the whole run's (evaluate_bootstrap_count resamples, options.permutations permutations, in order);
+// RuntimeError when the sizes do not match.
+EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
+                                int64_t M, int64_t S, const EvaluateOptions& options, EvaluateSamples samples);
 
 // The result as one JSON object (what `rsa_gpu evaluate --json` prints and the Python API returns): method, inference,
 // correction, n_rdm, n_pattern, n_model, dof, bootstrap, valid_samples, permutations, seed, ci, models (per model:

@@ -112,6 +112,16 @@ double bootstrap_r_from_sums(double n, double distinct, double sa, double saa, d
 // A NaN null sample never counts as >= r_obs.
 double permutation_p_value(double r_obs, const std::vector<double>& null);
 
+// Rounds f[0..n) to multiples of one power of two q, the smallest with weight_sum * max|f| < 2^51 q: then every sum
+// of products w_k f_k with integer weights w_k >= 0 summing to at most weight_sum, and each of its partial sums, is an
+// integer multiple of q below 2^52 q, exact in double, so its value does not depend on the order of the additions.
+// The CPU twins' bootstrap products (W F in dgemm / dtrmm, weights = resample counts summing to S) go through it: a
+// BLAS call's rounding otherwise depends on a resample's row position in the call (edge kernels, threads), and a
+// resample must give the same number in any chunk or rank range (distributed_stats.h). The rounding moves each value
+// by at most q / 2 <= weight_sum * max|f| * 2^-52 (S = 1,000: ~2e-13 of the largest value). NaN and infinite values
+// are not expected (the callers check their inputs); all zeros stay.
+void round_for_exact_sums(double* f, int64_t n, double weight_sum);
+
 // Throws InputError (naming `what`, row and column) when the strict upper triangle of m holds a NaN.
 void check_no_nan_upper(const MatrixView& m, const std::string& what);
 
@@ -133,8 +143,11 @@ using StatsProgress = std::function<void(int64_t done, int64_t total)>;
 
 // ref, models: S x S RDMs (check_rdm_pair, no NaN in the upper triangles). resamples >= 1.
 // Quadratic forms in double (OpenBLAS dgemm over resample chunks).
+// first: the index of the first resample (>= 0): samples[l][i] is resample first + i, the draws of
+// bootstrap_draw(seed, S, first + i, k), so a range [first, first + resamples) equals that slice of a run from 0 bit
+// for bit (distributed_stats.h gathers the ranges of the ranks); lo, hi and nan_samples summarise the range only.
 BootstrapResult bootstrap_ref(const MatrixView& ref, const std::vector<MatrixView>& models,
-                              int resamples = kDefaultBootstrapResamples, uint64_t seed = 0,
+                              int resamples = kDefaultBootstrapResamples, uint64_t seed = 0, int64_t first = 0,
                               const StatsProgress& progress = {});
 
 // The same sums for given counts (counts: resamples x S, row r = the counts of resample r, each row summing to
@@ -156,12 +169,13 @@ void bootstrap_summarise(BootstrapResult& res);
 struct PermutationResult {
     double r_obs = 0.0;         // the identity permutation, through the same formula
     double p_value = 1.0;       // (1 + #{null >= r_obs}) / (1 + P)
-    std::vector<double> null;   // [P] r for permutations p = 0 .. P-1 (permutation_draw)
+    std::vector<double> null;   // [P] r for permutations p = first .. first + P - 1 (permutation_draw)
 };
 
-// ref, model: S x S (check_rdm_pair, no NaN). Permutes the labels of `model`. permutations >= 1.
+// ref, model: S x S (check_rdm_pair, no NaN). Permutes the labels of `model`. permutations >= 1. first: the index of
+// the first permutation (>= 0; null[i] is permutation first + i, p_value over this range's null only).
 PermutationResult permutation_ref(const MatrixView& ref, const MatrixView& model, int permutations = kDefaultPermutations,
-                                  uint64_t seed = 0, const StatsProgress& progress = {});
+                                  uint64_t seed = 0, int64_t first = 0, const StatsProgress& progress = {});
 
 // r for one given permutation (perm: S labels), the twin's formula. For tests and the golden file.
 double permutation_r_ref(const MatrixView& ref, const MatrixView& model, const std::vector<int>& perm);

@@ -336,7 +336,7 @@ nb::tuple py_bootstrap(const InF32& ref, const std::vector<InF32>& models, int n
         const std::vector<Array> mm = to_engine(models);
         for (size_t i = 0; i < models.size(); ++i)
             check_pair(mr, mm[i], any_on_gpu(ref, models), true, "ref", ("models[" + std::to_string(i) + "]").c_str());
-        rsa::BootstrapResult out = be.bootstrap(mr, mm, n, seed);
+        rsa::BootstrapResult out = be.bootstrap(mr, mm, n, seed, 0);
         rsa::check_interrupt("the bootstrap");
         return out;
     });
@@ -360,7 +360,7 @@ nb::tuple py_permutation(const InF32& ref, const std::vector<InF32>& models, int
         const std::vector<Array> mm = to_engine(models);
         for (size_t i = 0; i < models.size(); ++i)
             check_pair(mr, mm[i], any_on_gpu(ref, models), true, "ref", ("models[" + std::to_string(i) + "]").c_str());
-        for (const rsa::PermutationResult& r : be.permutation(mr, mm, n, seed)) {  // one batched call
+        for (const rsa::PermutationResult& r : be.permutation(mr, mm, n, seed, 0)) {  // one batched call
             std::get<0>(o).push_back(r.r_obs);
             std::get<1>(o).push_back(r.p_value);
             std::get<2>(o).insert(std::get<2>(o).end(), r.null.begin(), r.null.end());

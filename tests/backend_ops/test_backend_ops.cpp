@@ -481,15 +481,15 @@ public:
         note("cka");
         return b_.cka(x, y);
     }
-    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples,
-                              uint64_t seed) override {
+    BootstrapResult bootstrap(const Array& ref, const std::vector<Array>& models, int resamples, uint64_t seed,
+                              int64_t first) override {
         note("bootstrap");
-        return b_.bootstrap(ref, models, resamples, seed);
+        return b_.bootstrap(ref, models, resamples, seed, first);
     }
     std::vector<PermutationResult> permutation(const Array& ref, const std::vector<Array>& models, int permutations,
-                                               uint64_t seed) override {
+                                               uint64_t seed, int64_t first) override {
         note("permutation");
-        return b_.permutation(ref, models, permutations, seed);
+        return b_.permutation(ref, models, permutations, seed, first);
     }
     NoiseCeilingResult noise_ceiling(const Array& resp, const std::vector<int64_t>& bins, int splits,
                                      uint64_t seed) override {
@@ -1087,11 +1087,13 @@ Case cka_case(int64_t S, int64_t N1, int64_t N2, bool debiased, const std::strin
 }
 
 // ---------------------------------------------------------------- bootstrap
-Case bootstrap_case(const std::string& label, int64_t S, int models, int R, bool nan_model = false) {
+// first: the index of the first resample (a rank's range of a distributed run).
+Case bootstrap_case(const std::string& label, int64_t S, int models, int R, bool nan_model = false, int64_t first = 0) {
     Case c;
     c.op = "bootstrap";
     c.label = label;
-    c.shapes = sz("S", S) + " models=" + std::to_string(models) + " " + sz("R", R);
+    c.shapes = sz("S", S) + " models=" + std::to_string(models) + " " + sz("R", R) +
+               (first ? " first=" + std::to_string(first) : std::string());
     c.precision = "fp64 (GPU fp32 GEMM)";
     // S = 3: a resample with fewer than 3 distinct stimuli is NaN on both twins (stats.h), and r can sit near 0.
     const bool tiny = S < 5;
@@ -1104,18 +1106,18 @@ Case bootstrap_case(const std::string& label, int64_t S, int models, int R, bool
         c.expect_error = "InputError";
         c.checks.clear();
     }
-    c.setup = [S, models, R, nan_model](Gen& g, const CaseEnv&) -> Runner {
+    c.setup = [S, models, R, nan_model, first](Gen& g, const CaseEnv&) -> Runner {
         const Matrix ref = random_rdm(g, S);
         std::vector<Matrix> ms;
         const float mixes[] = {0.8f, 0.5f, 0.65f};
         for (int l = 0; l < models; ++l) ms.push_back(random_rdm(g, S, &ref, mixes[l % 3]));
         if (nan_model) ms.back().at(0, S - 1) = kNaNf;
         const uint64_t seed = g.bits();
-        return [ref, ms, R, seed](Backend& be, Output& out, int) {
+        return [ref, ms, R, seed, first](Backend& be, Output& out, int) {
             InputGuard guard;
             guard.add("ref", ref);
             for (size_t l = 0; l < ms.size(); ++l) guard.add("model " + std::to_string(l), ms[l]);
-            const BootstrapResult r = be.bootstrap(ref, std::vector<Array>(ms.begin(), ms.end()), R, seed);
+            const BootstrapResult r = be.bootstrap(ref, std::vector<Array>(ms.begin(), ms.end()), R, seed, first);
             guard.verify(out);
             const size_t M = ms.size();
             if (r.samples.size() != M)
@@ -1166,11 +1168,13 @@ Case evaluate_moments_case(const std::string& label, int64_t S, int64_t K, int64
 }
 
 // ---------------------------------------------------------------- permutation
-Case permutation_case(const std::string& label, int64_t S, int P, float mix, bool nan_input = false) {
+// first: the index of the first permutation (a rank's range of a distributed run).
+Case permutation_case(const std::string& label, int64_t S, int P, float mix, bool nan_input = false,
+                      int64_t first = 0) {
     Case c;
     c.op = "permutation";
     c.label = label;
-    c.shapes = sz("S", S) + " " + sz("P", P);
+    c.shapes = sz("S", S) + " " + sz("P", P) + (first ? " first=" + std::to_string(first) : std::string());
     c.precision = "fp64";
     c.checks = {{"r_obs", Metric::MaxAbs, kPermObsAbs}, {"p_value", Metric::Exact, kExact},
                 {"null", Metric::MaxAbs, kPermNullAbs}};
@@ -1178,16 +1182,16 @@ Case permutation_case(const std::string& label, int64_t S, int P, float mix, boo
         c.expect_error = "InputError";
         c.checks.clear();
     }
-    c.setup = [S, P, mix, nan_input](Gen& g, const CaseEnv&) -> Runner {
+    c.setup = [S, P, mix, nan_input, first](Gen& g, const CaseEnv&) -> Runner {
         const Matrix ref = random_rdm(g, S);
         Matrix model = random_rdm(g, S, &ref, mix);
         if (nan_input) model.at(1, 2) = kNaNf;
         const uint64_t seed = g.bits();
-        return [ref, model, P, seed](Backend& be, Output& out, int) {
+        return [ref, model, P, seed, first](Backend& be, Output& out, int) {
             InputGuard guard;
             guard.add("ref", ref);
             guard.add("model", model);
-            const std::vector<PermutationResult> all = be.permutation(ref, {Array(model), Array(ref)}, P, seed);
+            const std::vector<PermutationResult> all = be.permutation(ref, {Array(model), Array(ref)}, P, seed, first);
             const PermutationResult& r = all.at(0);
             if (all.size() != 2 || all[1].r_obs < 1.0 - 1e-9)  // the reference against itself: r = 1
                 out.problems.push_back("permutation batch: the second model (the reference itself) gave r_obs " +
@@ -1583,6 +1587,7 @@ std::vector<Case> build_cases() {
     t.push_back(bootstrap_case("S=3 degenerate resamples", 3, 1, 50));
     t.push_back(bootstrap_case("large", 600, 2, 300));
     t.push_back(bootstrap_case("NaN in model", 9, 2, 10, true));
+    t.push_back(bootstrap_case("a rank's range", 50, 2, 120, false, 1000));
 
     // evaluate_moments: corr (centred) and cosine sums, one pair block and several (S = 200: 19,900 pairs), R across
     // the 64-resample chunks.
@@ -1595,6 +1600,7 @@ std::vector<Case> build_cases() {
     t.push_back(permutation_case("tiny S", 7, 50, 0.3f));
     t.push_back(permutation_case("large", 600, 400, 0.05f));
     t.push_back(permutation_case("NaN input", 9, 10, 0.3f, true));
+    t.push_back(permutation_case("a rank's range", 50, 150, 0.05f, false, 1000));
 
     // noise_ceiling: bins dropped (one trial), several splits; mismatched bins and too few bins are rejected.
     t.push_back(noise_ceiling_case("2 splits", 50, 260, 120, 2));
