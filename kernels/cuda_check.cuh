@@ -1,4 +1,5 @@
-// Status checks for CUDA, cuBLAS, cuDNN, cuRAND and NCCL (NCCL_CHECK, in a plugin built with NCCL): one generator macro that evaluates the call once and on
+// Status checks for CUDA, cuBLAS, cuDNN, cuRAND and NCCL (NCCL_CHECK, only in a plugin built with NCCL:
+// RSA_GPU_HAVE_NCCL): one generator macro that evaluates the call once and on
 // failure throws rsa::RuntimeError with the statement, function, file, line and the library's own message.
 // RSA_CHECK_LAUNCH() follows every kernel launch (and synchronises when built with RSA_GPU_DEVICE_DEBUG).
 #pragma once

@@ -19,6 +19,7 @@ std::shared_ptr<DeviceStore> borrow_cuda_memory(const float* data, int device, s
 std::string nccl_unique_id();  // kernels/nccl_collective.cu
 std::unique_ptr<DeviceCollective> nccl_collective(const std::string& id, int rank, int ranks,
                                                   int device);  // kernels/nccl_collective.cu
+std::string nccl_version_report();  // kernels/nccl_collective.cu
 #endif
 
 namespace {
@@ -51,6 +52,11 @@ std::string cuda_versions() {
     int curand = 0;
     out += "cuRAND: " + (curandGetVersion(&curand) == CURAND_STATUS_SUCCESS ? std::to_string(curand)
                                                                              : std::string("unknown")) + "\n";
+#if defined(RSA_GPU_HAVE_NCCL)
+    out += "NCCL: " + nccl_version_report() + "\n";
+#else
+    out += "NCCL: not built in (distributed runs sum through host memory)\n";
+#endif
     std::string why;
     if (gpu_probe(0, &why)) {
         int count = 0;

@@ -6,6 +6,7 @@
 // NCCL's message). The host side (host/device_collective.cpp) agrees on shapes and residency before calling in.
 #include <nccl.h>
 
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -24,7 +25,8 @@ std::string nccl_version_text() {
     int v = 0;
     NCCL_CHECK(ncclGetVersion(&v));
     // NCCL_VERSION(X, Y, Z) = X * 10000 + Y * 100 + Z since 2.9 (X * 1000 + Y * 100 + Z before).
-    if (v >= 10000) return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
+    if (v >= 10000)
+        return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
     return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 100) + "." + std::to_string(v % 100);
 }
 
@@ -82,6 +84,15 @@ private:
 };
 
 }  // namespace
+
+// For --version: the NCCL library's version, or why it cannot be read (never throws).
+std::string nccl_version_report() {
+    try {
+        return nccl_version_text();
+    } catch (const std::exception& e) {
+        return std::string("unknown (") + e.what() + ")";
+    }
+}
 
 std::string nccl_unique_id() {
     ncclUniqueId id;

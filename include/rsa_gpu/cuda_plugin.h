@@ -21,7 +21,8 @@ struct CudaPlugin {
     bool (*probe)(int device, std::string* why) = nullptr;
     // The GPU backend of `device` (RuntimeError naming the cause when it cannot be made).
     std::unique_ptr<Backend> (*make_backend)(int device) = nullptr;
-    // Lines for --version: CUDA runtime and driver, cuBLAS, cuDNN (and the CUDA it was built for), cuRAND, the GPUs.
+    // Lines for --version: CUDA runtime and driver, cuBLAS, cuDNN (and the CUDA it was built for), cuRAND, NCCL,
+    // the GPUs.
     std::string (*versions)() = nullptr;
     // A DeviceStore over `count` floats of device memory owned elsewhere (a PyTorch or CuPy array) on `device`;
     // `keeper` keeps that memory alive. The device is synchronised first, so the producer's work is done.
