@@ -3,6 +3,8 @@
 // needs GPUs and a launcher; these checks run on any machine.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
