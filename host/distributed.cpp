@@ -94,6 +94,38 @@ void agreed(Comm& comm, const char* phase, const std::function<void()>& work) {
     }
 }
 
+namespace {
+int env_int(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return -1;
+    char* end = nullptr;
+    const long x = std::strtol(v, &end, 10);
+    return (*end == 0 && x >= 0 && x < (1L << 30)) ? static_cast<int>(x) : -1;
+}
+bool launcher_ignored() {
+    const char* off = std::getenv("RSA_GPU_MPI");
+    return off && std::string(off) == "0";
+}
+}  // namespace
+
+int launcher_rank() {
+    if (launcher_ignored()) return -1;
+    for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"}) {
+        const int r = env_int(v);
+        if (r >= 0) return r;
+    }
+    return -1;
+}
+
+int launcher_size() {
+    if (launcher_rank() < 0) return -1;
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+        const int n = env_int(v);
+        if (n >= 0) return n;
+    }
+    return 0;
+}
+
 bool failure_was_agreed() { return g_agreed_failure; }
 
 SampleRange rank_range(int64_t total, int rank, int ranks) {

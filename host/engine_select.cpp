@@ -220,16 +220,22 @@ std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string*
         return make_cpu_backend();
     }
     std::string why;
+    int index = request.index;
     if (request.automatic) {
         if (!probe(0, &why)) {
             if (note) *note = "device: cpu (auto: " + why + ")";
             return make_cpu_backend();
         }
+        // auto with an index (a rank's local rank, distributed.h): that GPU, ranks beyond the GPUs sharing them.
+        int count = 1;
+        std::string ignored;
+        while (count < 1024 && probe(count, &ignored)) ++count;
+        index = request.index % count;
     } else if (!probe(request.index, &why)) {
         throw RuntimeError("cannot use --device " + std::to_string(request.index) + ": " + why +
                            ". Run with --device cpu to use the CPU instead.");
     }
-    auto backend = make_gpu_backend(request.automatic ? 0 : request.index);
+    auto backend = make_gpu_backend(index);
     if (note) *note = "device: " + backend->name() + (request.automatic ? " (auto)" : "");
     return backend;
 }

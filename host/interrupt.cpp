@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -78,6 +79,13 @@ void write_stderr(const char* s) {
 
 std::atomic<bool> g_exit_on_first{false};
 
+// The signals blocked while any of these handlers runs: a handler removing staging paths is never interrupted by
+// another one (which would wait for it forever).
+void handler_mask(sigset_t* set) {
+    sigemptyset(set);
+    for (int sig : {SIGINT, SIGTERM, SIGCONT, SIGTSTP}) sigaddset(set, sig);
+}
+
 void on_signal(int sig) {
     const int saved_errno = errno;
     int expected = 0;
@@ -110,13 +118,44 @@ void install_interrupt_handlers() {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
+    handler_mask(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
 }
 
-void set_exit_on_first_signal(bool on) { g_exit_on_first.store(on); }
+namespace {
+
+std::atomic<bool> g_job_stopped{false};
+
+// A rank of a distributed job: Open MPI's launcher ends a job by SIGCONT, a second later SIGTERM, and SIGKILL a
+// millisecond after that: too short to remove a staging folder reliably. So a SIGCONT that does not follow a
+// suspension (SIGTSTP, forwarded by the launcher for Ctrl-Z) is taken as the end of the job: the staging paths go and
+// the rank exits with 143, as for SIGTERM.
+void on_job_stop(int) {
+    g_job_stopped.store(true);
+    ::kill(::getpid(), SIGSTOP);  // the suspension itself
+}
+
+void on_job_continue(int) {
+    if (g_job_stopped.exchange(false)) return;  // resumed after a suspension
+    on_signal(SIGTERM);
+}
+
+}  // namespace
+
+void set_exit_on_first_signal(bool on) {
+    g_exit_on_first.store(on);
+    if (!on) return;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    handler_mask(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = on_job_stop;
+    ::sigaction(SIGTSTP, &sa, nullptr);
+    sa.sa_handler = on_job_continue;
+    ::sigaction(SIGCONT, &sa, nullptr);
+}
 
 int interrupt_signal() { return g_signal.load(std::memory_order_relaxed); }
 
@@ -164,6 +203,15 @@ void remove_registered_staging() noexcept {
         else
             ::unlink(s.path);
         s.state.store(0);
+    }
+    // A path another thread is removing right now (the same signal delivered twice, to two threads, as a launcher
+    // may do): wait for it (up to about 2 s), so that this thread's exit does not cut that removal short.
+    for (int wait = 0; wait < 2000; ++wait) {
+        bool busy = false;
+        for (auto& s : g_slots) busy = busy || s.state.load() == 1;
+        if (!busy) break;
+        const struct timespec ms = {0, 1000000};
+        ::nanosleep(&ms, nullptr);
     }
 }
 

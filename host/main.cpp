@@ -13,11 +13,17 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+
 #include "commands/commands.h"
 #include "rsa_gpu/backend.h"
 #include "rsa_gpu/blas_setup.h"
+#include "rsa_gpu/distributed.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
+#ifdef RSA_GPU_HAVE_MPI
+#include "mpi_comm.h"
+#endif
 
 using namespace rsa;
 
@@ -38,10 +44,46 @@ void restart_for_blas_kernels(char** argv) {
     ::unsetenv("RSA_GPU_BLAS_RESTARTED");
 }
 
+// A run started by a launcher (distributed.h): only rank 0 speaks. The other ranks' stdout and stderr go to
+// /dev/null from the start (their rank is known from the launcher's variables before MPI starts); their own stderr is
+// kept (returned) for an error no other rank knows of.
+int quiet_other_ranks() {
+    if (launcher_rank() <= 0) return -1;
+    std::fflush(nullptr);
+    const int saved = ::dup(STDERR_FILENO);
+    const int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+        ::dup2(null, STDOUT_FILENO);
+        ::dup2(null, STDERR_FILENO);
+        ::close(null);
+    }
+    return saved;
+}
+
+// The error line of a failed run, and its exit code. In a distributed run an error every rank agreed on is printed by
+// rank 0 alone; one that only this rank knows of is printed with its rank, and the whole job is ended (the other
+// ranks may be waiting for this one).
+int report_error(const std::string& line, int code, int own_stderr) {
+    if (!distributed_run()) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+        return code;
+    }
+    if (failure_was_agreed()) {
+        if (printing_rank()) std::fprintf(stderr, "%s\n", line.c_str());
+        return code;
+    }
+    const std::string text = "rank " + std::to_string(world().rank()) + ": " + line + "\n";
+    const int fd = own_stderr >= 0 ? own_stderr : STDERR_FILENO;
+    if (::write(fd, text.data(), text.size()) < 0) {}
+    world().abort(code);
+    return code;  // not reached
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     install_interrupt_handlers();
+    const int own_stderr = quiet_other_ranks();
     CLI::App app{"rsa_gpu: representational similarity analysis of a CNN and mouse V1, on the GPU (or CPU).\n"
                  "Without a subcommand it runs the whole analysis on the embedded synthetic V1 recording\n"
                  "(or on --v1 / --responses data) and writes the results to --out."};
@@ -66,34 +108,47 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
 
+#ifdef RSA_GPU_HAVE_MPI
+    std::unique_ptr<MpiSession> mpi;  // MPI_Finalize when main returns
+#endif
     try {
         for (const auto& command : commands)
             if (command->chosen()) {
-                if (command->heavy_blas()) restart_for_blas_kernels(argv);
-                return command->run(commands::joined_args(argc, argv));
+                if (command->heavy_blas()) restart_for_blas_kernels(argv);  // before MPI starts: exec is safe
+                const std::string command_line = commands::joined_args(argc, argv);
+#ifdef RSA_GPU_HAVE_MPI
+                mpi = std::make_unique<MpiSession>(&argc, &argv);
+#else
+                if (launcher_size() > 1)
+                    throw InputError("started by a launcher with " + std::to_string(launcher_size()) +
+                                     " ranks, but this rsa_gpu was built without MPI (configure with -DRSA_GPU_MPI=ON "
+                                     "and OpenMPI installed: libopenmpi-dev), so every rank would run the whole job "
+                                     "alone: run it without mpirun / srun, or rebuild");
+#endif
+                // Every rank of a distributed run exits at the first signal: it may be waiting in a collective that
+                // never returns once another rank died.
+                if (distributed_run()) set_exit_on_first_signal(true);
+                return command->run(command_line);
             }
         throw RuntimeError("no command was chosen");  // unreachable: the main job runs without a subcommand
     } catch (const Interrupted& e) {
         remove_registered_staging();  // a safety net: the owners' destructors have removed theirs already
         std::fflush(stdout);
-        std::fprintf(stderr, "%s; nothing written\n", e.what());
-        return e.exit_code();
+        return report_error(std::string(e.what()) + "; nothing written", e.exit_code(), own_stderr);
     } catch (const std::bad_alloc&) {
         // Large allocations go through checked_alloc (OutOfMemoryError, naming what and how large); this is the
         // safety net for the rest.
         remove_registered_staging();
-        std::fprintf(stderr, "error: out of host memory (an allocation failed; try fewer stimuli or neurons, or "
-                             "--max-gpu-mem with a tiled output)\n");
-        return kExitRuntime;
+        return report_error("error: out of host memory (an allocation failed; try fewer stimuli or neurons, or "
+                            "--max-gpu-mem with a tiled output)", kExitRuntime, own_stderr);
     } catch (const std::exception& e) {
         const int sig = interrupt_signal();
         if (sig) {  // a failure caused by the interruption (a killed child, an interrupted call) is the interruption
             remove_registered_staging();
-            std::fprintf(stderr, "%s; nothing written\n", Interrupted(sig, "the run").what());
-            return 128 + sig;
+            return report_error(std::string(Interrupted(sig, "the run").what()) + "; nothing written", 128 + sig,
+                                own_stderr);
         }
-        std::fprintf(stderr, "error: %s\n", e.what());
         const bool input = dynamic_cast<const InputError*>(&e) != nullptr;
-        return input ? kExitUsage : kExitRuntime;
+        return report_error(std::string("error: ") + e.what(), input ? kExitUsage : kExitRuntime, own_stderr);
     }
 }

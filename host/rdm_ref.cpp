@@ -88,8 +88,10 @@ void rdm_run_ref(const float* x, int64_t S, int64_t N, const MemoryPlan& plan, P
     const bool one_block = K == N;
     for (int64_t i0 = 0; i0 < S; i0 += T) {
         const int64_t ti = std::min(T, S - i0);
+        if (tiled && !plan_computes_row(plan, i0 / T)) continue;
         if (one_block) zscore_block_ref(x + i0 * N, N, ti, N, mean + i0, inv_sd.data() + i0, precision, zi.data(), N);
         for (int64_t j0 = i0; j0 < S; j0 += T) {
+            if (tiled && !plan_computes_tile(plan, i0 / T, j0 / T)) continue;
             const int64_t tj = std::min(T, S - j0);
             const bool diag = i0 == j0;
             float* tile = tiled ? tile_buf.data() : out + i0 * S + j0;

@@ -456,8 +456,10 @@ void run_tiled(GpuContext& ctx, const RdmInput& in, int64_t S, int64_t N, const 
     int64_t t = 0;
     for (int64_t i0 = 0; i0 < S; i0 += T) {
         const int64_t ti = std::min(T, S - i0);
+        if (!plan_computes_row(p, i0 / T)) continue;  // a distributed rank's plan: none of its tiles in this row
         if (nk == 1) load_z(i0, ti, 0, N, zi.get());  // z of row block i stays valid for the whole tile row
         for (int64_t j0 = i0; j0 < S; j0 += T, ++t) {
+            if (!plan_computes_tile(p, i0 / T, j0 / T)) continue;
             const int64_t tj = std::min(T, S - j0);
             const bool diag = i0 == j0;
             const int b = static_cast<int>(t % 2);

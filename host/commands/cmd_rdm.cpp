@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "rsa_gpu/dissimilarity.h"
+#include "rsa_gpu/distributed_rdm.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 #include "rsa_gpu/npy.h"
@@ -28,6 +29,11 @@ public:
         add_constant_rows_option(*cmd_, rdm_text_.constant_rows);
         add_rdm_options(*cmd_, rdm_text_);
         add_dissimilarity_options(*cmd_, dissim_text_, "--method");
+        cmd_->add_option("--distribute", distribute_,
+                         "under mpirun / srun: how the RDM is spread over the ranks: rows (tiles of the upper triangle, "
+                         "written into the output by every rank), neurons (units split, partial RDMs summed on rank 0; "
+                         "correlation only, the S x S RDM in every rank's memory) or auto")
+            ->check(CLI::IsMember({"auto", "rows", "neurons"}));
     }
 
     bool chosen() const override { return static_cast<bool>(*cmd_); }
@@ -37,6 +43,8 @@ public:
         enable_progress(quiet_);
         RdmOptions options = rdm_options(rdm_text_, quiet_);
         const DissimilaritySpec spec = dissimilarity_spec(dissim_text_, "--method");
+        if (distributed_run() && (spec.method == Dissimilarity::Correlation || spec.method == Dissimilarity::Euclidean))
+            return run_distributed(options, spec);
         auto backend = open_backend(device_, quiet_);
 
         OutputFile out(out_, force_, "--out");  // claimed before any work
@@ -74,7 +82,66 @@ public:
     }
 
 private:
+    // Under a launcher (distributed_rdm.h): every rank computes its part into rank 0's staging file; rank 0 alone
+    // claims the output, prints and commits. The first line rank 0 prints is the plan's `distributed: ...` line.
+    int run_distributed(RdmOptions options, const DissimilaritySpec& spec) {
+        Comm& comm = world();
+        const bool root = comm.rank() == 0;
+        std::string device_note;
+        auto backend = open_backend(device_, true, &device_note);
+        options.kind = spec.method == Dissimilarity::Euclidean ? RdmKind::Euclidean : RdmKind::Correlation;
+        options.on_plan = [&](const std::string& text) {
+            if (!quiet_) std::fprintf(stderr, "%s\n%s\n", text.c_str(), device_note.c_str());
+        };
+        std::unique_ptr<OutputFile> out;
+        std::string staging, folder, lock;
+        agreed(comm, "claiming the output", [&] {
+            if (!root) return;
+            out = std::make_unique<OutputFile>(out_, force_, "--out");  // claimed before any work
+            staging = out->staging_path();
+            folder = out->staging_folder();
+            lock = out->lock_path();
+        });
+        for (std::string* text : {&staging, &folder, &lock}) {
+            uint64_t length = text->size();
+            comm.broadcast(&length, sizeof length, 0);
+            text->resize(length);
+            comm.broadcast(text->data(), length, 0);
+        }
+        // Every rank registers rank 0's staging folder and lock for removal at a signal: when rank 0 itself is
+        // killed, the other ranks, ended by the launcher, remove them (interrupt.h).
+        StagingRegistration keep_folder, keep_lock;
+        if (!root) {
+            keep_folder = StagingRegistration(folder, true);
+            keep_lock = StagingRegistration(lock, false);
+        }
+        const bool hdf5 = is_hdf5_path(out_);
+        const std::string npy_path = hdf5 ? staging + ".tiles.npy" : staging;
+        DistributedRdmResult r;
+        auto work = [&](const std::string&) {
+            r = distributed_rdm_file(comm, *backend, in_, npy_path, options, parse_distribute_mode(distribute_), in_);
+            agreed(comm, "writing the output", [&] {
+                if (!root || !hdf5) return;
+                const std::string name = out->target().substr(out->target().find_last_of('/') + 1);
+                write_square_rdm_hdf5_from_npy(staging, npy_path, name.substr(0, name.find_last_of('.')),
+                                               dissimilarity_name(spec.method), true);
+                std::remove(npy_path.c_str());
+            });
+        };
+        if (root) out->write(work); else work(staging);
+        agreed(comm, "committing the output", [&] {
+            if (root) out->commit();
+        });
+        if (root)
+            std::fprintf(stderr, "wrote %s: %lld x %lld %sRDM of %lld units (%d rank%s)\n", out_.c_str(),
+                         static_cast<long long>(r.plan.stimuli), static_cast<long long>(r.plan.stimuli),
+                         spec.method == Dissimilarity::Correlation ? "" : "euclidean ",
+                         static_cast<long long>(r.plan.neurons), comm.size(), comm.size() == 1 ? "" : "s");
+        return kExitOk;
+    }
+
     CLI::App* cmd_ = nullptr;
+    std::string distribute_ = "auto";
     std::string device_ = "auto";
     bool quiet_ = false, force_ = false;
     std::string in_, out_;

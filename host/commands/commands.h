@@ -103,8 +103,9 @@ ConstantRows parse_constant_rows(const std::string& text);
 
 // Progress bars when stdout is a terminal and the run is neither quiet nor JSON.
 void enable_progress(bool quiet, bool json = false);
-// The backend of --device; the line saying which device was taken (and why) goes to stderr unless `quiet`.
-std::unique_ptr<Backend> open_backend(const std::string& device, bool quiet);
+// The backend of --device; the line saying which device was taken (and why) goes to stderr unless `quiet`, and to
+// `note` when given. A rank of a distributed run asks for the GPU of its rank on its node (--device auto).
+std::unique_ptr<Backend> open_backend(const std::string& device, bool quiet, std::string* note = nullptr);
 
 // The command line as given, and its arguments for CLI11 (a negative --angles list glued to its option).
 std::string joined_args(int argc, char** argv);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "commands.h"
+#include "rsa_gpu/distributed.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/progress.h"
 
@@ -235,10 +236,14 @@ ConstantRows parse_constant_rows(const std::string& text) {
 
 void enable_progress(bool quiet, bool json) { set_progress_enabled(isatty(fileno(stdout)) && !quiet && !json); }
 
-std::unique_ptr<Backend> open_backend(const std::string& device, bool quiet) {
+std::unique_ptr<Backend> open_backend(const std::string& device, bool quiet, std::string* note_out) {
     std::string note;
-    auto backend = make_backend(parse_device(device), &note);
+    DeviceRequest request = parse_device(device);
+    // A rank of a distributed run takes the GPU of its rank on its node (--device auto).
+    if (request.automatic && distributed_run()) request.index = world().local_rank();
+    auto backend = make_backend(request, &note);
     if (!quiet) std::fprintf(stderr, "%s\n", note.c_str());
+    if (note_out) *note_out = note;
     return backend;
 }
 

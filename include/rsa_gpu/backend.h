@@ -101,7 +101,8 @@ public:
     virtual CnnActivations cnn_forward(const std::vector<float>& params, const Array& images) = 0;
 };
 
-// Which device a --device value asks for: "auto" (GPU 0 when usable, else CPU), "cpu", or an index.
+// Which device a --device value asks for: "auto" (GPU `index` modulo the GPUs when usable, else CPU; index 0 but for a
+// rank of a distributed run: its local rank), "cpu", or an index.
 struct DeviceRequest {
     bool cpu = false;
     bool automatic = true;

@@ -60,6 +60,12 @@ void set_world(std::unique_ptr<Comm> comm);
 // The one-process communicator (the default world, and for tests).
 std::unique_ptr<Comm> make_single_comm();
 
+// The rank and the number of ranks a launcher gave this process, from its variables (Open MPI's OMPI_COMM_WORLD_*,
+// PMIx's PMIX_RANK, PMI's PMI_RANK / PMI_SIZE), before and without MPI: -1 when no launcher started it (or
+// RSA_GPU_MPI=0 says to ignore it); launcher_size() 0 when the launcher does not say.
+int launcher_rank();
+int launcher_size();
+
 // Whether this run is spread by a launcher (world().launched()).
 inline bool distributed_run() { return world().launched(); }
 // Rank 0 of a launched run, or a plain run: the process that prints and writes outputs.

@@ -33,7 +33,9 @@ void install_interrupt_handlers();
 
 // A rank of a distributed job (distributed.h) may be waiting in a collective that never returns once another rank
 // died, so it cannot reach a safe point: with this on, the first signal already removes the registered staging paths
-// and exits with 128 + signal (the launcher reports which rank failed).
+// and exits with 128 + signal (the launcher reports which rank failed). Open MPI's launcher ends a job with SIGCONT,
+// SIGTERM a second later and SIGKILL a millisecond after that, so a SIGCONT that does not follow a suspension
+// (SIGTSTP: Ctrl-Z, forwarded by the launcher) is taken as SIGTERM as well.
 void set_exit_on_first_signal(bool on);
 
 // The recorded signal (SIGINT or SIGTERM), 0 when none arrived. Cheap: one relaxed atomic load.

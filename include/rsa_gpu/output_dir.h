@@ -70,6 +70,8 @@ public:
     OutputFile& operator=(const OutputFile&) = delete;
 
     const std::string& staging_path() const { return staged_; }  // write the file here
+    const std::string& staging_folder() const { return staging_dir_; }
+    const std::string& lock_path() const { return claim_->lock_path(); }
     // Runs write(staging_path()); errors it throws name the target instead of the staging path.
     void write(const std::function<void(const std::string& staging_path)>& write);
     const std::string& target() const { return target_; }

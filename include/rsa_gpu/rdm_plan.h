@@ -64,7 +64,21 @@ struct MemoryPlan {
     Place output_place = Place::Device;
     uint64_t device_bytes = 0;         // what the plan allocates on the device in all
     uint64_t budget_bytes = 0;         // the device budget the plan was made against
+    // Tiled plans: which upper tiles (bi <= bj) to compute, row_tiles x row_tiles row-major, nonzero = computed;
+    // empty: all of them. A rank of a distributed RDM (distributed_rdm.h) computes only its own tiles.
+    std::vector<uint8_t> tile_mask;
 };
+
+// Whether a plan's run computes tile (bi, bj) / any tile of tile row bi (tile_mask above).
+inline bool plan_computes_tile(const MemoryPlan& p, int64_t bi, int64_t bj) {
+    return p.tile_mask.empty() || p.tile_mask[static_cast<size_t>(bi * p.row_tiles + bj)] != 0;
+}
+inline bool plan_computes_row(const MemoryPlan& p, int64_t bi) {
+    if (p.tile_mask.empty()) return true;
+    for (int64_t bj = bi; bj < p.row_tiles; ++bj)
+        if (plan_computes_tile(p, bi, bj)) return true;
+    return false;
+}
 
 // Device bytes per stimulus for the row statistics (mean and 1/SD in double, a constant-row flag; for Euclidean the
 // same slots hold zero, one and the squared norm / N).

@@ -1,0 +1,626 @@
+// The distributed RDM (distributed_rdm.h): the tile assignment (Morton order, cost cuts), the plan of both modes, the
+// positioned reads of the input .npy, the shared output .npy that every rank writes its tiles into (pwrite), and the
+// agreed phases of a run: header, row statistics and checks, tiles (or the neuron-split partials and their sum), the
+// finish on rank 0.
+#include "rsa_gpu/distributed_rdm.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "rsa_gpu/error.h"
+#include "rsa_gpu/host_memory.h"
+#include "rsa_gpu/interrupt.h"
+#include "rsa_gpu/npy.h"
+#include "rsa_gpu/rdm_engine.h"
+#include "rsa_gpu/rdm_plan.h"
+
+namespace rsa {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The Morton (Z-order) key of tile (bi, bj): their bits interleaved.
+uint64_t morton_key(uint64_t bi, uint64_t bj) {
+    uint64_t key = 0;
+    for (int b = 0; b < 32; ++b) key |= ((bi >> b) & 1u) << (2 * b + 1) | ((bj >> b) & 1u) << (2 * b);
+    return key;
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+// ---------------------------------------------------------------- positioned reads of the input
+// The S x N matrix of a float32 or float64 little-endian C-order .npy, read by row ranges or column blocks without
+// reading the rest of the file.
+class NpyRowReader {
+public:
+    explicit NpyRowReader(const std::string& path) : path_(path) {
+        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) throw InputError(path + ": cannot open: " + errno_text());
+        struct stat st{};
+        if (::fstat(fd_, &st) != 0) throw InputError(path + ": cannot stat: " + errno_text());
+        const uint64_t size = static_cast<uint64_t>(st.st_size);
+        std::vector<char> head(static_cast<size_t>(std::min<uint64_t>(size, kNpyMaxHeaderBytes)));
+        read_at(head.data(), head.size(), 0);
+        const NpyHeader h = npy_parse_header(head.data(), head.size(), path);
+        if (h.shape.size() != 2)
+            throw InputError(path + ": a response matrix must be 2-D (stimuli x units), got " +
+                             std::to_string(h.shape.size()) + "-D");
+        if (h.fortran_order)
+            throw InputError(path + ": a distributed run reads row blocks in place and needs C order; save it with "
+                                    "numpy.save(path, numpy.ascontiguousarray(x))");
+        if (h.descr == "<f4") item_ = 4;
+        else if (h.descr == "<f8") item_ = 8;
+        else
+            throw InputError(path + ": a distributed run reads float32 or float64 (little-endian) matrices in place, "
+                                    "not '" + h.descr + "'; convert it with numpy (x.astype(numpy.float32))");
+        rows_ = h.shape[0];
+        cols_ = h.shape[1];
+        offset_ = h.header_bytes;
+        if (size < h.header_bytes + h.data_bytes)
+            throw InputError(path + ": truncated: its header declares " + std::to_string(rows_) + " x " +
+                             std::to_string(cols_) + " (" + std::to_string(h.data_bytes) + " bytes of data), the file "
+                             "holds " + std::to_string(size - std::min(size, h.header_bytes)));
+    }
+    ~NpyRowReader() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    NpyRowReader(const NpyRowReader&) = delete;
+    NpyRowReader& operator=(const NpyRowReader&) = delete;
+    int64_t rows() const { return rows_; }
+    int64_t cols() const { return cols_; }
+
+    // Rows [r0, r0 + count), columns [c0, c0 + width) into dst (count x width, row-major), as float32.
+    void read(int64_t r0, int64_t count, int64_t c0, int64_t width, float* dst) {
+        if (count <= 0 || width <= 0) return;
+        const bool whole_rows = c0 == 0 && width == cols_;
+        std::vector<double> conv;
+        if (item_ == 8) conv.resize(static_cast<size_t>(whole_rows ? count * width : width));
+        if (whole_rows) {
+            const uint64_t bytes = static_cast<uint64_t>(count * width) * item_;
+            void* target = item_ == 4 ? static_cast<void*>(dst) : static_cast<void*>(conv.data());
+            read_at(target, bytes, offset_ + static_cast<uint64_t>(r0 * cols_) * item_);
+            if (item_ == 8)
+                for (int64_t i = 0; i < count * width; ++i) dst[i] = static_cast<float>(conv[static_cast<size_t>(i)]);
+            return;
+        }
+        for (int64_t r = 0; r < count; ++r) {
+            const uint64_t at = offset_ + static_cast<uint64_t>((r0 + r) * cols_ + c0) * item_;
+            float* row = dst + r * width;
+            if (item_ == 4) {
+                read_at(row, static_cast<uint64_t>(width) * 4, at);
+            } else {
+                read_at(conv.data(), static_cast<uint64_t>(width) * 8, at);
+                for (int64_t c = 0; c < width; ++c) row[c] = static_cast<float>(conv[static_cast<size_t>(c)]);
+            }
+            if ((r & 1023) == 1023) check_interrupt("reading the responses");
+        }
+    }
+
+private:
+    void read_at(void* dst, uint64_t bytes, uint64_t at) {
+        char* p = static_cast<char*>(dst);
+        while (bytes > 0) {
+            const ssize_t n = ::pread(fd_, p, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(at));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw RuntimeError(path_ + ": read failed: " + errno_text());
+            if (n == 0) throw InputError(path_ + ": the file ended early (truncated)");
+            p += n;
+            at += static_cast<uint64_t>(n);
+            bytes -= static_cast<uint64_t>(n);
+        }
+    }
+
+    std::string path_;
+    int fd_ = -1;
+    int64_t rows_ = 0, cols_ = 0;
+    uint64_t offset_ = 0, item_ = 4;
+};
+
+// ---------------------------------------------------------------- the shared output
+// The S x S float32 .npy every rank writes its tiles into at their offsets (pwrite; disjoint bytes per rank). Rank 0
+// creates it at full size (create()) before the others open it.
+class SharedNpyOutput {
+public:
+    static void create(const std::string& path, int64_t S) {
+        const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) throw RuntimeError(path + ": cannot create: " + errno_text());
+        const std::string header = npy_header_f32(S, S);
+        const uint64_t total = header.size() + static_cast<uint64_t>(S) * static_cast<uint64_t>(S) * sizeof(float);
+        const bool ok = ::pwrite(fd, header.data(), header.size(), 0) == static_cast<ssize_t>(header.size()) &&
+                        ::ftruncate(fd, static_cast<off_t>(total)) == 0;
+        const std::string why = ok ? "" : errno_text();
+        ::close(fd);
+        if (!ok) throw RuntimeError(path + ": cannot size the output (" + std::to_string(total) + " bytes): " + why);
+    }
+
+    SharedNpyOutput(const std::string& path, int64_t S) : path_(path), S_(S) {
+        fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd_ < 0) throw RuntimeError(path + ": cannot open the shared output: " + errno_text());
+        offset_ = npy_header_f32(S, S).size();
+    }
+    ~SharedNpyOutput() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    SharedNpyOutput(const SharedNpyOutput&) = delete;
+    SharedNpyOutput& operator=(const SharedNpyOutput&) = delete;
+
+    // The tile (tr x tc, ld) at rows r0, cols c0; mirror: also its transpose; diagonal: only the upper triangle is
+    // read and written both ways (the file exactly symmetric).
+    void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal) {
+        if (diagonal) {
+            buf_.resize(static_cast<size_t>(tr * tc));
+            for (int64_t a = 0; a < tr; ++a)
+                for (int64_t b = 0; b < tc; ++b)
+                    buf_[static_cast<size_t>(a * tc + b)] = b >= a ? tile[a * ld + b] : tile[b * ld + a];
+            write_rows(buf_.data(), tc, r0, tr, c0, tc);
+            return;
+        }
+        for (int64_t a = 0; a < tr; ++a) write_at(tile + a * ld, tc, r0 + a, c0);
+        if (!mirror) return;
+        buf_.resize(static_cast<size_t>(tr * tc));
+        for (int64_t a = 0; a < tr; ++a)
+            for (int64_t b = 0; b < tc; ++b) buf_[static_cast<size_t>(b * tr + a)] = tile[a * ld + b];
+        write_rows(buf_.data(), tr, c0, tc, r0, tr);
+    }
+
+    // Rows and columns `rows` set NaN (a handful of rows: one pwrite per row and per entry of its column).
+    void nan_rows_and_columns(const std::vector<int64_t>& rows) {
+        if (rows.empty()) return;
+        const std::vector<float> nan_row(static_cast<size_t>(S_), std::numeric_limits<float>::quiet_NaN());
+        for (int64_t r : rows) {
+            write_at(nan_row.data(), S_, r, 0);
+            for (int64_t i = 0; i < S_; ++i) write_at(nan_row.data(), 1, i, r);
+        }
+    }
+
+    void sync() {
+        if (::fsync(fd_) != 0) throw RuntimeError(path_ + ": fsync failed: " + errno_text());
+    }
+
+private:
+    void write_rows(const float* data, int64_t ld, int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
+        for (int64_t a = 0; a < rows; ++a) write_at(data + a * ld, cols, r0 + a, c0);
+    }
+    void write_at(const float* data, int64_t count, int64_t row, int64_t col) {
+        const char* p = reinterpret_cast<const char*>(data);
+        uint64_t bytes = static_cast<uint64_t>(count) * sizeof(float);
+        uint64_t at = offset_ + (static_cast<uint64_t>(row) * static_cast<uint64_t>(S_) + static_cast<uint64_t>(col)) *
+                                    sizeof(float);
+        while (bytes > 0) {
+            const ssize_t n = ::pwrite(fd_, p, bytes, static_cast<off_t>(at));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw RuntimeError(path_ + ": write failed: " + errno_text());
+            p += n;
+            at += static_cast<uint64_t>(n);
+            bytes -= static_cast<uint64_t>(n);
+        }
+    }
+
+    std::string path_;
+    int fd_ = -1;
+    int64_t S_ = 0;
+    uint64_t offset_ = 0;
+    std::vector<float> buf_;
+};
+
+// The killed-rank test's hook (distributed_rdm.h): the chosen rank writes its pid and waits to be killed.
+void stall_if_asked(int rank) {
+    const char* r = std::getenv("RSA_GPU_TEST_STALL_RANK");
+    const char* f = std::getenv("RSA_GPU_TEST_STALL_FILE");
+    if (!r || !f || std::atoi(r) != rank) return;
+    const std::string tmp = std::string(f) + ".tmp";
+    if (FILE* out = std::fopen(tmp.c_str(), "w")) {
+        std::fprintf(out, "%ld\n", static_cast<long>(::getpid()));
+        std::fclose(out);
+        std::rename(tmp.c_str(), f);
+    }
+    for (;;) ::pause();
+}
+
+// A sub-problem's tiles into the shared output at their global rows: sub row block b is global row block blocks[b].
+class SubproblemSink final : public RdmTileSink {
+public:
+    SubproblemSink(SharedNpyOutput& out, const std::vector<int64_t>& blocks, int64_t T, int rank)
+        : out_(out), blocks_(blocks), T_(T), rank_(rank) {}
+    void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal) override {
+        const int64_t gr = blocks_[static_cast<size_t>(r0 / T_)] * T_ + r0 % T_;
+        const int64_t gc = blocks_[static_cast<size_t>(c0 / T_)] * T_ + c0 % T_;
+        out_.write_tile(tile, ld, gr, tr, gc, tc, mirror, diagonal);
+        check_interrupt("the RDM tiles");
+        if (++written_ == 1) stall_if_asked(rank_);
+    }
+
+private:
+    SharedNpyOutput& out_;
+    const std::vector<int64_t>& blocks_;
+    int64_t T_;
+    int rank_;
+    int64_t written_ = 0;
+};
+
+// Rows of a row block.
+int64_t block_rows(int64_t b, int64_t T, int64_t S) { return std::min(T, S - b * T); }
+
+// A rank's tiles grouped by tile row (band) and cut so that a group's rows fit `cap` bytes of input: (bi, [bj...]).
+std::vector<std::pair<int64_t, std::vector<int64_t>>> band_groups(const std::vector<std::pair<int64_t, int64_t>>& tiles,
+                                                                 int64_t T, int64_t N, uint64_t cap) {
+    std::map<int64_t, std::vector<int64_t>> bands;
+    for (const auto& t : tiles) bands[t.first].push_back(t.second);
+    const uint64_t block_bytes = static_cast<uint64_t>(T) * static_cast<uint64_t>(N) * sizeof(float);
+    const int64_t per_group = std::max<int64_t>(1, static_cast<int64_t>(cap / std::max<uint64_t>(block_bytes, 1)) - 1);
+    std::vector<std::pair<int64_t, std::vector<int64_t>>> groups;
+    for (auto& [bi, bjs] : bands) {
+        std::sort(bjs.begin(), bjs.end());
+        for (size_t at = 0; at < bjs.size(); at += static_cast<size_t>(per_group))
+            groups.emplace_back(bi, std::vector<int64_t>(bjs.begin() + static_cast<std::ptrdiff_t>(at),
+                                                         bjs.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                                           bjs.size(), at + static_cast<size_t>(per_group)))));
+    }
+    return groups;
+}
+
+// The part of a rank's memory one band group's input may take.
+uint64_t group_input_cap(uint64_t rank_memory) { return std::max<uint64_t>(rank_memory / 4, 64ull << 20); }
+
+// The first non-finite value of row `row` (its column), read from the file: the message every rank gives alike.
+[[noreturn]] void throw_non_finite(NpyRowReader& in, int64_t row, const std::string& what) {
+    std::vector<float> r(static_cast<size_t>(in.cols()));
+    in.read(row, 1, 0, in.cols(), r.data());
+    for (int64_t c = 0; c < in.cols(); ++c)
+        if (!std::isfinite(r[static_cast<size_t>(c)])) {
+            std::ostringstream os;
+            os << what << ": non-finite value " << r[static_cast<size_t>(c)] << " at row " << row << ", column " << c;
+            throw InputError(os.str());
+        }
+    throw InputError(what + ": row " + std::to_string(row) + " has values too large for its statistics");
+}
+
+}  // namespace
+
+DistributeMode parse_distribute_mode(const std::string& text) {
+    if (text == "auto") return DistributeMode::Auto;
+    if (text == "rows") return DistributeMode::Rows;
+    if (text == "neurons") return DistributeMode::Neurons;
+    throw InputError("--distribute: expected auto, rows or neurons, got '" + text + "'");
+}
+
+const char* distribute_mode_name(DistributeMode mode) {
+    switch (mode) {
+        case DistributeMode::Auto: return "auto";
+        case DistributeMode::Rows: return "rows";
+        case DistributeMode::Neurons: return "neurons";
+    }
+    return "?";
+}
+
+std::vector<std::vector<std::pair<int64_t, int64_t>>> assign_upper_tiles(int64_t side, int ranks) {
+    std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>> order;
+    for (int64_t bi = 0; bi < side; ++bi)
+        for (int64_t bj = bi; bj < side; ++bj)
+            order.push_back({morton_key(static_cast<uint64_t>(bi), static_cast<uint64_t>(bj)), {bi, bj}});
+    std::sort(order.begin(), order.end());
+    const double total = static_cast<double>(side) * static_cast<double>(side - 1) / 2.0 + 0.5 * static_cast<double>(side);
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> out(static_cast<size_t>(std::max(ranks, 1)));
+    double done = 0.0;
+    int rank = 0;
+    for (const auto& o : order) {
+        const double cost = o.second.first == o.second.second ? 0.5 : 1.0;
+        // The tile goes to the rank whose share of the total its middle falls in.
+        const double middle = done + cost / 2.0;
+        while (rank + 1 < ranks && middle > total * static_cast<double>(rank + 1) / ranks) ++rank;
+        out[static_cast<size_t>(rank)].push_back(o.second);
+        done += cost;
+    }
+    return out;
+}
+
+DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode, RdmKind kind,
+                                        uint64_t rank_memory, int64_t row_tile_limit) {
+    DistributedRdmPlan p;
+    p.ranks = std::max(ranks, 1);
+    p.stimuli = S;
+    p.neurons = N;
+    const uint64_t out_bytes = static_cast<uint64_t>(S) * static_cast<uint64_t>(S) * sizeof(float);
+    if (mode == DistributeMode::Auto)
+        mode = kind == RdmKind::Correlation && out_bytes <= rank_memory / 8 && N >= 4 * S ? DistributeMode::Neurons
+                                                                                        : DistributeMode::Rows;
+    p.mode = mode;
+    p.shares.resize(static_cast<size_t>(p.ranks));
+    const double dN = static_cast<double>(N);
+    if (mode == DistributeMode::Neurons) {
+        if (kind != RdmKind::Correlation)
+            throw InputError("--distribute neurons: only the correlation RDM is split by units (the " +
+                             std::string(rdm_kind_name(kind)) + " RDM is split by rows: --distribute rows)");
+        if (2 * out_bytes > rank_memory)
+            throw InputError("--distribute neurons: every rank holds the whole " + std::to_string(S) + " x " +
+                             std::to_string(S) + " RDM (" + format_bytes(out_bytes) + ") and its partial sum, more "
+                             "than a rank's memory (" + format_bytes(rank_memory) + "): use --distribute rows");
+        for (int r = 0; r < p.ranks; ++r) {
+            const SampleRange cols = rank_range(N, r, p.ranks);
+            RankShare& s = p.shares[static_cast<size_t>(r)];
+            s.first_column = cols.first;
+            s.columns = cols.count;
+            s.multiply_adds = static_cast<double>(S) * static_cast<double>(S + 1) / 2.0 * static_cast<double>(cols.count);
+            s.bytes_read = static_cast<uint64_t>(S) * static_cast<uint64_t>(cols.count) * sizeof(float);
+            s.bytes_written = r == 0 ? out_bytes : 0;
+            s.memory_bytes = s.bytes_read + 2 * out_bytes;
+        }
+        return p;
+    }
+    // Row-split: at least 4 tiles per rank (balance), tiles no larger than the engine allows, and a band group of two
+    // row blocks within a rank's share of memory.
+    int64_t side = 1;
+    while (side * (side + 1) / 2 < 4 * static_cast<int64_t>(p.ranks) && side < S) ++side;
+    int64_t T = ceil_div(S, side);
+    if (row_tile_limit > 0) T = std::min(T, row_tile_limit);
+    const uint64_t cap = group_input_cap(rank_memory);
+    while (T > 1 && 2 * static_cast<uint64_t>(T) * static_cast<uint64_t>(N) * sizeof(float) > cap) T = ceil_div(T, 2);
+    p.row_tile = std::max<int64_t>(T, 1);
+    p.row_tiles = ceil_div(S, p.row_tile);
+    p.tiles = assign_upper_tiles(p.row_tiles, p.ranks);
+    for (int r = 0; r < p.ranks; ++r) {
+        RankShare& s = p.shares[static_cast<size_t>(r)];
+        const auto& tiles = p.tiles[static_cast<size_t>(r)];
+        s.tiles = static_cast<int64_t>(tiles.size());
+        std::set<int64_t> blocks;
+        for (const auto& [bi, bj] : tiles) {
+            const double ti = static_cast<double>(block_rows(bi, p.row_tile, S));
+            const double tj = static_cast<double>(block_rows(bj, p.row_tile, S));
+            s.multiply_adds += bi == bj ? ti * (ti + 1) / 2.0 * dN : ti * tj * dN;
+            s.bytes_written += static_cast<uint64_t>(bi == bj ? ti * ti : 2 * ti * tj) * sizeof(float);
+            blocks.insert(bi);
+            blocks.insert(bj);
+        }
+        s.row_blocks = static_cast<int64_t>(blocks.size());
+        // Every band group re-reads its band's block; the statistics read the rank's share of the rows once.
+        uint64_t read_rows = static_cast<uint64_t>(rank_range(S, r, p.ranks).count);
+        uint64_t largest = 0;
+        for (const auto& [bi, bjs] : band_groups(tiles, p.row_tile, N, cap)) {
+            uint64_t rows = static_cast<uint64_t>(block_rows(bi, p.row_tile, S));
+            for (int64_t bj : bjs)
+                if (bj != bi) rows += static_cast<uint64_t>(block_rows(bj, p.row_tile, S));
+            read_rows += rows;
+            largest = std::max(largest, rows);
+        }
+        s.bytes_read = read_rows * static_cast<uint64_t>(N) * sizeof(float);
+        s.memory_bytes = largest * static_cast<uint64_t>(N) * sizeof(float) +
+                         2 * static_cast<uint64_t>(p.row_tile) * static_cast<uint64_t>(p.row_tile) * sizeof(float);
+    }
+    return p;
+}
+
+std::string DistributedRdmPlan::summary(const std::string& comm_name) const {
+    std::ostringstream os;
+    os << "distributed: " << ranks << " rank" << (ranks == 1 ? "" : "s") << " (" << comm_name << "), ";
+    if (mode == DistributeMode::Neurons) {
+        const RankShare& a = shares.front();
+        const RankShare& b = shares.back();
+        os << "neuron-split of the " << stimuli << " x " << neurons << " input: " << b.columns;
+        if (a.columns != b.columns) os << "-" << a.columns;
+        os << " units per rank, partial RDMs summed on rank 0";
+    } else {
+        int64_t lo = std::numeric_limits<int64_t>::max(), hi = 0;
+        for (const auto& s : shares) {
+            lo = std::min(lo, s.tiles);
+            hi = std::max(hi, s.tiles);
+        }
+        os << "row-split of the " << stimuli << " x " << stimuli << " RDM: " << row_tiles * (row_tiles + 1) / 2
+           << " tiles of " << row_tile << " rows (" << row_tiles << " x " << row_tiles << " upper triangle), " << lo;
+        if (hi != lo) os << "-" << hi;
+        os << " tiles per rank";
+    }
+    return os.str();
+}
+
+std::string DistributedRdmPlan::rank_lines() const {
+    std::ostringstream os;
+    for (size_t r = 0; r < shares.size(); ++r) {
+        const RankShare& s = shares[r];
+        os << "  rank " << r << ": ";
+        if (mode == DistributeMode::Neurons) os << "units " << s.first_column << ".." << s.first_column + s.columns;
+        else os << s.tiles << " tiles over " << s.row_blocks << " row blocks";
+        os << ", " << s.multiply_adds << " multiply-adds, reads " << format_bytes(s.bytes_read) << ", writes "
+           << format_bytes(s.bytes_written) << ", holds up to " << format_bytes(s.memory_bytes) << "\n";
+    }
+    return os.str();
+}
+
+DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const std::string& input,
+                                          const std::string& output, const RdmOptions& options, DistributeMode mode,
+                                          const std::string& what) {
+    const int rank = comm.rank(), ranks = comm.size();
+    DistributedRdmResult res;
+    std::unique_ptr<NpyRowReader> in;
+    int64_t S = 0, N = 0;
+
+    // 1. The header and the plan, on every rank alike (the memory: the smallest of the ranks').
+    agreed(comm, "planning the RDM", [&] {
+        in = std::make_unique<NpyRowReader>(input);
+        S = in->rows();
+        N = in->cols();
+        if (S == 0 || N == 0 || S < 3) check_rdm_input(MatrixView(nullptr, S, N), what);
+    });
+    int64_t limits[2] = {0, 0};
+    agreed(comm, "planning the RDM", [&] {
+        const uint64_t memory = backend.is_gpu() ? backend.rdm_memory(1, 1).free_bytes : host_memory_budget();
+        int64_t tile_limit = 0;
+        if (backend.is_gpu()) {
+            try {
+                tile_limit = plan_rdm(S, N, options.max_gpu_bytes, memory, PlanKind::Tiled).row_tile;
+            } catch (const RuntimeError& e) {
+                throw InputError(what + ": " + e.what());
+            }
+        }
+        limits[0] = -static_cast<int64_t>(std::min<uint64_t>(memory, static_cast<uint64_t>(INT64_MAX)));
+        limits[1] = tile_limit > 0 ? -tile_limit : std::numeric_limits<int64_t>::min();
+    });
+    comm.allreduce_max(limits, 2);  // the smallest memory and tile limit of all ranks
+    const uint64_t rank_memory = static_cast<uint64_t>(-limits[0]);
+    const int64_t tile_limit = limits[1] == std::numeric_limits<int64_t>::min() ? 0 : -limits[1];
+    agreed(comm, "planning the RDM", [&] {
+        res.plan = plan_distributed_rdm(S, N, ranks, mode, options.kind, rank_memory, tile_limit);
+        if (rank == 0 && options.on_plan) {
+            std::string text = res.plan.summary(comm.name());
+            uint64_t biggest = 0;
+            for (const auto& s : res.plan.shares) biggest = std::max(biggest, s.memory_bytes);
+            if (biggest > (256ull << 20) || options.max_gpu_bytes) text += "\n" + res.plan.rank_lines();
+            options.on_plan(text);
+        }
+    });
+    const DistributedRdmPlan& plan = res.plan;
+    const RankShare& mine = plan.shares[static_cast<size_t>(rank)];
+    const double dN = static_cast<double>(N);
+
+    // 2. Row statistics: every rank's share, gathered (rows) or summed (neurons); the checks on every rank alike.
+    RowMoments moments;
+    Matrix columns;  // neuron-split: this rank's units of every row
+    if (plan.mode == DistributeMode::Rows) {
+        std::vector<double> mean, m2;
+        agreed(comm, "the row statistics", [&] {
+            const SampleRange rows = rank_range(S, rank, ranks);
+            const uint64_t row_bytes = static_cast<uint64_t>(N) * sizeof(float);
+            const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((256ull << 20) / row_bytes));
+            for (int64_t r0 = rows.first; r0 < rows.first + rows.count; r0 += chunk) {
+                const int64_t n = std::min(chunk, rows.first + rows.count - r0);
+                Matrix block = checked_matrix(n, N, "a block of response rows");
+                in->read(r0, n, 0, N, block.data.data());
+                const RowMoments m = backend.row_moments(Array(std::move(block)), false);
+                mean.insert(mean.end(), m.mean.begin(), m.mean.end());
+                m2.insert(m2.end(), m.m2.begin(), m.m2.end());
+                check_interrupt("the row statistics");
+            }
+        });
+        moments.mean = comm.allgather(mean);
+        moments.m2 = comm.allgather(m2);
+    } else {
+        std::vector<double> sum(static_cast<size_t>(S), 0.0), ss(static_cast<size_t>(S), 0.0);
+        agreed(comm, "the row statistics", [&] {
+            columns = checked_matrix(S, mine.columns, "this rank's units of every row");
+            in->read(0, S, mine.first_column, mine.columns, columns.data.data());
+            for (int64_t s = 0; s < S; ++s) {
+                const float* r = columns.row(s);
+                for (int64_t c = 0; c < mine.columns; ++c) sum[static_cast<size_t>(s)] += r[c];
+            }
+        });
+        comm.allreduce_sum(sum.data(), sum.size());
+        moments.mean.resize(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; ++s) moments.mean[static_cast<size_t>(s)] = sum[static_cast<size_t>(s)] / dN;
+        for (int64_t s = 0; s < S; ++s) {
+            const float* r = columns.row(s);
+            const double m = moments.mean[static_cast<size_t>(s)];
+            for (int64_t c = 0; c < mine.columns; ++c) {
+                const double d = r[c] - m;
+                ss[static_cast<size_t>(s)] += d * d;
+            }
+        }
+        comm.allreduce_sum(ss.data(), ss.size());
+        moments.m2 = ss;
+    }
+    agreed(comm, "checking the responses", [&] {
+        if (static_cast<int64_t>(moments.mean.size()) != S || static_cast<int64_t>(moments.m2.size()) != S)
+            throw RuntimeError("the gathered row statistics have " + std::to_string(moments.mean.size()) +
+                               " rows, not " + std::to_string(S));
+        for (int64_t s = 0; s < S; ++s)
+            if (!std::isfinite(moments.mean[static_cast<size_t>(s)]) || !std::isfinite(moments.m2[static_cast<size_t>(s)]))
+                throw_non_finite(*in, s, what);
+        if (options.kind == RdmKind::Correlation) res.nan_rows = degenerate_rows(moments, N);
+        if (!res.nan_rows.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(res.nan_rows, what);
+        if (rank == 0 && plan.mode == DistributeMode::Rows) SharedNpyOutput::create(output, S);
+    });
+
+    // 3. The work.
+    if (plan.mode == DistributeMode::Rows) {
+        agreed(comm, "computing the RDM tiles", [&] {
+            SharedNpyOutput out(output, S);
+            const int64_t T = plan.row_tile;
+            const uint64_t cap = group_input_cap(rank_memory);
+            for (const auto& [bi, bjs] : band_groups(plan.tiles[static_cast<size_t>(rank)], T, N, cap)) {
+                // The sub-problem: row block bi, then the other blocks of the group, ascending (a short last block last).
+                std::vector<int64_t> blocks{bi};
+                for (int64_t bj : bjs)
+                    if (bj != bi) blocks.push_back(bj);
+                int64_t rows = 0;
+                for (int64_t b : blocks) rows += block_rows(b, T, S);
+                Matrix x = checked_matrix(rows, N, "the row blocks of a band of RDM tiles");
+                RowMoments sub;
+                int64_t at = 0;
+                for (int64_t b : blocks) {
+                    const int64_t n = block_rows(b, T, S);
+                    in->read(b * T, n, 0, N, x.row(at));
+                    sub.mean.insert(sub.mean.end(), moments.mean.begin() + b * T, moments.mean.begin() + b * T + n);
+                    sub.m2.insert(sub.m2.end(), moments.m2.begin() + b * T, moments.m2.begin() + b * T + n);
+                    at += n;
+                }
+                check_interrupt("the RDM tiles");
+                MemoryPlan p = plan_rdm(rows, N, options.max_gpu_bytes, backend.rdm_memory(rows, N).free_bytes,
+                                        PlanKind::Tiled);
+                p.rdm_kind = options.kind;
+                p.row_tile = T;
+                p.row_tiles = static_cast<int64_t>(blocks.size());
+                p.tile_mask.assign(static_cast<size_t>(p.row_tiles * p.row_tiles), 0);
+                for (int64_t bj : bjs) {
+                    const int64_t k = bj == bi ? 0 : static_cast<int64_t>(std::find(blocks.begin(), blocks.end(), bj) -
+                                                                          blocks.begin());
+                    p.tile_mask[static_cast<size_t>(k)] = 1;  // tile (0, k) of the sub-problem: (bi, bj)
+                }
+                SubproblemSink sink(out, blocks, T, rank);
+                backend.rdm_run(Array(x), p, options.precision, sub, {}, &sink);
+            }
+            out.sync();
+        });
+    } else {
+        std::vector<float> partial;
+        agreed(comm, "computing the partial RDMs", [&] {
+            partial.assign(static_cast<size_t>(S * S), 0.0f);
+            if (mine.columns == 0) return;
+            // The rank's z-scores with the global statistics: m2 scaled so that m2' / columns = m2 / N.
+            RowMoments sub = moments;
+            for (double& v : sub.m2) v *= static_cast<double>(mine.columns) / dN;
+            RdmOptions local = options;
+            local.on_plan = nullptr;
+            const MemoryPlan p = plan_rdm(S, mine.columns, options.max_gpu_bytes,
+                                          backend.rdm_memory(S, mine.columns).free_bytes);
+            if (p.kind == PlanKind::Tiled)
+                throw InputError(what + ": --distribute neurons needs the " + std::to_string(S) + " x " +
+                                 std::to_string(S) + " RDM in each rank's memory; use --distribute rows");
+            MemoryPlan run = p;
+            run.rdm_kind = options.kind;
+            const Array d = backend.rdm_run(Array(columns), run, options.precision, sub, {}, nullptr);
+            const float* h = d.host();
+            // G_r / N = (columns / N) (1 - d_r): this rank's share of the correlation.
+            const float w = static_cast<float>(static_cast<double>(mine.columns) / dN);
+            for (size_t i = 0; i < partial.size(); ++i) partial[i] = w * (1.0f - h[i]);
+        });
+        comm.reduce_sum(partial.data(), partial.size(), 0);
+        agreed(comm, "writing the RDM", [&] {
+            if (rank != 0) return;
+            for (float& v : partial) v = rdm_entry(v);
+            npy_save_f32(output, partial.data(), {S, S});
+        });
+    }
+
+    // 4. Rank 0 finishes the file: constant rows NaN, synced.
+    agreed(comm, "finishing the RDM", [&] {
+        if (rank != 0 || res.nan_rows.empty()) return;
+        SharedNpyOutput out(output, S);
+        out.nan_rows_and_columns(res.nan_rows);
+        out.sync();
+    });
+    return res;
+}
+
+}  // namespace rsa
