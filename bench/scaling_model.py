@@ -4,25 +4,29 @@
 Three plans, K = 1, 2, 4, 8, 16 GPUs (one rank per GPU, GPUS_PER_NODE to a node), at S = 73,000 x N = 100,000 and
 S = 10,000 x N = 1,000,000 (float32 responses in one .npy file, the S x S float32 RDM into one .npy file):
 
-  rows           row-split as the engine does it: the upper triangle of ceil(S/T) x ceil(S/T) tiles of T rows, in
-                 Morton (Z-order) order of (bi, bj), bi <= bj, cut into K contiguous runs by cumulative cost (a
-                 diagonal tile costs half); each rank reads every row block its tiles touch from the file, computes
-                 its tiles (GEMM, SYRK on the diagonal) and writes its tiles and their mirrors into the shared output.
-  rows+exchange  the same tiles, but each rank reads only its S/K rows from the file and receives the other row blocks
-                 its tiles touch over the interconnect (NCCL broadcasts): the file is read once in all.
+  rows           row-split as the engine (host/distributed_rdm.cpp) runs it: the upper triangle of side x side tiles
+                 of T rows, in Morton (Z-order) order of (bi, bj), bi <= bj, cut into K contiguous runs by cumulative
+                 cost (a diagonal tile costs half); each rank reads its own S/K rows (the row statistics), then per
+                 band group (a row band bi and as many of its column blocks as fit a quarter of its memory) the
+                 band's block and those column blocks from the file, computes its tiles (GEMM, SYRK on the diagonal)
+                 and writes its tiles and their mirrors into the shared output.
+  rows+exchange  the same tiles and band groups, but each rank reads only its S/K rows from the file (and keeps them)
+                 and receives the blocks of its band groups over the interconnect (NCCL broadcasts from the ranks
+                 that hold those rows): the file is read once in all. Not in the engine: the plan the model argues for.
   neurons        neuron-split: each rank reads its N/K columns of all S rows, computes its partial S x S Gram matrix
                  (SYRK: S^2 N / (2K) multiply-adds), the partials are summed on rank 0 (ncclReduce of S x S floats)
-                 and rank 0 writes the RDM.
+                 and rank 0 writes the RDM. Memory per rank: its columns plus the RDM and its partial sum (the engine's plan).
 
 Columns: the slowest rank's phases, tiles, distinct row blocks and bytes loaded (from the file, or from the file and
 the interconnect for rows+exchange), bytes written; the largest memory over the ranks against the usable memory.
-The row-split plans are simulated tile by tile (the actual assignment for the given S, T, K), not from a formula.
+The row-split plans are simulated tile by tile (the engine's assignment for the given S, N, K), not from a formula.
 Time per rank is the SUM of its phases (read, z-score pass, exchange, compute, reduce, write: no overlap, the
 conservative choice); the column `overlap` gives the MAX of the phases (perfect overlap, the optimistic bound).
-A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the one-GPU run of the same plan.
+A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the plain one-GPU rdm (no launcher: the input
+read once, the RDM computed whole and written once), the same baseline for every plan.
 
 Every assumption is a named constant below with its source; the machine's figures can be overridden by flags.
-Standard library only: python3 bench/scaling_model.py [--fs-read-gbps 5 --precision ...] > table.md
+Standard library only: python3 bench/scaling_model.py [--fs-read-gbps 5 --nvlink-gbps 450 ...] > table.md
 """
 import argparse
 import math
@@ -53,13 +57,10 @@ NVLINK_GBPS = 450.0
 IB_GBPS = 50.0
 GPUS_PER_NODE = 8                # HGX H200: 8 GPUs per node (K = 16 is two nodes)
 COLLECTIVE_LATENCY_S = 20e-6     # per ring step of a collective (NCCL small-message latency, order of magnitude)
-# Tile size rule (row-split): the largest power of two T <= TILE_MAX (a T x T x N GEMM stays efficient) that gives
-# every rank at least MIN_TILES_PER_RANK tiles at the largest K, so that cutting at tile boundaries costs little
-# balance (the issue asks for >= 4); the working set (every row block a rank touches, or two streamed blocks, plus
-# two tile buffers) must fit in the usable memory.
-TILE_MAX = 8192
-TILE_MIN = 256
-MIN_TILES_PER_RANK = 16
+# Row tile: the engine's rule (host/distributed_rdm.cpp plan_distributed_rdm), reproduced in engine_tile: the
+# smallest grid side with >= 4 upper-triangle tiles per rank, T = ceil(S / side), capped by the GPU's tiled-plan row
+# limit (--tile; unknown without the card, none by default) and halved until two row blocks fit a band group's cap
+# (a quarter of the rank's memory).
 BYTES = 4                        # float32 in and out
 TARGET_K = 8
 TARGET_EFFICIENCY = 0.80
@@ -70,33 +71,38 @@ PLANS = ["rows", "rows+exchange", "neurons"]
 
 
 def morton(i, j):
-    """Z-order key of (i, j): bits of i and j interleaved (j in the even bits)."""
+    """Z-order key of (i, j): bits of i and j interleaved (i in the odd bits; host/distributed_rdm.cpp morton_key)."""
     key = 0
     for b in range(32):
         key |= ((j >> b) & 1) << (2 * b) | ((i >> b) & 1) << (2 * b + 1)
     return key
 
 
-def tile_assignment(S, T, K):
-    """The engine's split: upper-triangle tiles in Morton order, K contiguous runs cut by cumulative cost.
-
-    Returns, per rank, the list of tiles (bi, bj). A tile goes to the rank whose share [r C/K, (r+1) C/K) of the
-    total cost C holds the tile's cost midpoint."""
-    nb = -(-S // T)
-    tiles = sorted(((bi, bj) for bi in range(nb) for bj in range(bi, nb)), key=lambda t: morton(*t))
-    cost = [0.5 if bi == bj else 1.0 for bi, bj in tiles]
-    total = sum(cost)
+def tile_assignment(side, K):
+    """The engine's split (assign_upper_tiles): upper-triangle tiles of a side x side grid in Morton order, cut into
+    K contiguous runs: a tile goes to the first rank whose share (r + 1) C / K of the total cost C is at least the
+    tile's cost midpoint (a diagonal tile costs half)."""
+    tiles = sorted(((bi, bj) for bi in range(side) for bj in range(bi, side)), key=lambda t: morton(*t))
+    total = side * (side - 1) / 2 + 0.5 * side
     ranks = [[] for _ in range(K)]
-    done = 0.0
-    for tile, c in zip(tiles, cost):
-        r = min(K - 1, int(K * (done + c / 2) / total))
-        ranks[r].append(tile)
+    done, r = 0.0, 0
+    for bi, bj in tiles:
+        c = 0.5 if bi == bj else 1.0
+        middle = done + c / 2
+        while r + 1 < K and middle > total * (r + 1) / K:
+            r += 1
+        ranks[r].append((bi, bj))
         done += c
     return ranks
 
 
 def rows_of(b, S, T):
     return min(T, S - b * T)
+
+
+def rank_rows(S, r, K):
+    """rank_range(S, r, K).count: contiguous shares differing by at most one."""
+    return S // K + (1 if r < S % K else 0)
 
 
 class Machine:
@@ -110,6 +116,7 @@ class Machine:
         self.rate = {"fp32": H200_FP32_TFLOPS * 1e12 * a.fp32_fraction,
                      "tf32": H200_TF32_TFLOPS * 1e12 * a.tf32_fraction}
         self.hbm = H200_HBM_COPY_GBPS * 1e9
+        self.tile_limit = a.tile
 
     def read_bw(self, K):
         return min(self.fs_read, self.fs_aggregate / K) if self.fs_aggregate else self.fs_read
@@ -122,61 +129,78 @@ class Machine:
         return self.nvlink if K <= GPUS_PER_NODE else self.ib
 
 
-def choose_tile(S, N, m, kmax):
-    T = TILE_MAX
-    while T > TILE_MIN:
-        nb = -(-S // T)
-        if nb * (nb + 1) // 2 >= MIN_TILES_PER_RANK * kmax and 2 * T * N * BYTES + 2 * T * T * BYTES <= m.memory:
-            break
-        T //= 2
+def group_input_cap(m):
+    """The part of a rank's memory one band group's input may take (host/distributed_rdm.cpp group_input_cap)."""
+    return max(m.memory / 4, 64 * 2**20)
+
+
+def engine_tile(S, N, K, m):
+    """The engine's row tile (plan_distributed_rdm): the smallest grid side giving >= 4 tiles per rank, T = S / side,
+    capped by the GPU's tiled-plan limit (--tile here; 0: none) and halved until two row blocks fit the group cap."""
+    side = 1
+    while side * (side + 1) // 2 < 4 * K and side < S:
+        side += 1
+    T = -(-S // side)
+    if m.tile_limit:
+        T = min(T, m.tile_limit)
+    while T > 1 and 2 * T * N * BYTES > group_input_cap(m):
+        T = -(-T // 2)
     return T
 
 
-def lru_misses(sequence, capacity):
-    """Block loads of a rank that streams its row blocks through a cache of `capacity` blocks (LRU)."""
-    cache, misses = [], 0
-    for b in sequence:
-        if b in cache:
-            cache.remove(b)
-        else:
-            misses += 1
-            if len(cache) >= capacity:
-                cache.pop(0)
-        cache.append(b)
-    return misses
+def band_groups(tiles, T, N, m):
+    """The engine's band groups: a rank's tiles by row band bi, each band's column blocks in runs that fit the cap."""
+    bands = {}
+    for bi, bj in tiles:
+        bands.setdefault(bi, []).append(bj)
+    per_group = max(1, int(group_input_cap(m) // (T * N * BYTES)) - 1)
+    groups = []
+    for bi in sorted(bands):
+        bjs = sorted(bands[bi])
+        groups += [(bi, bjs[at:at + per_group]) for at in range(0, len(bjs), per_group)]
+    return groups
 
 
-def rows_plan(S, N, K, T, m, precision, exchange):
-    """Per-rank phases of the row-split (simulated), the slowest rank's sum and max, and the largest memory."""
-    assignment = tile_assignment(S, T, K)
-    block_bytes = T * N * BYTES
-    tile_buffers = 2 * T * T * BYTES                      # two output tiles (one computed, one being written)
+def rows_plan(S, N, K, m, precision, exchange):
+    """Per-rank phases of the row-split as the engine runs it, simulated for the actual S, N, K: the statistics pass
+    reads the rank's own S/K rows; every band group then loads its band's block and its other column blocks (read
+    from the file by the engine; received from the ranks that own those rows over the interconnect for
+    rows+exchange, whose ranks keep their own rows resident)."""
+    T = engine_tile(S, N, K, m)
+    side = -(-S // T)
     ranks = []
-    for r, tiles in enumerate(assignment):
-        blocks = sorted({b for t in tiles for b in t})
-        rows = sum(rows_of(b, S, T) for b in blocks)
-        resident = rows * N * BYTES + tile_buffers
-        if resident <= m.memory:
-            memory, loads = resident, rows * N * BYTES
-        else:                                             # stream the blocks through what fits
-            capacity = max(2, int((m.memory - tile_buffers) // block_bytes))
-            sequence = [b for t in tiles for b in (t if t[0] != t[1] else t[:1])]
-            loads = lru_misses(sequence, capacity) * block_bytes
-            memory = capacity * block_bytes + tile_buffers
+    for r, tiles in enumerate(tile_assignment(side, K)):
+        own = rank_rows(S, r, K) * N * BYTES
+        group_rows, largest = 0, 0
+        for bi, bjs in band_groups(tiles, T, N, m):
+            rows = rows_of(bi, S, T) + sum(rows_of(bj, S, T) for bj in bjs if bj != bi)
+            group_rows += rows
+            largest = max(largest, rows)
+        loads = group_rows * N * BYTES
+        memory = largest * N * BYTES + 2 * T * T * BYTES
         macs = sum(rows_of(i, S, T) * rows_of(j, S, T) * N if i != j
                    else rows_of(i, S, T) * (rows_of(i, S, T) + 1) // 2 * N for i, j in tiles)
         written = sum((2 if i != j else 1) * rows_of(i, S, T) * rows_of(j, S, T) * BYTES for i, j in tiles)
-        if exchange:   # its own S/K rows from the file, the rest of what it loads over the interconnect
-            own = -(-S // K) * N * BYTES
+        if exchange:
             read_s = own / m.read_bw(K)
-            exch_s = (max(0, loads - own) / m.link(K) + (K - 1) * COLLECTIVE_LATENCY_S) if K > 1 else 0.0
+            exch_s = (loads / m.link(K) + (K - 1) * COLLECTIVE_LATENCY_S) if K > 1 else 0.0
+            memory += own
         else:
-            read_s, exch_s = loads / m.read_bw(K), 0.0
-        phases = {"read": read_s, "exchange": exch_s, "zscore": 2 * loads / m.hbm,
+            read_s, exch_s = (own + loads) / m.read_bw(K), 0.0
+        phases = {"read": read_s, "exchange": exch_s, "zscore": 2 * (own + loads) / m.hbm,
                   "compute": 2 * macs / m.rate[precision], "reduce": 0.0, "write": written / m.write_bw(K, K)}
-        ranks.append({"tiles": len(tiles), "blocks": len(blocks), "macs": macs, "read_bytes": loads,
-                      "written": written, "memory": memory, "phases": phases})
+        ranks.append({"T": T, "tiles": len(tiles), "blocks": len({b for t in tiles for b in t}), "macs": macs,
+                      "read_bytes": own + loads, "written": written, "memory": memory, "phases": phases})
     return ranks
+
+
+def single_gpu(S, N, m, precision):
+    """T(1): the plain one-GPU rdm (no launcher): the input read once, the whole RDM computed, written once."""
+    phases = {"read": S * N * BYTES / m.read_bw(1), "exchange": 0.0, "zscore": 2 * S * N * BYTES / m.hbm,
+              "compute": 2 * S * (S + 1) / 2 * N / m.rate[precision], "reduce": 0.0,
+              "write": S * S * BYTES / m.write_bw(1, 1)}
+    return [{"T": S, "tiles": 1, "blocks": 1, "macs": S * (S + 1) // 2 * N, "read_bytes": S * N * BYTES,
+             "written": S * S * BYTES, "memory": S * N * BYTES + S * S * BYTES, "phases": phases}]
 
 
 def neurons_plan(S, N, K, m, precision):
@@ -195,15 +219,15 @@ def neurons_plan(S, N, K, m, precision):
         phases = {"read": input_bytes / m.read_bw(K), "exchange": 0.0, "zscore": 2 * input_bytes / m.hbm,
                   "compute": 2 * macs / m.rate[precision], "reduce": reduce_s,
                   "write": gram / m.write_bw(K, 1) if r == 0 else 0.0}
-        ranks.append({"tiles": 1, "blocks": 0, "macs": macs, "read_bytes": input_bytes,
-                      "written": gram if r == 0 else 0, "memory": input_bytes + gram, "phases": phases})
+        ranks.append({"T": 0, "tiles": 1, "blocks": 0, "macs": macs, "read_bytes": input_bytes,
+                      "written": gram if r == 0 else 0, "memory": input_bytes + 2 * gram, "phases": phases})
     return ranks
 
 
-def run_plan(plan, S, N, K, T, m, precision):
+def run_plan(plan, S, N, K, m, precision):
     if plan == "neurons":
         return neurons_plan(S, N, K, m, precision)
-    return rows_plan(S, N, K, T, m, precision, exchange=(plan == "rows+exchange"))
+    return rows_plan(S, N, K, m, precision, exchange=(plan == "rows+exchange"))
 
 
 def summary(ranks):
@@ -217,19 +241,19 @@ def gb(x):
     return x / 1e9
 
 
-def efficiency_at(plan, S, N, T, m, precision, K):
-    t1, o1, _ = summary(run_plan(plan, S, N, 1, T, m, precision))
-    tk, ok, _ = summary(run_plan(plan, S, N, K, T, m, precision))
+def efficiency_at(plan, S, N, m, precision, K):
+    t1, o1, _ = summary(single_gpu(S, N, m, precision))
+    tk, ok, _ = summary(run_plan(plan, S, N, K, m, precision))
     return t1 / (K * tk), o1 / (K * ok)
 
 
-def needed_read_bandwidth(plan, S, N, T, args, precision):
+def needed_read_bandwidth(plan, S, N, args, precision):
     """The per-GPU file-system read bandwidth (GB/s) at which E(TARGET_K) (sum of phases) reaches the target, or
     None when no read bandwidth up to 100 TB/s does."""
     def eff(bw):
         a = argparse.Namespace(**vars(args))
         a.fs_read_gbps = bw
-        return efficiency_at(plan, S, N, T, Machine(a), precision, TARGET_K)[0]
+        return efficiency_at(plan, S, N, Machine(a), precision, TARGET_K)[0]
     lo, hi = 0.01, 1e5
     if eff(hi) < TARGET_EFFICIENCY:
         return None
@@ -252,7 +276,8 @@ def main():
     p.add_argument("--memory-gb", type=float, default=H200_MEMORY_GB, help="device memory per GPU (GB)")
     p.add_argument("--fp32-fraction", type=float, default=FP32_FRACTION, help="fraction of FP32 peak reached")
     p.add_argument("--tf32-fraction", type=float, default=TF32_FRACTION, help="fraction of TF32 peak reached")
-    p.add_argument("--tile", type=int, default=0, help="tile rows T of the row-split (0: the rule above)")
+    p.add_argument("--tile", type=int, default=0,
+                   help="the GPU's tiled-plan row limit on the row-split's tile (0: none; the engine's rule otherwise)")
     p.add_argument("--problem", action="append", default=[], metavar="SxN",
                    help="problem size (repeatable), e.g. 73000x100000; default: the two of the issue")
     p.add_argument("--ranks", default=",".join(map(str, RANKS)), help="comma-separated K")
@@ -266,28 +291,26 @@ def main():
     out("Assumptions: FP32 %.1f TFLOP/s x %.2f, TF32 %.0f TFLOP/s x %.2f, HBM copy %.0f GB/s, %.0f GB per card (%.0f%% "
         "usable); file system %.1f GB/s read and %.1f GB/s write per GPU%s; NVLink %.0f GB/s, InfiniBand %.0f GB/s "
         "per GPU, %d GPUs per node. Time = sum of a rank's phases (no overlap; `overlap` = max of the phases), the "
-        "slowest rank; E = T(1) / (K T(K)).\n\n"
+        "slowest rank; E = T(1) / (K T(K)), T(1) the plain one-GPU rdm (input read once, RDM written once).\n\n"
         % (H200_FP32_TFLOPS, args.fp32_fraction, H200_TF32_TFLOPS, args.tf32_fraction, H200_HBM_COPY_GBPS,
            args.memory_gb, 100 * MEMORY_USABLE_FRACTION, args.fs_read_gbps, args.fs_write_gbps,
            (", %.0f GB/s in all" % args.fs_aggregate_gbps) if args.fs_aggregate_gbps else "", args.nvlink_gbps,
            args.ib_gbps, GPUS_PER_NODE))
     verdicts = []
     for S, N in problems:
-        T = args.tile or choose_tile(S, N, m, max(ks))
-        nb = -(-S // T)
         out("## S = {:,} x N = {:,}\n\n".format(S, N))
-        out("Input %.1f GB, RDM %.1f GB, %.3g multiply-adds (S(S+1)N/2). Row-split tile T = %d rows: %d x %d blocks, "
-            "%d upper-triangle tiles (%.1f per rank at K = %d).\n\n"
-            % (gb(S * N * BYTES), gb(S * S * BYTES), S * (S + 1) / 2 * N, T, nb, nb, nb * (nb + 1) // 2,
-               nb * (nb + 1) / 2 / max(ks), max(ks)))
+        out("Input %.1f GB, RDM %.1f GB, %.3g multiply-adds (S(S+1)N/2). Row-split tile T (the engine's rule) per K: "
+            "%s.\n\n" % (gb(S * N * BYTES), gb(S * S * BYTES), S * (S + 1) / 2 * N,
+                         ", ".join("K = %d: T = %d (%d x %d blocks)" % (K, engine_tile(S, N, K, m), -(-S // engine_tile(S, N, K, m)),
+                                                                    -(-S // engine_tile(S, N, K, m))) for K in ks)))
         out("| K | plan | precision | time s | overlap s | E | E overlap | slowest rank: read / exch / compute / "
             "reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
         out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for precision in ("fp32", "tf32"):
+            t1, o1, _ = summary(single_gpu(S, N, m, precision))
             for plan in PLANS:
-                t1, o1, _ = summary(run_plan(plan, S, N, 1, T, m, precision))
                 for K in ks:
-                    ranks = run_plan(plan, S, N, K, T, m, precision)
+                    ranks = run_plan(plan, S, N, K, m, precision)
                     tk, ok, slow = summary(ranks)
                     ph = slow["phases"]
                     mem = max(r["memory"] for r in ranks)
@@ -299,15 +322,15 @@ def main():
                            "yes" if mem <= m.memory else "NO"))
         out("\n")
         if (S, N) == (73_000, 100_000) and TARGET_K in ks:
-            verdicts.append((S, N, T))
+            verdicts.append((S, N))
 
-    for S, N, T in verdicts:
+    for S, N in verdicts:
         out("## Target: E >= %.0f%% at %d GPUs, S = {:,} x N = {:,}\n\n".format(S, N)
             % (100 * TARGET_EFFICIENCY, TARGET_K))
         for precision in ("fp32", "tf32"):
             for plan in PLANS:
-                e_sum, e_max = efficiency_at(plan, S, N, T, m, precision, TARGET_K)
-                need = needed_read_bandwidth(plan, S, N, T, args, precision)
+                e_sum, e_max = efficiency_at(plan, S, N, m, precision, TARGET_K)
+                need = needed_read_bandwidth(plan, S, N, args, precision)
                 ok = "met" if e_sum >= TARGET_EFFICIENCY else "NOT met"
                 if need is None:
                     need_text = "not reachable by read bandwidth alone (another phase does not scale)"
