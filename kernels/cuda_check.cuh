@@ -1,4 +1,5 @@
-// Status checks for CUDA, cuBLAS, cuDNN and cuRAND: one generator macro that evaluates the call once and on
+// Status checks for CUDA, cuBLAS, cuDNN, cuRAND and NCCL (NCCL_CHECK, only in a plugin built with NCCL:
+// RSA_GPU_HAVE_NCCL): one generator macro that evaluates the call once and on
 // failure throws rsa::RuntimeError with the statement, function, file, line and the library's own message.
 // RSA_CHECK_LAUNCH() follows every kernel launch (and synchronises when built with RSA_GPU_DEVICE_DEBUG).
 #pragma once
@@ -39,6 +40,20 @@ namespace rsa {
 // cuDNN's status string plus its last detailed error message.
 std::string cudnn_message(cudnnStatus_t status);
 }  // namespace rsa
+
+#if defined(RSA_GPU_HAVE_NCCL)
+#include <nccl.h>
+namespace rsa {
+// NCCL's status string plus its last detailed error message (ncclGetLastError), when it has one.
+inline std::string nccl_message(ncclResult_t status) {
+    std::string message = ncclGetErrorString(status);
+    const char* last = ncclGetLastError(nullptr);
+    if (last && *last) message += std::string(" (") + last + ")";
+    return message;
+}
+}  // namespace rsa
+#define NCCL_CHECK(statement) RSA_CHECK_GEN(statement, ncclResult_t, ncclSuccess, "NCCL", ::rsa::nccl_message)
+#endif
 
 #if defined(RSA_GPU_DEVICE_DEBUG)
 #define RSA_CHECK_LAUNCH()                          \

@@ -1,5 +1,6 @@
 // The entry point of the CUDA plugin (librsa_gpu_cuda.so, see include/rsa_gpu/cuda_plugin.h): the device probe,
-// the GPU backend factory and the CUDA library versions, handed to the host in one table.
+// the GPU backend factory, the CUDA library versions and (when built with NCCL) the device collectives, handed to the
+// host in one table.
 #include "rsa_gpu/cuda_plugin.h"
 
 #include <cublas_api.h>
@@ -14,6 +15,12 @@ namespace rsa {
 std::unique_ptr<Backend> make_cuda_backend(int device);  // kernels/gpu_backend.cu
 std::shared_ptr<DeviceStore> borrow_cuda_memory(const float* data, int device, size_t count,
                                                 std::shared_ptr<const void> keeper);  // kernels/gpu_backend.cu
+#if defined(RSA_GPU_HAVE_NCCL)
+std::string nccl_unique_id();  // kernels/nccl_collective.cu
+std::unique_ptr<DeviceCollective> nccl_collective(const std::string& id, int rank, int ranks,
+                                                  int device);  // kernels/nccl_collective.cu
+std::string nccl_version_report();  // kernels/nccl_collective.cu
+#endif
 
 namespace {
 
@@ -45,6 +52,11 @@ std::string cuda_versions() {
     int curand = 0;
     out += "cuRAND: " + (curandGetVersion(&curand) == CURAND_STATUS_SUCCESS ? std::to_string(curand)
                                                                              : std::string("unknown")) + "\n";
+#if defined(RSA_GPU_HAVE_NCCL)
+    out += "NCCL: " + nccl_version_report() + "\n";
+#else
+    out += "NCCL: not built in (distributed runs sum through host memory)\n";
+#endif
     std::string why;
     if (gpu_probe(0, &why)) {
         int count = 0;
@@ -73,6 +85,10 @@ extern "C" const rsa::CudaPlugin* rsa_gpu_cuda_plugin() {
         p.make_backend = &rsa::make_cuda_backend;
         p.versions = &rsa::cuda_versions;
         p.borrow_device = &rsa::borrow_cuda_memory;
+#if defined(RSA_GPU_HAVE_NCCL)
+        p.nccl_unique_id = &rsa::nccl_unique_id;
+        p.nccl_collective = &rsa::nccl_collective;
+#endif
         return p;
     }();
     return &plugin;

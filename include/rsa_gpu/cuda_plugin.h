@@ -8,11 +8,12 @@
 #include <string>
 
 #include "rsa_gpu/backend.h"
+#include "rsa_gpu/distributed.h"
 
 namespace rsa {
 
 // Bumped whenever CudaPlugin changes: a plugin from another build is refused with a clear message.
-constexpr int kCudaPluginAbi = 2;
+constexpr int kCudaPluginAbi = 3;
 
 struct CudaPlugin {
     int abi = 0;
@@ -20,12 +21,20 @@ struct CudaPlugin {
     bool (*probe)(int device, std::string* why) = nullptr;
     // The GPU backend of `device` (RuntimeError naming the cause when it cannot be made).
     std::unique_ptr<Backend> (*make_backend)(int device) = nullptr;
-    // Lines for --version: CUDA runtime and driver, cuBLAS, cuDNN (and the CUDA it was built for), cuRAND, the GPUs.
+    // Lines for --version: CUDA runtime and driver, cuBLAS, cuDNN (and the CUDA it was built for), cuRAND, NCCL,
+    // the GPUs.
     std::string (*versions)() = nullptr;
     // A DeviceStore over `count` floats of device memory owned elsewhere (a PyTorch or CuPy array) on `device`;
     // `keeper` keeps that memory alive. The device is synchronised first, so the producer's work is done.
     std::shared_ptr<DeviceStore> (*borrow_device)(const float* data, int device, size_t count,
                                                   std::shared_ptr<const void> keeper) = nullptr;
+    // NCCL (kernels/nccl_collective.cu); both null when the plugin was built without NCCL.
+    // A fresh NCCL unique id (ncclGetUniqueId) as its raw bytes, for rank 0 to broadcast.
+    std::string (*nccl_unique_id)() = nullptr;
+    // This rank's member of the NCCL communicator named by `id` (ncclCommInitRank on `device`, a collective: every
+    // rank calls it together). RuntimeError with NCCL's message when it cannot be made.
+    std::unique_ptr<DeviceCollective> (*nccl_collective)(const std::string& id, int rank, int ranks,
+                                                         int device) = nullptr;
 };
 
 // The loaded plugin, or null with `why` saying why (not built, library missing, a CUDA library it needs missing,

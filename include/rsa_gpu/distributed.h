@@ -91,4 +91,30 @@ struct SampleRange {
 };
 SampleRange rank_range(int64_t total, int rank, int ranks);
 
+class Array;
+class Backend;
+
+// Collectives over device memory (issue 13: NCCL for device-side collectives when built with it): the partial
+// Gram matrices of the neuron-split RDM summed GPU to GPU, without a trip through host memory. One per run, made by
+// make_device_collective on every rank of the communicator together; its calls are collectives too (every rank
+// calls them in the same order with the same shapes).
+class DeviceCollective {
+public:
+    virtual ~DeviceCollective() = default;
+    // Element-wise float sum of a device-resident rows x cols Array over the ranks into `root`'s Array, in place,
+    // on the backend's stream (waited for before returning); other ranks' arrays unchanged. Every rank's Array must
+    // have the same shape and a copy on the rank's device, and root's Array no host copy (it would go stale); a
+    // rank that breaks this makes every rank throw (RuntimeError naming the rank) before any data moves.
+    virtual void reduce_sum(Array& a, int root) = 0;
+    // "NCCL 2.27.7 (4 ranks)".
+    virtual std::string name() const = 0;
+};
+
+// The device collective of `comm` over `backend`'s GPU (NCCL through the CUDA plugin), made on every rank together:
+// rank 0 creates an NCCL unique id, broadcasts it with comm.broadcast, and every rank joins the NCCL communicator
+// on backend.device(). Null, with `why` saying why, when the run is not launched, has one rank, any rank's backend
+// is not a GPU, or any rank's plugin was built without NCCL (every rank agrees on null: the caller then sums through
+// host memory with comm.reduce_sum). A failure of NCCL itself is thrown on every rank (agreed()).
+std::unique_ptr<DeviceCollective> make_device_collective(Comm& comm, Backend& backend, std::string* why);
+
 }  // namespace rsa

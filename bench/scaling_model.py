@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Scaling model of the distributed RDM (issue 13, item 6) for K H200s: time, parallel efficiency and memory per rank.
+
+Three plans, K = 1, 2, 4, 8, 16 GPUs (one rank per GPU, GPUS_PER_NODE to a node), at S = 73,000 x N = 100,000 and
+S = 10,000 x N = 1,000,000 (float32 responses in one .npy file, the S x S float32 RDM into one .npy file):
+
+  rows           row-split as the engine (host/distributed_rdm.cpp) runs it: the upper triangle of side x side tiles
+                 of T rows, in Morton (Z-order) order of (bi, bj), bi <= bj, cut into K contiguous runs by cumulative
+                 cost (a diagonal tile costs half); each rank reads its own S/K rows (the row statistics), then per
+                 band group (a row band bi and as many of its column blocks as fit a quarter of its memory) the
+                 band's block and those column blocks from the file, computes its tiles (GEMM, SYRK on the diagonal)
+                 and writes its tiles and their mirrors into the shared output.
+  rows+exchange  the same tiles and band groups, but each rank reads only its S/K rows from the file (and keeps them)
+                 and receives the blocks of its band groups over the interconnect (NCCL broadcasts from the ranks
+                 that hold those rows): the file is read once in all. Not in the engine: the plan the model argues for.
+  neurons        neuron-split: each rank reads its N/K columns of all S rows, computes its partial S x S Gram matrix
+                 (SYRK: S^2 N / (2K) multiply-adds), the partials are summed on rank 0 (ncclReduce of S x S floats)
+                 and rank 0 writes the RDM. Memory per rank: its columns plus the RDM and its partial sum (the engine's plan).
+
+Columns: the slowest rank's phases, tiles, distinct row blocks and bytes loaded (from the file, or from the file and
+the interconnect for rows+exchange), bytes written; the largest memory over the ranks against the usable memory.
+The row-split plans are simulated tile by tile (the engine's assignment for the given S, N, K), not from a formula.
+Time per rank is the SUM of its phases (read, z-score pass, exchange, compute, reduce, write: no overlap, the
+conservative choice); the column `overlap` gives the MAX of the phases (perfect overlap, the optimistic bound).
+A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the plain one-GPU rdm (no launcher: the input
+read once, the RDM computed whole and written once), the same baseline for every plan.
+
+Every assumption is a named constant below with its source; the machine's figures can be overridden by flags.
+Standard library only: python3 bench/scaling_model.py [--fs-read-gbps 5 --nvlink-gbps 450 ...] > table.md
+"""
+import argparse
+import math
+import sys
+
+# ---------------------------------------------------------------- assumptions (each with its source)
+# shared/spec/performance.md, "Hardware limits": H200 dense rates and memory.
+H200_FP32_TFLOPS = 66.9          # FP32 FFMA peak
+H200_TF32_TFLOPS = 495.0         # TF32 tensor-core peak (dense)
+H200_HBM_COPY_GBPS = 4300.0      # HBM3e, "about 4.3 measured copy" (4.8 TB/s nominal)
+H200_MEMORY_GB = 141.0           # device memory per card
+# Fraction of the card's memory a plan may use: the CUDA context, cuBLAS workspace and NCCL's buffers take the rest
+# (the engine's own rdm_memory leaves a similar margin). Assumption.
+MEMORY_USABLE_FRACTION = 0.90
+# Fraction of peak reached by the tile products. performance.md's targets: FP32 within 1.15x of the FP32 floor
+# (1 / 1.15 = 0.87), TF32 within 2 ms of a 1.0 ms floor (0.5).
+FP32_FRACTION = 1 / 1.15
+TF32_FRACTION = 0.5
+# Per-GPU file-system bandwidth (assumption, overridable): a parallel file system or node-local NVMe RAID giving
+# ~40 GB/s read and ~24 GB/s write per 8-GPU node, i.e. 5 and 3 GB/s per GPU, scaling with the number of GPUs unless
+# --fs-aggregate-gbps caps the total.
+FS_READ_GBPS = 5.0
+FS_WRITE_GBPS = 3.0
+FS_AGGREGATE_GBPS = 0.0          # 0: no cap on the sum over the GPUs
+# Interconnect (assumption, overridable): NVLink 4 within an HGX H200 node, ~450 GB/s per direction per GPU;
+# InfiniBand NDR, one 400 Gb/s port per GPU = 50 GB/s per GPU across nodes.
+NVLINK_GBPS = 450.0
+IB_GBPS = 50.0
+GPUS_PER_NODE = 8                # HGX H200: 8 GPUs per node (K = 16 is two nodes)
+COLLECTIVE_LATENCY_S = 20e-6     # per ring step of a collective (NCCL small-message latency, order of magnitude)
+# Row tile: the engine's rule (host/distributed_rdm.cpp plan_distributed_rdm), reproduced in engine_tile: the
+# smallest grid side with >= 4 upper-triangle tiles per rank, T = ceil(S / side), capped by the GPU's tiled-plan row
+# limit (--tile; unknown without the card, none by default) and halved until two row blocks fit a band group's cap
+# (a quarter of the rank's memory).
+BYTES = 4                        # float32 in and out
+TARGET_K = 8
+TARGET_EFFICIENCY = 0.80
+
+PROBLEMS = [(73_000, 100_000), (10_000, 1_000_000)]
+RANKS = [1, 2, 4, 8, 16]
+PLANS = ["rows", "rows+exchange", "neurons"]
+
+
+def morton(i, j):
+    """Z-order key of (i, j): bits of i and j interleaved (i in the odd bits; host/distributed_rdm.cpp morton_key)."""
+    key = 0
+    for b in range(32):
+        key |= ((j >> b) & 1) << (2 * b) | ((i >> b) & 1) << (2 * b + 1)
+    return key
+
+
+def tile_assignment(side, K):
+    """The engine's split (assign_upper_tiles): upper-triangle tiles of a side x side grid in Morton order, cut into
+    K contiguous runs: a tile goes to the first rank whose share (r + 1) C / K of the total cost C is at least the
+    tile's cost midpoint (a diagonal tile costs half)."""
+    tiles = sorted(((bi, bj) for bi in range(side) for bj in range(bi, side)), key=lambda t: morton(*t))
+    total = side * (side - 1) / 2 + 0.5 * side
+    ranks = [[] for _ in range(K)]
+    done, r = 0.0, 0
+    for bi, bj in tiles:
+        c = 0.5 if bi == bj else 1.0
+        middle = done + c / 2
+        while r + 1 < K and middle > total * (r + 1) / K:
+            r += 1
+        ranks[r].append((bi, bj))
+        done += c
+    return ranks
+
+
+def rows_of(b, S, T):
+    return min(T, S - b * T)
+
+
+def rank_rows(S, r, K):
+    """rank_range(S, r, K).count: contiguous shares differing by at most one."""
+    return S // K + (1 if r < S % K else 0)
+
+
+class Machine:
+    def __init__(self, a):
+        self.fs_read = a.fs_read_gbps * 1e9
+        self.fs_write = a.fs_write_gbps * 1e9
+        self.fs_aggregate = a.fs_aggregate_gbps * 1e9
+        self.nvlink = a.nvlink_gbps * 1e9
+        self.ib = a.ib_gbps * 1e9
+        self.memory = a.memory_gb * 1e9 * MEMORY_USABLE_FRACTION
+        self.rate = {"fp32": H200_FP32_TFLOPS * 1e12 * a.fp32_fraction,
+                     "tf32": H200_TF32_TFLOPS * 1e12 * a.tf32_fraction}
+        self.hbm = H200_HBM_COPY_GBPS * 1e9
+        self.tile_limit = a.tile
+
+    def read_bw(self, K):
+        return min(self.fs_read, self.fs_aggregate / K) if self.fs_aggregate else self.fs_read
+
+    def write_bw(self, K, writers):
+        return min(self.fs_write, self.fs_aggregate / writers) if self.fs_aggregate else self.fs_write
+
+    def link(self, K):
+        """Bandwidth of the slowest link a collective over K GPUs crosses."""
+        return self.nvlink if K <= GPUS_PER_NODE else self.ib
+
+
+def group_input_cap(m):
+    """The part of a rank's memory one band group's input may take (host/distributed_rdm.cpp group_input_cap)."""
+    return max(m.memory / 4, 64 * 2**20)
+
+
+def engine_tile(S, N, K, m):
+    """The engine's row tile (plan_distributed_rdm): the smallest grid side giving >= 4 tiles per rank, T = S / side,
+    capped by the GPU's tiled-plan limit (--tile here; 0: none) and halved until two row blocks fit the group cap."""
+    side = 1
+    while side * (side + 1) // 2 < 4 * K and side < S:
+        side += 1
+    T = -(-S // side)
+    if m.tile_limit:
+        T = min(T, m.tile_limit)
+    while T > 1 and 2 * T * N * BYTES > group_input_cap(m):
+        T = -(-T // 2)
+    return T
+
+
+def band_groups(tiles, T, N, m):
+    """The engine's band groups: a rank's tiles by row band bi, each band's column blocks in runs that fit the cap."""
+    bands = {}
+    for bi, bj in tiles:
+        bands.setdefault(bi, []).append(bj)
+    per_group = max(1, int(group_input_cap(m) // (T * N * BYTES)) - 1)
+    groups = []
+    for bi in sorted(bands):
+        bjs = sorted(bands[bi])
+        groups += [(bi, bjs[at:at + per_group]) for at in range(0, len(bjs), per_group)]
+    return groups
+
+
+def rows_plan(S, N, K, m, precision, exchange):
+    """Per-rank phases of the row-split as the engine runs it, simulated for the actual S, N, K: the statistics pass
+    reads the rank's own S/K rows; every band group then loads its band's block and its other column blocks (read
+    from the file by the engine; received from the ranks that own those rows over the interconnect for
+    rows+exchange, whose ranks keep their own rows resident)."""
+    T = engine_tile(S, N, K, m)
+    side = -(-S // T)
+    ranks = []
+    for r, tiles in enumerate(tile_assignment(side, K)):
+        own = rank_rows(S, r, K) * N * BYTES
+        group_rows, largest = 0, 0
+        for bi, bjs in band_groups(tiles, T, N, m):
+            rows = rows_of(bi, S, T) + sum(rows_of(bj, S, T) for bj in bjs if bj != bi)
+            group_rows += rows
+            largest = max(largest, rows)
+        loads = group_rows * N * BYTES
+        memory = largest * N * BYTES + 2 * T * T * BYTES
+        macs = sum(rows_of(i, S, T) * rows_of(j, S, T) * N if i != j
+                   else rows_of(i, S, T) * (rows_of(i, S, T) + 1) // 2 * N for i, j in tiles)
+        written = sum((2 if i != j else 1) * rows_of(i, S, T) * rows_of(j, S, T) * BYTES for i, j in tiles)
+        if exchange:
+            read_s = own / m.read_bw(K)
+            exch_s = (loads / m.link(K) + (K - 1) * COLLECTIVE_LATENCY_S) if K > 1 else 0.0
+            memory += own
+        else:
+            read_s, exch_s = (own + loads) / m.read_bw(K), 0.0
+        phases = {"read": read_s, "exchange": exch_s, "zscore": 2 * (own + loads) / m.hbm,
+                  "compute": 2 * macs / m.rate[precision], "reduce": 0.0, "write": written / m.write_bw(K, K)}
+        ranks.append({"T": T, "tiles": len(tiles), "blocks": len({b for t in tiles for b in t}), "macs": macs,
+                      "read_bytes": own + loads, "written": written, "memory": memory, "phases": phases})
+    return ranks
+
+
+def single_gpu(S, N, m, precision):
+    """T(1): the plain one-GPU rdm (no launcher): the input read once, the whole RDM computed, written once."""
+    phases = {"read": S * N * BYTES / m.read_bw(1), "exchange": 0.0, "zscore": 2 * S * N * BYTES / m.hbm,
+              "compute": 2 * S * (S + 1) / 2 * N / m.rate[precision], "reduce": 0.0,
+              "write": S * S * BYTES / m.write_bw(1, 1)}
+    return [{"T": S, "tiles": 1, "blocks": 1, "macs": S * (S + 1) // 2 * N, "read_bytes": S * N * BYTES,
+             "written": S * S * BYTES, "memory": S * N * BYTES + S * S * BYTES, "phases": phases}]
+
+
+def neurons_plan(S, N, K, m, precision):
+    cols = -(-N // K)
+    macs = S * (S + 1) // 2 * cols
+    gram = S * S * BYTES
+    input_bytes = S * cols * BYTES
+    if K == 1:
+        reduce_s = 0.0
+    elif K <= GPUS_PER_NODE:   # ring reduce: the data crosses each NVLink once, pipelined
+        reduce_s = gram / m.nvlink + (K - 1) * COLLECTIVE_LATENCY_S
+    else:                      # hierarchical: within each node over NVLink, then across nodes over InfiniBand
+        reduce_s = gram / m.nvlink + gram / m.ib + (K - 1) * COLLECTIVE_LATENCY_S
+    ranks = []
+    for r in range(K):
+        phases = {"read": input_bytes / m.read_bw(K), "exchange": 0.0, "zscore": 2 * input_bytes / m.hbm,
+                  "compute": 2 * macs / m.rate[precision], "reduce": reduce_s,
+                  "write": gram / m.write_bw(K, 1) if r == 0 else 0.0}
+        ranks.append({"T": 0, "tiles": 1, "blocks": 0, "macs": macs, "read_bytes": input_bytes,
+                      "written": gram if r == 0 else 0, "memory": input_bytes + 2 * gram, "phases": phases})
+    return ranks
+
+
+def run_plan(plan, S, N, K, m, precision):
+    if plan == "neurons":
+        return neurons_plan(S, N, K, m, precision)
+    return rows_plan(S, N, K, m, precision, exchange=(plan == "rows+exchange"))
+
+
+def summary(ranks):
+    total = max(sum(r["phases"].values()) for r in ranks)
+    overlap = max(max(r["phases"].values()) for r in ranks)
+    slowest = max(ranks, key=lambda r: sum(r["phases"].values()))
+    return total, overlap, slowest
+
+
+def gb(x):
+    return x / 1e9
+
+
+def efficiency_at(plan, S, N, m, precision, K):
+    t1, o1, _ = summary(single_gpu(S, N, m, precision))
+    tk, ok, _ = summary(run_plan(plan, S, N, K, m, precision))
+    return t1 / (K * tk), o1 / (K * ok)
+
+
+def needed_read_bandwidth(plan, S, N, args, precision):
+    """The per-GPU file-system read bandwidth (GB/s) at which E(TARGET_K) (sum of phases) reaches the target, or
+    None when no read bandwidth up to 100 TB/s does."""
+    def eff(bw):
+        a = argparse.Namespace(**vars(args))
+        a.fs_read_gbps = bw
+        return efficiency_at(plan, S, N, Machine(a), precision, TARGET_K)[0]
+    lo, hi = 0.01, 1e5
+    if eff(hi) < TARGET_EFFICIENCY:
+        return None
+    if eff(lo) >= TARGET_EFFICIENCY:
+        return lo
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if eff(mid) >= TARGET_EFFICIENCY else (mid, hi)
+    return hi
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--fs-read-gbps", type=float, default=FS_READ_GBPS, help="file-system read GB/s per GPU")
+    p.add_argument("--fs-write-gbps", type=float, default=FS_WRITE_GBPS, help="file-system write GB/s per GPU")
+    p.add_argument("--fs-aggregate-gbps", type=float, default=FS_AGGREGATE_GBPS,
+                   help="cap on the file system's total GB/s over all GPUs (0: none)")
+    p.add_argument("--nvlink-gbps", type=float, default=NVLINK_GBPS, help="NVLink GB/s per GPU per direction")
+    p.add_argument("--ib-gbps", type=float, default=IB_GBPS, help="InfiniBand GB/s per GPU across nodes")
+    p.add_argument("--memory-gb", type=float, default=H200_MEMORY_GB, help="device memory per GPU (GB)")
+    p.add_argument("--fp32-fraction", type=float, default=FP32_FRACTION, help="fraction of FP32 peak reached")
+    p.add_argument("--tf32-fraction", type=float, default=TF32_FRACTION, help="fraction of TF32 peak reached")
+    p.add_argument("--tile", type=int, default=0,
+                   help="the GPU's tiled-plan row limit on the row-split's tile (0: none; the engine's rule otherwise)")
+    p.add_argument("--problem", action="append", default=[], metavar="SxN",
+                   help="problem size (repeatable), e.g. 73000x100000; default: the two of the issue")
+    p.add_argument("--ranks", default=",".join(map(str, RANKS)), help="comma-separated K")
+    args = p.parse_args()
+    problems = [tuple(int(v) for v in s.lower().split("x")) for s in args.problem] or PROBLEMS
+    ks = [int(k) for k in args.ranks.split(",")]
+    m = Machine(args)
+
+    out = sys.stdout.write
+    out("# Distributed RDM: scaling model for K H200s\n\n")
+    out("Assumptions: FP32 %.1f TFLOP/s x %.2f, TF32 %.0f TFLOP/s x %.2f, HBM copy %.0f GB/s, %.0f GB per card (%.0f%% "
+        "usable); file system %.1f GB/s read and %.1f GB/s write per GPU%s; NVLink %.0f GB/s, InfiniBand %.0f GB/s "
+        "per GPU, %d GPUs per node. Time = sum of a rank's phases (no overlap; `overlap` = max of the phases), the "
+        "slowest rank; E = T(1) / (K T(K)), T(1) the plain one-GPU rdm (input read once, RDM written once).\n\n"
+        % (H200_FP32_TFLOPS, args.fp32_fraction, H200_TF32_TFLOPS, args.tf32_fraction, H200_HBM_COPY_GBPS,
+           args.memory_gb, 100 * MEMORY_USABLE_FRACTION, args.fs_read_gbps, args.fs_write_gbps,
+           (", %.0f GB/s in all" % args.fs_aggregate_gbps) if args.fs_aggregate_gbps else "", args.nvlink_gbps,
+           args.ib_gbps, GPUS_PER_NODE))
+    verdicts = []
+    for S, N in problems:
+        out("## S = {:,} x N = {:,}\n\n".format(S, N))
+        out("Input %.1f GB, RDM %.1f GB, %.3g multiply-adds (S(S+1)N/2). Row-split tile T (the engine's rule) per K: "
+            "%s.\n\n" % (gb(S * N * BYTES), gb(S * S * BYTES), S * (S + 1) / 2 * N,
+                         ", ".join("K = %d: T = %d (%d x %d blocks)" % (K, engine_tile(S, N, K, m), -(-S // engine_tile(S, N, K, m)),
+                                                                    -(-S // engine_tile(S, N, K, m))) for K in ks)))
+        out("| K | plan | precision | time s | overlap s | E | E overlap | slowest rank: read / exch / compute / "
+            "reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
+        out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        for precision in ("fp32", "tf32"):
+            t1, o1, _ = summary(single_gpu(S, N, m, precision))
+            for plan in PLANS:
+                for K in ks:
+                    ranks = run_plan(plan, S, N, K, m, precision)
+                    tk, ok, slow = summary(ranks)
+                    ph = slow["phases"]
+                    mem = max(r["memory"] for r in ranks)
+                    out("| %d | %s | %s | %.2f | %.2f | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f | %d | %d | "
+                        "%.1f | %.1f | %.1f | %s |\n"
+                        % (K, plan, precision, tk, ok, 100 * t1 / (K * tk), 100 * o1 / (K * ok), ph["read"],
+                           ph["exchange"], ph["compute"] + ph["zscore"], ph["reduce"], ph["write"], slow["tiles"],
+                           slow["blocks"], gb(slow["read_bytes"]), gb(slow["written"]), gb(mem),
+                           "yes" if mem <= m.memory else "NO"))
+        out("\n")
+        if (S, N) == (73_000, 100_000) and TARGET_K in ks:
+            verdicts.append((S, N))
+
+    for S, N in verdicts:
+        out("## Target: E >= %.0f%% at %d GPUs, S = {:,} x N = {:,}\n\n".format(S, N)
+            % (100 * TARGET_EFFICIENCY, TARGET_K))
+        for precision in ("fp32", "tf32"):
+            for plan in PLANS:
+                e_sum, e_max = efficiency_at(plan, S, N, m, precision, TARGET_K)
+                need = needed_read_bandwidth(plan, S, N, args, precision)
+                ok = "met" if e_sum >= TARGET_EFFICIENCY else "NOT met"
+                if need is None:
+                    need_text = "not reachable by read bandwidth alone (another phase does not scale)"
+                elif need <= 0.01:
+                    need_text = "at any file-system read bandwidth (every rank reads 1/K of the file)"
+                else:
+                    need_text = "the target needs >= %.1f GB/s file-system read per GPU" % need
+                out("- %s, %s: E = %.0f%% (phases summed), %.0f%% (overlapped): %s; %s.\n"
+                    % (plan, precision, 100 * e_sum, 100 * e_max, ok, need_text))
+        out("\n")
+
+
+if __name__ == "__main__":
+    main()
