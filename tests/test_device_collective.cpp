@@ -26,6 +26,7 @@ public:
     std::string name() const override { return "scripted"; }
     bool launched() const override { return true; }
     int local_rank() const override { return rank_; }
+    int local_size() const override { return 1; }
     void barrier() override {}
     void broadcast(void* data, uint64_t bytes, int root) override {
         ++broadcasts;
@@ -41,7 +42,7 @@ public:
         ++reductions;
         for (uint64_t i = 0; i < count && i < others_max.size(); ++i) data[i] = std::max(data[i], others_max[i]);
     }
-    void reduce_sum(float*, uint64_t, int) override {}
+    void reduce_sum(double*, uint64_t, int) override {}
     std::vector<double> gather(const std::vector<double>& mine, int) override { return mine; }
     std::vector<double> allgather(const std::vector<double>& mine) override { return mine; }
     [[noreturn]] void abort(int) override { std::abort(); }
