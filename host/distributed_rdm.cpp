@@ -255,6 +255,23 @@ private:
 // Rows of a row block.
 int64_t block_rows(int64_t b, int64_t T, int64_t S) { return std::min(T, S - b * T); }
 
+// The row ranges [first, end) of the distinct row blocks of `tiles`, ascending, adjacent blocks merged.
+std::vector<std::pair<int64_t, int64_t>> needed_ranges(const std::vector<std::pair<int64_t, int64_t>>& tiles, int64_t T,
+                                                       int64_t S) {
+    std::set<int64_t> blocks;
+    for (const auto& t : tiles) {
+        blocks.insert(t.first);
+        blocks.insert(t.second);
+    }
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (int64_t b : blocks) {
+        const int64_t a = b * T, e = std::min(S, a + T);
+        if (!out.empty() && out.back().second == a) out.back().second = e;
+        else out.emplace_back(a, e);
+    }
+    return out;
+}
+
 // A rank's tiles grouped by tile row (band) and cut so that a group's rows fit `cap` bytes of input: (bi, [bj...]).
 std::vector<std::pair<int64_t, std::vector<int64_t>>> band_groups(const std::vector<std::pair<int64_t, int64_t>>& tiles,
                                                                  int64_t T, int64_t N, uint64_t cap) {
@@ -380,7 +397,7 @@ std::vector<std::vector<std::pair<int64_t, int64_t>>> assign_upper_tiles(int64_t
 }
 
 DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode,
-                                        uint64_t rank_memory, int64_t row_tile_limit) {
+                                        uint64_t rank_memory, int64_t row_tile_limit, uint64_t host_memory) {
     DistributedRdmPlan p;
     p.ranks = std::max(ranks, 1);
     p.stimuli = S;
@@ -433,19 +450,41 @@ DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, Distrib
             blocks.insert(bj);
         }
         s.row_blocks = static_cast<int64_t>(blocks.size());
-        // Every band group re-reads its band's block; the statistics read the rank's share of the rows once.
-        uint64_t read_rows = static_cast<uint64_t>(rank_range(S, r, p.ranks).count);
-        uint64_t largest = 0;
-        for (const auto& [bi, bjs] : band_groups(tiles, p.row_tile, N, cap)) {
+        for (int64_t b : blocks) s.needed_rows += block_rows(b, p.row_tile, S);
+    }
+    // The exchange when every rank's own rows and row blocks fit half the host memory.
+    const uint64_t row_bytes = static_cast<uint64_t>(N) * sizeof(float);
+    p.exchange = true;
+    for (int r = 0; r < p.ranks; ++r) {
+        const uint64_t own = static_cast<uint64_t>(rank_range(S, r, p.ranks).count);
+        if ((own + static_cast<uint64_t>(p.shares[static_cast<size_t>(r)].needed_rows)) * row_bytes > host_memory / 2)
+            p.exchange = false;
+    }
+    for (int r = 0; r < p.ranks; ++r) {
+        RankShare& s = p.shares[static_cast<size_t>(r)];
+        const SampleRange own = rank_range(S, r, p.ranks);
+        uint64_t largest = 0, group_rows = 0;
+        for (const auto& [bi, bjs] : band_groups(p.tiles[static_cast<size_t>(r)], p.row_tile, N, cap)) {
             uint64_t rows = static_cast<uint64_t>(block_rows(bi, p.row_tile, S));
             for (int64_t bj : bjs)
                 if (bj != bi) rows += static_cast<uint64_t>(block_rows(bj, p.row_tile, S));
-            read_rows += rows;
+            group_rows += rows;
             largest = std::max(largest, rows);
         }
-        s.bytes_read = read_rows * static_cast<uint64_t>(N) * sizeof(float);
-        s.memory_bytes = largest * static_cast<uint64_t>(N) * sizeof(float) +
-                         2 * static_cast<uint64_t>(p.row_tile) * static_cast<uint64_t>(p.row_tile) * sizeof(float);
+        const uint64_t tiles_bytes = 2 * static_cast<uint64_t>(p.row_tile) * static_cast<uint64_t>(p.row_tile) * sizeof(float);
+        if (p.exchange) {
+            // Its own rows from the file; the rest of its blocks from their owners.
+            int64_t mine_needed = 0;
+            for (const auto& [a, b] : needed_ranges(p.tiles[static_cast<size_t>(r)], p.row_tile, S))
+                mine_needed += std::max<int64_t>(0, std::min(b, own.first + own.count) - std::max(a, own.first));
+            s.bytes_read = static_cast<uint64_t>(own.count) * row_bytes;
+            s.bytes_received = static_cast<uint64_t>(s.needed_rows - mine_needed) * row_bytes;
+            s.memory_bytes = (static_cast<uint64_t>(own.count + s.needed_rows) + largest) * row_bytes + tiles_bytes;
+        } else {
+            // Every band group re-reads its blocks; the statistics read the rank's share of the rows once more.
+            s.bytes_read = (static_cast<uint64_t>(own.count) + group_rows) * row_bytes;
+            s.memory_bytes = largest * row_bytes + tiles_bytes;
+        }
     }
     return p;
 }
@@ -468,7 +507,7 @@ std::string DistributedRdmPlan::summary(const std::string& comm_name) const {
         os << "row-split of the " << stimuli << " x " << stimuli << " RDM: " << row_tiles * (row_tiles + 1) / 2
            << " tiles of " << row_tile << " rows (" << row_tiles << " x " << row_tiles << " upper triangle), " << lo;
         if (hi != lo) os << "-" << hi;
-        os << " tiles per rank";
+        os << " tiles per rank" << (exchange ? ", rows exchanged between ranks" : ", row blocks read by each rank");
     }
     return os.str();
 }
@@ -480,7 +519,9 @@ std::string DistributedRdmPlan::rank_lines() const {
         os << "  rank " << r << ": ";
         if (mode == DistributeMode::Neurons) os << "units " << s.first_column << ".." << s.first_column + s.columns;
         else os << s.tiles << " tiles over " << s.row_blocks << " row blocks";
-        os << ", " << s.multiply_adds << " multiply-adds, reads " << format_bytes(s.bytes_read) << ", writes "
+        os << ", " << s.multiply_adds << " multiply-adds, reads " << format_bytes(s.bytes_read);
+        if (exchange) os << ", receives " << format_bytes(s.bytes_received);
+        os << ", writes "
            << format_bytes(s.bytes_written) << ", holds up to " << format_bytes(s.memory_bytes) << "\n";
     }
     return os.str();
@@ -501,7 +542,7 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
         N = in->cols();
         if (S == 0 || N == 0 || S < 3) check_rdm_input(MatrixView(nullptr, S, N), what);
     });
-    int64_t limits[2] = {0, 0};
+    int64_t limits[3] = {0, 0, 0};
     agreed(comm, "planning the RDM", [&] {
         const uint64_t memory = backend.is_gpu() ? rank_device_memory(comm, backend, backend.rdm_memory(1, 1).free_bytes)
                                                  : host_memory_budget();
@@ -515,12 +556,14 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
         }
         limits[0] = -static_cast<int64_t>(std::min<uint64_t>(memory, static_cast<uint64_t>(INT64_MAX)));
         limits[1] = tile_limit > 0 ? -tile_limit : std::numeric_limits<int64_t>::min();
+        limits[2] = -static_cast<int64_t>(std::min<uint64_t>(host_memory_budget(), static_cast<uint64_t>(INT64_MAX)));
     });
-    comm.allreduce_max(limits, 2);  // the smallest memory and tile limit of all ranks
+    comm.allreduce_max(limits, 3);  // the smallest memories and tile limit of all ranks: one plan everywhere
     const uint64_t rank_memory = static_cast<uint64_t>(-limits[0]);
     const int64_t tile_limit = limits[1] == std::numeric_limits<int64_t>::min() ? 0 : -limits[1];
+    const uint64_t host_memory = static_cast<uint64_t>(-limits[2]);
     agreed(comm, "planning the RDM", [&] {
-        res.plan = plan_distributed_rdm(S, N, ranks, mode, rank_memory, tile_limit);
+        res.plan = plan_distributed_rdm(S, N, ranks, mode, rank_memory, tile_limit, host_memory);
         if (rank == 0 && options.on_plan) {
             std::string text = res.plan.summary(comm.name());
             uint64_t biggest = 0;
@@ -536,14 +579,23 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
     // 2. Row statistics: every rank's share, gathered (rows) or summed (neurons); the checks on every rank alike.
     RowMoments moments;
     Matrix columns;  // neuron-split: this rank's units of every row
+    Matrix own;      // row-split with the exchange: this rank's share of the rows
+    const SampleRange own_rows = rank_range(S, rank, ranks);
     if (plan.mode == DistributeMode::Rows) {
         std::vector<double> mean, m2;
         agreed(comm, "the row statistics", [&] {
-            const SampleRange rows = rank_range(S, rank, ranks);
             const uint64_t row_bytes = static_cast<uint64_t>(N) * sizeof(float);
+            if (plan.exchange) {  // kept for the exchange
+                own = checked_matrix(own_rows.count, N, "this rank's share of the response rows");
+                in->read(own_rows.first, own_rows.count, 0, N, own.data.data());
+                const RowMoments m = backend.row_moments(Array(own), false);
+                mean = m.mean;
+                m2 = m.m2;
+                return;
+            }
             const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((256ull << 20) / row_bytes));
-            for (int64_t r0 = rows.first; r0 < rows.first + rows.count; r0 += chunk) {
-                const int64_t n = std::min(chunk, rows.first + rows.count - r0);
+            for (int64_t r0 = own_rows.first; r0 < own_rows.first + own_rows.count; r0 += chunk) {
+                const int64_t n = std::min(chunk, own_rows.first + own_rows.count - r0);
                 Matrix block = checked_matrix(n, N, "a block of response rows");
                 in->read(r0, n, 0, N, block.data.data());
                 const RowMoments m = backend.row_moments(Array(std::move(block)), false);
@@ -592,6 +644,37 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
 
     // 3. The work.
     if (plan.mode == DistributeMode::Rows) {
+        // The exchange: every rank's row blocks from their owners (ranges in ascending rows on both sides).
+        Matrix store;                                // this rank's needed rows, ascending
+        std::map<int64_t, int64_t> store_row;        // row block -> its first row in `store`
+        if (plan.exchange) {
+            std::vector<Comm::RowTransfer> sends, receives;
+            agreed(comm, "exchanging the row blocks", [&] {
+                const auto mine = needed_ranges(plan.tiles[static_cast<size_t>(rank)], plan.row_tile, S);
+                int64_t rows = 0;
+                for (const auto& [a, e] : mine) {
+                    for (int64_t b = a / plan.row_tile; b * plan.row_tile < e; ++b) store_row[b] = rows + b * plan.row_tile - a;
+                    rows += e - a;
+                }
+                store = checked_matrix(rows, N, "the row blocks of this rank's tiles");
+                int64_t at = 0;
+                for (const auto& [a, e] : mine) {  // receives, by owner, ascending
+                    for (int o = 0; o < ranks; ++o) {
+                        const SampleRange r = rank_range(S, o, ranks);
+                        const int64_t lo = std::max(a, r.first), hi = std::min(e, r.first + r.count);
+                        if (hi > lo) receives.push_back({o, store.row(at + lo - a), hi - lo});
+                    }
+                    at += e - a;
+                }
+                for (int p = 0; p < ranks; ++p)  // sends: each peer's ranges within this rank's own rows
+                    for (const auto& [a, e] : needed_ranges(plan.tiles[static_cast<size_t>(p)], plan.row_tile, S)) {
+                        const int64_t lo = std::max(a, own_rows.first), hi = std::min(e, own_rows.first + own_rows.count);
+                        if (hi > lo) sends.push_back({p, own.row(lo - own_rows.first), hi - lo});
+                    }
+            });
+            comm.exchange_rows(sends, receives, N);
+            own = Matrix();
+        }
         agreed(comm, "computing the RDM tiles", [&] {
             SharedNpyOutput out(output, S);
             const int64_t T = plan.row_tile;
@@ -608,7 +691,8 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
                 int64_t at = 0;
                 for (int64_t b : blocks) {
                     const int64_t n = block_rows(b, T, S);
-                    in->read(b * T, n, 0, N, x.row(at));
+                    if (plan.exchange) std::copy(store.row(store_row.at(b)), store.row(store_row.at(b)) + n * N, x.row(at));
+                    else in->read(b * T, n, 0, N, x.row(at));
                     sub.mean.insert(sub.mean.end(), moments.mean.begin() + b * T, moments.mean.begin() + b * T + n);
                     sub.m2.insert(sub.m2.end(), moments.m2.begin() + b * T, moments.m2.begin() + b * T + n);
                     at += n;

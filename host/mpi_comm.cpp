@@ -83,6 +83,33 @@ public:
                 MPI_CHECK(MPI_Reduce(data + at, nullptr, n, MPI_DOUBLE, MPI_SUM, root, MPI_COMM_WORLD));
         }
     }
+    void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives,
+                       int64_t cols) override {
+        // One row as one MPI element (counts stay small); every transfer posted at once, pairs matched in order.
+        MPI_Datatype row = MPI_DATATYPE_NULL;
+        MPI_CHECK(MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row));
+        struct TypeGuard {
+            MPI_Datatype* t;
+            ~TypeGuard() { MPI_Type_free(t); }
+        } guard{&row};
+        MPI_CHECK(MPI_Type_commit(&row));
+        std::vector<MPI_Request> requests;
+        for (const auto& t : receives)
+            if (t.peer != rank_ && t.rows > 0) {
+                if (t.rows > INT_MAX) throw RuntimeError("exchange_rows: more than 2^31 rows in one transfer");
+                requests.push_back(MPI_REQUEST_NULL);
+                MPI_CHECK(MPI_Irecv(t.data, static_cast<int>(t.rows), row, t.peer, 7, MPI_COMM_WORLD, &requests.back()));
+            }
+        for (const auto& t : sends)
+            if (t.peer != rank_ && t.rows > 0) {
+                if (t.rows > INT_MAX) throw RuntimeError("exchange_rows: more than 2^31 rows in one transfer");
+                requests.push_back(MPI_REQUEST_NULL);
+                MPI_CHECK(MPI_Isend(t.data, static_cast<int>(t.rows), row, t.peer, 7, MPI_COMM_WORLD, &requests.back()));
+            }
+        copy_to_self(rank_, filter_self(sends), filter_self(receives), cols);
+        if (!requests.empty())
+            MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+    }
     std::vector<double> gather(const std::vector<double>& mine, int root) override { return gather_to(mine, root, false); }
     std::vector<double> allgather(const std::vector<double>& mine) override { return gather_to(mine, 0, true); }
     [[noreturn]] void abort(int exit_code) override {
@@ -91,6 +118,12 @@ public:
     }
 
 private:
+    std::vector<RowTransfer> filter_self(const std::vector<RowTransfer>& all) const {
+        std::vector<RowTransfer> out;
+        for (const auto& t : all)
+            if (t.peer == rank_) out.push_back(t);
+        return out;
+    }
     // Counts first, then the values (in pieces of at most INT_MAX values per rank and call).
     std::vector<double> gather_to(const std::vector<double>& mine, int root, bool everyone) {
         int64_t n = static_cast<int64_t>(mine.size());

@@ -164,10 +164,13 @@ RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& option
     if (!res.nan_rows.empty() && options.constant_rows == ConstantRows::Fail) throw_constant_rows(res.nan_rows, what);
     check_interrupt("the RDM");
 
-    // A launched run of several ranks (distributed.h): every rank holds x alike; the units are split over the ranks
-    // and the partial RDMs summed on every rank (distributed_rdm.h). The memory plan above says that it fits.
+    // A launched run of several ranks (distributed.h): every rank holds x alike; the units of a large RDM (or any,
+    // with options.spread_always) are split over the ranks and the partial RDMs summed on every rank
+    // (distributed_rdm.h). The memory plan above says that it fits.
     Comm& comm = world();
-    const bool spread = comm.launched() && comm.size() > 1 && res.plan.kind != PlanKind::Tiled;
+    const double work = static_cast<double>(S) * static_cast<double>(S) * static_cast<double>(N) / 2.0;
+    const bool spread = comm.launched() && comm.size() > 1 && res.plan.kind != PlanKind::Tiled &&
+                        (options.spread_always || work >= kSpreadRdmMinMultiplyAdds);
     if (spread) {
         res.rdm = distributed_rdm_in_memory(comm, backend, x, moments, options, what);
         Matrix m = res.rdm.take_matrix();

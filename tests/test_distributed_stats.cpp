@@ -83,6 +83,9 @@ public:
         g_.sync();
     }
     void reduce_sum(double*, uint64_t, int) override { throw RuntimeError("ThreadComm: reduce_sum is not used here"); }
+    void exchange_rows(const std::vector<RowTransfer>&, const std::vector<RowTransfer>&, int64_t) override {
+        throw rsa::RuntimeError("ThreadComm: exchange_rows is not used here");
+    }
     std::vector<double> gather(const std::vector<double>& mine, int root) override {
         std::vector<double> all = allgather(mine);
         return rank_ == root ? all : std::vector<double>();

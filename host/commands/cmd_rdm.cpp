@@ -92,6 +92,7 @@ private:
         options.on_plan = [&](const std::string& text) {
             if (!quiet_) std::fprintf(stderr, "%s\n%s\n", text.c_str(), device_note.c_str());
         };
+        options.spread_always = true;  // asked for a distributed RDM: split even a small in-memory one
         std::unique_ptr<OutputFile> out;
         std::string staging, folder, lock;
         agreed(comm, "claiming the output", [&] {

@@ -47,6 +47,16 @@ public:
     // Element-wise sums into `root`'s data (other ranks' data unchanged): the partial correlations of the
     // neuron-split RDM. Counts beyond 2^30 are sent in pieces.
     virtual void reduce_sum(double* data, uint64_t count, int root) = 0;
+    // Rows moving between ranks: each rank lists what it sends to each peer and what it receives from each peer
+    // (row-major, `cols` floats per row). The lists must pair up: what rank a sends to rank b, in order, is what b
+    // receives from a, in order (every rank computes both sides from the same plan). Transfers to oneself are copies.
+    struct RowTransfer {
+        int peer = 0;
+        float* data = nullptr;  // sends: read from; receives: written to
+        int64_t rows = 0;
+    };
+    virtual void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives,
+                               int64_t cols) = 0;
     // Every rank's `mine` concatenated in rank order on `root` (other ranks get an empty vector); counts may differ.
     virtual std::vector<double> gather(const std::vector<double>& mine, int root) = 0;
     // The same on every rank.
@@ -54,6 +64,10 @@ public:
     // Ends every rank of the job at once with `exit_code` (the last resort when ranks can no longer agree).
     [[noreturn]] virtual void abort(int exit_code) = 0;
 };
+
+// The transfers of exchange_rows from `rank` to itself, as copies (every communicator's own part).
+void copy_to_self(int rank, const std::vector<Comm::RowTransfer>& sends,
+                  const std::vector<Comm::RowTransfer>& receives, int64_t cols);
 
 // The process's communicator (a single process until set_world).
 Comm& world();

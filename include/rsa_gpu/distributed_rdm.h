@@ -6,8 +6,9 @@
 //     blocks, and cut into one contiguous run per rank with equal cost (a diagonal tile, half a SYRK, costs half).
 //     Row statistics are per stimulus: each rank reads its share of the rows (positioned reads of the .npy), computes
 //     their moments on its backend, and the moments are gathered on every rank, which then checks the input alike
-//     (non-finite values, constant rows). Each rank reads only the row blocks its tiles need (a band's blocks at a
-//     time, within its memory), runs its tiles with the engine's tiled plan restricted to them
+//     (non-finite values, constant rows). Each rank keeps its share and receives from their owners the other rows of
+//     the row blocks its tiles need (Comm::exchange_rows: the input is read from the file once in all), or, when they
+//     do not fit half its host memory, reads its blocks from the file a band at a time; it runs its tiles with the engine's tiled plan restricted to them
 //     (MemoryPlan::tile_mask), and writes each tile and its mirror straight into the one shared output .npy at their
 //     offsets (pwrite: no two ranks write the same bytes). Entries equal the single-process RDM's up to the order of
 //     the sums (tiles in GEMM instead of one SYRK): within 1e-6.
@@ -56,6 +57,8 @@ struct RankShare {
     uint64_t bytes_read = 0;        // from the input file (row statistics' share included)
     uint64_t bytes_written = 0;     // into the output file (row-split: its tiles and mirrors; neuron-split: rank 0)
     uint64_t memory_bytes = 0;      // host memory its largest step holds (input rows, tile buffers / the S x S partial)
+    int64_t needed_rows = 0;        // row-split: the rows of its distinct row blocks
+    uint64_t bytes_received = 0;    // row-split with the exchange: rows received from the other ranks
 };
 
 struct DistributedRdmPlan {
@@ -63,6 +66,10 @@ struct DistributedRdmPlan {
     int ranks = 1;
     int64_t stimuli = 0, neurons = 0;            // S, N
     int64_t row_tile = 0, row_tiles = 0;         // row-split: T and ceil(S / T)
+    // Row-split: each rank reads only its own share of the rows (rank_range(S)) and receives the rest of its row blocks
+    // from their owners (Comm::exchange_rows), when its own rows and its row blocks fit half the host memory; else
+    // every band group reads its blocks from the file.
+    bool exchange = false;
     std::vector<std::vector<std::pair<int64_t, int64_t>>> tiles;  // row-split: [rank] its tiles
     std::vector<RankShare> shares;               // [rank]
     // "distributed: 3 ranks (MPI ...), row-split of the 3000 x 3000 RDM: 15 tiles of 600 rows, 5 per rank (...)"
@@ -75,7 +82,7 @@ struct DistributedRdmPlan {
 // GPU ranks) and `row_tile_limit` (the largest tile the engine's tiled plan allows on the device; 0: none).
 // InputError when the mode cannot run (neurons with an S x S result beyond a rank's memory).
 DistributedRdmPlan plan_distributed_rdm(int64_t S, int64_t N, int ranks, DistributeMode mode,
-                                        uint64_t rank_memory, int64_t row_tile_limit);
+                                        uint64_t rank_memory, int64_t row_tile_limit, uint64_t host_memory);
 
 struct DistributedRdmResult {
     DistributedRdmPlan plan;

@@ -24,7 +24,12 @@ struct RdmOptions {
     uint64_t max_gpu_bytes = 0;             // --max-gpu-mem cap (0: none); forces the chunked/tiled paths when small
     std::string output_path;                // where a tiled (out-of-core) RDM is written; required for that plan
     std::function<void(const std::string&)> on_plan;  // receives the memory plan of large jobs before they start
+    // A launched run of several ranks (distributed.h): split an in-memory RDM's units over the ranks always, or (false)
+    // only from kSpreadRdmMinMultiplyAdds on. Below that every rank computes it whole: the same bits as one process,
+    // so statistics on it equal a single process's exactly.
+    bool spread_always = false;
 };
+constexpr double kSpreadRdmMinMultiplyAdds = 1e11;  // S^2 N / 2 of an RDM worth splitting (about 1 s on 2 CPU cores)
 
 // ---------------------------------------------------------------- the CPU engine
 // Row moments of x (S x N): row_mean_m2 of every row, rows split over the cores.
