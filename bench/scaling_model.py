@@ -4,23 +4,24 @@
 Three plans, K = 1, 2, 4, 8, 16 GPUs (one rank per GPU, GPUS_PER_NODE to a node), at S = 73,000 x N = 100,000 and
 S = 10,000 x N = 1,000,000 (float32 responses in one .npy file, the S x S float32 RDM into one .npy file):
 
-  rows           row-split as the engine (host/distributed_rdm.cpp) runs it: the upper triangle of side x side tiles
-                 of T rows, in Morton (Z-order) order of (bi, bj), bi <= bj, cut into K contiguous runs by cumulative
-                 cost (a diagonal tile costs half); each rank reads its own S/K rows (the row statistics), then per
-                 band group (a row band bi and as many of its column blocks as fit a quarter of its memory) the
-                 band's block and those column blocks from the file, computes its tiles (GEMM, SYRK on the diagonal)
-                 and writes its tiles and their mirrors into the shared output.
-  rows+exchange  the same tiles and band groups, but each rank reads only its S/K rows from the file (and keeps them)
-                 and receives the blocks of its band groups over the interconnect (NCCL broadcasts from the ranks
-                 that hold those rows): the file is read once in all. Not in the engine: the plan the model argues for.
+  rows           row-split as the engine (host/distributed_rdm.cpp) runs it when a rank's rows fit half its host
+                 memory: the upper triangle of side x side tiles of T rows, in Morton (Z-order) order of (bi, bj),
+                 bi <= bj, cut into K contiguous runs by cumulative cost (a diagonal tile costs half); each rank reads
+                 its own S/K rows from the file (the row statistics) and keeps them, receives the other rows of its
+                 distinct row blocks once from their owners (Comm::exchange_rows: MPI point-to-point through host
+                 memory; within a node at HOST_MPI_GBPS, across nodes over InfiniBand), so the file is read once in
+                 all; then per band group uploads its blocks to the GPU (PCIe), computes its tiles (GEMM, SYRK on the
+                 diagonal) and writes its tiles and their mirrors into the shared output.
+  rows (file)    the engine's fallback when those rows do not fit: every band group (a row band bi and as many of its
+                 column blocks as fit a quarter of the rank's memory) reads its blocks from the file again.
   neurons        neuron-split: each rank reads its N/K columns of all S rows, computes its partial S x S Gram matrix
                  (SYRK: S^2 N / (2K) multiply-adds), the partials are summed on rank 0 (ncclReduce of S x S floats)
                  and rank 0 writes the RDM. Memory per rank: its columns plus the RDM and its partial sum (the engine's plan).
 
 Columns: the slowest rank's phases, tiles, distinct row blocks and bytes loaded (from the file, or from the file and
-the interconnect for rows+exchange), bytes written; the largest memory over the ranks against the usable memory.
+the other ranks for rows), bytes written; the largest memory over the ranks against the usable memory.
 The row-split plans are simulated tile by tile (the engine's assignment for the given S, N, K), not from a formula.
-Time per rank is the SUM of its phases (read, z-score pass, exchange, compute, reduce, write: no overlap, the
+Time per rank is the SUM of its phases (read, exchange, upload to the GPU, z-score pass, compute, reduce, write: no overlap, the
 conservative choice); the column `overlap` gives the MAX of the phases (perfect overlap, the optimistic bound).
 A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the plain one-GPU rdm (no launcher: the input
 read once, the RDM computed whole and written once), the same baseline for every plan.
@@ -56,6 +57,11 @@ FS_AGGREGATE_GBPS = 0.0          # 0: no cap on the sum over the GPUs
 NVLINK_GBPS = 450.0
 IB_GBPS = 50.0
 GPUS_PER_NODE = 8                # HGX H200: 8 GPUs per node (K = 16 is two nodes)
+# The row exchange goes through host memory (MPI point-to-point between processes on a node: shared-memory copies;
+# assumption: 20 GB/s per rank, a DDR5 node's bandwidth shared by its 8 ranks), and the GPU reads host rows over
+# PCIe Gen5 x16 (assumption: 50 GB/s per GPU, ~80% of the link).
+HOST_MPI_GBPS = 20.0
+PCIE_GBPS = 50.0
 COLLECTIVE_LATENCY_S = 20e-6     # per ring step of a collective (NCCL small-message latency, order of magnitude)
 # Row tile: the engine's rule (host/distributed_rdm.cpp plan_distributed_rdm), reproduced in engine_tile: the
 # smallest grid side with >= 4 upper-triangle tiles per rank, T = ceil(S / side), capped by the GPU's tiled-plan row
@@ -67,7 +73,7 @@ TARGET_EFFICIENCY = 0.80
 
 PROBLEMS = [(73_000, 100_000), (10_000, 1_000_000)]
 RANKS = [1, 2, 4, 8, 16]
-PLANS = ["rows", "rows+exchange", "neurons"]
+PLANS = ["rows", "rows (file)", "neurons"]
 
 
 def morton(i, j):
@@ -116,6 +122,8 @@ class Machine:
         self.rate = {"fp32": H200_FP32_TFLOPS * 1e12 * a.fp32_fraction,
                      "tf32": H200_TF32_TFLOPS * 1e12 * a.tf32_fraction}
         self.hbm = H200_HBM_COPY_GBPS * 1e9
+        self.host_mpi = a.host_mpi_gbps * 1e9
+        self.pcie = a.pcie_gbps * 1e9
         self.tile_limit = a.tile
 
     def read_bw(self, K):
@@ -127,6 +135,10 @@ class Machine:
     def link(self, K):
         """Bandwidth of the slowest link a collective over K GPUs crosses."""
         return self.nvlink if K <= GPUS_PER_NODE else self.ib
+
+    def exchange_bw(self, K):
+        """The row exchange's bandwidth per rank: host-memory MPI within a node, InfiniBand across nodes."""
+        return self.host_mpi if K <= GPUS_PER_NODE else min(self.host_mpi, self.ib)
 
 
 def group_input_cap(m):
@@ -161,42 +173,58 @@ def band_groups(tiles, T, N, m):
     return groups
 
 
+def needed_rows(tiles, S, T):
+    """The rows of a rank's distinct row blocks, as (first, end) ranges."""
+    return [(b * T, min(S, (b + 1) * T)) for b in sorted({b for t in tiles for b in t})]
+
+
 def rows_plan(S, N, K, m, precision, exchange):
     """Per-rank phases of the row-split as the engine runs it, simulated for the actual S, N, K: the statistics pass
-    reads the rank's own S/K rows; every band group then loads its band's block and its other column blocks (read
-    from the file by the engine; received from the ranks that own those rows over the interconnect for
-    rows+exchange, whose ranks keep their own rows resident)."""
+    reads the rank's own S/K rows; with the exchange (plan "rows") the rank keeps them and receives the rest of its
+    distinct row blocks from their owners once; without it ("rows (file)") every band group reads its band's block and
+    its other column blocks from the file. Either way every band group uploads its blocks to the GPU."""
     T = engine_tile(S, N, K, m)
     side = -(-S // T)
     ranks = []
+    first = 0
     for r, tiles in enumerate(tile_assignment(side, K)):
-        own = rank_rows(S, r, K) * N * BYTES
+        own_rows = rank_rows(S, r, K)
+        own_lo, own_hi = first, first + own_rows
+        first += own_rows
+        own = own_rows * N * BYTES
         group_rows, largest = 0, 0
         for bi, bjs in band_groups(tiles, T, N, m):
             rows = rows_of(bi, S, T) + sum(rows_of(bj, S, T) for bj in bjs if bj != bi)
             group_rows += rows
             largest = max(largest, rows)
-        loads = group_rows * N * BYTES
-        memory = largest * N * BYTES + 2 * T * T * BYTES
-        macs = sum(rows_of(i, S, T) * rows_of(j, S, T) * N if i != j
-                   else rows_of(i, S, T) * (rows_of(i, S, T) + 1) // 2 * N for i, j in tiles)
+        loads = group_rows * N * BYTES                       # uploaded to the GPU (and read from the file without exchange)
+        tile_macs = sum(rows_of(i, S, T) * rows_of(j, S, T) * N if i != j
+                        else rows_of(i, S, T) * (rows_of(i, S, T) + 1) // 2 * N for i, j in tiles)
         written = sum((2 if i != j else 1) * rows_of(i, S, T) * rows_of(j, S, T) * BYTES for i, j in tiles)
+        need = needed_rows(tiles, S, T)
+        need_rows = sum(e - a for a, e in need)
+        mine = sum(max(0, min(e, own_hi) - max(a, own_lo)) for a, e in need)
         if exchange:
             read_s = own / m.read_bw(K)
-            exch_s = (loads / m.link(K) + (K - 1) * COLLECTIVE_LATENCY_S) if K > 1 else 0.0
-            memory += own
+            received = (need_rows - mine) * N * BYTES
+            exch_s = (received / m.exchange_bw(K) + (K - 1) * COLLECTIVE_LATENCY_S) if K > 1 else 0.0
+            memory = (own_rows + need_rows + largest) * N * BYTES + 2 * T * T * BYTES   # host memory
+            loaded = own + received
         else:
             read_s, exch_s = (own + loads) / m.read_bw(K), 0.0
-        phases = {"read": read_s, "exchange": exch_s, "zscore": 2 * (own + loads) / m.hbm,
-                  "compute": 2 * macs / m.rate[precision], "reduce": 0.0, "write": written / m.write_bw(K, K)}
-        ranks.append({"T": T, "tiles": len(tiles), "blocks": len({b for t in tiles for b in t}), "macs": macs,
-                      "read_bytes": own + loads, "written": written, "memory": memory, "phases": phases})
+            memory = largest * N * BYTES + 2 * T * T * BYTES
+            loaded = own + loads
+        phases = {"read": read_s, "exchange": exch_s, "upload": loads / m.pcie, "zscore": 2 * loads / m.hbm,
+                  "compute": 2 * tile_macs / m.rate[precision], "reduce": 0.0, "write": written / m.write_bw(K, K)}
+        ranks.append({"T": T, "tiles": len(tiles), "blocks": len({b for t in tiles for b in t}), "macs": tile_macs,
+                      "read_bytes": loaded, "written": written, "memory": memory, "phases": phases})
     return ranks
 
 
 def single_gpu(S, N, m, precision):
     """T(1): the plain one-GPU rdm (no launcher): the input read once, the whole RDM computed, written once."""
-    phases = {"read": S * N * BYTES / m.read_bw(1), "exchange": 0.0, "zscore": 2 * S * N * BYTES / m.hbm,
+    phases = {"read": S * N * BYTES / m.read_bw(1), "exchange": 0.0,
+              "upload": (S * N * BYTES + S * S * BYTES) / m.pcie, "zscore": 2 * S * N * BYTES / m.hbm,
               "compute": 2 * S * (S + 1) / 2 * N / m.rate[precision], "reduce": 0.0,
               "write": S * S * BYTES / m.write_bw(1, 1)}
     return [{"T": S, "tiles": 1, "blocks": 1, "macs": S * (S + 1) // 2 * N, "read_bytes": S * N * BYTES,
@@ -216,7 +244,8 @@ def neurons_plan(S, N, K, m, precision):
         reduce_s = gram / m.nvlink + gram / m.ib + (K - 1) * COLLECTIVE_LATENCY_S
     ranks = []
     for r in range(K):
-        phases = {"read": input_bytes / m.read_bw(K), "exchange": 0.0, "zscore": 2 * input_bytes / m.hbm,
+        phases = {"read": input_bytes / m.read_bw(K), "exchange": 0.0,
+                  "upload": (input_bytes + gram) / m.pcie, "zscore": 2 * input_bytes / m.hbm,
                   "compute": 2 * macs / m.rate[precision], "reduce": reduce_s,
                   "write": gram / m.write_bw(K, 1) if r == 0 else 0.0}
         ranks.append({"T": 0, "tiles": 1, "blocks": 0, "macs": macs, "read_bytes": input_bytes,
@@ -227,7 +256,7 @@ def neurons_plan(S, N, K, m, precision):
 def run_plan(plan, S, N, K, m, precision):
     if plan == "neurons":
         return neurons_plan(S, N, K, m, precision)
-    return rows_plan(S, N, K, m, precision, exchange=(plan == "rows+exchange"))
+    return rows_plan(S, N, K, m, precision, exchange=(plan == "rows"))
 
 
 def summary(ranks):
@@ -273,6 +302,9 @@ def main():
                    help="cap on the file system's total GB/s over all GPUs (0: none)")
     p.add_argument("--nvlink-gbps", type=float, default=NVLINK_GBPS, help="NVLink GB/s per GPU per direction")
     p.add_argument("--ib-gbps", type=float, default=IB_GBPS, help="InfiniBand GB/s per GPU across nodes")
+    p.add_argument("--host-mpi-gbps", type=float, default=HOST_MPI_GBPS,
+                   help="the row exchange's GB/s per rank within a node (MPI through host memory)")
+    p.add_argument("--pcie-gbps", type=float, default=PCIE_GBPS, help="host-to-GPU GB/s per GPU")
     p.add_argument("--memory-gb", type=float, default=H200_MEMORY_GB, help="device memory per GPU (GB)")
     p.add_argument("--fp32-fraction", type=float, default=FP32_FRACTION, help="fraction of FP32 peak reached")
     p.add_argument("--tf32-fraction", type=float, default=TF32_FRACTION, help="fraction of TF32 peak reached")
@@ -290,12 +322,12 @@ def main():
     out("# Distributed RDM: scaling model for K H200s\n\n")
     out("Assumptions: FP32 %.1f TFLOP/s x %.2f, TF32 %.0f TFLOP/s x %.2f, HBM copy %.0f GB/s, %.0f GB per card (%.0f%% "
         "usable); file system %.1f GB/s read and %.1f GB/s write per GPU%s; NVLink %.0f GB/s, InfiniBand %.0f GB/s "
-        "per GPU, %d GPUs per node. Time = sum of a rank's phases (no overlap; `overlap` = max of the phases), the "
+        "per GPU, %d GPUs per node; row exchange %.0f GB/s per rank (MPI through host memory), PCIe %.0f GB/s. Time = sum of a rank's phases (no overlap; `overlap` = max of the phases), the "
         "slowest rank; E = T(1) / (K T(K)), T(1) the plain one-GPU rdm (input read once, RDM written once).\n\n"
         % (H200_FP32_TFLOPS, args.fp32_fraction, H200_TF32_TFLOPS, args.tf32_fraction, H200_HBM_COPY_GBPS,
            args.memory_gb, 100 * MEMORY_USABLE_FRACTION, args.fs_read_gbps, args.fs_write_gbps,
            (", %.0f GB/s in all" % args.fs_aggregate_gbps) if args.fs_aggregate_gbps else "", args.nvlink_gbps,
-           args.ib_gbps, GPUS_PER_NODE))
+           args.ib_gbps, GPUS_PER_NODE, args.host_mpi_gbps, args.pcie_gbps))
     verdicts = []
     for S, N in problems:
         out("## S = {:,} x N = {:,}\n\n".format(S, N))
@@ -304,7 +336,7 @@ def main():
                          ", ".join("K = %d: T = %d (%d x %d blocks)" % (K, engine_tile(S, N, K, m), -(-S // engine_tile(S, N, K, m)),
                                                                     -(-S // engine_tile(S, N, K, m))) for K in ks)))
         out("| K | plan | precision | time s | overlap s | E | E overlap | slowest rank: read / exch / compute / "
-            "reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
+            "upload / reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
         out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for precision in ("fp32", "tf32"):
             t1, o1, _ = summary(single_gpu(S, N, m, precision))
@@ -314,10 +346,10 @@ def main():
                     tk, ok, slow = summary(ranks)
                     ph = slow["phases"]
                     mem = max(r["memory"] for r in ranks)
-                    out("| %d | %s | %s | %.2f | %.2f | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f | %d | %d | "
+                    out("| %d | %s | %s | %.2f | %.2f | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f / %.2f | %d | %d | "
                         "%.1f | %.1f | %.1f | %s |\n"
                         % (K, plan, precision, tk, ok, 100 * t1 / (K * tk), 100 * o1 / (K * ok), ph["read"],
-                           ph["exchange"], ph["compute"] + ph["zscore"], ph["reduce"], ph["write"], slow["tiles"],
+                           ph["exchange"], ph["compute"] + ph["zscore"], ph["upload"], ph["reduce"], ph["write"], slow["tiles"],
                            slow["blocks"], gb(slow["read_bytes"]), gb(slow["written"]), gb(mem),
                            "yes" if mem <= m.memory else "NO"))
         out("\n")
