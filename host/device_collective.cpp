@@ -30,6 +30,23 @@ public:
         if (root < 0 || root >= comm_.size())
             throw RuntimeError("device reduce: root " + std::to_string(root) + " is not a rank of " +
                                std::to_string(comm_.size()));
+        if (!check_arrays(a, root)) return;
+        agreed(comm_, "the device reduce", [&] { inner_->reduce_sum(a, root); });
+    }
+
+    std::vector<double> allreduce_weighted(const Array& a, double weight, bool complement) override {
+        if (!check_arrays(a, -1)) return {};
+        std::vector<double> sum;
+        agreed(comm_, "the device sum", [&] { sum = inner_->allreduce_weighted(a, weight, complement); });
+        return sum;
+    }
+
+    std::string name() const override { return inner_->name(); }
+
+private:
+    // Every rank's array usable (a copy on this rank's device; with root >= 0 none on the root's host) and of one
+    // shape, agreed in one collective; false for empty arrays (nothing to sum).
+    bool check_arrays(const Array& a, int root) {
         std::string problem;
         if (!a.empty()) {
             if (!a.device_copy(device_))
@@ -51,13 +68,9 @@ public:
             throw RuntimeError("device reduce: the ranks' arrays differ in shape (rows " + std::to_string(-v[2]) +
                                " to " + std::to_string(v[0]) + ", columns " + std::to_string(-v[3]) + " to " +
                                std::to_string(v[1]) + ")");
-        if (a.empty()) return;
-        agreed(comm_, "the device reduce", [&] { inner_->reduce_sum(a, root); });
+        return !a.empty();
     }
 
-    std::string name() const override { return inner_->name(); }
-
-private:
     Comm& comm_;
     std::unique_ptr<DeviceCollective> inner_;
     int device_;

@@ -315,15 +315,22 @@ uint64_t rank_device_memory(Comm& comm, Backend& backend, uint64_t free_bytes) {
     return free_bytes / static_cast<uint64_t>(std::max(sharing, 1));
 }
 
-// This rank's share of the RDM from its units x_c (S x Nc of N): Correlation: (Nc / N) (1 - d_c), d_c the engine's
-// RDM of x_c z-scored with the global row statistics (m2 scaled so that m2' / Nc = m2 / N), i.e. its part of
-// Z Z^T / N; Euclidean: (Nc / N) d_c with d_c from x_c's own row moments (squared distances add over units). In
-// float64: 1 - d_c is exact there, so the sum carries only each d_c's rounding.
-std::vector<double> columns_partial(Comm& comm, Backend& backend, Matrix&& x_c, const RowMoments& global, int64_t N,
-                                    const RdmOptions& options, const std::string& what) {
+// This rank's share of the RDM from its units x_c (S x Nc of N): its RDM d_c on the backend's device and the weight
+// Nc / N. Correlation: d_c from x_c z-scored with the global row statistics (m2 scaled so that m2' / Nc = m2 / N), so
+// that (Nc / N) (1 - d_c) is its part of Z Z^T / N; Euclidean: d_c from x_c's own row moments, (Nc / N) d_c its part
+// of the squared distances (they add over units).
+struct ColumnsPart {
+    Array rdm;            // S x S (empty when the rank has no units)
+    double weight = 0.0;  // Nc / N
+    int64_t stimuli = 0;
+};
+
+ColumnsPart columns_part(Comm& comm, Backend& backend, Matrix&& x_c, const RowMoments& global, int64_t N,
+                         const RdmOptions& options, const std::string& what) {
+    ColumnsPart part;
     const int64_t S = x_c.rows, Nc = x_c.cols;
-    std::vector<double> partial = checked_alloc<double>(static_cast<size_t>(S * S), "the partial RDM (float64)");
-    if (Nc == 0) return partial;
+    part.stimuli = S;
+    if (Nc == 0) return part;
     const Array x(std::move(x_c));
     RowMoments m;
     if (options.kind == RdmKind::Correlation) {
@@ -338,15 +345,43 @@ std::vector<double> columns_partial(Comm& comm, Backend& backend, Matrix&& x_c, 
         throw InputError(what + ": a rank's share of the " + std::to_string(S) + " x " + std::to_string(S) +
                          " RDM (the units split over the ranks) does not fit its memory; use --distribute rows");
     plan.rdm_kind = options.kind;
-    const Array d = backend.rdm_run(x, plan, options.precision, m, {}, nullptr);
-    const float* h = d.host();
-    const double w = static_cast<double>(Nc) / static_cast<double>(N);
-    const bool correlation = options.kind == RdmKind::Correlation;
-    for (size_t i = 0; i < partial.size(); ++i) {
-        const double v = static_cast<double>(h[i]);
-        partial[i] = w * (correlation ? 1.0 - v : v);
-    }
+    part.rdm = backend.rdm_run(x, plan, options.precision, m, {}, nullptr);
+    part.weight = static_cast<double>(Nc) / static_cast<double>(N);
+    return part;
+}
+
+// The sum of every rank's weighted part in float64: on the devices with NCCL when `device` is given (every rank's
+// part on its GPU), else through host memory over MPI (1 - d_c is exact in double, so the sum carries only each d_c's
+// rounding). root >= 0: the sum on that rank only (the host path); -1: on every rank.
+std::vector<double> sum_parts(Comm& comm, DeviceCollective* device, const ColumnsPart& part, RdmKind kind, int root) {
+    const bool complement = kind == RdmKind::Correlation;
+    if (device) return device->allreduce_weighted(part.rdm, part.weight, complement);
+    std::vector<double> partial;
+    agreed(comm, "the partial RDM", [&] {
+        partial = checked_alloc<double>(static_cast<size_t>(part.stimuli * part.stimuli), "the partial RDM (float64)");
+        if (part.rdm.empty()) return;
+        const float* h = part.rdm.host();
+        for (size_t i = 0; i < partial.size(); ++i) {
+            const double v = static_cast<double>(h[i]);
+            partial[i] = part.weight * (complement ? 1.0 - v : v);
+        }
+    });
+    if (root < 0) comm.allreduce_sum(partial.data(), partial.size());
+    else comm.reduce_sum(partial.data(), partial.size(), root);
     return partial;
+}
+
+// The device collective for the neuron-split sums (every rank calls it: it agrees), or null (CPU ranks, no NCCL, a
+// rank without units: N < ranks); `how` says which path sums the parts.
+std::unique_ptr<DeviceCollective> parts_collective(Comm& comm, Backend& backend, int64_t N, std::string* how) {
+    std::string why;
+    std::unique_ptr<DeviceCollective> dc = make_device_collective(comm, backend, &why);
+    if (dc && N < comm.size()) {
+        dc.reset();
+        why = "fewer units than ranks";
+    }
+    *how = dc ? "partials summed on the GPUs with " + dc->name() : "partials summed over MPI in host memory (" + why + ")";
+    return dc;
 }
 
 // The RDM from the summed partials (float32).
@@ -497,7 +532,7 @@ std::string DistributedRdmPlan::summary(const std::string& comm_name) const {
         const RankShare& b = shares.back();
         os << "neuron-split of the " << stimuli << " x " << neurons << " input: " << b.columns;
         if (a.columns != b.columns) os << "-" << a.columns;
-        os << " units per rank, partial RDMs summed on rank 0";
+        os << " units per rank, partial RDMs summed";
     } else {
         int64_t lo = std::numeric_limits<int64_t>::max(), hi = 0;
         for (const auto& s : shares) {
@@ -716,14 +751,17 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
             out.sync();
         });
     } else {
-        std::vector<double> partial;
+        std::string how;
+        const std::unique_ptr<DeviceCollective> device = parts_collective(comm, backend, N, &how);
+        if (rank == 0 && options.on_plan) options.on_plan("  " + how);
+        ColumnsPart part;
         agreed(comm, "computing the partial RDMs", [&] {
-            partial = columns_partial(comm, backend, std::move(columns), moments, N, options, what);
+            part = columns_part(comm, backend, std::move(columns), moments, N, options, what);
         });
-        comm.reduce_sum(partial.data(), partial.size(), 0);
+        const std::vector<double> sum = sum_parts(comm, device.get(), part, options.kind, 0);
         agreed(comm, "writing the RDM", [&] {
             if (rank != 0) return;
-            const std::vector<float> d = finish_partials(partial, options.kind);
+            const std::vector<float> d = finish_partials(sum, options.kind);
             npy_save_f32(output, d.data(), {S, S});
         });
     }
@@ -741,16 +779,18 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
 Array distributed_rdm_in_memory(Comm& comm, Backend& backend, const Array& x, const RowMoments& moments,
                                 const RdmOptions& options, const std::string& what) {
     const int64_t S = x.rows(), N = x.cols();
-    std::vector<double> partial;
+    std::string how;
+    const std::unique_ptr<DeviceCollective> device = parts_collective(comm, backend, N, &how);
+    ColumnsPart part;
     agreed(comm, "computing the partial RDMs", [&] {
         const SampleRange cols = rank_range(N, comm.rank(), comm.size());
         Matrix x_c = checked_matrix(S, cols.count, "this rank's units of every row");
         const float* h = x.host();
         for (int64_t s = 0; s < S; ++s)
             std::copy(h + s * N + cols.first, h + s * N + cols.first + cols.count, x_c.row(s));
-        partial = columns_partial(comm, backend, std::move(x_c), moments, N, options, what);
+        part = columns_part(comm, backend, std::move(x_c), moments, N, options, what);
     });
-    comm.allreduce_sum(partial.data(), partial.size());
+    const std::vector<double> partial = sum_parts(comm, device.get(), part, options.kind, -1);
     Matrix out(S, S);
     out.data = finish_partials(partial, options.kind);
     return Array(std::move(out));

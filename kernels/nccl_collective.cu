@@ -9,8 +9,11 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common.cuh"
 #include "cuda_check.cuh"
+#include "device_buffer.cuh"
 #include "gpu_context.cuh"
 #include "rsa_gpu/array.h"
 #include "rsa_gpu/cuda_plugin.h"
@@ -28,6 +31,16 @@ std::string nccl_version_text() {
     if (v >= 10000)
         return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
     return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 100) + "." + std::to_string(v % 100);
+}
+
+// out[i] = weight (complement ? 1 - d[i] : d[i]) in float64 (grid-strided).
+__global__ void weighted_kernel(const float* __restrict__ d, size_t n, double weight, bool complement,
+                                double* __restrict__ out) {
+    for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+        const double v = static_cast<double>(d[i]);
+        out[i] = weight * (complement ? 1.0 - v : v);
+    }
 }
 
 class NcclCollective final : public DeviceCollective {
@@ -71,6 +84,34 @@ public:
             failed_ = true;
             throw;
         }
+    }
+
+    std::vector<double> allreduce_weighted(const Array& a, double weight, bool complement) override {
+        const size_t count = static_cast<size_t>(a.size());
+        std::vector<double> host(count);
+        if (count == 0) return host;
+        const DeviceStore* store = a.device_copy(ctx_.device);
+        if (!store)
+            throw RuntimeError("NCCL sum: the " + std::to_string(a.rows()) + " x " + std::to_string(a.cols()) +
+                               " array has no copy on device " + std::to_string(ctx_.device));
+        try {
+            CUDA_CHECK(cudaSetDevice(ctx_.device));
+            DeviceBuffer<double> sum(count, "the weighted partial RDM (float64)");
+            weighted_kernel<<<grid_1d(static_cast<int64_t>(count)), kBlock, 0, ctx_.stream>>>(
+                store->data(), count, weight, complement, sum.get());
+            RSA_CHECK_LAUNCH();
+            NCCL_CHECK(ncclAllReduce(sum.get(), sum.get(), count, ncclDouble, ncclSum, comm_, ctx_.stream));
+            ncclResult_t async = ncclSuccess;
+            NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
+            if (async != ncclSuccess)
+                gpu_fail("NCCL", nccl_message(async), "ncclAllReduce (asynchronous error)", __func__, __FILE__,
+                         __LINE__);
+            read_back(host.data(), sum.get(), count, ctx_.stream);
+        } catch (...) {
+            failed_ = true;
+            throw;
+        }
+        return host;
     }
 
     std::string name() const override { return "NCCL " + version_ + " (" + std::to_string(ranks_) + " ranks)"; }

@@ -89,8 +89,12 @@ private:
         std::string device_note;
         auto backend = open_backend(device_, true, &device_note);
         options.kind = spec.method == Dissimilarity::Euclidean ? RdmKind::Euclidean : RdmKind::Correlation;
-        options.on_plan = [&](const std::string& text) {
-            if (!quiet_) std::fprintf(stderr, "%s\n%s\n", text.c_str(), device_note.c_str());
+        bool device_said = false;
+        options.on_plan = [&](const std::string& text) {  // the plan first, the device line once after it
+            if (quiet_) return;
+            std::fprintf(stderr, "%s\n", text.c_str());
+            if (!device_said) std::fprintf(stderr, "%s\n", device_note.c_str());
+            device_said = true;
         };
         options.spread_always = true;  // asked for a distributed RDM: split even a small in-memory one
         std::unique_ptr<OutputFile> out;

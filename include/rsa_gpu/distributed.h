@@ -120,6 +120,11 @@ public:
     // have the same shape and a copy on the rank's device, and root's Array no host copy (it would go stale); a
     // rank that breaks this makes every rank throw (RuntimeError naming the rank) before any data moves.
     virtual void reduce_sum(Array& a, int root) = 0;
+    // The float64 sum over the ranks of weight_r * (complement ? 1 - a_r : a_r), a_r this rank's device-resident
+    // rows x cols Array and weight_r its own weight, on every rank's host (rows x cols, row-major): the neuron-split
+    // RDM's partial correlations (distributed_rdm.h) weighted and summed on the devices (ncclAllReduce in float64).
+    // Every rank calls it with the same shape (checked as for reduce_sum).
+    virtual std::vector<double> allreduce_weighted(const Array& a, double weight, bool complement) = 0;
     // "NCCL 2.27.7 (4 ranks)".
     virtual std::string name() const = 0;
 };

@@ -15,7 +15,9 @@
 //   neurons (neuron-split): each rank reads a block of the columns (units) of every row; the row sums and then the
 //     centred sums of squares are summed over the ranks (allreduce, in double), each rank z-scores its columns with
 //     the global statistics and computes its partial G_r = Z_r Z_r^T / N with the engine (one-shot or streamed), and
-//     the partials are summed in float64 on rank 0 (MPI over host memory), which finishes 1 - G and writes the file.
+//     the partials are summed in float64: on the GPUs with NCCL (DeviceCollective::allreduce_weighted) when every
+//     rank runs on a GPU and the plugin has NCCL, else on rank 0 over MPI in host memory; rank 0 finishes 1 - G and
+//     writes the file.
 //     Needs the S x S RDM and its float64 partial in every rank's memory; for very wide inputs with moderate S.
 //     Euclidean: each rank's squared distances over its units (from its block's own row norms), summed. A constant
 //     RDM is not tested for (as for the single-process engine's tiled RDMs).

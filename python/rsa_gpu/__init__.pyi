@@ -102,7 +102,8 @@ def run_tutorial(v1: Union[None, str, Tuple[ArrayLike, ArrayLike]] = None, *, de
                  out: Optional[str] = None, force: bool = False, layers: Sequence[str] = ("pool", "fc"),
                  measures: Sequence[str] = ("pearson",), no_cnn: bool = False, load_model: Optional[str] = None,
                  save_model: Optional[str] = None, epochs: int = 25, batch: int = 100, train_size: int = 1000,
-                 lr: float = 5e-4, momentum: float = 0.99, seed: int = 12, cka: bool = False,
+                 lr: float = 5e-4, momentum: float = 0.99, seed: int = 12, cnn_kernels: str = "cudnn",
+                 cka: bool = False,
                  bootstrap: Optional[int] = None, permutations: Optional[int] = None, noise_ceiling: bool = False,
                  stats_seed: int = 1, v1_seed: int = 2021, constant_rows: str = "fail", precision: str = "fp32",
                  max_gpu_mem: Union[None, int, str] = None, figures: bool = False,
@@ -118,7 +119,7 @@ class CNN:
     def __init__(self, seed: int = 12, *, device: Device = "auto") -> None: ...
     def train(self, images: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None, *, epochs: int = 25,
               batch: int = 100, train_size: int = 1000, lr: float = 5e-4, momentum: float = 0.99,
-              seed: Optional[int] = None) -> npt.NDArray[np.float32]: ...
+              seed: Optional[int] = None, cnn_kernels: str = "cudnn") -> npt.NDArray[np.float32]: ...
     def forward(self, images: ArrayLike,
                 layers: Sequence[str] = ("pool", "fc")) -> Dict[str, npt.NDArray[np.float32]]: ...
     def state_dict(self) -> Dict[str, npt.NDArray[np.float32]]: ...

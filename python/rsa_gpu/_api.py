@@ -808,6 +808,12 @@ class TutorialResults:
         return self.table()
 
 
+def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+    return value
+
+
 def run_tutorial(
     v1: Union[None, str, Tuple[ArrayLike, ArrayLike]] = None,
     *,
@@ -825,6 +831,7 @@ def run_tutorial(
     lr: float = 5e-4,
     momentum: float = 0.99,
     seed: int = 12,
+    cnn_kernels: str = "cudnn",
     cka: bool = False,
     bootstrap: Optional[int] = None,
     permutations: Optional[int] = None,
@@ -857,6 +864,9 @@ def run_tutorial(
     measures : list of str, default ("pearson",)
     no_cnn, load_model, save_model, epochs, batch, train_size, lr, momentum, seed
         The CNN: skipped, loaded from an .npz, saved, or trained with these hyper-parameters (the tutorial's).
+    cnn_kernels : {"cudnn", "exact"}, default "cudnn"
+        The GPU's training path (``--cnn-kernels``; see :meth:`CNN.train`); results.json's ``cnn.kernels`` says which
+        ran. On the CPU both are the same twin.
     cka : bool, default False
         Also linear CKA (and debiased) of each representation's responses with V1's.
     bootstrap, permutations : int, optional
@@ -893,6 +903,7 @@ def run_tutorial(
         momentum=_real("momentum", momentum, 0.0, 1.0, lo_open=False, hi_open=True,
                        text="a finite number >= 0 and < 1"),
         seed=_seed("seed", seed),
+        cnn_kernels=_choice("cnn_kernels", cnn_kernels, ("cudnn", "exact")),
         cka=bool(cka),
         bootstrap=-1 if bootstrap is None else _int_in("bootstrap", bootstrap, 0, 2**31 - 1, "an integer >= 0"),
         permutations=-1 if permutations is None else _int_in("permutations", permutations, 0, 2**31 - 1,

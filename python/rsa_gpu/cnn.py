@@ -67,6 +67,7 @@ class CNN:
         lr: float = 5e-4,
         momentum: float = 0.99,
         seed: Optional[int] = None,
+        cnn_kernels: str = "cudnn",
     ) -> np.ndarray:
         """Train with SGD + momentum on the binary cross-entropy (PyTorch's definitions).
 
@@ -86,6 +87,11 @@ class CNN:
         lr : float, default 5e-4
         momentum : float, default 0.99
         seed : int, optional
+        cnn_kernels : {"cudnn", "exact"}, default "cudnn"
+            The GPU's training path (the command line's ``--cnn-kernels``): cuDNN convolution and pooling, or the
+            exact kernels that repeat the CPU twin's arithmetic bit for bit. On the CPU both are the same twin. cuDNN
+            routes a tied maximum's gradient its own way, so on the tutorial's binary gratings its trajectory
+            differs from the exact path's within the README's stated tolerances.
 
         Returns
         -------
@@ -98,20 +104,23 @@ class CNN:
         momentum = _real("momentum", momentum, 0.0, 1.0, lo_open=False, hi_open=True,
                          text="a finite number >= 0 and < 1")
         seed = self.seed if seed is None else _seed("seed", seed)
+        if cnn_kernels not in ("cudnn", "exact"):
+            raise ValueError(f"cnn_kernels: expected 'cudnn' or 'exact', got {cnn_kernels!r}")
         dev = _device(self.device)
         if images is None:
             if labels is not None:
                 raise ValueError("labels: given without images")
             train_size = _int_in("train_size", train_size, 1, 100_000_000, "an integer 1 to 100,000,000")
             params, steps, ep, correct, total, _ = _core.cnn_train_tutorial(epochs, batch, train_size, lr, momentum,
-                                                                            seed, dev)
+                                                                            seed, dev, cnn_kernels)
             self.train_accuracy = (correct, total)
         else:
             im = self._images(images)
             lab = as_host_f32(labels, "labels", ndim=1)
             if lab.shape[0] != im.shape[0]:
                 raise ValueError(f"labels: {lab.shape[0]} labels for {im.shape[0]} images")
-            params, steps, ep = _core.cnn_train(self._params, im, lab, epochs, batch, lr, momentum, seed, dev)
+            params, steps, ep = _core.cnn_train(self._params, im, lab, epochs, batch, lr, momentum, seed, dev,
+                                                cnn_kernels)
         self._params = params
         self.step_losses, self.epoch_losses = steps, ep
         return ep

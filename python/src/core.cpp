@@ -544,8 +544,10 @@ nb::ndarray<nb::numpy, float> py_gratings(const HostF32Vec& angles, double sf, d
 }
 
 // ---- the CNN: a flat float32 parameter buffer of cnn::kParams in PyTorch state_dict order.
-rsa::TrainConfig train_config(int epochs, int batch, int train_size, double lr, double momentum, uint64_t seed) {
+rsa::TrainConfig train_config(int epochs, int batch, int train_size, double lr, double momentum, uint64_t seed,
+                             const std::string& kernels = "cudnn") {
     rsa::TrainConfig c;
+    c.kernels = rsa::parse_cnn_kernels(kernels);
     c.epochs = epochs;
     c.batch = batch;
     c.train_size = train_size;
@@ -562,8 +564,8 @@ nb::ndarray<nb::numpy, float> py_cnn_init_params(uint64_t seed) {
 // The tutorial's training (its training gratings and initial weights from `seed`): params, step and epoch losses,
 // training-set correct, total, misclassified angles.
 nb::tuple py_cnn_train_tutorial(int epochs, int batch, int train_size, double lr, double momentum, uint64_t seed,
-                                const std::string& device) {
-    const rsa::TrainConfig cfg = train_config(epochs, batch, train_size, lr, momentum, seed);
+                                const std::string& device, const std::string& kernels) {
+    const rsa::TrainConfig cfg = train_config(epochs, batch, train_size, lr, momentum, seed, kernels);
     rsa::TrainedNetwork net = engine_call(device, [&](Backend& be) {
         double stimuli_ms = 0, training_ms = 0;
         return rsa::train_tutorial_network(be, cfg, rsa::GratingParams{}, true, &stimuli_ms, &training_ms);
@@ -578,8 +580,9 @@ nb::tuple py_cnn_train_tutorial(int epochs, int batch, int train_size, double lr
 
 // Training from given weights on given images (n x 3072) and labels (n): new params, step and epoch losses.
 nb::tuple py_cnn_train(const HostF32Vec& params, const HostF32& images, const HostF32Vec& labels, int epochs,
-                       int batch, double lr, double momentum, uint64_t seed, const std::string& device) {
-    rsa::TrainConfig cfg = train_config(epochs, batch, static_cast<int>(images.shape(0)), lr, momentum, seed);
+                       int batch, double lr, double momentum, uint64_t seed, const std::string& device,
+                       const std::string& kernels) {
+    rsa::TrainConfig cfg = train_config(epochs, batch, static_cast<int>(images.shape(0)), lr, momentum, seed, kernels);
     using Out = std::pair<std::vector<float>, rsa::TrainResult>;
     Out out = engine_call(device, [&](Backend& be) {
         Out o;
@@ -633,7 +636,7 @@ struct TutorialArgs {
     int epochs = 25, batch = 100, train_size = 1000, bootstrap = -1, permutations = -1;
     double lr = 5e-4, momentum = 0.99;
     uint64_t seed = 12, stats_seed = 1, v1_seed = 2021;
-    std::string constant_rows = "fail", precision = "fp32";
+    std::string constant_rows = "fail", precision = "fp32", cnn_kernels = "cudnn";
     uint64_t max_gpu_mem = 0;
 };
 
@@ -650,6 +653,7 @@ nb::tuple py_run_tutorial(const nb::dict& kw) {
     get("bootstrap", a.bootstrap); get("permutations", a.permutations); get("lr", a.lr); get("momentum", a.momentum);
     get("seed", a.seed); get("stats_seed", a.stats_seed); get("v1_seed", a.v1_seed);
     get("constant_rows", a.constant_rows); get("precision", a.precision); get("max_gpu_mem", a.max_gpu_mem);
+    get("cnn_kernels", a.cnn_kernels);
 
     rsa::AnalysisConfig cfg;
     cfg.out_dir = a.out_dir;
@@ -659,7 +663,7 @@ nb::tuple py_run_tutorial(const nb::dict& kw) {
     cfg.orientations_path = a.orientations_path;
     cfg.synthetic.seed = a.v1_seed;
     cfg.rdm = rdm_options(a.precision, a.max_gpu_mem, a.constant_rows);
-    cfg.train = train_config(a.epochs, a.batch, a.train_size, a.lr, a.momentum, a.seed);
+    cfg.train = train_config(a.epochs, a.batch, a.train_size, a.lr, a.momentum, a.seed, a.cnn_kernels);
     cfg.load_model = a.load_model;
     cfg.save_model = a.save_model;
     if (!a.layers.empty()) cfg.layers = a.layers;
@@ -773,9 +777,9 @@ NB_MODULE(_core, m) {
           "callback(label, done, total, finished) for the engine's progress, or None");
     m.def("cnn_init_params", &py_cnn_init_params, "seed"_a);
     m.def("cnn_train_tutorial", &py_cnn_train_tutorial, "epochs"_a, "batch"_a, "train_size"_a, "lr"_a, "momentum"_a,
-          "seed"_a, "device"_a);
+          "seed"_a, "device"_a, "kernels"_a = "cudnn");
     m.def("cnn_train", &py_cnn_train, "params"_a, "images"_a, "labels"_a, "epochs"_a, "batch"_a, "lr"_a,
-          "momentum"_a, "seed"_a, "device"_a);
+          "momentum"_a, "seed"_a, "device"_a, "kernels"_a = "cudnn");
     m.def("cnn_forward", &py_cnn_forward, "params"_a, "images"_a, "layers"_a, "device"_a);
     m.def("run_tutorial", &py_run_tutorial, "kwargs"_a);
     m.def("devices", &py_devices);

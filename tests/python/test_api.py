@@ -78,6 +78,8 @@ def test_constant_rows_fail_or_nan(responses):
         (lambda x: rsa_gpu.CNN().forward(np.zeros((2, 48, 64)), layers=["fc7"]), r"fc7"),
         (lambda x: rsa_gpu.run_tutorial(epochs=0), r"epochs: expected an integer 1 to 1,000,000"),
         (lambda x: rsa_gpu.run_tutorial(momentum=1.0), r"momentum"),
+        (lambda x: rsa_gpu.run_tutorial(cnn_kernels="fast"), r"cnn_kernels"),
+        (lambda x: rsa_gpu.CNN().train(cnn_kernels="fast"), r"cnn_kernels"),
     ],
 )
 def test_bad_input_is_a_value_error(responses, call, match):
@@ -220,6 +222,17 @@ def test_cnn_tutorial_training_prints_the_tutorials_losses():
     np.testing.assert_allclose(losses[[4, 9, 14, 19, 24]], [4.10e-01, 5.17e-02, 1.32e-02, 2.27e-03, 8.15e-05],
                                rtol=6e-3)
     assert net.step_losses.shape == (250,) and net.train_accuracy[1] == 1000
+
+
+def test_cnn_kernels_on_the_cpu_are_the_same_twin():
+    # --cnn-kernels cudnn|exact choose the GPU's training path; the CPU twin is one (README: both accepted).
+    angles = np.linspace(-80, 80, 32)
+    images, labels = rsa_gpu.gratings(angles, device="cpu"), (angles > 0).astype(np.float32)
+    runs = []
+    for kernels in ("cudnn", "exact"):
+        net = rsa_gpu.CNN(seed=5, device="cpu")
+        runs.append(net.train(images, labels, epochs=2, batch=8, cnn_kernels=kernels))
+    np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_cnn_training_on_given_images_lowers_the_loss():
