@@ -9,14 +9,19 @@
 #include <hdf5.h>
 #endif
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/host_memory.h"
@@ -525,9 +530,139 @@ nlohmann::json with_index(nlohmann::json descriptors, int64_t n) {
     return descriptors;
 }
 
+// ---------------------------------------------------------------- the library in a child process
+// The HDF5 library trusts parts of a file it should not: a few in a thousand random byte flips of an rsatoolbox file
+// (its global heap of variable-length strings, its metadata cache) crash it. So the file is read in a forked child
+// that sends the RDM set back through a pipe: a crash there is an InputError naming the file, and the caller goes on.
+// Protocol: one status byte (0 set, 1 InputError, 2 other error); for a set, the length of its JSON header (count,
+// patterns, names, measure, descriptors) as 8 bytes, the header, then the K x P doubles; for an error, the length of
+// the message as 8 bytes, then the message.
+void write_all(int fd, const void* data, size_t bytes) {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+        const ssize_t n = ::write(fd, p, bytes);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) ::_exit(3);  // the parent is gone
+        p += n;
+        bytes -= static_cast<size_t>(n);
+    }
+}
+
+// Reads exactly `bytes`; false at an early end of the pipe.
+bool read_all(int fd, void* data, size_t bytes) {
+    char* p = static_cast<char*>(data);
+    while (bytes > 0) {
+        const ssize_t n = ::read(fd, p, bytes);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        p += n;
+        bytes -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+[[noreturn]] void child_read(const std::string& path, int fd) {
+    // Test hook (tests/test_rdm_set.cpp): the child crashes as the library would on a corrupt file.
+    const char* crash = std::getenv("RSA_GPU_TEST_HDF5_CRASH");
+    if (crash && *crash == '1') {
+        std::signal(SIGSEGV, SIG_DFL);  // past any sanitizer's handler: the plain crash
+        std::raise(SIGSEGV);
+    }
+    unsigned char status = 0;
+    std::string text;
+    RdmSet set;
+    try {
+        set = read_rdm_set_here(path);
+        nlohmann::json head = {{"count", set.count},
+                               {"patterns", set.patterns},
+                               {"names", set.names},
+                               {"measure", set.dissimilarity_measure},
+                               {"descriptors", set.descriptors},
+                               {"rdm_descriptors", set.rdm_descriptors},
+                               {"pattern_descriptors", set.pattern_descriptors}};
+        text = head.dump();
+    } catch (const InputError& e) {
+        status = 1;
+        text = e.what();
+    } catch (const std::exception& e) {
+        status = 2;
+        text = e.what();
+    }
+    const uint64_t length = text.size();
+    write_all(fd, &status, 1);
+    write_all(fd, &length, sizeof length);
+    write_all(fd, text.data(), text.size());
+    if (status == 0) write_all(fd, set.upper.data(), set.upper.size() * sizeof(double));
+    ::close(fd);
+    ::_exit(0);
+}
+
 }  // namespace
 
 RdmSet read_rdm_set(const std::string& path) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw RuntimeError(path + ": cannot make a pipe to read the HDF5 file: " + std::strerror(errno));
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const int err = errno;
+        ::close(fds[0]);
+        ::close(fds[1]);
+        throw RuntimeError(path + ": cannot start the process that reads the HDF5 file: " + std::strerror(err));
+    }
+    if (pid == 0) {
+        ::close(fds[0]);
+        ::setpgid(0, 0);  // its own group: a second interrupt kills it (interrupt.h)
+        child_read(path, fds[1]);
+    }
+    ::close(fds[1]);
+    set_interrupt_child(pid);
+    unsigned char status = 255;
+    uint64_t length = 0;
+    std::string text;
+    RdmSet set;
+    bool complete = read_all(fds[0], &status, 1) && read_all(fds[0], &length, sizeof length) && length < (1ull << 32);
+    if (complete) {
+        text.resize(static_cast<size_t>(length));
+        complete = read_all(fds[0], text.data(), text.size());
+    }
+    std::string error;
+    if (complete && status == 0) {
+        try {
+            const nlohmann::json head = nlohmann::json::parse(text);
+            set.count = head.at("count").get<int64_t>();
+            set.patterns = head.at("patterns").get<int64_t>();
+            set.names = head.at("names").get<std::vector<std::string>>();
+            set.dissimilarity_measure = head.at("measure").get<std::string>();
+            set.descriptors = head.at("descriptors");
+            set.rdm_descriptors = head.at("rdm_descriptors");
+            set.pattern_descriptors = head.at("pattern_descriptors");
+            set.upper = checked_alloc<double>(static_cast<size_t>(set.count * set.pairs()), path + ": the dissimilarities");
+            complete = read_all(fds[0], set.upper.data(), set.upper.size() * sizeof(double));
+        } catch (const OutOfMemoryError&) {
+            throw;
+        } catch (const std::exception& e) {
+            error = e.what();
+            complete = false;
+        }
+    }
+    ::close(fds[0]);
+    int wstatus = 0;
+    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {}
+    set_interrupt_child(0);
+    if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGKILL)
+        throw InputError(path + ": the HDF5 library crashed reading it (" + signal_name(WTERMSIG(wstatus)) +
+                         "): the file is corrupt");
+    check_interrupt("reading an RDM file");
+    if (!complete)
+        throw RuntimeError(path + ": the process reading the HDF5 file ended without its result" +
+                           (error.empty() ? std::string() : " (" + error + ")"));
+    if (status == 1) throw InputError(text);
+    if (status != 0) throw RuntimeError(text);
+    return set;
+}
+
+RdmSet read_rdm_set_here(const std::string& path) {
     QuietErrors quiet;
     Reader r;
     r.ctx = Context{path, true};

@@ -20,12 +20,15 @@ namespace rsa::hdf5 {
 // True when the file starts with HDF5's signature (at offset 0 or a user block of 512, 1024, 2048, ... bytes).
 bool has_signature(const std::string& path);
 
-// Reads an RDM set in rsatoolbox's layout: count, patterns, upper (as stored, not yet checked for NaN), the measure
+// Reads an RDM set in rsatoolbox's layout, in a forked child process (the HDF5 library crashes on some corrupt files:
+// that is an InputError naming the file here, and the caller goes on): count, patterns, upper (as stored, not yet checked for NaN), the measure
 // and the three descriptor groups; names from rdm_descriptors 'name' when there is one, else left empty. InputError
 // naming the file and the object for anything that is not that layout: no `dissimilarities`, a type other than
 // integer or floating point, a rank other than 1 or 2, P not S(S-1)/2 for an S >= 3, a shape larger than what the
 // file stores, descriptors whose length is not K (rdm_descriptors) or S (pattern_descriptors).
 RdmSet read_rdm_set(const std::string& path);
+// The same in this process (the child's part of read_rdm_set).
+RdmSet read_rdm_set_here(const std::string& path);
 
 // Writes `meta` (everything but `upper`, which may be empty) with the dissimilarities taken from `values`: called
 // with (k, first, n, dst) it fills dst[0..n) with RDM k's upper-triangle values first .. first + n - 1; the dataset

@@ -144,6 +144,21 @@ TEST(RdmSetRead, RefusesHostileHdf5QuicklyAndCheaply) {
     }
 }
 
+TEST(RdmSetRead, ACrashOfTheHdf5LibraryIsAnInputErrorAndTheProcessGoesOn) {
+    // The library reads in a child process (host/rdm_hdf5.cpp); the hook makes that child crash as the library does
+    // on some corrupt files.
+    ::setenv("RSA_GPU_TEST_HDF5_CRASH", "1", 1);
+    try {
+        (void)rsa::read_rdm_set(rdm_file("three_rdms.h5"));
+        ADD_FAILURE() << "no error";
+    } catch (const rsa::InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("three_rdms.h5"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("the HDF5 library crashed reading it"), std::string::npos) << e.what();
+    }
+    ::unsetenv("RSA_GPU_TEST_HDF5_CRASH");
+    EXPECT_EQ(rsa::read_rdm_set(rdm_file("three_rdms.h5")).count, 3);
+}
+
 RdmSet sample_set() {
     RdmSet s;
     s.count = 2;
