@@ -580,7 +580,8 @@ bool read_all(int fd, void* data, size_t bytes) {
                                {"descriptors", set.descriptors},
                                {"rdm_descriptors", set.rdm_descriptors},
                                {"pattern_descriptors", set.pattern_descriptors}};
-        text = head.dump();
+        // Strings that are not UTF-8 (a corrupt or foreign file) keep their place, with U+FFFD for the bad bytes.
+        text = head.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     } catch (const InputError& e) {
         status = 1;
         text = e.what();
