@@ -142,6 +142,13 @@ int run_analysis(Backend& backend, const AnalysisConfig& cfg) {
         if (!cfg.save_model.empty() && !cfg.no_cnn)
             model_file = std::make_unique<OutputFile>(cfg.save_model, cfg.force, "--save-model");
     });
+    std::vector<std::pair<std::string, bool>> staging;
+    if (out) staging = {{out->staging(), true}, {out->lock_path(), false}};
+    if (model_file) {
+        staging.push_back({model_file->staging_folder(), true});
+        staging.push_back({model_file->lock_path(), false});
+    }
+    const auto kept = register_root_staging(world(), staging);  // removed by the others if rank 0 is killed
     if (!out) {
         run_job_stages(backend, cfg, [](const std::string&) {});
         return kExitOk;

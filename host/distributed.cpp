@@ -149,6 +149,23 @@ int launcher_size() {
 
 bool failure_was_agreed() { return g_agreed_failure; }
 
+std::vector<StagingRegistration> register_root_staging(Comm& comm,
+                                                       const std::vector<std::pair<std::string, bool>>& paths) {
+    std::vector<StagingRegistration> regs;
+    if (comm.size() == 1) return regs;
+    uint64_t count = comm.rank() == 0 ? paths.size() : 0;
+    comm.broadcast(&count, sizeof count, 0);
+    for (uint64_t i = 0; i < count; ++i) {
+        std::string path = comm.rank() == 0 ? paths[i].first : std::string();
+        uint64_t head[2] = {path.size(), comm.rank() == 0 && paths[i].second ? 1u : 0u};
+        comm.broadcast(head, sizeof head, 0);
+        path.resize(head[0]);
+        comm.broadcast(path.data(), head[0], 0);
+        if (comm.rank() != 0 && !path.empty()) regs.emplace_back(path, head[1] != 0);
+    }
+    return regs;
+}
+
 SampleRange rank_range(int64_t total, int rank, int ranks) {
     SampleRange r;
     if (total <= 0 || ranks <= 0) return r;

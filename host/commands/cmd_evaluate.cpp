@@ -199,6 +199,9 @@ public:
         agreed(world(), "claiming the output folder", [&] {
             if (!out_.empty() && printing_rank()) out = std::make_unique<OutputDir>(out_, force_);
         });
+        std::vector<std::pair<std::string, bool>> staging;
+        if (out) staging = {{out->staging(), true}, {out->lock_path(), false}};
+        const auto kept = register_root_staging(world(), staging);  // removed by the others if rank 0 is killed
         auto backend = open_backend(device_, quiet_ || json_);
 
         const RdmSet data =

@@ -98,27 +98,18 @@ private:
         };
         options.spread_always = true;  // asked for a distributed RDM: split even a small in-memory one
         std::unique_ptr<OutputFile> out;
-        std::string staging, folder, lock;
         agreed(comm, "claiming the output", [&] {
-            if (!root) return;
-            out = std::make_unique<OutputFile>(out_, force_, "--out");  // claimed before any work
-            staging = out->staging_path();
-            folder = out->staging_folder();
-            lock = out->lock_path();
+            if (root) out = std::make_unique<OutputFile>(out_, force_, "--out");  // claimed before any work
         });
-        for (std::string* text : {&staging, &folder, &lock}) {
-            uint64_t length = text->size();
-            comm.broadcast(&length, sizeof length, 0);
-            text->resize(length);
-            comm.broadcast(text->data(), length, 0);
-        }
-        // Every rank registers rank 0's staging folder and lock for removal at a signal: when rank 0 itself is
-        // killed, the other ranks, ended by the launcher, remove them (interrupt.h).
-        StagingRegistration keep_folder, keep_lock;
-        if (!root) {
-            keep_folder = StagingRegistration(folder, true);
-            keep_lock = StagingRegistration(lock, false);
-        }
+        // Every rank knows where rank 0 stages (the shared output file) and registers it for removal at a signal.
+        std::string staging = out ? out->staging_path() : std::string();
+        uint64_t length = staging.size();
+        comm.broadcast(&length, sizeof length, 0);
+        staging.resize(length);
+        comm.broadcast(staging.data(), length, 0);
+        std::vector<std::pair<std::string, bool>> paths;
+        if (out) paths = {{out->staging_folder(), true}, {out->lock_path(), false}};
+        const auto kept = register_root_staging(comm, paths);  // removed by the others if rank 0 is killed
         const bool hdf5 = is_hdf5_path(out_);
         const std::string npy_path = hdf5 ? staging + ".tiles.npy" : staging;
         DistributedRdmResult r;

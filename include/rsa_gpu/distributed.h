@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "rsa_gpu/interrupt.h"
+
 namespace rsa {
 
 class Comm {
@@ -96,6 +98,13 @@ void agreed(Comm& comm, const char* phase, const std::function<void()>& work);
 // error that was not agreed leaves the other ranks behind: the command line prints it with its rank and ends the job
 // with Comm::abort.
 bool failure_was_agreed();
+
+// Rank 0's staging paths (each a folder or a file: an output's staging folder and its lock), registered on every
+// other rank as well, so that when rank 0 itself is killed the others, ended by the launcher at the first signal,
+// remove them (interrupt.h). Called by every rank together; `paths` count on rank 0 only. The registrations last as
+// long as the returned vector (they only register: nothing is removed on the normal path).
+std::vector<StagingRegistration> register_root_staging(Comm& comm,
+                                                       const std::vector<std::pair<std::string, bool>>& paths);
 
 // The part [first, first + count) of `total` counted items (resamples, permutations) that `rank` of `ranks` runs:
 // contiguous, in rank order, sizes differing by at most one. Gathering every rank's results in rank order gives the

@@ -50,6 +50,7 @@ public:
     void write(const std::function<void()>& work);
     const std::string& target() const { return target_; }
     const std::string& staging() const { return staging_; }
+    const std::string& lock_path() const { return claim_->lock_path(); }
     void commit();
 
 private:
