@@ -21,10 +21,13 @@ S = 10,000 x N = 1,000,000 (float32 responses in one .npy file, the S x S float3
 Columns: the slowest rank's phases, tiles, distinct row blocks and bytes loaded (from the file, or from the file and
 the other ranks for rows), bytes written; the largest memory over the ranks against the usable memory.
 The row-split plans are simulated tile by tile (the engine's assignment for the given S, N, K), not from a formula.
-Time per rank is the SUM of its phases (read, exchange, upload to the GPU, z-score pass, compute, reduce, write: no overlap, the
-conservative choice); the column `overlap` gives the MAX of the phases (perfect overlap, the optimistic bound).
-A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the plain one-GPU rdm (no launcher: the input
-read once, the RDM computed whole and written once), the same baseline for every plan.
+Three times per rank: the SUM of its phases (read, exchange, upload to the GPU, z-score pass, compute, reduce, write:
+no overlap, the conservative bound); `overlap`, the MAX of the phases (perfect overlap, the optimistic bound); and
+`engine`, the phases overlapped as the engine overlaps them (engine_time: the row-split's tile writes hide behind the
+next tiles' uploads and products; everything else in sequence), which the verdict uses.
+A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the best one-GPU time in the same time model:
+the plain one-GPU rdm (no launcher: the input read once, the RDM computed whole and written once) or any plan on one
+rank, whichever is faster; the same baseline for every plan.
 
 Every assumption is a named constant below with its source; the machine's figures can be overridden by flags.
 Standard library only: python3 bench/scaling_model.py [--fs-read-gbps 5 --nvlink-gbps 450 ...] > table.md
@@ -217,7 +220,7 @@ def rows_plan(S, N, K, m, precision, exchange):
         phases = {"read": read_s, "exchange": exch_s, "upload": loads / m.pcie, "zscore": 2 * loads / m.hbm,
                   "compute": 2 * tile_macs / m.rate[precision], "reduce": 0.0, "write": written / m.write_bw(K, K)}
         ranks.append({"T": T, "tiles": len(tiles), "blocks": len({b for t in tiles for b in t}), "macs": tile_macs,
-                      "read_bytes": loaded, "written": written, "memory": memory, "phases": phases})
+                      "read_bytes": loaded, "written": written, "memory": memory, "phases": phases, "pipelined": True})
     return ranks
 
 
@@ -259,21 +262,41 @@ def run_plan(plan, S, N, K, m, precision):
     return rows_plan(S, N, K, m, precision, exchange=(plan == "rows"))
 
 
+def engine_time(rank):
+    """A rank's time as the engine overlaps its phases: the row-split reads its rows and exchanges them first, then
+    per tile uploads, z-scores and computes on one stream while the host writes the previous tile into the output
+    (the tiled plan's read-back double buffer), so the writes hide behind the tiles (the last one excepted, ignored);
+    the single-GPU one-shot RDM and the neuron-split run their phases one after another."""
+    ph = rank["phases"]
+    if rank.get("pipelined"):
+        return ph["read"] + ph["exchange"] + max(ph["upload"] + ph["zscore"] + ph["compute"], ph["write"]) + ph["reduce"]
+    return sum(ph.values())
+
+
 def summary(ranks):
     total = max(sum(r["phases"].values()) for r in ranks)
     overlap = max(max(r["phases"].values()) for r in ranks)
+    engine = max(engine_time(r) for r in ranks)
     slowest = max(ranks, key=lambda r: sum(r["phases"].values()))
-    return total, overlap, slowest
+    return total, overlap, slowest, engine
 
 
 def gb(x):
     return x / 1e9
 
 
+def baseline(S, N, m, precision):
+    """T(1) for each time model: the faster of the plain one-GPU rdm and any plan run on one rank (a 1-rank row-split
+    overlaps its writes, which the plain run does not: the best one-GPU time is the fair baseline)."""
+    runs = [summary(single_gpu(S, N, m, precision))] + [summary(run_plan(p, S, N, 1, m, precision)) for p in PLANS]
+    return min(r[0] for r in runs), min(r[1] for r in runs), min(r[3] for r in runs)
+
+
 def efficiency_at(plan, S, N, m, precision, K):
-    t1, o1, _ = summary(single_gpu(S, N, m, precision))
-    tk, ok, _ = summary(run_plan(plan, S, N, K, m, precision))
-    return t1 / (K * tk), o1 / (K * ok)
+    """(phases summed, phases overlapped, as the engine overlaps them)."""
+    t1, o1, e1 = baseline(S, N, m, precision)
+    tk, ok, _, ek = summary(run_plan(plan, S, N, K, m, precision))
+    return t1 / (K * tk), o1 / (K * ok), e1 / (K * ek)
 
 
 def needed_read_bandwidth(plan, S, N, args, precision):
@@ -282,7 +305,7 @@ def needed_read_bandwidth(plan, S, N, args, precision):
     def eff(bw):
         a = argparse.Namespace(**vars(args))
         a.fs_read_gbps = bw
-        return efficiency_at(plan, S, N, Machine(a), precision, TARGET_K)[0]
+        return efficiency_at(plan, S, N, Machine(a), precision, TARGET_K)[2]
     lo, hi = 0.01, 1e5
     if eff(hi) < TARGET_EFFICIENCY:
         return None
@@ -322,8 +345,9 @@ def main():
     out("# Distributed RDM: scaling model for K H200s\n\n")
     out("Assumptions: FP32 %.1f TFLOP/s x %.2f, TF32 %.0f TFLOP/s x %.2f, HBM copy %.0f GB/s, %.0f GB per card (%.0f%% "
         "usable); file system %.1f GB/s read and %.1f GB/s write per GPU%s; NVLink %.0f GB/s, InfiniBand %.0f GB/s "
-        "per GPU, %d GPUs per node; row exchange %.0f GB/s per rank (MPI through host memory), PCIe %.0f GB/s. Time = sum of a rank's phases (no overlap; `overlap` = max of the phases), the "
-        "slowest rank; E = T(1) / (K T(K)), T(1) the plain one-GPU rdm (input read once, RDM written once).\n\n"
+        "per GPU, %d GPUs per node; row exchange %.0f GB/s per rank (MPI through host memory), PCIe %.0f GB/s. Time = sum "
+        "of a rank's phases (no overlap; `overlap` = max of the phases; `engine` = as the engine overlaps them), the "
+        "slowest rank; E = T(1) / (K T(K)), T(1) the best one-GPU time (the plain rdm or one rank of a plan).\n\n"
         % (H200_FP32_TFLOPS, args.fp32_fraction, H200_TF32_TFLOPS, args.tf32_fraction, H200_HBM_COPY_GBPS,
            args.memory_gb, 100 * MEMORY_USABLE_FRACTION, args.fs_read_gbps, args.fs_write_gbps,
            (", %.0f GB/s in all" % args.fs_aggregate_gbps) if args.fs_aggregate_gbps else "", args.nvlink_gbps,
@@ -335,20 +359,21 @@ def main():
             "%s.\n\n" % (gb(S * N * BYTES), gb(S * S * BYTES), S * (S + 1) / 2 * N,
                          ", ".join("K = %d: T = %d (%d x %d blocks)" % (K, engine_tile(S, N, K, m), -(-S // engine_tile(S, N, K, m)),
                                                                     -(-S // engine_tile(S, N, K, m))) for K in ks)))
-        out("| K | plan | precision | time s | overlap s | E | E overlap | slowest rank: read / exch / compute / "
-            "upload / reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
-        out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        out("| K | plan | precision | time s | overlap s | engine s | E | E overlap | E engine | slowest rank: read / "
+            "exch / compute / upload / reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
+        out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for precision in ("fp32", "tf32"):
-            t1, o1, _ = summary(single_gpu(S, N, m, precision))
+            t1, o1, e1 = baseline(S, N, m, precision)
             for plan in PLANS:
                 for K in ks:
                     ranks = run_plan(plan, S, N, K, m, precision)
-                    tk, ok, slow = summary(ranks)
+                    tk, ok, slow, ek = summary(ranks)
                     ph = slow["phases"]
                     mem = max(r["memory"] for r in ranks)
-                    out("| %d | %s | %s | %.2f | %.2f | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f / %.2f | %d | %d | "
+                    out("| %d | %s | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f / %.2f | %d | %d | "
                         "%.1f | %.1f | %.1f | %s |\n"
-                        % (K, plan, precision, tk, ok, 100 * t1 / (K * tk), 100 * o1 / (K * ok), ph["read"],
+                        % (K, plan, precision, tk, ok, ek, 100 * t1 / (K * tk), 100 * o1 / (K * ok), 100 * e1 / (K * ek),
+                           ph["read"],
                            ph["exchange"], ph["compute"] + ph["zscore"], ph["upload"], ph["reduce"], ph["write"], slow["tiles"],
                            slow["blocks"], gb(slow["read_bytes"]), gb(slow["written"]), gb(mem),
                            "yes" if mem <= m.memory else "NO"))
@@ -361,17 +386,19 @@ def main():
             % (100 * TARGET_EFFICIENCY, TARGET_K))
         for precision in ("fp32", "tf32"):
             for plan in PLANS:
-                e_sum, e_max = efficiency_at(plan, S, N, m, precision, TARGET_K)
+                e_sum, e_max, e_eng = efficiency_at(plan, S, N, m, precision, TARGET_K)
                 need = needed_read_bandwidth(plan, S, N, args, precision)
-                ok = "met" if e_sum >= TARGET_EFFICIENCY else "NOT met"
-                if need is None:
+                ok = "met" if e_eng >= TARGET_EFFICIENCY else "NOT met"
+                if ok == "met":
+                    need_text = "at the stated bandwidths"
+                elif need is None:
                     need_text = "not reachable by read bandwidth alone (another phase does not scale)"
                 elif need <= 0.01:
                     need_text = "at any file-system read bandwidth (every rank reads 1/K of the file)"
                 else:
                     need_text = "the target needs >= %.1f GB/s file-system read per GPU" % need
-                out("- %s, %s: E = %.0f%% (phases summed), %.0f%% (overlapped): %s; %s.\n"
-                    % (plan, precision, 100 * e_sum, 100 * e_max, ok, need_text))
+                out("- %s, %s: E = %.0f%% as the engine overlaps its phases (%.0f%% summed, %.0f%% all overlapped): "
+                    "%s; %s.\n" % (plan, precision, 100 * e_eng, 100 * e_sum, 100 * e_max, ok, need_text))
         out("\n")
 
 
