@@ -21,6 +21,8 @@
 #include "test_util.h"
 
 using namespace rsa;
+using rsa_test::random_rdm;
+using rsa_test::upper_vectors;
 
 namespace {
 
@@ -129,17 +131,6 @@ std::vector<T> on_ranks(int K, const std::function<T(Comm&, Backend&)>& body, st
     return out;
 }
 
-Matrix random_rdm(int64_t S, const Matrix* base = nullptr, float mix = 0.0f) {
-    const std::vector<float> u = rsa_test::random_uniform(static_cast<size_t>(S * S), 0.0f, 2.0f);
-    Matrix m(S, S);
-    for (int64_t i = 0; i < S; ++i)
-        for (int64_t j = i + 1; j < S; ++j) {
-            float v = u[static_cast<size_t>(i * S + j)];
-            if (base) v = mix * base->at(i, j) + (1.0f - mix) * v;
-            m.at(i, j) = m.at(j, i) = v;
-        }
-    return m;
-}
 
 // Bit-for-bit equality of doubles, NaN equal to NaN.
 bool same(const std::vector<double>& a, const std::vector<double>& b) {
@@ -151,15 +142,6 @@ struct EvalFixture {
     std::vector<double> data, models;
 };
 
-std::vector<double> upper_vectors(const NpyArray& a, int64_t* count, int64_t* S) {
-    *count = a.shape[0];
-    *S = a.shape[1];
-    std::vector<double> out;
-    for (int64_t k = 0; k < *count; ++k)
-        for (int64_t i = 0; i < *S; ++i)
-            for (int64_t j = i + 1; j < *S; ++j) out.push_back(a.values[(k * *S + i) * *S + j]);
-    return out;
-}
 
 const EvalFixture& eval_fixture() {
     static EvalFixture f = [] {

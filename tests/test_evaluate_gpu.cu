@@ -17,18 +17,10 @@
 #include "test_util.h"
 
 using namespace rsa;
+using rsa_test::upper_vectors;
 
 namespace {
 
-std::vector<double> upper_vectors(const NpyArray& a, int64_t* count, int64_t* S) {
-    *count = a.shape[0];
-    *S = a.shape[1];
-    std::vector<double> out;
-    for (int64_t k = 0; k < *count; ++k)
-        for (int64_t i = 0; i < *S; ++i)
-            for (int64_t j = i + 1; j < *S; ++j) out.push_back(a.values[(k * *S + i) * *S + j]);
-    return out;
-}
 
 void expect_close(const std::vector<double>& gpu, const std::vector<double>& cpu, double tol, const char* what) {
     ASSERT_EQ(gpu.size(), cpu.size()) << what;

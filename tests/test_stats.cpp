@@ -16,6 +16,7 @@
 #include "test_util.h"
 
 using namespace rsa;
+using rsa_test::random_rdm;
 
 namespace {
 
@@ -31,18 +32,6 @@ Matrix square_from(const std::vector<double>& v, int64_t S) {
     return m;
 }
 
-// Symmetric S x S with zero diagonal; b = mix * base + (1 - mix) * fresh uniform when base is given.
-Matrix random_rdm(int64_t S, const Matrix* base = nullptr, float mix = 0.0f) {
-    const std::vector<float> u = rsa_test::random_uniform(static_cast<size_t>(S * S), 0.0f, 2.0f);
-    Matrix m(S, S);
-    for (int64_t i = 0; i < S; ++i)
-        for (int64_t j = i + 1; j < S; ++j) {
-            float v = u[static_cast<size_t>(i * S + j)];
-            if (base) v = mix * base->at(i, j) + (1.0f - mix) * v;
-            m.at(i, j) = m.at(j, i) = v;
-        }
-    return m;
-}
 
 std::vector<int64_t> drawn_indices(uint64_t seed, int64_t S, int64_t r) {
     std::vector<int64_t> idx(static_cast<size_t>(S));

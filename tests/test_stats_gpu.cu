@@ -22,23 +22,12 @@
 #include "test_util.h"
 
 using namespace rsa;
+using rsa_test::random_rdm;
 
 namespace {
 
 GpuContext& ctx() { return gpu_context(0); }
 
-// Symmetric S x S, zero diagonal; mix * base + (1 - mix) * fresh uniform when base is given.
-Matrix random_rdm(int64_t S, const Matrix* base = nullptr, float mix = 0.0f) {
-    const std::vector<float> u = rsa_test::random_uniform(static_cast<size_t>(S * S), 0.0f, 2.0f);
-    Matrix m(S, S);
-    for (int64_t i = 0; i < S; ++i)
-        for (int64_t j = i + 1; j < S; ++j) {
-            float v = u[static_cast<size_t>(i * S + j)];
-            if (base) v = mix * base->at(i, j) + (1.0f - mix) * v;
-            m.at(i, j) = m.at(j, i) = v;
-        }
-    return m;
-}
 
 }  // namespace
 

@@ -134,4 +134,26 @@ std::vector<std::string> list_dir(const std::string& path) {
     return names;
 }
 
+rsa::Matrix random_rdm(int64_t S, const rsa::Matrix* base, float mix) {
+    const std::vector<float> u = random_uniform(static_cast<size_t>(S * S), 0.0f, 2.0f);
+    rsa::Matrix m(S, S);
+    for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = i + 1; j < S; ++j) {
+            float v = u[static_cast<size_t>(i * S + j)];
+            if (base) v = mix * base->at(i, j) + (1.0f - mix) * v;
+            m.at(i, j) = m.at(j, i) = v;
+        }
+    return m;
+}
+
+std::vector<double> upper_vectors(const rsa::NpyArray& a, int64_t* count, int64_t* S) {
+    *count = a.shape[0];
+    *S = a.shape[1];
+    std::vector<double> out;
+    for (int64_t k = 0; k < *count; ++k)
+        for (int64_t i = 0; i < *S; ++i)
+            for (int64_t j = i + 1; j < *S; ++j) out.push_back(a.values[static_cast<size_t>((k * *S + i) * *S + j)]);
+    return out;
+}
+
 }  // namespace rsa_test

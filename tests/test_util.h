@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "rsa_gpu/matrix.h"
+#include "rsa_gpu/npy.h"
+
 namespace rsa_test {
 
 // ||a - b||_2 / ||b||_2 over n values (NaN anywhere in a or b where the other is not NaN gives +inf).
@@ -39,5 +42,12 @@ RunResult run_rsa_gpu(const std::string& args, const std::string& cwd);
 bool file_exists(const std::string& path);
 // Names of the files in a folder (not recursive), sorted.
 std::vector<std::string> list_dir(const std::string& path);
+
+// A symmetric S x S RDM with a zero diagonal, entries uniform in [0, 2) (random_uniform's seed); with `base`,
+// mix * base + (1 - mix) * fresh.
+rsa::Matrix random_rdm(int64_t S, const rsa::Matrix* base = nullptr, float mix = 0.0f);
+
+// The strict upper triangles, row by row (rsatoolbox's order), of a K x S x S array: *count = K, *S = S.
+std::vector<double> upper_vectors(const rsa::NpyArray& a, int64_t* count, int64_t* S);
 
 }  // namespace rsa_test
