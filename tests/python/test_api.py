@@ -109,11 +109,16 @@ def test_ctrl_c_raises_keyboard_interrupt_within_a_second(rng, what):
     else:
         x = rng.random((1000, 40000), dtype=np.float32)
         call = lambda: [rsa_gpu.rdm(x, device="cpu", max_gpu_mem="32M") for _ in range(100)]  # noqa: E731
-    t = _sigint_after(0.5)
-    start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        call()
-    t.join()
+    # Python's own handler, as in a terminal session (a process started in the background inherits SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        t = _sigint_after(0.5)
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        t.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 0.5 + 1.5
     # the session goes on: the next call is not interrupted
     m = rsa_gpu.rdm(rng.standard_normal((10, 20)), device="cpu")
