@@ -131,10 +131,9 @@ std::vector<T> on_ranks(int K, const std::function<T(Comm&, Backend&)>& body, st
     return out;
 }
 
-
 // Bit-for-bit equality of doubles, NaN equal to NaN.
 bool same(const std::vector<double>& a, const std::vector<double>& b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 struct EvalFixture {
