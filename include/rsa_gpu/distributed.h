@@ -89,6 +89,11 @@ inline bool distributed_run() { return world().launched(); }
 // Rank 0 of a launched run, or a plain run: the process that prints and writes outputs.
 inline bool printing_rank() { return world().rank() == 0; }
 
+// The rule every distributed step follows: collectives are matched by order, not by call site, so every rank calls
+// the same collectives in the same order; work that may fail on one rank alone (its own memory, device or share of
+// the data) runs inside agreed() and contains no collective of its own, and checks that every rank makes alike on the
+// same data may throw outside it (every rank then throws the same error at the same point).
+//
 // Runs `work` on every rank of `comm`, then agrees (one small collective) on the outcome: when every rank
 // succeeded it returns; otherwise every rank throws the error of the lowest failing rank, of that error's kind, its
 // message prefixed "rank R: " (for more than one rank). `phase` names the step in the message when the error is not
