@@ -235,7 +235,7 @@ std::unique_ptr<Backend> make_backend(const DeviceRequest& request, std::string*
             return make_cpu_backend();
         }
         // auto with an index (a rank's local rank, distributed.h): that GPU, ranks beyond the GPUs sharing them.
-        index = request.index % std::max(usable_gpu_count(), 1);
+        if (index > 0) index %= std::max(usable_gpu_count(), 1);  // only then: a plain start probes one device
     } else if (!probe(request.index, &why)) {
         throw RuntimeError("cannot use --device " + std::to_string(request.index) + ": " + why +
                            ". Run with --device cpu to use the CPU instead.");
