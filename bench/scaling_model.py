@@ -18,13 +18,15 @@ S = 10,000 x N = 1,000,000 (float32 responses in one .npy file, the S x S float3
                  (SYRK: S^2 N / (2K) multiply-adds), the partials are summed on rank 0 (ncclReduce of S x S floats)
                  and rank 0 writes the RDM. Memory per rank: its columns plus the RDM and its partial sum (the engine's plan).
 
-Columns: the slowest rank's phases, tiles, distinct row blocks and bytes loaded (from the file, or from the file and
-the other ranks for rows), bytes written; the largest memory over the ranks against the usable memory.
+Columns: the slowest rank's phases, the longest time a rank's GPU waits for row blocks still in the exchange, tiles,
+distinct row blocks and bytes loaded (from the file, or from the file and the other ranks for rows), bytes written;
+the largest memory over the ranks against the usable memory.
 The row-split plans are simulated tile by tile (the engine's assignment for the given S, N, K), not from a formula.
 Three times per rank: the SUM of its phases (read, exchange, upload to the GPU, z-score pass, compute, reduce, write:
 no overlap, the conservative bound); `overlap`, the MAX of the phases (perfect overlap, the optimistic bound); and
-`engine`, the phases overlapped as the engine overlaps them (engine_time: the row-split's tile writes hide behind the
-next tiles' uploads and products; everything else in sequence), which the verdict uses.
+`engine`, the phases overlapped as the engine overlaps them (engine_time: the row-split simulated tile by tile, its
+exchange running while the tiles run, a band group waiting only for its own row blocks, the tile writes behind the
+next tiles' products; everything else in sequence), which the verdict uses.
 A run takes as long as its slowest rank. E(K) = T(1) / (K T(K)), T(1) the best one-GPU time in the same time model:
 the plain one-GPU rdm (no launcher: the input read once, the RDM computed whole and written once) or any plan on one
 rank, whichever is faster; the same baseline for every plan.
@@ -181,11 +183,48 @@ def needed_rows(tiles, S, T):
     return [(b * T, min(S, (b + 1) * T)) for b in sorted({b for t in tiles for b in t})]
 
 
+def compute_order(tiles, T, N, m, S, own_lo, own_hi):
+    """The engine's order of a rank's band groups (host/distributed_rdm.cpp compute_order): the groups whose row
+    blocks all lie within the rank's own rows first, then the rest in band order."""
+    groups = band_groups(tiles, T, N, m)
+    def local(g):
+        bi, bjs = g
+        return all(b * T >= own_lo and b * T + rows_of(b, S, T) <= own_hi for b in [bi] + bjs)
+    return [g for g in groups if local(g)] + [g for g in groups if not local(g)]
+
+
+def pipeline_time(groups, S, N, T, m, precision, K, start, arrival):
+    """The engine's tile pipeline on one rank, tile by tile: a band group starts when the GPU is free and its row
+    blocks have arrived (arrival[b], seconds), uploads and z-scores its blocks, then computes its tiles one after
+    another; the host writes each tile (and its mirror) into the output while the next tiles compute, through the
+    tiled plan's two read-back buffers (tile k's product waits for tile k - 2's write). Returns (end, GPU waiting)."""
+    gpu, waited = start, 0.0
+    writes = []                     # end of each tile's write, in order
+    for bi, bjs in groups:
+        blocks = [bi] + [b for b in bjs if b != bi]
+        ready = max(arrival[b] for b in blocks)
+        waited += max(0.0, ready - gpu)
+        gpu = max(gpu, ready)
+        rows = sum(rows_of(b, S, T) for b in blocks)
+        gpu += rows * N * BYTES / m.pcie + 2 * rows * N * BYTES / m.hbm
+        for bj in bjs:
+            ti, tj = rows_of(bi, S, T), rows_of(bj, S, T)
+            macs = ti * (ti + 1) // 2 * N if bi == bj else ti * tj * N
+            if len(writes) >= 2:
+                gpu = max(gpu, writes[-2])
+            gpu += 2 * macs / m.rate[precision]
+            written = (1 if bi == bj else 2) * ti * tj * BYTES
+            writes.append(max(gpu, writes[-1] if writes else 0.0) + written / m.write_bw(K, K))
+    return max(gpu, writes[-1] if writes else gpu), waited
+
+
 def rows_plan(S, N, K, m, precision, exchange):
     """Per-rank phases of the row-split as the engine runs it, simulated for the actual S, N, K: the statistics pass
     reads the rank's own S/K rows; with the exchange (plan "rows") the rank keeps them and receives the rest of its
-    distinct row blocks from their owners once; without it ("rows (file)") every band group reads its band's block and
-    its other column blocks from the file. Either way every band group uploads its blocks to the GPU."""
+    distinct row blocks from their owners once, in the order it uses them, while its tiles run (a band group waits
+    only for its own blocks; the groups on the rank's own rows go first); without it ("rows (file)") every band group
+    reads its band's block and its other column blocks from the file before its tiles. Either way every band group
+    uploads its blocks to the GPU. `engine` is the tile-by-tile pipeline (pipeline_time)."""
     T = engine_tile(S, N, K, m)
     side = -(-S // T)
     ranks = []
@@ -195,8 +234,9 @@ def rows_plan(S, N, K, m, precision, exchange):
         own_lo, own_hi = first, first + own_rows
         first += own_rows
         own = own_rows * N * BYTES
+        groups = compute_order(tiles, T, N, m, S, own_lo, own_hi)
         group_rows, largest = 0, 0
-        for bi, bjs in band_groups(tiles, T, N, m):
+        for bi, bjs in groups:
             rows = rows_of(bi, S, T) + sum(rows_of(bj, S, T) for bj in bjs if bj != bi)
             group_rows += rows
             largest = max(largest, rows)
@@ -210,17 +250,40 @@ def rows_plan(S, N, K, m, precision, exchange):
         if exchange:
             read_s = own / m.read_bw(K)
             received = (need_rows - mine) * N * BYTES
-            exch_s = (received / m.exchange_bw(K) + (K - 1) * COLLECTIVE_LATENCY_S) if K > 1 else 0.0
+            latency = (K - 1) * COLLECTIVE_LATENCY_S if K > 1 else 0.0
+            exch_s = (received / m.exchange_bw(K) + latency) if K > 1 else 0.0
             memory = (own_rows + need_rows + largest) * N * BYTES + 2 * T * T * BYTES   # host memory
             loaded = own + received
+            # Arrivals: the blocks in the order of first use, each after the ones before it (the rank's receive
+            # bandwidth is the limit), starting when the row statistics are in.
+            arrival, t, seen = {}, read_s + latency, set()
+            for bi, bjs in groups:
+                for b in [bi] + [x for x in bjs if x != bi]:
+                    if b in seen:
+                        continue
+                    seen.add(b)
+                    a, e = b * T, b * T + rows_of(b, S, T)
+                    foreign = (e - a) - max(0, min(e, own_hi) - max(a, own_lo))
+                    t += foreign * N * BYTES / m.exchange_bw(K)
+                    arrival[b] = t if foreign else read_s
+            end, waited = pipeline_time(groups, S, N, T, m, precision, K, read_s, arrival)
         else:
             read_s, exch_s = (own + loads) / m.read_bw(K), 0.0
             memory = largest * N * BYTES + 2 * T * T * BYTES
             loaded = own + loads
+            # Every group reads its blocks from the file before its tiles (in the main thread).
+            end, waited = own / m.read_bw(K), 0.0
+            for g in groups:
+                blocks = [g[0]] + [x for x in g[1] if x != g[0]]
+                g_end, _ = pipeline_time([g], S, N, T, m, precision, K,
+                                         end + sum(rows_of(b, S, T) for b in blocks) * N * BYTES / m.read_bw(K),
+                                         {b: 0.0 for b in blocks})
+                end = g_end
         phases = {"read": read_s, "exchange": exch_s, "upload": loads / m.pcie, "zscore": 2 * loads / m.hbm,
                   "compute": 2 * tile_macs / m.rate[precision], "reduce": 0.0, "write": written / m.write_bw(K, K)}
         ranks.append({"T": T, "tiles": len(tiles), "blocks": len({b for t in tiles for b in t}), "macs": tile_macs,
-                      "read_bytes": loaded, "written": written, "memory": memory, "phases": phases, "pipelined": True})
+                      "read_bytes": loaded, "written": written, "memory": memory, "phases": phases,
+                      "engine": end, "waited": waited})
     return ranks
 
 
@@ -263,14 +326,12 @@ def run_plan(plan, S, N, K, m, precision):
 
 
 def engine_time(rank):
-    """A rank's time as the engine overlaps its phases: the row-split reads its rows and exchanges them first, then
-    per tile uploads, z-scores and computes on one stream while the host writes the previous tile into the output
-    (the tiled plan's read-back double buffer), so the writes hide behind the tiles (the last one excepted, ignored);
-    the single-GPU one-shot RDM and the neuron-split run their phases one after another."""
-    ph = rank["phases"]
-    if rank.get("pipelined"):
-        return ph["read"] + ph["exchange"] + max(ph["upload"] + ph["zscore"] + ph["compute"], ph["write"]) + ph["reduce"]
-    return sum(ph.values())
+    """A rank's time as the engine overlaps its phases: the row-split's tile pipeline as simulated by rows_plan
+    (reads, the exchange as the tiles run, uploads, products and the writes behind them); the single-GPU one-shot RDM
+    and the neuron-split run their phases one after another."""
+    if "engine" in rank:
+        return rank["engine"]
+    return sum(rank["phases"].values())
 
 
 def summary(ranks):
@@ -360,8 +421,8 @@ def main():
                          ", ".join("K = %d: T = %d (%d x %d blocks)" % (K, engine_tile(S, N, K, m), -(-S // engine_tile(S, N, K, m)),
                                                                     -(-S // engine_tile(S, N, K, m))) for K in ks)))
         out("| K | plan | precision | time s | overlap s | engine s | E | E overlap | E engine | slowest rank: read / "
-            "exch / compute / upload / reduce / write s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
-        out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            "exch / compute / upload / reduce / write s | exchange wait s | tiles | row blocks | loaded GB | written GB | max memory GB | fits |\n")
+        out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for precision in ("fp32", "tf32"):
             t1, o1, e1 = baseline(S, N, m, precision)
             for plan in PLANS:
@@ -370,11 +431,12 @@ def main():
                     tk, ok, slow, ek = summary(ranks)
                     ph = slow["phases"]
                     mem = max(r["memory"] for r in ranks)
-                    out("| %d | %s | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f / %.2f | %d | %d | "
+                    out("| %d | %s | %s | %.2f | %.2f | %.2f | %.0f%% | %.0f%% | %.0f%% | %.2f / %.2f / %.2f / %.2f / %.2f / %.2f | %.2f | %d | %d | "
                         "%.1f | %.1f | %.1f | %s |\n"
                         % (K, plan, precision, tk, ok, ek, 100 * t1 / (K * tk), 100 * o1 / (K * ok), 100 * e1 / (K * ek),
                            ph["read"],
-                           ph["exchange"], ph["compute"] + ph["zscore"], ph["upload"], ph["reduce"], ph["write"], slow["tiles"],
+                           ph["exchange"], ph["compute"] + ph["zscore"], ph["upload"], ph["reduce"], ph["write"],
+                           max(r.get("waited", 0.0) for r in ranks), slow["tiles"],
                            slow["blocks"], gb(slow["read_bytes"]), gb(slow["written"]), gb(mem),
                            "yes" if mem <= m.memory else "NO"))
         out("\n")

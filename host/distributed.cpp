@@ -27,9 +27,11 @@ public:
     void allreduce_sum(double*, uint64_t) override {}
     void allreduce_max(int64_t*, uint64_t) override {}
     void reduce_sum(double*, uint64_t, int) override {}
-    void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives,
-                       int64_t cols) override {
-        copy_to_self(0, sends, receives, cols);
+    void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives, int64_t cols,
+                       const std::function<void(size_t)>& on_received) override {
+        for (const auto& t : sends)
+            if (t.peer != 0) throw RuntimeError("exchange_rows: a single process has no rank " + std::to_string(t.peer));
+        copy_to_self(0, sends, receives, cols, on_received);
     }
     std::vector<double> gather(const std::vector<double>& mine, int) override { return mine; }
     std::vector<double> allgather(const std::vector<double>& mine) override { return mine; }
@@ -49,19 +51,21 @@ enum Outcome : int64_t { kOk = 0, kInput = 1, kRuntime = 2, kOutOfMemory = 3, kI
 }  // namespace
 
 void copy_to_self(int rank, const std::vector<Comm::RowTransfer>& sends,
-                  const std::vector<Comm::RowTransfer>& receives, int64_t cols) {
-    std::vector<const Comm::RowTransfer*> out, in;
+                  const std::vector<Comm::RowTransfer>& receives, int64_t cols,
+                  const std::function<void(size_t)>& on_received) {
+    std::vector<const Comm::RowTransfer*> out;
+    std::vector<size_t> in;
     for (const auto& t : sends)
         if (t.peer == rank) out.push_back(&t);
-    for (const auto& t : receives)
-        if (t.peer == rank) in.push_back(&t);
+    for (size_t i = 0; i < receives.size(); ++i)
+        if (receives[i].peer == rank) in.push_back(i);
     if (out.size() != in.size()) throw RuntimeError("exchange_rows: the transfers to this rank itself do not pair up");
-    for (size_t i = 0; i < out.size(); ++i) {
-        if (out[i]->rows != in[i]->rows) throw RuntimeError("exchange_rows: a transfer to itself changes its size");
-        std::memcpy(in[i]->data, out[i]->data, static_cast<size_t>(out[i]->rows * cols) * sizeof(float));
+    for (size_t k = 0; k < out.size(); ++k) {
+        const Comm::RowTransfer& r = receives[in[k]];
+        if (out[k]->rows != r.rows) throw RuntimeError("exchange_rows: a transfer to itself changes its size");
+        std::memcpy(r.data, out[k]->data, static_cast<size_t>(r.rows * cols) * sizeof(float));
+        if (on_received) on_received(in[k]);
     }
-    for (const auto& t : sends)
-        if (t.peer != rank) throw RuntimeError("exchange_rows: a single process has no rank " + std::to_string(t.peer));
 }
 
 std::unique_ptr<Comm> make_single_comm() { return std::make_unique<SingleComm>(); }

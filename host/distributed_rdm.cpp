@@ -10,13 +10,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <system_error>
+#include <thread>
 
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/host_memory.h"
@@ -292,6 +297,129 @@ std::vector<std::pair<int64_t, std::vector<int64_t>>> band_groups(const std::vec
 
 // The part of a rank's memory one band group's input may take.
 uint64_t group_input_cap(uint64_t rank_memory) { return std::max<uint64_t>(rank_memory / 4, 64ull << 20); }
+
+// A band group's row blocks: its band bi first, then its other column blocks, ascending.
+std::vector<int64_t> group_blocks(int64_t bi, const std::vector<int64_t>& bjs) {
+    std::vector<int64_t> blocks{bi};
+    for (int64_t bj : bjs)
+        if (bj != bi) blocks.push_back(bj);
+    return blocks;
+}
+
+// A rank's band groups in the order it computes them: first the groups whose row blocks all lie within the rank's
+// own rows (read from the file by the rank itself: nothing to wait for while the exchange runs), then the rest in
+// band order. Every rank computes every rank's order (a rank sends each peer its rows in the order the peer needs
+// them).
+std::vector<std::pair<int64_t, std::vector<int64_t>>> compute_order(const DistributedRdmPlan& plan, int rank,
+                                                                   uint64_t cap) {
+    const int64_t S = plan.stimuli, T = plan.row_tile;
+    const SampleRange own = rank_range(S, rank, plan.ranks);
+    auto groups = band_groups(plan.tiles[static_cast<size_t>(rank)], T, plan.neurons, cap);
+    const auto local = [&](const std::pair<int64_t, std::vector<int64_t>>& g) {
+        for (int64_t b : group_blocks(g.first, g.second))
+            if (b * T < own.first || b * T + block_rows(b, T, S) > own.first + own.count) return false;
+        return true;
+    };
+    std::stable_partition(groups.begin(), groups.end(), local);
+    return groups;
+}
+
+// The row blocks of a rank's groups in the order of their first use.
+std::vector<int64_t> need_order(const std::vector<std::pair<int64_t, std::vector<int64_t>>>& groups) {
+    std::vector<int64_t> order;
+    std::set<int64_t> seen;
+    for (const auto& [bi, bjs] : groups)
+        for (int64_t b : group_blocks(bi, bjs))
+            if (seen.insert(b).second) order.push_back(b);
+    return order;
+}
+
+// The exchange-delay test hook (tests/mpi/mpi_rdm_test.sh): RSA_GPU_TEST_EXCHANGE_DELAY_MS holds the exchange back
+// this long on every rank, so that the tiles must wait for their row blocks.
+void delay_exchange_if_asked() {
+    const char* ms = std::getenv("RSA_GPU_TEST_EXCHANGE_DELAY_MS");
+    if (ms && std::atoi(ms) > 0) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
+}
+
+// The row exchange running while the tiles are computed (issue 13: the exchange overlapped with the products): a
+// thread of its own runs Comm::exchange_rows (the only communicator calls until finish(): the main thread computes
+// tiles), and wait_for(b) returns as soon as every row of block b has arrived. When the communicator cannot run it
+// in the background (or no thread can be made) the exchange runs to its end in the constructor. The destructor waits
+// for the exchange to end (every rank posted its transfers, so it ends even when this rank's tiles failed) before
+// the rows it reads and writes go.
+class BackgroundRowExchange {
+public:
+    BackgroundRowExchange(Comm& comm, std::vector<Comm::RowTransfer> sends, std::vector<Comm::RowTransfer> receives,
+                          std::vector<int64_t> receive_block, int64_t cols)
+        : comm_(comm), sends_(std::move(sends)), receives_(std::move(receives)),
+          receive_block_(std::move(receive_block)), cols_(cols) {
+        for (int64_t b : receive_block_) ++pending_[b];
+        if (comm_.exchange_in_background()) {
+            try {
+                thread_ = std::thread([this] { run(); });
+                return;
+            } catch (const std::system_error&) {  // no thread to be had: the exchange in this thread
+            }
+        }
+        run();
+    }
+    ~BackgroundRowExchange() {
+        if (thread_.joinable()) thread_.join();
+    }
+    BackgroundRowExchange(const BackgroundRowExchange&) = delete;
+    BackgroundRowExchange& operator=(const BackgroundRowExchange&) = delete;
+
+    // Waits until block b's rows have all arrived; the exchange's own error if it failed.
+    void wait_for(int64_t b) {
+        std::unique_lock<std::mutex> lock(mu_);
+        for (;;) {
+            if (error_) std::rethrow_exception(error_);
+            const auto it = pending_.find(b);
+            if (it == pending_.end() || it->second == 0) return;
+            if (finished_) throw RuntimeError("the row exchange ended without row block " + std::to_string(b));
+            cv_.wait_for(lock, std::chrono::milliseconds(100));
+            lock.unlock();
+            check_interrupt("the row exchange");
+            lock.lock();
+        }
+    }
+    // Waits for the whole exchange (this rank's sends included); its error if it failed.
+    void finish() {
+        if (thread_.joinable()) thread_.join();
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    void run() {
+        std::exception_ptr error;
+        try {
+            delay_exchange_if_asked();
+            comm_.exchange_rows(sends_, receives_, cols_, [this](size_t i) {
+                std::lock_guard<std::mutex> lock(mu_);
+                --pending_[receive_block_[i]];
+                cv_.notify_all();
+            });
+        } catch (...) {
+            error = std::current_exception();
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        error_ = error;
+        finished_ = true;
+        cv_.notify_all();
+    }
+
+    Comm& comm_;
+    std::vector<Comm::RowTransfer> sends_, receives_;
+    std::vector<int64_t> receive_block_;  // per receive: the row block it fills
+    int64_t cols_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::map<int64_t, int64_t> pending_;  // row block -> receives not yet arrived
+    bool finished_ = false;
+    std::exception_ptr error_;
+    std::thread thread_;
+};
+
 
 // The first non-finite value of row `row` (its column), read from the file: the message every rank gives alike.
 [[noreturn]] void throw_non_finite(NpyRowReader& in, int64_t row, const std::string& what) {
@@ -601,6 +729,9 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
         res.plan = plan_distributed_rdm(S, N, ranks, mode, rank_memory, tile_limit, host_memory);
         if (rank == 0 && options.on_plan) {
             std::string text = res.plan.summary(comm.name());
+            if (res.plan.mode == DistributeMode::Rows && res.plan.exchange)
+                text += comm.exchange_in_background() ? " as the tiles run"
+                                                      : " before the tiles (MPI gave no MPI_THREAD_SERIALIZED)";
             uint64_t biggest = 0;
             for (const auto& s : res.plan.shares) biggest = std::max(biggest, s.memory_bytes);
             if (biggest > (256ull << 20) || options.max_gpu_bytes) text += "\n" + res.plan.rank_lines();
@@ -679,46 +810,53 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
 
     // 3. The work.
     if (plan.mode == DistributeMode::Rows) {
-        // The exchange: every rank's row blocks from their owners (ranges in ascending rows on both sides).
+        // The exchange: every rank's row blocks from their owners, each peer's in the order that peer uses them,
+        // running in the background while the tiles are computed (a band group waits only for its own blocks).
+        const int64_t T = plan.row_tile;
+        const uint64_t cap = group_input_cap(rank_memory);
+        const auto groups = compute_order(plan, rank, cap);
         Matrix store;                                // this rank's needed rows, ascending
         std::map<int64_t, int64_t> store_row;        // row block -> its first row in `store`
+        std::vector<Comm::RowTransfer> sends, receives;
+        std::vector<int64_t> receive_block;          // per receive: the row block it fills
         if (plan.exchange) {
-            std::vector<Comm::RowTransfer> sends, receives;
             agreed(comm, "exchanging the row blocks", [&] {
-                const auto mine = needed_ranges(plan.tiles[static_cast<size_t>(rank)], plan.row_tile, S);
                 int64_t rows = 0;
-                for (const auto& [a, e] : mine) {
-                    for (int64_t b = a / plan.row_tile; b * plan.row_tile < e; ++b) store_row[b] = rows + b * plan.row_tile - a;
+                for (const auto& [a, e] : needed_ranges(plan.tiles[static_cast<size_t>(rank)], T, S)) {
+                    for (int64_t b = a / T; b * T < e; ++b) store_row[b] = rows + b * T - a;
                     rows += e - a;
                 }
                 store = checked_matrix(rows, N, "the row blocks of this rank's tiles");
-                int64_t at = 0;
-                for (const auto& [a, e] : mine) {  // receives, by owner, ascending
-                    for (int o = 0; o < ranks; ++o) {
-                        const SampleRange r = rank_range(S, o, ranks);
-                        const int64_t lo = std::max(a, r.first), hi = std::min(e, r.first + r.count);
-                        if (hi > lo) receives.push_back({o, store.row(at + lo - a), hi - lo});
+                // Both sides list the transfers from the same plan in the same order: peer p's blocks in p's order of
+                // use, each cut at the owners' row ranges.
+                for (int p = 0; p < ranks; ++p) {
+                    const std::vector<int64_t> order =
+                        p == rank ? need_order(groups) : need_order(compute_order(plan, p, cap));
+                    for (int64_t b : order) {
+                        const int64_t a = b * T, e = a + block_rows(b, T, S);
+                        for (int o = 0; o < ranks; ++o) {
+                            const SampleRange r = rank_range(S, o, ranks);
+                            const int64_t lo = std::max(a, r.first), hi = std::min(e, r.first + r.count);
+                            if (hi <= lo) continue;
+                            if (p == rank) {
+                                receives.push_back({o, store.row(store_row.at(b) + lo - a), hi - lo});
+                                receive_block.push_back(b);
+                            }
+                            if (o == rank) sends.push_back({p, own.row(lo - own_rows.first), hi - lo});
+                        }
                     }
-                    at += e - a;
                 }
-                for (int p = 0; p < ranks; ++p)  // sends: each peer's ranges within this rank's own rows
-                    for (const auto& [a, e] : needed_ranges(plan.tiles[static_cast<size_t>(p)], plan.row_tile, S)) {
-                        const int64_t lo = std::max(a, own_rows.first), hi = std::min(e, own_rows.first + own_rows.count);
-                        if (hi > lo) sends.push_back({p, own.row(lo - own_rows.first), hi - lo});
-                    }
             });
-            comm.exchange_rows(sends, receives, N);
-            own = Matrix();
         }
         agreed(comm, "computing the RDM tiles", [&] {
+            std::unique_ptr<BackgroundRowExchange> exchange;
+            if (plan.exchange)
+                exchange = std::make_unique<BackgroundRowExchange>(comm, std::move(sends), std::move(receives),
+                                                                   std::move(receive_block), N);
             SharedNpyOutput out(output, S);
-            const int64_t T = plan.row_tile;
-            const uint64_t cap = group_input_cap(rank_memory);
-            for (const auto& [bi, bjs] : band_groups(plan.tiles[static_cast<size_t>(rank)], T, N, cap)) {
+            for (const auto& [bi, bjs] : groups) {
                 // The sub-problem: row block bi, then the other blocks of the group, ascending (a short last block last).
-                std::vector<int64_t> blocks{bi};
-                for (int64_t bj : bjs)
-                    if (bj != bi) blocks.push_back(bj);
+                const std::vector<int64_t> blocks = group_blocks(bi, bjs);
                 int64_t rows = 0;
                 for (int64_t b : blocks) rows += block_rows(b, T, S);
                 Matrix x = checked_matrix(rows, N, "the row blocks of a band of RDM tiles");
@@ -726,8 +864,12 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
                 int64_t at = 0;
                 for (int64_t b : blocks) {
                     const int64_t n = block_rows(b, T, S);
-                    if (plan.exchange) std::copy(store.row(store_row.at(b)), store.row(store_row.at(b)) + n * N, x.row(at));
-                    else in->read(b * T, n, 0, N, x.row(at));
+                    if (exchange) {
+                        exchange->wait_for(b);
+                        std::copy(store.row(store_row.at(b)), store.row(store_row.at(b)) + n * N, x.row(at));
+                    } else {
+                        in->read(b * T, n, 0, N, x.row(at));
+                    }
                     sub.mean.insert(sub.mean.end(), moments.mean.begin() + b * T, moments.mean.begin() + b * T + n);
                     sub.m2.insert(sub.m2.end(), moments.m2.begin() + b * T, moments.m2.begin() + b * T + n);
                     at += n;
@@ -748,8 +890,10 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
                 SubproblemSink sink(out, blocks, T, rank);
                 backend.rdm_run(Array(x), p, options.precision, sub, {}, &sink);
             }
+            if (exchange) exchange->finish();  // this rank's sends too, before its rows go
             out.sync();
         });
+        own = Matrix();
     } else {
         std::string how;
         const std::unique_ptr<DeviceCollective> device = parts_collective(comm, backend, N, &how);

@@ -37,7 +37,8 @@ constexpr uint64_t kPiece = uint64_t{1} << 30;
 
 class MpiComm final : public Comm {
 public:
-    MpiComm() {
+    // serialized: MPI gave MPI_THREAD_SERIALIZED or more (the row exchange may run on a thread of its own).
+    explicit MpiComm(bool serialized) : serialized_(serialized) {
         MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
         MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
         MPI_Comm node = MPI_COMM_NULL;
@@ -83,9 +84,11 @@ public:
                 MPI_CHECK(MPI_Reduce(data + at, nullptr, n, MPI_DOUBLE, MPI_SUM, root, MPI_COMM_WORLD));
         }
     }
-    void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives,
-                       int64_t cols) override {
-        // One row as one MPI element (counts stay small); every transfer posted at once, pairs matched in order.
+    void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives, int64_t cols,
+                       const std::function<void(size_t)>& on_received) override {
+        // One row as one MPI element (counts stay small); every transfer posted at once, pairs matched in order (MPI
+        // does not let messages of one sender, tag and communicator overtake each other); receives reported as
+        // they complete.
         MPI_Datatype row = MPI_DATATYPE_NULL;
         MPI_CHECK(MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row));
         struct TypeGuard {
@@ -94,22 +97,36 @@ public:
         } guard{&row};
         MPI_CHECK(MPI_Type_commit(&row));
         std::vector<MPI_Request> requests;
-        for (const auto& t : receives)
-            if (t.peer != rank_ && t.rows > 0) {
-                if (t.rows > INT_MAX) throw RuntimeError("exchange_rows: more than 2^31 rows in one transfer");
-                requests.push_back(MPI_REQUEST_NULL);
-                MPI_CHECK(MPI_Irecv(t.data, static_cast<int>(t.rows), row, t.peer, 7, MPI_COMM_WORLD, &requests.back()));
+        std::vector<int64_t> receive_of;  // per request: the index of its receive, or -1 for a send
+        for (size_t i = 0; i < receives.size(); ++i) {
+            const RowTransfer& t = receives[i];
+            if (t.peer == rank_) continue;
+            if (t.rows > INT_MAX) throw RuntimeError("exchange_rows: more than 2^31 rows in one transfer");
+            if (t.rows == 0) {
+                if (on_received) on_received(i);
+                continue;
             }
+            requests.push_back(MPI_REQUEST_NULL);
+            receive_of.push_back(static_cast<int64_t>(i));
+            MPI_CHECK(MPI_Irecv(t.data, static_cast<int>(t.rows), row, t.peer, 7, MPI_COMM_WORLD, &requests.back()));
+        }
         for (const auto& t : sends)
             if (t.peer != rank_ && t.rows > 0) {
                 if (t.rows > INT_MAX) throw RuntimeError("exchange_rows: more than 2^31 rows in one transfer");
                 requests.push_back(MPI_REQUEST_NULL);
+                receive_of.push_back(-1);
                 MPI_CHECK(MPI_Isend(t.data, static_cast<int>(t.rows), row, t.peer, 7, MPI_COMM_WORLD, &requests.back()));
             }
-        copy_to_self(rank_, filter_self(sends), filter_self(receives), cols);
-        if (!requests.empty())
-            MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+        copy_to_self(rank_, sends, receives, cols, on_received);
+        for (size_t left = requests.size(); left > 0; --left) {
+            int done = MPI_UNDEFINED;
+            MPI_CHECK(MPI_Waitany(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUS_IGNORE));
+            if (done == MPI_UNDEFINED) break;
+            const int64_t i = receive_of[static_cast<size_t>(done)];
+            if (i >= 0 && on_received) on_received(static_cast<size_t>(i));
+        }
     }
+    bool exchange_in_background() const override { return serialized_; }
     std::vector<double> gather(const std::vector<double>& mine, int root) override { return gather_to(mine, root, false); }
     std::vector<double> allgather(const std::vector<double>& mine) override { return gather_to(mine, 0, true); }
     [[noreturn]] void abort(int exit_code) override {
@@ -118,12 +135,6 @@ public:
     }
 
 private:
-    std::vector<RowTransfer> filter_self(const std::vector<RowTransfer>& all) const {
-        std::vector<RowTransfer> out;
-        for (const auto& t : all)
-            if (t.peer == rank_) out.push_back(t);
-        return out;
-    }
     // Counts first, then the values (in pieces of at most INT_MAX values per rank and call).
     std::vector<double> gather_to(const std::vector<double>& mine, int root, bool everyone) {
         int64_t n = static_cast<int64_t>(mine.size());
@@ -152,6 +163,7 @@ private:
         return all;
     }
 
+    bool serialized_ = false;
     int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
     std::string name_;
 };
@@ -161,12 +173,14 @@ private:
 MpiSession::MpiSession(int* argc, char*** argv) {
     if (launcher_rank() < 0) return;
     int provided = 0;
-    const int code = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
-    if (code != MPI_SUCCESS) throw_mpi_error(code, "MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided)",
+    // SERIALIZED: the row exchange of the distributed RDM runs on a thread of its own while the main thread computes
+    // tiles and makes no MPI call; a library that gives less runs the exchange in the main thread (no overlap).
+    const int code = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+    if (code != MPI_SUCCESS) throw_mpi_error(code, "MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided)",
                                              __FILE__, __LINE__);
     started_ = true;
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-    set_world(std::make_unique<MpiComm>());
+    set_world(std::make_unique<MpiComm>(provided >= MPI_THREAD_SERIALIZED));
 }
 
 MpiSession::~MpiSession() {

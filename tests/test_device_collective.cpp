@@ -43,7 +43,8 @@ public:
         for (uint64_t i = 0; i < count && i < others_max.size(); ++i) data[i] = std::max(data[i], others_max[i]);
     }
     void reduce_sum(double*, uint64_t, int) override {}
-    void exchange_rows(const std::vector<RowTransfer>&, const std::vector<RowTransfer>&, int64_t) override {
+    void exchange_rows(const std::vector<RowTransfer>&, const std::vector<RowTransfer>&, int64_t,
+                       const std::function<void(size_t)>&) override {
         std::abort();  // not used here
     }
     std::vector<double> gather(const std::vector<double>& mine, int) override { return mine; }

@@ -85,7 +85,8 @@ public:
         g_.sync();
     }
     void reduce_sum(double*, uint64_t, int) override { throw RuntimeError("ThreadComm: reduce_sum is not used here"); }
-    void exchange_rows(const std::vector<RowTransfer>&, const std::vector<RowTransfer>&, int64_t) override {
+    void exchange_rows(const std::vector<RowTransfer>&, const std::vector<RowTransfer>&, int64_t,
+                       const std::function<void(size_t)>&) override {
         throw rsa::RuntimeError("ThreadComm: exchange_rows is not used here");
     }
     std::vector<double> gather(const std::vector<double>& mine, int root) override {

@@ -52,13 +52,20 @@ public:
     // Rows moving between ranks: each rank lists what it sends to each peer and what it receives from each peer
     // (row-major, `cols` floats per row). The lists must pair up: what rank a sends to rank b, in order, is what b
     // receives from a, in order (every rank computes both sides from the same plan). Transfers to oneself are copies.
+    // `on_received(i)`, when given, is called as soon as receives[i] has arrived (on the thread that runs the
+    // exchange, in the order of arrival), so that a caller running the exchange in the background can use each
+    // block of rows as it comes (the distributed RDM's tiles overlap the exchange).
     struct RowTransfer {
         int peer = 0;
         float* data = nullptr;  // sends: read from; receives: written to
         int64_t rows = 0;
     };
     virtual void exchange_rows(const std::vector<RowTransfer>& sends, const std::vector<RowTransfer>& receives,
-                               int64_t cols) = 0;
+                               int64_t cols, const std::function<void(size_t)>& on_received) = 0;
+    // Whether exchange_rows may run on a thread of its own while the calling thread makes no other call on this
+    // communicator (MPI: the library gave MPI_THREAD_SERIALIZED or more); otherwise the exchange runs in the
+    // caller's thread and nothing overlaps it.
+    virtual bool exchange_in_background() const { return true; }
     // Every rank's `mine` concatenated in rank order on `root` (other ranks get an empty vector); counts may differ.
     virtual std::vector<double> gather(const std::vector<double>& mine, int root) = 0;
     // The same on every rank.
@@ -67,9 +74,11 @@ public:
     [[noreturn]] virtual void abort(int exit_code) = 0;
 };
 
-// The transfers of exchange_rows from `rank` to itself, as copies (every communicator's own part).
+// The transfers of exchange_rows from `rank` to itself, as copies (every communicator's own part), each receive's
+// `on_received` called after its copy.
 void copy_to_self(int rank, const std::vector<Comm::RowTransfer>& sends,
-                  const std::vector<Comm::RowTransfer>& receives, int64_t cols);
+                  const std::vector<Comm::RowTransfer>& receives, int64_t cols,
+                  const std::function<void(size_t)>& on_received);
 
 // The process's communicator (a single process until set_world).
 Comm& world();

@@ -7,8 +7,10 @@
 //     Row statistics are per stimulus: each rank reads its share of the rows (positioned reads of the .npy), computes
 //     their moments on its backend, and the moments are gathered on every rank, which then checks the input alike
 //     (non-finite values, constant rows). Each rank keeps its share and receives from their owners the other rows of
-//     the row blocks its tiles need (Comm::exchange_rows: the input is read from the file once in all), or, when they
-//     do not fit half its host memory, reads its blocks from the file a band at a time; it runs its tiles with the engine's tiled plan restricted to them
+//     the row blocks its tiles need (Comm::exchange_rows: the input is read from the file once in all) on a thread
+//     of its own while its tiles run (each peer's blocks in the order that peer uses them; a band group waits only
+//     for its own blocks; the groups on the rank's own rows go first), or, when they do not fit half its host
+//     memory, reads its blocks from the file a band at a time; it runs its tiles with the engine's tiled plan restricted to them
 //     (MemoryPlan::tile_mask), and writes each tile and its mirror straight into the one shared output .npy at their
 //     offsets (pwrite: no two ranks write the same bytes). Entries equal the single-process RDM's up to the order of
 //     the sums (tiles in GEMM instead of one SYRK): within 1e-6.

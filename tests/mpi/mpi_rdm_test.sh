@@ -2,7 +2,7 @@
 # The distributed RDM (include/rsa_gpu/distributed_rdm.h) under mpirun on the CPU: `rsa_gpu rdm` with 1, 2 and 3
 # ranks, row-split and neuron-split, against the single-process RDM (row-split: max |difference| <= 1e-6; neuron-split:
 # see same() below; NaN rows alike; euclidean, float64 input, mahalanobis and crossnobis too); the `distributed:` line
-# first on rank 0 and absent from a plain run; bad input
+# first on rank 0 and absent from a plain run; the row exchange held back (tiles wait for their blocks); bad input
 # (exit 2, the rank and the row and column named, nothing left); a taken output left alone; a killed rank (1, then 0:
 # the owner of the output) leaves a non-zero exit, mpirun's message naming the rank, and no output, staging folder or
 # lock. Usage: mpi_rdm_test.sh RSA_GPU MPIEXEC [DEVICE] (DEVICE: cpu, the default, or auto: on a GPU machine every
@@ -89,6 +89,15 @@ for k in 1 2 3; do
   same ref_64.npy f64_$k.npy
   run -np $k "$bin" rdm --device $dev --responses const.npy --constant-rows nan --distribute neurons --out const_$k.npy 2>/dev/null || fail "np $k nan rows"
   same ref_const.npy const_$k.npy const.npy
+done
+
+# The row exchange held back on every rank (the test hook RSA_GPU_TEST_EXCHANGE_DELAY_MS): the tiles must wait for
+# their row blocks as they arrive, and the RDM is the same.
+for k in 2 3; do
+  RSA_GPU_TEST_EXCHANGE_DELAY_MS=400 run -x RSA_GPU_TEST_EXCHANGE_DELAY_MS -np $k "$bin" rdm --device $dev \
+    --responses x.npy --distribute rows --out late_$k.npy 2> err.txt || { cat err.txt; fail "np $k late exchange"; }
+  grep -q "rows exchanged between ranks as the tiles run" err.txt || { cat err.txt; fail "np $k late exchange: not the exchange plan"; }
+  same ref_corr.npy late_$k.npy
 done
 
 # Bad input: exit 2 on every rank, the rank and the place named once, nothing left behind.
