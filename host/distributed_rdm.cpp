@@ -161,24 +161,11 @@ public:
     SharedNpyOutput(const SharedNpyOutput&) = delete;
     SharedNpyOutput& operator=(const SharedNpyOutput&) = delete;
 
-    // The tile (tr x tc, ld) at rows r0, cols c0; mirror: also its transpose; diagonal: only the upper triangle is
-    // read and written both ways (the file exactly symmetric).
+    // A tile and its mirror (npy.h place_rdm_tile: the one placement of every S x S writer), a pwrite per row run.
     void write_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
                     bool diagonal) {
-        if (diagonal) {
-            buf_.resize(static_cast<size_t>(tr * tc));
-            for (int64_t a = 0; a < tr; ++a)
-                for (int64_t b = 0; b < tc; ++b)
-                    buf_[static_cast<size_t>(a * tc + b)] = b >= a ? tile[a * ld + b] : tile[b * ld + a];
-            write_rows(buf_.data(), tc, r0, tr, c0, tc);
-            return;
-        }
-        for (int64_t a = 0; a < tr; ++a) write_at(tile + a * ld, tc, r0 + a, c0);
-        if (!mirror) return;
-        buf_.resize(static_cast<size_t>(tr * tc));
-        for (int64_t a = 0; a < tr; ++a)
-            for (int64_t b = 0; b < tc; ++b) buf_[static_cast<size_t>(b * tr + a)] = tile[a * ld + b];
-        write_rows(buf_.data(), tr, c0, tc, r0, tr);
+        place_rdm_tile(tile, ld, r0, tr, c0, tc, mirror, diagonal,
+                       [&](const float* data, int64_t count, int64_t row, int64_t col) { write_at(data, count, row, col); });
     }
 
     // Rows and columns `rows` set NaN (a handful of rows: one pwrite per row and per entry of its column).
@@ -196,9 +183,6 @@ public:
     }
 
 private:
-    void write_rows(const float* data, int64_t ld, int64_t r0, int64_t rows, int64_t c0, int64_t cols) {
-        for (int64_t a = 0; a < rows; ++a) write_at(data + a * ld, cols, r0 + a, c0);
-    }
     void write_at(const float* data, int64_t count, int64_t row, int64_t col) {
         const char* p = reinterpret_cast<const char*>(data);
         uint64_t bytes = static_cast<uint64_t>(count) * sizeof(float);
@@ -218,7 +202,6 @@ private:
     int fd_ = -1;
     int64_t S_ = 0;
     uint64_t offset_ = 0;
-    std::vector<float> buf_;
 };
 
 // The killed-rank test's hook (distributed_rdm.h): the chosen rank writes its pid and waits to be killed.
@@ -426,11 +409,7 @@ private:
     std::vector<float> r(static_cast<size_t>(in.cols()));
     in.read(row, 1, 0, in.cols(), r.data());
     for (int64_t c = 0; c < in.cols(); ++c)
-        if (!std::isfinite(r[static_cast<size_t>(c)])) {
-            std::ostringstream os;
-            os << what << ": non-finite value " << r[static_cast<size_t>(c)] << " at row " << row << ", column " << c;
-            throw InputError(os.str());
-        }
+        if (!std::isfinite(r[static_cast<size_t>(c)])) throw_non_finite_response(what, r[static_cast<size_t>(c)], row, c);
     throw InputError(what + ": row " + std::to_string(row) + " has values too large for its statistics");
 }
 

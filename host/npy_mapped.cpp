@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
@@ -19,6 +20,33 @@
 #include "rsa_gpu/rdm_plan.h"
 
 namespace rsa {
+
+void place_rdm_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal, const RdmRunWriter& put) {
+    constexpr int64_t kStrip = 32;  // rows of a transposed strip
+    std::vector<float> strip;
+    if (diagonal) {  // row a: the upper triangle's row a from column b = a on, its column a before (the mirror)
+        strip.resize(static_cast<size_t>(kStrip * tc));
+        for (int64_t a0 = 0; a0 < tr; a0 += kStrip) {
+            const int64_t a1 = std::min(tr, a0 + kStrip);
+            for (int64_t b = 0; b < a1; ++b)  // row b of the tile gives columns b of rows a > b (read along row b)
+                for (int64_t a = std::max(a0, b + 1); a < a1; ++a) strip[static_cast<size_t>((a - a0) * tc + b)] = tile[b * ld + a];
+            for (int64_t a = a0; a < a1; ++a)
+                std::memcpy(strip.data() + (a - a0) * tc + a, tile + a * ld + a, static_cast<size_t>(tc - a) * sizeof(float));
+            for (int64_t a = a0; a < a1; ++a) put(strip.data() + (a - a0) * tc, tc, r0 + a, c0);
+        }
+        return;
+    }
+    for (int64_t a = 0; a < tr; ++a) put(tile + a * ld, tc, r0 + a, c0);
+    if (!mirror) return;
+    strip.resize(static_cast<size_t>(kStrip * tr));
+    for (int64_t b0 = 0; b0 < tc; b0 += kStrip) {  // rows c0 + b of the mirror: column b of the tile
+        const int64_t b1 = std::min(tc, b0 + kStrip);
+        for (int64_t a = 0; a < tr; ++a)
+            for (int64_t b = b0; b < b1; ++b) strip[static_cast<size_t>((b - b0) * tr + a)] = tile[a * ld + b];
+        for (int64_t b = b0; b < b1; ++b) put(strip.data() + (b - b0) * tr, tr, c0 + b, r0);
+    }
+}
 
 std::string npy_header_f32(int64_t rows, int64_t cols) {
     std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
@@ -90,26 +118,9 @@ void MappedNpyWriter::write_tile(const float* tile, int64_t ld, int64_t r0, int6
     if (r0 < 0 || c0 < 0 || r0 + tr > rows_ || c0 + tc > cols_ || (mirror && (c0 + tc > rows_ || r0 + tr > cols_)))
         throw RuntimeError(path_ + ": tile outside the matrix");
     const int64_t C = cols_;
-    if (diagonal) {
-        for (int64_t a = 0; a < tr; ++a)
-            for (int64_t b = a; b < tc; ++b) {
-                const float v = tile[a * ld + b];
-                data_[(r0 + a) * C + c0 + b] = v;
-                data_[(c0 + b) * C + r0 + a] = v;
-            }
-        return;
-    }
-    for (int64_t a = 0; a < tr; ++a) std::memcpy(data_ + (r0 + a) * C + c0, tile + a * ld, static_cast<size_t>(tc) * sizeof(float));
-    if (!mirror) return;
-    constexpr int64_t B = 32;  // blocked transpose
-    for (int64_t a0 = 0; a0 < tr; a0 += B)
-        for (int64_t b0 = 0; b0 < tc; b0 += B) {
-            const int64_t a1 = std::min(tr, a0 + B), b1 = std::min(tc, b0 + B);
-            for (int64_t b = b0; b < b1; ++b) {
-                float* dst = data_ + (c0 + b) * C + r0;
-                for (int64_t a = a0; a < a1; ++a) dst[a] = tile[a * ld + b];
-            }
-        }
+    place_rdm_tile(tile, ld, r0, tr, c0, tc, mirror, diagonal, [&](const float* data, int64_t count, int64_t row, int64_t col) {
+        std::memcpy(data_ + row * C + col, data, static_cast<size_t>(count) * sizeof(float));
+    });
 }
 
 void MappedNpyWriter::commit() {

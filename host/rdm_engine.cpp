@@ -61,12 +61,14 @@ void check_rdm_input(const MatrixView& x, const std::string& what) {
     for (int64_t i = 0; i < x.rows; ++i) {
         const float* r = x.row(i);
         for (int64_t j = 0; j < x.cols; ++j)
-            if (!std::isfinite(r[j])) {
-                std::ostringstream os;
-                os << what << ": non-finite value " << r[j] << " at row " << i << ", column " << j;
-                throw InputError(os.str());
-            }
+            if (!std::isfinite(r[j])) throw_non_finite_response(what, r[j], i, j);
     }
+}
+
+void throw_non_finite_response(const std::string& what, float v, int64_t row, int64_t col) {
+    std::ostringstream os;
+    os << what << ": non-finite value " << v << " at row " << row << ", column " << col;
+    throw InputError(os.str());
 }
 
 std::vector<int64_t> degenerate_rows(const RowMoments& moments, int64_t N) {

@@ -6,7 +6,8 @@
 // writers' one writev must give numpy's image bytes. Fixtures come from tools/make_npy_fixtures.py. Hostile
 // archives (sizes that lie, zip64 claims, deflate bombs, truncated central directories, duplicate names;
 // tests/data/fuzz and ones crafted here with tests/fuzz/zip_craft.h) must fail fast, in little memory, with an
-// InputError naming the file and member, through the library and through the CLI (exit 2).
+// InputError naming the file and member, through the library and through the CLI (exit 2). place_rdm_tile (the
+// placement of RDM tiles every S x S writer uses) against its definition.
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -1066,3 +1067,39 @@ TEST(NpyWrite, OneWritevGivesTheImageBytes) {
 }
 
 }  // namespace
+
+// place_rdm_tile (the one placement of every S x S writer) against the definition, element by element: tiles of
+// sizes around the 32-row strip, on and off the diagonal, with and without the mirror, in a larger leading dimension.
+TEST(PlaceRdmTile, MatchesTheDefinition) {
+    const uint32_t seed = 20261201;
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    const int64_t S = 150;
+    for (const int64_t tr : {1, 31, 32, 33, 70}) {
+        for (const int64_t tc : {1, 32, 45}) {
+            for (const int mode : {0, 1, 2}) {  // 0: plain, 1: mirror, 2: diagonal
+                const int64_t rows = tr, cols = mode == 2 ? tr : tc, ld = cols + 3;
+                const int64_t r0 = 7, c0 = mode == 2 ? r0 : 80;
+                std::vector<float> tile(static_cast<size_t>(rows * ld));
+                for (auto& v : tile) v = u(rng);
+                std::vector<float> got(static_cast<size_t>(S * S), -9.0f), want = got;
+                rsa::place_rdm_tile(tile.data(), ld, r0, rows, c0, cols, mode == 1, mode == 2,
+                               [&](const float* data, int64_t count, int64_t row, int64_t col) {
+                                   ASSERT_LE(col + count, S);
+                                   std::memcpy(got.data() + row * S + col, data, static_cast<size_t>(count) * sizeof(float));
+                               });
+                for (int64_t a = 0; a < rows; ++a)
+                    for (int64_t b = 0; b < cols; ++b) {
+                        if (mode == 2) {
+                            const float v = b >= a ? tile[a * ld + b] : tile[b * ld + a];
+                            want[(r0 + a) * S + c0 + b] = v;
+                            continue;
+                        }
+                        want[(r0 + a) * S + c0 + b] = tile[a * ld + b];
+                        if (mode == 1) want[(c0 + b) * S + r0 + a] = tile[a * ld + b];
+                    }
+                ASSERT_EQ(got, want) << "tile " << rows << " x " << cols << ", mode " << mode << ", seed " << seed;
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@
 // folder, then rename, so no half-written file is left behind; the header and the data go out in one writev.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -152,6 +153,17 @@ std::vector<float> npy_to_vector(const NpyArray& a, const std::string& source);
 
 // dst (cols x rows, row-major) = the transpose of src (rows x cols, row-major), in cache-sized tiles.
 void transpose_f32(const float* src, int64_t rows, int64_t cols, float* dst);
+
+// ---------------------------------------------------------------- placing RDM tiles (host/npy_mapped.cpp)
+// The one placement of a tile of a symmetric S x S RDM into its file, for every writer of such files (the memory-mapped
+// writer below, the distributed RDM's shared output): the tile (tr x tc, leading dimension ld) goes to rows
+// [r0, r0 + tr) x cols [c0, c0 + tc); with `mirror` its transpose also to rows [c0, ...) x cols [r0, ...); a
+// `diagonal` tile (r0 == c0, tr == tc) has only its upper triangle read, written both ways, so the file is exactly
+// symmetric. `put(data, count, row, col)` writes `count` contiguous floats at (row, col); the transposed rows are
+// made in strips of a few rows (little scratch memory whatever the tile's size).
+using RdmRunWriter = std::function<void(const float* data, int64_t count, int64_t row, int64_t col)>;
+void place_rdm_tile(const float* tile, int64_t ld, int64_t r0, int64_t tr, int64_t c0, int64_t tc, bool mirror,
+                    bool diagonal, const RdmRunWriter& put);
 
 // ---------------------------------------------------------------- memory-mapped .npy output (host/npy_mapped.cpp)
 // An S x S float32 .npy created at full size under a temporary name in the same folder, memory-mapped for

@@ -32,6 +32,8 @@ RdmResult compute_rdm(Backend& backend, const Array& x, const RdmOptions& option
 // Boundary check of a response matrix (a file the user gave): at least 3 stimuli (rows) and 1 unit, finite
 // values. Throws InputError naming `what`, the row and the column.
 void check_rdm_input(const MatrixView& x, const std::string& what);
+// Its message for a non-finite value `v` at (row, col) of `what` (InputError): every reader of responses gives it.
+[[noreturn]] void throw_non_finite_response(const std::string& what, float v, int64_t row, int64_t col);
 
 // Stimulus rows with no correlation: their values across units are constant, or constant up to float rounding
 // (spread_degenerate(N, row mean, row m2), compare.h), in ascending order, from the row moments.
