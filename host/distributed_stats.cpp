@@ -82,6 +82,7 @@ EvaluateResult distributed_evaluate(Comm& comm, Backend& backend, const std::vec
     all.lower = gathered(comm, part.lower);
     all.upper = gathered(comm, part.upper);
     all.permutation_null = gathered(comm, part.permutation_null);
+    all.plan = part.plan;  // this rank's (rank 0 prints it)
     return evaluate_summary(data, K, models, M, S, options, std::move(all));
 }
 

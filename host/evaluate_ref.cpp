@@ -1,7 +1,9 @@
 // CPU twin of `rsa_gpu evaluate` (evaluate.h): rsatoolbox's eval_fixed, eval_bootstrap_pattern, eval_bootstrap_rdm
-// and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and t-tests
-// (extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests), the multiple-comparison corrections and a
-// permutation test of stimulus labels. Comparisons and noise ceilings: host/rdm_compare_methods.cpp. Two stages:
+// and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and tests of every
+// test_type (t-test: extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests; bootstrap: the sample counts
+// of zero_tests, nc_tests and bootstrap_pair_tests; ranksum: scipy's wilcoxon as ranksum_value_test and
+// ranksum_pair_test call it), the multiple-comparison corrections and a permutation test of stimulus labels. The
+// resamples run in the batches of the memory plan (evaluate_plan.h). Comparisons and noise ceilings: host/rdm_compare_methods.cpp. Two stages:
 // evaluate_samples (the raw samples of a range of resamples and permutations: a rank's share, distributed_stats.h)
 // and evaluate_summary (point estimates and inference from the whole run's samples).
 #include <nlohmann/json.hpp>
@@ -36,6 +38,32 @@ const char* eval_inference_name(EvalInference i) {
         case EvalInference::Both: return "both";
     }
     return "unknown";
+}
+
+EvalTest parse_eval_test(const std::string& name) {
+    if (name == "t-test") return EvalTest::TTest;
+    if (name == "bootstrap") return EvalTest::Bootstrap;
+    if (name == "ranksum") return EvalTest::Ranksum;
+    throw InputError("unknown test '" + name + "' (valid: t-test, bootstrap, ranksum)");
+}
+
+const char* eval_test_name(EvalTest t) {
+    switch (t) {
+        case EvalTest::TTest: return "t-test";
+        case EvalTest::Bootstrap: return "bootstrap";
+        case EvalTest::Ranksum: return "ranksum";
+    }
+    return "unknown";
+}
+
+void check_eval_test(EvalTest test, EvalInference inference, const std::string& t, const std::string& i) {
+    if (test == EvalTest::Bootstrap && inference == EvalInference::Fixed)
+        throw InputError("evaluate: " + t + " bootstrap counts over bootstrap samples, and " + i +
+                         " 'fixed' has none (use " + i + " pattern, rdm or both, or " + t + " t-test or ranksum)");
+    if (test == EvalTest::Ranksum && inference != EvalInference::Fixed)
+        throw InputError("evaluate: " + t + " ranksum is rsatoolbox's Wilcoxon test over the data RDMs' evaluations "
+                         "of " + i + " 'fixed'; rsatoolbox rejects it on bootstrap samples ('provided evaluations "
+                         "array has wrong dimensionality'): use " + i + " fixed, or " + t + " t-test or bootstrap");
 }
 
 Correction parse_correction(const std::string& name) {
@@ -117,6 +145,97 @@ double student_t_ppf(double p, double dof) {
         (student_t_cdf(mid, dof) < p ? lo : hi) = mid;
     }
     return 0.5 * (lo + hi);
+}
+
+// ------------------------------------------------------------------ Wilcoxon signed-rank (scipy.stats.wilcoxon)
+double wilcoxon_signed_rank_p(const std::vector<double>& d) {
+    const double nan = std::nan("");
+    const int64_t n = static_cast<int64_t>(d.size());
+    if (n == 0) return nan;
+    std::vector<double> a;  // |d| of the nonzero differences (scipy's 'wilcox': zeros dropped)
+    std::vector<char> positive;
+    int64_t zeros = 0;
+    for (double x : d) {
+        if (std::isnan(x)) return nan;  // nan_policy 'propagate'
+        if (x == 0.0) {
+            ++zeros;
+            continue;
+        }
+        a.push_back(std::fabs(x));
+        positive.push_back(x > 0.0);
+    }
+    const int64_t c = static_cast<int64_t>(a.size());
+    // average ranks of |d| (ordinal rank + (tie count - 1) / 2) and the tie groups
+    std::vector<int64_t> order(static_cast<size_t>(c));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&a](int64_t i, int64_t j) { return a[i] < a[j]; });
+    std::vector<double> rank(static_cast<size_t>(c));
+    double tie_sum = 0.0;
+    bool ties = false;
+    for (int64_t i = 0; i < c;) {
+        int64_t j = i;
+        while (j + 1 < c && a[order[j + 1]] == a[order[i]]) ++j;
+        const double t = static_cast<double>(j - i + 1);
+        for (int64_t k = i; k <= j; ++k) rank[order[k]] = static_cast<double>(i + 1) + (t - 1.0) / 2.0;
+        if (j > i) ties = true;
+        tie_sum += t * t * t - t;
+        i = j + 1;
+    }
+    double r_plus = 0.0;
+    for (int64_t k = 0; k < c; ++k)
+        if (positive[k]) r_plus += rank[k];
+    // scipy's method 'auto': normal approximation above 50 values; exact without ties or zeros; the exact sign-flip
+    // permutation test up to 13 values (2^13 < its 9,999 resamples); else the normal approximation
+    if (n <= 50 && !ties && zeros == 0) {
+        // the exact null distribution of r_plus (scipy's _get_wilcoxon_distr), its cdf and sf as WilcoxonDistribution
+        std::vector<double> pmf(1, 1.0);
+        for (int64_t k = 1; k <= c; ++k) {
+            std::vector<double> next(static_cast<size_t>(k * (k + 1) / 2 + 1), 0.0);
+            const size_t m = pmf.size(), off = next.size() - m;
+            for (size_t i = 0; i < m; ++i) next[i] = pmf[i] * 0.5;
+            for (size_t i = 0; i < m; ++i) next[off + i] += pmf[i] * 0.5;
+            pmf.swap(next);
+        }
+        const int64_t size = static_cast<int64_t>(pmf.size());
+        const double mean = static_cast<double>(c) * static_cast<double>(c + 1) / 4.0;
+        auto sum = [&](int64_t lo, int64_t hi) {
+            double s = 0.0;
+            for (int64_t i = std::max<int64_t>(lo, 0); i < std::min(hi, size); ++i) s += pmf[i];
+            return s;
+        };
+        auto cdf = [&](int64_t k) { return static_cast<double>(k) <= mean ? sum(0, k + 1) : 1.0 - sum(k + 1, size); };
+        auto sf = [&](int64_t k) { return static_cast<double>(k) <= mean ? sum(k, size) : 1.0 - sum(0, k); };
+        const double p = 2.0 * std::min(sf(static_cast<int64_t>(std::floor(r_plus))),
+                                        cdf(static_cast<int64_t>(std::ceil(r_plus))));
+        return std::min(1.0, std::max(0.0, p));
+    }
+    if (n <= 13) {
+        // every sign of the nonzero differences (zeros flip to themselves: the same proportions): the number of
+        // sign patterns with r_plus <= and >= the observed one, over doubled ranks (integers)
+        std::vector<int64_t> twice(static_cast<size_t>(c));
+        int64_t total = 0;
+        for (int64_t k = 0; k < c; ++k) total += twice[k] = static_cast<int64_t>(std::llround(2.0 * rank[k]));
+        std::vector<double> ways(static_cast<size_t>(total + 1), 0.0);
+        ways[0] = 1.0;
+        int64_t reach = 0;
+        for (int64_t k = 0; k < c; ++k) {
+            for (int64_t s2 = reach; s2 >= 0; --s2) ways[s2 + twice[k]] += ways[s2];
+            reach += twice[k];
+        }
+        const int64_t observed = std::llround(2.0 * r_plus);
+        double le = 0.0, ge = 0.0;
+        for (int64_t s2 = 0; s2 <= total; ++s2) {
+            if (s2 <= observed) le += ways[s2];
+            if (s2 >= observed) ge += ways[s2];
+        }
+        const double all = std::ldexp(1.0, static_cast<int>(c));
+        return std::min(1.0, std::max(0.0, std::min(le / all, ge / all) * 2.0));
+    }
+    const double cn = static_cast<double>(c);
+    const double mn = cn * (cn + 1.0) * 0.25;
+    const double se = std::sqrt((cn * (cn + 1.0) * (2.0 * cn + 1.0) - tie_sum / 2.0) / 24.0);
+    const double z = (r_plus - mn) / se;  // NaN when no difference is left (se = 0), as scipy
+    return std::erfc(std::fabs(z) / std::sqrt(2.0));  // 2 * ndtr(-|z|)
 }
 
 std::vector<double> correct_p_values(const std::vector<double>& p, Correction c) {
@@ -240,6 +359,7 @@ void evaluate_inference(EvaluateResult& res, double ci) {
     res.p_noise.assign(M, nan);
     res.pairwise.assign(static_cast<size_t>(M * M), nan);
     for (int64_t m = 0; m < M; ++m) res.pairwise[m * M + m] = 1.0;
+    const bool t_test = res.test == EvalTest::TTest;
     if (res.has_variance) {
         const double f = n_correct / (n_correct - 1.0), eps = DBL_EPSILON, dof = res.dof;
         const double tq = student_t_ppf((1.0 - ci) / 2.0, dof);
@@ -250,15 +370,65 @@ void evaluate_inference(EvaluateResult& res, double ci) {
             res.se[m] = std::sqrt(std::max(var, 0.0));
             res.ci_low[m] = res.mean[m] + res.se[m] * tq;
             res.ci_high[m] = res.mean[m] - res.se[m] * tq;
+            if (!t_test) continue;
             res.p_zero[m] = 1.0 - student_t_cdf(res.mean[m] / std::sqrt(std::max(var, eps)), dof);
             const double t_nc = (res.mean[m] - res.ceiling.lower) / std::sqrt(std::max(nc_var, eps));
             res.p_noise[m] = 2.0 * (1.0 - student_t_cdf(std::fabs(t_nc), dof));
         }
-        for (int64_t i = 0; i < M; ++i)
+        for (int64_t i = 0; i < M && t_test; ++i)
             for (int64_t j = i + 1; j < M; ++j) {
                 const double dv = (cov[i * V + i] + cov[j * V + j] - 2.0 * cov[i * V + j]) * f;
                 const double t = (res.mean[i] - res.mean[j]) / std::sqrt(std::max(dv, eps));
                 res.pairwise[i * M + j] = res.pairwise[j * M + i] = 2.0 * (1.0 - student_t_cdf(std::fabs(t), dof));
+            }
+    }
+    if (res.test == EvalTest::Bootstrap) {
+        if (res.inference == EvalInference::Fixed)
+            throw InputError("evaluate: the bootstrap test needs bootstrap samples (inference pattern, rdm or both)");
+        // zero_tests, nc_tests (each sample's lower bound) and bootstrap_pair_tests over all N rows: a NaN row
+        // counts in N and in no comparison, as in rsatoolbox's arrays
+        const int64_t N = static_cast<int64_t>(res.samples.size()) / M;
+        const double n = static_cast<double>(N);
+        for (int64_t m = 0; m < M; ++m) {
+            int64_t below = 0, above_nc = 0;
+            for (int64_t r = 0; r < N; ++r) {
+                const double e = res.samples[r * M + m];
+                if (e <= 0.0) ++below;
+                if (res.sample_lower[r] - e <= 0.0) ++above_nc;
+            }
+            res.p_zero[m] = (static_cast<double>(below) + 1.0) / n;
+            res.p_noise[m] = (static_cast<double>(above_nc) + 1.0) / n;
+        }
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = i + 1; j < M; ++j) {
+                int64_t less = 0, equal = 0;
+                for (int64_t r = 0; r < N; ++r) {
+                    const double a = res.samples[r * M + i], b = res.samples[r * M + j];
+                    if (a < b) ++less;
+                    if (a == b) ++equal;
+                }
+                const double q = static_cast<double>(less) / (n - static_cast<double>(equal));
+                // np.minimum(q, 1 - q) * 2 (NaN when every sample ties), then (N - 1) / N * p + 1 / N
+                const double p = std::isnan(q) ? q : std::min(q, 1.0 - q) * 2.0;
+                res.pairwise[i * M + j] = res.pairwise[j * M + i] = (n - 1.0) / n * p + 1.0 / n;
+            }
+    }
+    if (res.test == EvalTest::Ranksum) {
+        if (res.inference != EvalInference::Fixed)
+            throw InputError("evaluate: the ranksum test takes the per-data-RDM evaluations of inference fixed");
+        // ranksum_value_test (against 0 and against the lower noise bound) and ranksum_pair_test: wilcoxon over the
+        // K data RDMs' evaluations
+        std::vector<double> d(static_cast<size_t>(K));
+        for (int64_t m = 0; m < M; ++m) {
+            for (int64_t k = 0; k < K; ++k) d[k] = res.per_rdm[m * K + k] - 0.0;
+            res.p_zero[m] = wilcoxon_signed_rank_p(d);
+            for (int64_t k = 0; k < K; ++k) d[k] = res.per_rdm[m * K + k] - res.ceiling.lower;
+            res.p_noise[m] = wilcoxon_signed_rank_p(d);
+        }
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = i + 1; j < M; ++j) {
+                for (int64_t k = 0; k < K; ++k) d[k] = res.per_rdm[i * K + k] - res.per_rdm[j * K + k];
+                res.pairwise[i * M + j] = res.pairwise[j * M + i] = wilcoxon_signed_rank_p(d);
             }
     }
     res.p_zero_corrected = correct_p_values(res.p_zero, res.correction);
@@ -298,6 +468,7 @@ void check_inputs(const std::vector<double>& data, int64_t K, const std::vector<
     if ((o.inference == EvalInference::Rdm || o.inference == EvalInference::Both) && K < 2)
         throw InputError("evaluate: inference '" + std::string(eval_inference_name(o.inference)) +
                          "' resamples data RDMs and needs at least 2 (got 1; use --inference fixed or pattern)");
+    check_eval_test(o.test, o.inference, "--test", "--inference");
     if (o.permutations < 0) throw InputError("evaluate: --permutations must be >= 0");
     if (!(o.ci > 0.0 && o.ci < 1.0)) throw InputError("evaluate: the interval must be in (0, 1)");
 }
@@ -322,8 +493,10 @@ void evaluate_models(EvalMethod method, const std::vector<double>& models, int64
 
 namespace {
 
-// The weighted sums of `resamples` resamples' pattern counts (weighted_moments_ref or a backend's evaluate_moments).
-using MomentsFn = std::function<WeightedMoments(const std::vector<double>& counts, int64_t resamples, bool centre)>;
+// The weighted sums of `resamples` resamples' pattern counts for a batch of `mb` models (weighted_moments_ref or a
+// backend's evaluate_moments).
+using MomentsFn = std::function<WeightedMoments(const std::vector<double>& models, int64_t mb,
+                                                const std::vector<double>& counts, int64_t resamples, bool centre)>;
 
 void check_range(SampleRange r, int64_t total, const char* what) {
     if (r.first < 0 || r.count < 0 || r.first > total - r.count)
@@ -346,14 +519,34 @@ FullData full_data(EvalMethod method, const std::vector<double>& data, int64_t K
     return f;
 }
 
+// The models of one batch [m0, m0 + mc) of the plan: the whole set when one batch holds every model, else a copy.
+class ModelBatch {
+public:
+    ModelBatch(const std::vector<double>& models, int64_t M, int64_t P, int64_t m0, int64_t mc) : all_(models) {
+        if (mc < M) part_.assign(models.begin() + m0 * P, models.begin() + (m0 + mc) * P);
+        whole_ = mc == M;
+    }
+    const std::vector<double>& values() const { return whole_ ? all_ : part_; }
+
+private:
+    const std::vector<double>& all_;
+    std::vector<double> part_;
+    bool whole_ = true;
+};
+
 EvaluateSamples samples_impl(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
                              int64_t S, const EvaluateOptions& o, SampleRange boot, SampleRange perms,
-                             const EvaluateProgress& progress, const MomentsFn& moments) {
+                             const EvaluateProgress& progress, const MomentsFn& moments,
+                             const EvaluateMemory& memory) {
     check_inputs(data, K, models, M, S, o);
     check_range(boot, evaluate_bootstrap_count(o), "bootstrap resample");
     check_range(perms, o.permutations, "permutation");
     const int64_t P = S * (S - 1) / 2;
     EvaluateSamples out;
+    // the batches of resamples and models, against the memory there is (evaluate_plan.h)
+    out.plan = plan_evaluate(S, K, M, boot.count, perms.count, o.method, o.weighted_sums, memory);
+    if (o.on_plan) o.on_plan(out.plan);
+    const int64_t MB = out.plan.model_batch;
     const FullData fd = full_data(o.method, data, K, S);
     const RdmStructure& full = fd.s;
     const CovCentring& full_cc = fd.cc;
@@ -370,21 +563,18 @@ EvaluateSamples samples_impl(const std::vector<double>& data, int64_t K, const s
         const bool by_pattern = o.inference != EvalInference::Rdm, by_rdm = o.inference != EvalInference::Pattern;
         std::vector<int64_t> drawn(static_cast<size_t>(S)), rows(static_cast<size_t>(K)), source;
         std::vector<double> sample_data, sample_models;
-        const bool weighted = o.weighted_sums && (o.method == EvalMethod::Corr || o.method == EvalMethod::Cosine);
-        if (weighted) {
-            // weighted sums: the pattern counts of a chunk of resamples, their moments in dgemm, then each resample
-            // as many resamples per call as keep the moments (K (K + M) + ... doubles each) near 1 GiB: the product
-            // matrices (CPU) or the uploaded RDMs (GPU) then serve many resamples per call
-            const int64_t per_resample = K * K + K * M + K + 2 * M + 1;
-            const int64_t chunk = by_pattern ? std::max<int64_t>(64, std::min<int64_t>(N, (int64_t{1} << 27) / per_resample))
-                                             : N;
-            WeightedMoments w;
-            if (!by_pattern)
-                w = moments(std::vector<double>(static_cast<size_t>(S), 1.0), 1, o.method == EvalMethod::Corr);
+        if (out.plan.weighted) {
+            // weighted sums: per batch of the plan's resamples, their pattern counts (an RDM bootstrap: the full
+            // RDMs, one all-ones count vector), then per batch of models the moments of every resample in one call
+            // (dtrmm on the CPU, DGEMMs on a GPU) and each resample's evaluations; the noise ceiling with the first
+            // model batch (it reads the data's sums only)
+            const int64_t RB = out.plan.resample_batch;
+            const bool centre = o.method == EvalMethod::Corr;
             std::vector<double> counts;
             std::vector<char> valid;
-            for (int64_t r0 = 0; r0 < N; r0 += chunk) {
-                const int64_t rc = std::min(chunk, N - r0);
+            for (int64_t r0 = 0; r0 < N; r0 += RB) {
+                check_interrupt("the evaluation bootstrap");
+                const int64_t rc = std::min(RB, N - r0);
                 if (by_pattern) {
                     counts.assign(static_cast<size_t>(rc * S), 0.0);
                     valid.assign(static_cast<size_t>(rc), 0);
@@ -397,22 +587,30 @@ EvaluateSamples samples_impl(const std::vector<double>& data, int64_t K, const s
                         }
                         valid[r] = distinct >= 3;
                     }
-                    w = moments(counts, rc, o.method == EvalMethod::Corr);
+                } else {
+                    counts.assign(static_cast<size_t>(S), 1.0);
                 }
-                for (int64_t r = 0; r < rc; ++r) {
-                    if (by_pattern && !valid[r]) continue;
-                    for (int64_t k = 0; k < K; ++k)
-                        rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, b0 + r0 + r, k) : k;
-                    NoiseCeiling nc;
-                    finish_weighted(o.method, w, by_pattern ? r : 0, rows, &out.evaluations[(r0 + r) * M], &nc);
-                    out.lower[r0 + r] = nc.lower;
-                    out.upper[r0 + r] = nc.upper;
+                for (int64_t m0 = 0; m0 < M; m0 += MB) {
+                    const int64_t mc = std::min(MB, M - m0);
+                    const ModelBatch batch(models, M, P, m0, mc);
+                    const WeightedMoments w = moments(batch.values(), mc, counts, by_pattern ? rc : 1, centre);
+                    for (int64_t r = 0; r < rc; ++r) {
+                        if (by_pattern && !valid[r]) continue;
+                        for (int64_t k = 0; k < K; ++k)
+                            rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, b0 + r0 + r, k) : k;
+                        NoiseCeiling nc;
+                        finish_weighted(o.method, w, by_pattern ? r : 0, rows, &out.evaluations[(r0 + r) * M + m0],
+                                        m0 == 0 ? &nc : nullptr);
+                        if (m0 > 0) continue;
+                        out.lower[r0 + r] = nc.lower;
+                        out.upper[r0 + r] = nc.upper;
+                    }
                 }
                 done += rc;
                 if (progress) progress(done, total);
             }
         }
-        for (int64_t r = 0; r < N && !weighted; ++r) {
+        for (int64_t r = 0; r < N && !out.plan.weighted; ++r) {
             check_interrupt("the evaluation bootstrap");
             for (int64_t k = 0; k < K; ++k) rows[k] = by_rdm ? rdm_bootstrap_draw(o.seed, K, b0 + r, k) : k;
             RdmStructure s;
@@ -435,12 +633,15 @@ EvaluateSamples samples_impl(const std::vector<double>& data, int64_t K, const s
             sample_data.resize(static_cast<size_t>(K * E));
             for (int64_t k = 0; k < K; ++k)
                 for (int64_t e = 0; e < E; ++e) sample_data[k * E + e] = data[rows[k] * P + source[e]];
-            sample_models.resize(static_cast<size_t>(M * E));
-            for (int64_t m = 0; m < M; ++m)
-                for (int64_t e = 0; e < E; ++e) sample_models[m * E + e] = models[m * P + source[e]];
             const CovCentring cc = by_pattern ? make_cov_centring(s) : full_cc;
             const std::vector<double> dp = prepare_vectors(o.method, sample_data.data(), K, s, cc);
-            evaluate_models(o.method, sample_models, M, s, cc, dp, K, &out.evaluations[r * M]);
+            for (int64_t m0 = 0; m0 < M; m0 += MB) {  // the resample's expanded models, a batch at a time
+                const int64_t mc = std::min(MB, M - m0);
+                sample_models.resize(static_cast<size_t>(mc * E));
+                for (int64_t m = 0; m < mc; ++m)
+                    for (int64_t e = 0; e < E; ++e) sample_models[m * E + e] = models[(m0 + m) * P + source[e]];
+                evaluate_models(o.method, sample_models, mc, s, cc, dp, K, &out.evaluations[r * M + m0]);
+            }
             const NoiseCeiling nc = noise_ceiling_prepared(o.method, sample_data, K, rows, s, cc, dp);
             out.lower[r] = nc.lower;
             out.upper[r] = nc.upper;
@@ -451,36 +652,39 @@ EvaluateSamples samples_impl(const std::vector<double>& data, int64_t K, const s
         // permutation test of stimulus labels: model RDM read as B[perm i, perm j], statistic = mean over data RDMs
         out.permutation_null.assign(static_cast<size_t>(perms.count * M), 0.0);
         std::vector<int> perm(static_cast<size_t>(S));
-        std::vector<double> permuted(static_cast<size_t>(M * P));
+        std::vector<double> permuted;
         for (int64_t p = 0; p < perms.count; ++p) {
             check_interrupt("the permutation test");
             permutation_draw(o.seed, S, perms.first + p, perm.data());
-            for (int64_t m = 0; m < M; ++m) {
-                int64_t e = 0;
-                for (int64_t i = 0; i < S; ++i)
-                    for (int64_t j = i + 1; j < S; ++j, ++e) {
-                        const int64_t a = std::min(perm[i], perm[j]), b = std::max(perm[i], perm[j]);
-                        permuted[m * P + e] = models[m * P + a * S - a * (a + 1) / 2 + (b - a - 1)];
-                    }
+            for (int64_t m0 = 0; m0 < M; m0 += MB) {  // the permuted models, a batch at a time
+                const int64_t mc = std::min(MB, M - m0);
+                permuted.resize(static_cast<size_t>(mc * P));
+                for (int64_t m = 0; m < mc; ++m) {
+                    int64_t e = 0;
+                    for (int64_t i = 0; i < S; ++i)
+                        for (int64_t j = i + 1; j < S; ++j, ++e) {
+                            const int64_t a = std::min(perm[i], perm[j]), b = std::max(perm[i], perm[j]);
+                            permuted[m * P + e] = models[(m0 + m) * P + a * S - a * (a + 1) / 2 + (b - a - 1)];
+                        }
+                }
+                evaluate_models(o.method, permuted, mc, full, full_cc, fd.prepared, K,
+                                &out.permutation_null[p * M + m0]);
             }
-            evaluate_models(o.method, permuted, M, full, full_cc, fd.prepared, K, &out.permutation_null[p * M]);
             if (progress) progress(++done, total);
         }
     }
     return out;
 }
 
-MomentsFn ref_moments(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
-                      int64_t S) {
-    return [&data, K, &models, M, S](const std::vector<double>& counts, int64_t R, bool centre) {
-        return weighted_moments_ref(data, K, models, M, S, counts, R, centre);
-    };
+MomentsFn ref_moments(const std::vector<double>& data, int64_t K, int64_t S) {
+    return [&data, K, S](const std::vector<double>& models, int64_t mb, const std::vector<double>& counts, int64_t R,
+                         bool centre) { return weighted_moments_ref(data, K, models, mb, S, counts, R, centre); };
 }
 
-MomentsFn backend_moments(Backend& backend, const std::vector<double>& data, int64_t K,
-                          const std::vector<double>& models, int64_t M, int64_t S) {
-    return [&backend, &data, K, &models, M, S](const std::vector<double>& counts, int64_t R, bool centre) {
-        return backend.evaluate_moments(data, K, models, M, S, counts, R, centre);
+MomentsFn backend_moments(Backend& backend, const std::vector<double>& data, int64_t K, int64_t S) {
+    return [&backend, &data, K, S](const std::vector<double>& models, int64_t mb, const std::vector<double>& counts,
+                                   int64_t R, bool centre) {
+        return backend.evaluate_moments(data, K, models, mb, S, counts, R, centre);
     };
 }
 
@@ -496,7 +700,7 @@ EvaluateSamples evaluate_samples(Backend& backend, const std::vector<double>& da
                                  const std::vector<double>& models, int64_t M, int64_t S, const EvaluateOptions& o,
                                  SampleRange resamples, SampleRange permutations, const EvaluateProgress& progress) {
     return samples_impl(data, K, models, M, S, o, resamples, permutations, progress,
-                        backend_moments(backend, data, K, models, M, S));
+                        backend_moments(backend, data, K, S), evaluate_memory(backend, o.max_memory_bytes));
 }
 
 EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, const std::vector<double>& models,
@@ -514,6 +718,7 @@ EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, cons
     EvaluateResult res;
     res.method = o.method;
     res.inference = o.inference;
+    res.test = o.test;
     res.correction = o.correction;
     res.n_model = M;
     res.n_rdm = K;
@@ -541,6 +746,7 @@ EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, cons
     std::iota(groups.begin(), groups.end(), 0);
     res.point_ceiling = noise_ceiling_prepared(o.method, data, K, groups, fd.s, fd.cc, fd.prepared);
 
+    res.plan = std::move(samples.plan);
     res.samples = std::move(samples.evaluations);
     res.sample_lower = std::move(samples.lower);
     res.sample_upper = std::move(samples.upper);
@@ -561,7 +767,8 @@ EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, cons
 EvaluateResult evaluate_ref(const std::vector<double>& data, int64_t K, const std::vector<double>& models, int64_t M,
                             int64_t S, const EvaluateOptions& o, const EvaluateProgress& progress) {
     EvaluateSamples s = samples_impl(data, K, models, M, S, o, whole(evaluate_bootstrap_count(o)),
-                                     whole(o.permutations), progress, ref_moments(data, K, models, M, S));
+                                     whole(o.permutations), progress, ref_moments(data, K, S),
+                                     host_evaluate_memory(o.max_memory_bytes));
     return evaluate_summary(data, K, models, M, S, o, std::move(s));
 }
 
@@ -600,6 +807,7 @@ nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::str
     };
     return {{"method", eval_method_name(r.method)},
             {"inference", eval_inference_name(r.inference)},
+            {"test", eval_test_name(r.test)},
             {"correction", correction_name(r.correction)},
             {"n_rdm", r.n_rdm},
             {"n_pattern", r.n_pattern},
@@ -617,7 +825,8 @@ nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::str
               {"point_lower", r.point_ceiling.lower},
               {"point_upper", r.point_ceiling.upper}}},
             {"pairwise", matrix(r.pairwise_corrected)},
-            {"pairwise_uncorrected", matrix(r.pairwise)}};
+            {"pairwise_uncorrected", matrix(r.pairwise)},
+            {"plan", evaluate_plan_json(r.plan)}};
 }
 
 }  // namespace rsa

@@ -82,11 +82,16 @@ int64_t align_block(int64_t k, int64_t n) {
 
 }  // namespace
 
-MemoryPlan plan_rdm(int64_t S, int64_t N, uint64_t max_gpu_bytes, uint64_t device_free_bytes, PlanKind min_kind) {
-    if (S <= 0 || N <= 0) throw InputError("plan_rdm: empty input (" + std::to_string(S) + " x " + std::to_string(N) + ")");
+uint64_t device_plan_budget(uint64_t device_free_bytes, uint64_t max_gpu_bytes) {
     const uint64_t margin = std::max<uint64_t>(64ull << 20, device_free_bytes / 50);
     uint64_t budget = device_free_bytes > margin ? device_free_bytes - margin : 0;
     if (max_gpu_bytes > 0) budget = std::min(budget, max_gpu_bytes);
+    return budget;
+}
+
+MemoryPlan plan_rdm(int64_t S, int64_t N, uint64_t max_gpu_bytes, uint64_t device_free_bytes, PlanKind min_kind) {
+    if (S <= 0 || N <= 0) throw InputError("plan_rdm: empty input (" + std::to_string(S) + " x " + std::to_string(N) + ")");
+    const uint64_t budget = device_plan_budget(device_free_bytes, max_gpu_bytes);
     const uint64_t s = static_cast<uint64_t>(S), n = static_cast<uint64_t>(N);
     const uint64_t stats = s * kRowStatBytes, output = s * s * kF, input = s * n * kF;
 

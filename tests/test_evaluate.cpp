@@ -2,7 +2,8 @@
 // method on full RDMs and on a pattern resample with repeats, boot_noise_ceiling, eval_fixed's estimates and tests,
 // rsatoolbox's Result inference on its own bootstrap samples (exact), bootstrap standard errors within 10% of
 // rsatoolbox's (different random streams), p-values on fixtures with a clear answer, the corrections, the t
-// distribution and input errors.
+// distribution and input errors; rsatoolbox's other test types on the same samples (bootstrap) and evaluations
+// (ranksum, on every branch of scipy's wilcoxon), exact at 1e-9.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,6 +50,19 @@ void expect_vec(const std::vector<double>& got, const nlohmann::json& want, doub
         }
         const double w = want[i].get<double>();
         EXPECT_NEAR(got[i], w, tol * std::max(1.0, std::fabs(w))) << what << "[" << i << "]";
+    }
+}
+
+// Relative agreement (p-values far below 1 are compared on their own scale).
+void expect_rel(const std::vector<double>& got, const nlohmann::json& want, double tol, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (want[i].is_null()) {
+            EXPECT_TRUE(std::isnan(got[i])) << what << "[" << i << "]";
+            continue;
+        }
+        const double w = want[i].get<double>();
+        EXPECT_NEAR(got[i], w, tol * std::fabs(w) + 1e-300) << what << "[" << i << "]";
     }
 }
 
@@ -297,4 +311,149 @@ TEST(Evaluate, BackendPathEqualsTwin) {
     const EvaluateResult b = evaluate_rdms(*cpu, f.data, f.K, f.models, f.M, f.S, o);
     EXPECT_EQ(a.samples, b.samples);
     EXPECT_EQ(a.se, b.se);
+}
+
+namespace {
+
+// A Result of the golden bootstrap subset (rsatoolbox's own samples) for `test`.
+EvaluateResult subset_result(const Fixture& f, const std::string& name, const std::string& mode, EvalTest test) {
+    const nlohmann::json& g = f.golden["bootstrap"][name][mode]["subset"];
+    EvaluateResult r;
+    r.method = parse_eval_method(name);
+    r.inference = parse_eval_inference(mode);
+    r.test = test;
+    r.correction = Correction::None;
+    r.n_model = f.M;
+    r.n_rdm = f.K;
+    r.n_pattern = f.S;
+    r.samples = flatten(g["samples"]);
+    for (const auto& v : g["lower"]) r.sample_lower.push_back(v.is_null() ? std::nan("") : v.get<double>());
+    for (const auto& v : g["upper"]) r.sample_upper.push_back(v.is_null() ? std::nan("") : v.get<double>());
+    return r;
+}
+
+}  // namespace
+
+TEST(Evaluate, BootstrapTestOnRsatoolboxSamplesIsExact) {
+    // rsatoolbox's zero_tests / nc_tests / bootstrap_pair_tests (test_type 'bootstrap') on its own 300 samples
+    const Fixture& f = fixture();
+    for (const std::string& name : {"corr", "spearman"}) {
+        for (const std::string& mode : {"pattern", "rdm", "both"}) {
+            SCOPED_TRACE(name + " " + mode);
+            const nlohmann::json& g = f.golden["bootstrap"][name][mode]["subset"]["bootstrap_test"];
+            EvaluateResult r = subset_result(f, name, mode, EvalTest::Bootstrap);
+            evaluate_inference(r, 0.95);
+            expect_rel(r.p_zero, g["p_zero"], 1e-9, "p_zero");
+            expect_rel(r.p_noise, g["p_noise"], 1e-9, "p_noise");
+            expect_rel(r.pairwise, as_json(flatten(g["pairwise"])), 1e-9, "pairwise");
+            // the t-test's standard errors and intervals are the same whichever test gives the p-values
+            EvaluateResult t = subset_result(f, name, mode, EvalTest::TTest);
+            evaluate_inference(t, 0.95);
+            EXPECT_EQ(r.se, t.se);
+            EXPECT_EQ(r.ci_low, t.ci_low);
+            EXPECT_NE(r.p_zero, t.p_zero);
+        }
+    }
+}
+
+TEST(Evaluate, BootstrapTestCountsNanRowsAndTies) {
+    // 4 samples, one NaN row (an invalid pattern resample): p_zero = (1 + #{e <= 0}) / 4, pairs with ties
+    EvaluateResult r;
+    r.inference = EvalInference::Pattern;
+    r.test = EvalTest::Bootstrap;
+    r.correction = Correction::None;
+    r.n_model = 2;
+    r.n_rdm = 3;
+    r.n_pattern = 10;
+    const double nan = std::nan("");
+    r.samples = {0.5, 0.5, -0.1, 0.2, nan, nan, 0.3, 0.4};
+    r.sample_lower = {0.4, 0.1, nan, 0.35};
+    r.sample_upper = {0.6, 0.6, nan, 0.6};
+    evaluate_inference(r, 0.95);
+    EXPECT_DOUBLE_EQ(r.p_zero[0], 2.0 / 4.0);  // -0.1
+    EXPECT_DOUBLE_EQ(r.p_zero[1], 1.0 / 4.0);
+    // lower_r - e_r <= 0: model 0 only in row 0 (0.4 - 0.5); model 1 in rows 0, 1 and 3
+    EXPECT_DOUBLE_EQ(r.p_noise[0], 2.0 / 4.0);
+    EXPECT_DOUBLE_EQ(r.p_noise[1], 4.0 / 4.0);  // rsatoolbox's formula can exceed 1 by 1 / N; here it is 1
+    // pair (0, 1): less 2 (-0.1 < 0.2, 0.3 < 0.4), equal 1 (0.5 == 0.5): q = 2 / 3; 2 min(q, 1 - q) = 2 / 3
+    EXPECT_DOUBLE_EQ(r.pairwise[1], 3.0 / 4.0 * (2.0 / 3.0) + 1.0 / 4.0);
+    EXPECT_DOUBLE_EQ(r.pairwise[2], r.pairwise[1]);
+    EXPECT_EQ(r.pairwise[0], 1.0);
+}
+
+TEST(Evaluate, FixedRanksumMatchesRsatoolboxForEveryMethod) {
+    const Fixture& f = fixture();
+    for (const std::string& name : kMethods) {
+        SCOPED_TRACE(name);
+        EvaluateOptions o;
+        o.method = parse_eval_method(name);
+        o.test = EvalTest::Ranksum;
+        o.correction = Correction::None;
+        const EvaluateResult r = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+        const nlohmann::json& g = f.golden["methods"][name]["fixed"]["ranksum"];
+        expect_rel(r.p_zero, g["p_zero"], 1e-9, "p_zero");
+        expect_rel(r.p_noise, g["p_noise"], 1e-9, "p_noise");
+        expect_rel(r.pairwise, as_json(flatten(g["pairwise"])), 1e-9, "pairwise");
+        const nlohmann::json fixed_t = f.golden["methods"][name]["fixed"];
+        expect_vec(r.se, fixed_t["sem"], 1e-9, "sem (unchanged by the test type)");
+    }
+}
+
+TEST(Evaluate, RanksumMatchesScipyOnEveryBranch) {
+    // evaluations made for each branch of scipy's wilcoxon (exact, permutation, normal approximation), through
+    // rsatoolbox's ranksum tests
+    const Fixture& f = fixture();
+    ASSERT_GE(f.golden["ranksum_cases"].size(), 8u);
+    for (const nlohmann::json& c : f.golden["ranksum_cases"]) {
+        SCOPED_TRACE(c["name"].get<std::string>());
+        EvaluateResult r;
+        r.inference = EvalInference::Fixed;
+        r.test = EvalTest::Ranksum;
+        r.correction = Correction::None;
+        r.n_model = static_cast<int64_t>(c["evaluations"].size());
+        r.n_rdm = static_cast<int64_t>(c["evaluations"][0].size());
+        r.n_pattern = 10;
+        r.per_rdm = flatten(c["evaluations"]);
+        r.point_ceiling = {c["noise_ceiling"][0].get<double>(), c["noise_ceiling"][1].get<double>()};
+        evaluate_inference(r, 0.95);
+        expect_rel(r.p_zero, c["p_zero"], 1e-9, "p_zero");
+        expect_rel(r.p_noise, c["p_noise"], 1e-9, "p_noise");
+        expect_rel(r.pairwise, as_json(flatten(c["pairwise"])), 1e-9, "pairwise");
+    }
+}
+
+TEST(Evaluate, WilcoxonEdgeCases) {
+    EXPECT_TRUE(std::isnan(wilcoxon_signed_rank_p({})));
+    EXPECT_TRUE(std::isnan(wilcoxon_signed_rank_p({0.1, std::nan(""), 0.3})));
+    EXPECT_DOUBLE_EQ(wilcoxon_signed_rank_p({0.0, 0.0, 0.0}), 1.0);  // permutation: every sign ties
+    EXPECT_TRUE(std::isnan(wilcoxon_signed_rank_p(std::vector<double>(20, 0.0))));  // normal: nothing left
+    EXPECT_DOUBLE_EQ(wilcoxon_signed_rank_p({1.0, 2.0, 3.0, 4.0, 5.0}), 2.0 / 32.0);  // exact, all positive
+}
+
+TEST(Evaluate, TestTypeNeedsItsInference) {
+    const Fixture& f = fixture();
+    EXPECT_EQ(parse_eval_test("t-test"), EvalTest::TTest);
+    EXPECT_EQ(parse_eval_test("bootstrap"), EvalTest::Bootstrap);
+    EXPECT_EQ(parse_eval_test("ranksum"), EvalTest::Ranksum);
+    EXPECT_THROW(parse_eval_test("wilcoxon"), InputError);
+    EvaluateOptions o;
+    o.test = EvalTest::Bootstrap;  // inference fixed: no samples
+    try {
+        evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+        ADD_FAILURE() << "no error";
+    } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("--test bootstrap"), std::string::npos) << e.what();
+    }
+    o.test = EvalTest::Ranksum;
+    o.inference = EvalInference::Pattern;
+    o.bootstrap = 20;
+    EXPECT_THROW(evaluate_ref(f.data, f.K, f.models, f.M, f.S, o), InputError);
+    EXPECT_THROW(check_eval_test(EvalTest::Ranksum, EvalInference::Both, "test_type", "inference"), InputError);
+    EXPECT_NO_THROW(check_eval_test(EvalTest::Bootstrap, EvalInference::Rdm, "--test", "--inference"));
+    // the JSON records the test
+    o.test = EvalTest::Bootstrap;
+    const EvaluateResult r = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    const nlohmann::json j = evaluate_json(r, {"a", "b", "c"}, o);
+    EXPECT_EQ(j["test"], "bootstrap");
+    EXPECT_EQ(j["plan"]["resamples"], 20);
 }

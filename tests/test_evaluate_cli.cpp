@@ -2,11 +2,14 @@
 // --json gives rsatoolbox's eval_fixed point estimates, tests and noise ceiling (also from rsatoolbox's own HDF5 file
 // and named .npz models); --out writes its files; bad input (RDMs of different sizes, asymmetric, NaN, non-square or
 // 2 x 2 RDMs, duplicate model names, a missing --models, an unknown method) exits 2 naming the problem and writes
-// nothing.
+// nothing; --test bootstrap / ranksum (recorded in the JSON, named on the table's p-value line; rsatoolbox's ranksum
+// p-values; a test its inference cannot run exits 2); the memory plan's line on stderr and in the JSON, --max-gpu-mem
+// forcing many batches with the same numbers, and an impossible budget exiting 2.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -214,4 +217,102 @@ TEST(EvaluateCli, ResponseMatricesGiveTheRdmsOfTheRdmCommand) {
                  2, "--runs");
     expect_error(run_rsa_gpu("evaluate --device cpu --models rdms/m1.npy", d), 2, "no data");
     EXPECT_FALSE(rsa_test::file_exists(d + "/evaluate.json"));
+}
+
+TEST(EvaluateCli, TestTypesAreRecordedAndNamed) {
+    const std::string d = dir_for("test_types");
+    const std::string base = "evaluate --device cpu --data " + data_file("data.npy") + " --models " +
+                             data_file("models.npy") + " --correction none";
+    // ranksum: rsatoolbox's eval_fixed Result.test_*('ranksum')
+    auto r = run_rsa_gpu(base + " --test ranksum --json", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["test"], "ranksum");
+    const nlohmann::json all = golden();
+    const nlohmann::json& g = all["methods"]["corr"]["fixed"]["ranksum"];
+    for (size_t m = 0; m < 3; ++m) {
+        EXPECT_NEAR(j["models"][m]["p_zero"].get<double>(), g["p_zero"][m].get<double>(), 1e-12);
+        EXPECT_NEAR(j["models"][m]["p_noise"].get<double>(), g["p_noise"][m].get<double>(), 1e-12);
+        for (size_t k = 0; k < 3; ++k)
+            EXPECT_NEAR(j["pairwise"][m][k].get<double>(), g["pairwise"][m][k].get<double>(), 1e-12);
+    }
+    r = run_rsa_gpu(base + " --test ranksum", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("p-values: rsatoolbox's ranksum tests (Wilcoxon signed-rank over the 5 data RDMs"),
+              std::string::npos)
+        << r.out;
+    // bootstrap: proportions of the resamples, (1 + count) / N
+    r = run_rsa_gpu(base + " --inference pattern --bootstrap 400 --test bootstrap --json", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["test"], "bootstrap");
+    for (size_t m = 0; m < 3; ++m) {
+        const double p = j["models"][m]["p_zero"].get<double>() * 400.0;
+        EXPECT_NEAR(p, std::round(p), 1e-9) << "a count over 400 resamples";
+        EXPECT_GE(p, 1.0);
+    }
+    r = run_rsa_gpu(base + " --inference pattern --bootstrap 400 --test bootstrap", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("p-values: rsatoolbox's bootstrap tests (proportions of the 400 resamples)"),
+              std::string::npos)
+        << r.out;
+    // the default, as rsatoolbox: t-test
+    r = run_rsa_gpu(base + " --json", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["test"], "t-test");
+}
+
+TEST(EvaluateCli, TestTheInferenceCannotRunExitsTwoAndWritesNothing) {
+    const std::string d = dir_for("bad_test");
+    const std::string base =
+        "evaluate --device cpu --data " + data_file("data.npy") + " --models " + data_file("models.npy");
+    auto r = run_rsa_gpu(base + " --test bootstrap --out o1", d);  // inference fixed: no samples
+    expect_error(r, 2, "--test bootstrap counts over bootstrap samples, and --inference 'fixed' has none");
+    r = run_rsa_gpu(base + " --test ranksum --inference both --out o2", d);
+    expect_error(r, 2, "--test ranksum is rsatoolbox's Wilcoxon test");
+    r = run_rsa_gpu(base + " --test wilcoxon --out o3", d);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--test"), std::string::npos) << r.err;
+    EXPECT_TRUE(rsa_test::list_dir(d).empty());
+}
+
+TEST(EvaluateCli, MemoryPlanLineJsonAndBudget) {
+    const std::string d = dir_for("plan");
+    const std::string base = "evaluate --device cpu --data " + data_file("data.npy") + " --models " +
+                             data_file("models.npy") + " --inference both --bootstrap 300 --seed 4";
+    auto r = run_rsa_gpu(base, d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("evaluation plan: 300 resamples in 1 batch of 300 (weighted sums); 3 models in 1 batch of 3; "
+                         "host "),
+              std::string::npos)
+        << r.err;
+    r = run_rsa_gpu(base + " --json", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.find("evaluation plan"), std::string::npos) << "--json prints no plan line: " << r.err;
+    const nlohmann::json one = nlohmann::json::parse(r.out);
+    EXPECT_EQ(one["plan"]["resample_batches"], 1);
+    EXPECT_EQ(one["plan"]["model_batches"], 1);
+    EXPECT_GT(one["plan"]["host_budget_bytes"].get<double>(), 0.0);
+    // a 60 KB cap: many batches, the same numbers
+    r = run_rsa_gpu(base + " --json --max-gpu-mem 60K", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json many = nlohmann::json::parse(r.out);
+    EXPECT_GT(many["plan"]["resample_batches"].get<int>(), 1);
+    EXPECT_GT(many["plan"]["model_batches"].get<int>(), 1);
+    EXPECT_EQ(many["models"], one["models"]);
+    EXPECT_EQ(many["pairwise"], one["pairwise"]);
+    EXPECT_EQ(many["noise_ceiling"], one["noise_ceiling"]);
+    // the host budget of RSA_GPU_HOST_MEM_BYTES plans the same way
+    setenv("RSA_GPU_HOST_MEM_BYTES", "60K", 1);
+    r = run_rsa_gpu(base + " --json", d);
+    unsetenv("RSA_GPU_HOST_MEM_BYTES");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json host = nlohmann::json::parse(r.out);
+    EXPECT_EQ(host["plan"]["resample_batches"], many["plan"]["resample_batches"]);
+    EXPECT_EQ(host["models"], one["models"]);
+    // impossible: exit 2 naming the budget, nothing written
+    r = run_rsa_gpu(base + " --max-gpu-mem 4K --out o", d);
+    expect_error(r, 2, "do not fit the memory budget");
+    EXPECT_NE(r.err.find("--max-gpu-mem"), std::string::npos) << r.err;
+    EXPECT_TRUE(rsa_test::list_dir(d).empty());
 }

@@ -14,7 +14,16 @@ tau-a, corr_cov, cosine_cov):
   bootstrap   eval_bootstrap_pattern / eval_bootstrap_rdm / eval_bootstrap (corr and spearman, N = 2000, seeded):
               get_sem and the mean noise ceiling, for the 10% standard-error test; and the first 300 samples of
               each mode with rsatoolbox's Result built on them (get_means, get_sem, get_ci, tests), so the
-              inference formulas are checked on the same samples.
+              inference formulas are checked on the same samples; with test_type 'bootstrap' on those samples too
+              (bootstrap_test: p_zero, p_noise, pairwise);
+  fixed.ranksum     eval_fixed's tests with test_type 'ranksum' (scipy's Wilcoxon over the 5 data RDMs);
+  ranksum_cases     rsatoolbox's ranksum tests (Result.test_zero / test_noise / test_pairwise on a fixed Result) of
+              evaluation matrices made to reach each branch of scipy's wilcoxon: exact (no ties or zeros, n <= 50),
+              the exact sign-flip permutation test (ties or zeros, n <= 13), the normal approximation (ties or zeros
+              with 13 < n <= 50, and n > 50), an all-zero model.
+rsatoolbox 0.3.2's nc_tests(test_type='bootstrap') reshapes the lower bounds to (noise_ceil.shape[0], 1), i.e. (2, 1)
+for a Result's (2, N) noise ceiling, and raises for N != 2; the oracle runs its formula by handing it an (N, N) array
+whose row 0 holds the lower bounds (rsa_gpu computes that formula: evaluate.h, EvalTest).
 """
 import importlib.metadata
 import json
@@ -27,6 +36,7 @@ from rsatoolbox.inference import (boot_noise_ceiling, eval_bootstrap, eval_boots
 from rsatoolbox.inference.result import Result
 from rsatoolbox.model import ModelFixed
 from rsatoolbox.rdm import RDMs, compare
+from rsatoolbox.util.inference_util import nc_tests
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "evaluate")
 METHODS = ["corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"]
@@ -54,6 +64,50 @@ def result_dict(res, K_or_none=None):
         "noise_ceiling": [float(np.nanmean(res.noise_ceiling[0])), float(np.nanmean(res.noise_ceiling[1]))],
         "dof": int(res.dof),
     }
+
+
+def ranksum_dict(res):
+    return {"p_zero": tolist(res.test_zero("ranksum")), "p_noise": tolist(res.test_noise("ranksum")),
+            "pairwise": tolist(res.test_pairwise("ranksum"))}
+
+
+def bootstrap_test_dict(res, lower):
+    n = len(lower)
+    nc = np.full((n, n), np.nan)
+    nc[0] = lower  # see the module's note on nc_tests
+    return {"p_zero": tolist(res.test_zero("bootstrap")),
+            "p_noise": tolist(nc_tests(res.evaluations, nc, test_type="bootstrap")),
+            "pairwise": tolist(res.test_pairwise("bootstrap"))}
+
+
+def ranksum_cases(models):
+    """Evaluation matrices (models x data RDMs) for every branch of scipy's wilcoxon, with rsatoolbox's p-values."""
+    rng = np.random.default_rng(424242)
+    cases = []
+
+    def add(name, ev, lower=0.3):
+        ev = np.asarray(ev, dtype=np.float64)
+        nc = np.array([lower, lower + 0.2])
+        res = Result(models[:ev.shape[0]], ev[None], "corr", "fixed", nc, variances=None, dof=ev.shape[1] - 1,
+                     n_rdm=ev.shape[1])
+        cases.append({"name": name, "evaluations": tolist(ev), "noise_ceiling": tolist(nc), **ranksum_dict(res)})
+
+    add("exact_n12", rng.normal(0.3, 0.2, (3, 12)))
+    add("exact_n40", rng.normal(0.25, 0.2, (3, 40)))
+    ties = np.round(rng.normal(0.3, 0.2, (3, 9)), 1)
+    ties[0, 2] = 0.0                      # a zero difference against 0
+    ties[2, 4] = ties[1, 4]               # a zero difference between models 1 and 2
+    add("permutation_n9_ties_zeros", ties, lower=0.25)
+    add("permutation_n13_ties", np.round(rng.normal(0.2, 0.3, (3, 13)), 1), lower=0.25)
+    add("asymptotic_n20_ties", np.round(rng.normal(0.2, 0.3, (3, 20)), 1), lower=0.25)
+    add("asymptotic_n60", rng.normal(0.1, 0.3, (3, 60)))
+    zeros = np.round(rng.normal(0.1, 0.3, (3, 70)), 1)
+    zeros[1, :5] = 0.0
+    add("asymptotic_n70_zeros", zeros, lower=0.25)
+    allzero = rng.normal(0.3, 0.2, (3, 6))
+    allzero[1] = 0.0
+    add("all_zero_model_n6", allzero)
+    return cases
 
 
 def main():
@@ -92,6 +146,7 @@ def main():
         res = eval_fixed(models, data_rdms, method=method)
         entry["fixed"] = result_dict(res)
         entry["fixed"]["evaluations"] = tolist(res.evaluations[0])
+        entry["fixed"]["ranksum"] = ranksum_dict(res)
         sample_d = data_rdms.subsample_pattern("index", drawn)
         sample_m = model_rdms.subsample_pattern("index", drawn)
         entry["resample"] = {
@@ -132,8 +187,10 @@ def main():
             d["subset"]["samples"] = tolist(ev)
             d["subset"]["lower"] = tolist(nc[0])
             d["subset"]["upper"] = tolist(nc[1])
+            d["subset"]["bootstrap_test"] = bootstrap_test_dict(sub, nc[0])
             boot[method][mode] = d
     out["bootstrap"] = boot
+    out["ranksum_cases"] = ranksum_cases(models)
     out["rsatoolbox_version"] = importlib.metadata.version("rsatoolbox")
     with open(os.path.join(OUT, "evaluate_golden.json"), "w") as f:
         json.dump(out, f, indent=1)

@@ -1,8 +1,9 @@
 // `rsa_gpu evaluate --data D --models M1 [M2 ...]`: rsatoolbox's model evaluation (eval_fixed,
 // eval_bootstrap_pattern / _rdm / eval_bootstrap) of fixed model RDMs against data RDMs, with the noise ceiling,
 // (data and models given as RDM files, or as response matrices turned into RDMs by --dissimilarity: dissimilarity.h),
-// rsatoolbox's t-tests, a multiple-comparison correction and a permutation test (evaluate.h). Prints a table or one
-// JSON object; --out DIR gets evaluate.json, evaluate.csv, pairwise.csv, the figure and report.html.
+// rsatoolbox's tests (--test t-test|bootstrap|ranksum), a multiple-comparison correction and a permutation test
+// (evaluate.h), the resamples in the batches of the memory plan (evaluate_plan.h: its line on stderr). Prints a table
+// or one JSON object; --out DIR gets evaluate.json, evaluate.csv, pairwise.csv, the figure and report.html.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -90,6 +91,19 @@ std::string fmt(double x, const char* f = "%.4f") {
 
 std::string fmt_p(double p) { return std::isnan(p) ? "nan" : (p < 0.001 ? "< 0.001" : fmt(p, "%.3f")); }
 
+// Which of rsatoolbox's tests gave the p-values, in words (the table's p-value line and the report).
+std::string test_text(const EvaluateResult& r, const EvaluateOptions& o) {
+    switch (r.test) {
+        case EvalTest::TTest: return "rsatoolbox's t-tests (dof " + std::to_string(r.dof) + ")";
+        case EvalTest::Bootstrap:
+            return "rsatoolbox's bootstrap tests (proportions of the " + std::to_string(o.bootstrap) + " resamples)";
+        case EvalTest::Ranksum:
+            return "rsatoolbox's ranksum tests (Wilcoxon signed-rank over the " + std::to_string(r.n_rdm) +
+                   " data RDMs, two-sided)";
+    }
+    return "?";
+}
+
 std::string table(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
     size_t w = 6;
     for (const auto& n : names) w = std::max(w, n.size() + 1);
@@ -110,7 +124,7 @@ std::string table(const EvaluateResult& r, const std::vector<std::string>& names
         s << "\n";
     }
     s << "\nnoise ceiling: lower " << fmt(r.ceiling.lower) << ", upper " << fmt(r.ceiling.upper) << "\n";
-    s << "p-values: rsatoolbox's t-tests (dof " << r.dof << "), " << correction_name(r.correction)
+    s << "p-values: " << test_text(r, o) << ", " << correction_name(r.correction)
       << "-corrected over models (against 0, against NC) and model pairs\n";
     int sig = 0;
     for (int64_t i = 0; i < r.n_model; ++i)
@@ -121,7 +135,9 @@ std::string table(const EvaluateResult& r, const std::vector<std::string>& names
                 ++sig;
             }
     if (r.n_model > 1 && sig == 0) s << "  no model pair differs at p < 0.05\n";
-    if (!r.has_variance) s << "one data RDM and no bootstrap: no standard errors or tests (use --inference pattern)\n";
+    if (!r.has_variance)
+        s << "one data RDM and no bootstrap: no standard errors" << (r.test == EvalTest::TTest ? " or t-tests" : "")
+          << " (use --inference pattern)\n";
     return s.str();
 }
 
@@ -171,6 +187,10 @@ public:
         cmd_->add_option("--permutations", options_.permutations, "permutation test of stimulus labels (0: none)")
             ->check(integer_in(0, 100000000, "0 to 100,000,000"));
         cmd_->add_option("--seed", options_.seed, "seed of the resamples and permutations")->check(seed_check());
+        cmd_->add_option("--test", test_,
+                         "rsatoolbox's test_type of the p-values: t-test, bootstrap (counts over the resamples; "
+                         "bootstrap inference), ranksum (Wilcoxon over the data RDMs; inference fixed)")
+            ->check(CLI::IsMember({"t-test", "bootstrap", "ranksum"}));
         cmd_->add_option("--correction", correction_, "multiple-comparison correction: fdr, bonferroni, none")
             ->check(CLI::IsMember({"fdr", "bonferroni", "none"}));
         cmd_->add_flag("--json", json_, "print one JSON object instead of the table");
@@ -187,12 +207,19 @@ public:
         options_.method = parse_eval_method(method_);
         options_.inference = parse_eval_inference(inference_);
         options_.correction = parse_correction(correction_);
+        options_.test = parse_eval_test(test_);
+        check_eval_test(options_.test, options_.inference, "--test", "--inference");  // before any output is claimed
         if (data_.empty() && data_responses_.empty())
             throw InputError("evaluate: no data (give --data FILE or --data-responses FILE ...)");
         const bool responses = !data_responses_.empty() || !model_responses_.empty();
         const DissimilaritySpec spec =
             responses ? dissimilarity_spec(dissim_text_, "--dissimilarity") : DissimilaritySpec();
         const RdmOptions rdm_opts = rdm_options(rdm_text_, quiet_ || json_);
+        options_.max_memory_bytes = rdm_opts.max_gpu_bytes;  // --max-gpu-mem also caps the evaluation's batches
+        options_.on_plan = [this](const EvaluatePlan& plan) {
+            if (!quiet_ && !json_ && printing_rank() && plan.resamples + plan.permutations > 0)
+                std::fprintf(stderr, "%s\n", describe(plan).c_str());
+        };
         const std::vector<std::string> files = model_files(models_, models_dir_, !model_responses_.empty());
         // claimed before any work, by the printing rank alone (agreed: a refused claim is every rank's error)
         std::unique_ptr<OutputDir> out;
@@ -310,7 +337,8 @@ private:
           << " data RDM(s) of " << r.n_pattern << " patterns; method <b>" << eval_method_name(r.method)
           << "</b>, inference <b>" << eval_inference_name(r.inference) << "</b>";
         if (r.inference != EvalInference::Fixed) h << " (" << r.valid_samples << " valid resamples)";
-        h << "; p-values " << correction_name(r.correction) << "-corrected.</p>\n";
+        h << "; p-values from " << html_escape(test_text(r, options_)) << ", " << correction_name(r.correction)
+          << "-corrected.</p>\n";
         if (figure) h << "<p><img src=\"figures/evaluate.png\" alt=\"model comparison\" style=\"max-width:900px\"></p>\n";
         h << "<table><tr><th>model</th><th>evaluation</th><th>SE</th><th>95% CI</th><th>p (against 0)</th>"
           << "<th>p (against NC)</th></tr>\n";
@@ -330,7 +358,7 @@ private:
     std::vector<std::string> models_, data_responses_, model_responses_;
     DissimilarityOptionText dissim_text_;
     RdmOptionText rdm_text_;
-    std::string method_ = "corr", inference_ = "fixed", correction_ = "fdr";
+    std::string method_ = "corr", inference_ = "fixed", correction_ = "fdr", test_ = "t-test";
     EvaluateOptions options_;
 };
 

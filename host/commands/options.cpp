@@ -45,7 +45,8 @@ void add_rdm_options(CLI::App& app, RdmOptionText& text) {
     app.add_option("--precision", text.precision, "RDM products: fp32 (exact) or tf32 (tensor cores)")
         ->check(CLI::IsMember({"fp32", "tf32"}));
     app.add_option("--max-gpu-mem", text.max_gpu_mem,
-                   "cap on the memory the RDM engine uses, e.g. 8G (larger inputs are streamed or tiled)");
+                   "cap on the memory the RDM engine (and evaluate's resample batches) uses, e.g. 8G (larger inputs "
+                   "are streamed or tiled)");
 }
 
 void add_constant_rows_option(CLI::App& app, std::string& constant_rows) {

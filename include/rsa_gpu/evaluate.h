@@ -21,13 +21,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "rsa_gpu/distributed.h"
+#include "rsa_gpu/evaluate_plan.h"
 #include "rsa_gpu/philox.h"
 
 namespace rsa {
 
 constexpr uint32_t kEvalStreamRdmBootstrap = 104;
 
-// rsatoolbox's names: corr, cosine, spearman, rho-a, tau-a, corr_cov, cosine_cov.
+// rsatoolbox's names: corr, cosine, spearman, rho-a, tau-a, corr_cov, cosine_cov (declared in evaluate_plan.h).
 enum class EvalMethod { Corr, Cosine, Spearman, RhoA, TauA, CorrCov, CosineCov };
 EvalMethod parse_eval_method(const std::string& name);  // InputError listing the valid names otherwise
 const char* eval_method_name(EvalMethod m);
@@ -36,6 +37,24 @@ const char* eval_method_name(EvalMethod m);
 enum class EvalInference { Fixed, Pattern, Rdm, Both };
 EvalInference parse_eval_inference(const std::string& name);
 const char* eval_inference_name(EvalInference i);
+
+// rsatoolbox's test_type of Result.test_zero / test_noise / test_pairwise (util/inference_util.py):
+// TTest ('t-test'): the t-tests with the variances of extract_variances and Result.dof (every inference);
+// Bootstrap ('bootstrap'): from the N bootstrap samples (invalid resamples' NaN rows count in N, as rsatoolbox's
+//   arrays): p_zero = (1 + #{e <= 0}) / N, p_noise = (1 + #{lower_r - e_r <= 0}) / N with each sample's lower noise
+//   bound (rsatoolbox 0.3.2's nc_tests reshapes those bounds to (2, 1) and fails for N != 2: this is the formula it
+//   means), pairwise bootstrap_pair_tests (2 min(q, 1 - q) scaled (N - 1) / N, plus 1 / N); bootstrap inference only
+//   (with 'fixed' there are no samples: InputError);
+// Ranksum ('ranksum'): scipy.stats.wilcoxon (two-sided, zeros dropped) of each model's per-data-RDM evaluations,
+//   against 0, against the lower noise bound, and of model pairs' differences; inference 'fixed' only (rsatoolbox's
+//   ranksum tests take the 3-D evaluations of eval_fixed and assert on bootstrap samples: InputError).
+enum class EvalTest { TTest, Bootstrap, Ranksum };
+EvalTest parse_eval_test(const std::string& name);  // InputError listing the valid names otherwise
+const char* eval_test_name(EvalTest t);
+// The rule above: InputError when `test` cannot run with `inference`, naming the options as the caller calls them
+// (the command: "--test", "--inference"; Python: "test_type", "inference").
+void check_eval_test(EvalTest test, EvalInference inference, const std::string& test_option,
+                     const std::string& inference_option);
 
 // Multiple-comparison correction of the reported p-values: Benjamini-Hochberg adjusted p-values, Bonferroni
 // (min(1, m p)) or none. Pairwise p-values are corrected over the M (M - 1) / 2 pairs, p_zero and p_noise over M.
@@ -85,6 +104,7 @@ NoiseCeiling boot_noise_ceiling_ref(EvalMethod method, const std::vector<double>
 struct EvaluateOptions {
     EvalMethod method = EvalMethod::Corr;
     EvalInference inference = EvalInference::Fixed;
+    EvalTest test = EvalTest::TTest;
     int bootstrap = 1000;       // resamples (bootstrap modes)
     int permutations = 0;       // permutation test of stimulus labels (0: none)
     uint64_t seed = 0;
@@ -93,11 +113,17 @@ struct EvaluateOptions {
     // corr and cosine bootstraps through weighted sums (below) instead of expanded resampled vectors; the same
     // numbers up to rounding (tests compare both paths).
     bool weighted_sums = true;
+    // Cap on the memory the batches may plan for (0: none; --max-gpu-mem, Python max_gpu_mem): the budget is the
+    // smaller of this and the backend's (evaluate_plan.h).
+    uint64_t max_memory_bytes = 0;
+    // Told the plan of a range's resamples before they run (the command prints it on stderr).
+    std::function<void(const EvaluatePlan&)> on_plan;
 };
 
 struct EvaluateResult {
     EvalMethod method = EvalMethod::Corr;
     EvalInference inference = EvalInference::Fixed;
+    EvalTest test = EvalTest::TTest;
     Correction correction = Correction::Fdr;
     int64_t n_model = 0, n_rdm = 0, n_pattern = 0;
     int dof = 0;                         // rsatoolbox's Result.dof
@@ -118,6 +144,7 @@ struct EvaluateResult {
     // than 3 different patterns), and how many resamples were valid.
     std::vector<double> samples, sample_lower, sample_upper;
     int64_t valid_samples = 0;
+    EvaluatePlan plan;  // the batches of the bootstrap (a distributed run: rank 0's range)
 };
 
 // Progress of a long evaluation: (done, total).
@@ -145,6 +172,7 @@ struct EvaluateSamples {
     std::vector<double> evaluations;       // [resample x model] (a row of NaN: fewer than 3 different patterns)
     std::vector<double> lower, upper;      // [resample] the resample's noise ceiling
     std::vector<double> permutation_null;  // [permutation x model] mean over data RDMs of compare(permuted model, row)
+    EvaluatePlan plan;                     // the batches these samples ran in
 };
 // The bootstrap resamples an evaluation runs: options.bootstrap, 0 for inference fixed.
 int64_t evaluate_bootstrap_count(const EvaluateOptions& options);
@@ -167,8 +195,9 @@ EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, cons
 nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::string>& names,
                              const EvaluateOptions& options);
 
-// The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected of `res`):
-// fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M), sample_lower / sample_upper.
+// The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected of `res`; p-values by
+// res.test): fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M), sample_lower / sample_upper. The
+// one place of the tests; also the entry point the golden tests feed rsatoolbox's own samples through.
 void evaluate_inference(EvaluateResult& res, double ci);
 
 // Building blocks of the twin: a method's per-vector transform ("prepared": centred, ranked or whitened) computed
@@ -216,6 +245,12 @@ void weighted_moments_inputs(const std::vector<double>& data, const std::vector<
 // corr / cosine(model m, row); the noise ceiling with groups = rows.
 void finish_weighted(EvalMethod method, const WeightedMoments& w, int64_t r, const std::vector<int64_t>& rows,
                      double* evaluations, NoiseCeiling* ceiling);
+
+// scipy.stats.wilcoxon(d).pvalue with its defaults (zero_method 'wilcox', no continuity correction, two-sided,
+// method 'auto'): NaN when d is empty or holds a NaN; the exact null distribution for n <= 50 values without ties
+// or zeros; the exact sign-flip permutation distribution for n <= 13 with ties or zeros; else the normal
+// approximation with the tie correction (n counts the zeros, as scipy's switch does).
+double wilcoxon_signed_rank_p(const std::vector<double>& d);
 
 // Helpers (exposed for tests): Student's t distribution, the corrections, rank and tau-a in float64.
 double student_t_cdf(double t, double dof);

@@ -91,6 +91,9 @@ constexpr uint64_t kRowStatBytes = 2 * sizeof(double) + sizeof(int);
 // re-plans with PlanKind::Streamed). RuntimeError when not even a tiled plan of 1 x 1 tiles fits.
 MemoryPlan plan_rdm(int64_t S, int64_t N, uint64_t max_gpu_bytes, uint64_t device_free_bytes,
                     PlanKind min_kind = PlanKind::OneShot);
+// The budget a plan may use of a device's free memory: free less the margin above, capped by max_gpu_bytes when
+// non-zero (plan_rdm and the evaluation's plan, evaluate_plan.h).
+uint64_t device_plan_budget(uint64_t device_free_bytes, uint64_t max_gpu_bytes);
 // A few human lines: plan, input, workspace, output (sizes and where each lives), device total vs budget.
 std::string describe(const MemoryPlan& plan);
 std::string format_bytes(uint64_t bytes);  // "84.6 MB", "1.20 GB"

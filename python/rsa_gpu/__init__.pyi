@@ -33,7 +33,8 @@ class EvaluateResult:
 def evaluate(data: ArrayLike, models: Any, *, method: str = "corr", inference: str = "fixed", bootstrap: int = 1000,
              permutations: int = 0, seed: int = 1, correction: str = "fdr", ci: float = 0.95,
              names: Optional[Sequence[str]] = None, device: Device = "auto",
-             progress: bool = False) -> EvaluateResult: ...
+             progress: bool = False, test_type: str = "t-test",
+             max_gpu_mem: Union[None, int, str] = None) -> EvaluateResult: ...
 
 @dataclass(frozen=True)
 class CompareTable:

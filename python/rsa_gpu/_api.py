@@ -599,8 +599,8 @@ class EvaluateResult:
         ``Result.get_means()``, ``get_sem()`` and ``get_ci(ci)`` (t distribution); NaN where not defined (one data RDM
         with ``inference="fixed"``).
     p_zero, p_noise : ndarray, shape (models,), float64
-        rsatoolbox's t-tests of each model against 0 and against the lower noise bound, after `correction`; the
-        uncorrected values are in ``json["models"][i]["p_zero_uncorrected"]``.
+        rsatoolbox's tests (``json["test"]``: its `test_type`) of each model against 0 and against the lower noise
+        bound, after `correction`; the uncorrected values are in ``json["models"][i]["p_zero_uncorrected"]``.
     pairwise : ndarray, shape (models, models), float64
         Pairwise model tests (corrected; diagonal 1).
     noise_ceiling : tuple of float
@@ -610,7 +610,8 @@ class EvaluateResult:
     per_rdm : ndarray, shape (models, data RDMs), float64
         Each model against each data RDM on the full data (eval_fixed's evaluations).
     json : dict
-        The command line's ``rsa_gpu evaluate --json`` object (method, inference, n_rdm, n_pattern, dof, ...).
+        The command line's ``rsa_gpu evaluate --json`` object (method, inference, test, n_rdm, n_pattern, dof, the
+        memory plan under ``plan``, ...).
     """
 
     names: List[str]
@@ -631,7 +632,8 @@ class EvaluateResult:
         j = self.json
         w = max([6] + [len(n) + 1 for n in self.names])
         lines = [f"EvaluateResult: {j['method']}, {j['inference']} inference, {j['n_rdm']} data RDM(s) of "
-                 f"{j['n_pattern']} patterns; noise ceiling [{self.noise_ceiling[0]:.4f}, {self.noise_ceiling[1]:.4f}]",
+                 f"{j['n_pattern']} patterns; noise ceiling [{self.noise_ceiling[0]:.4f}, {self.noise_ceiling[1]:.4f}]; "
+                 f"p-values: {j['test']}",
                  f"{'model':<{w}} {'eval':>9} {'se':>9} {'ci_low':>9} {'ci_high':>9} {'p_zero':>9} {'p_noise':>9}"]
         for i, n in enumerate(self.names):
             lines.append(f"{n:<{w}} {self.evaluation[i]:9.4f} {self.se[i]:9.4f} {self.ci_low[i]:9.4f} "
@@ -684,14 +686,18 @@ def evaluate(
     names: Optional[Sequence[str]] = None,
     device: Union[str, int] = "auto",
     progress: bool = False,
+    test_type: str = "t-test",
+    max_gpu_mem: Union[None, int, str] = None,
 ) -> EvaluateResult:
     """Evaluate fixed model RDMs against data RDMs with rsatoolbox's definitions (the command line's ``evaluate``).
 
     The point estimate of a model is its comparison with each data RDM (subjects, sessions), averaged; inference
     follows rsatoolbox's ``eval_fixed`` ("fixed"), ``eval_bootstrap_pattern`` ("pattern": stimuli resampled),
     ``eval_bootstrap_rdm`` ("rdm": data RDMs resampled) and ``eval_bootstrap`` ("both"), with its noise ceiling
-    (``boot_noise_ceiling``), standard errors, t intervals and t-tests, in float64. The resamples come from rsa_gpu's
-    Philox streams (`seed`), not numpy's: the same distribution as rsatoolbox's, not its draws.
+    (``boot_noise_ceiling``), standard errors, t intervals and tests (``Result.test_zero`` / ``test_noise`` /
+    ``test_pairwise`` with its `test_type`), in float64. The resamples come from rsa_gpu's Philox streams (`seed`),
+    not numpy's: the same distribution as rsatoolbox's, not its draws. They run in batches planned against the
+    device's free memory (GPU) and the host budget, capped by `max_gpu_mem` (``json["plan"]``).
 
     Parameters
     ----------
@@ -715,6 +721,13 @@ def evaluate(
     device : {"auto", "cpu"} or int, default "auto"
         The corr and cosine bootstraps' weighted sums run on it; the rest on the host.
     progress : bool, default False
+    test_type : {"t-test", "bootstrap", "ranksum"}, default "t-test"
+        rsatoolbox's tests of the p-values: t-tests with its variance corrections; "bootstrap": proportions of the
+        bootstrap samples (inference "pattern", "rdm" or "both"); "ranksum": scipy's Wilcoxon signed-rank test of the
+        per-data-RDM evaluations (inference "fixed", as rsatoolbox allows it).
+    max_gpu_mem : int or str, optional
+        A cap on the memory the resamples' batches may use, e.g. "512M" (default: the device's free memory and the
+        host budget). A cap too small for one model and one resample is a ValueError.
 
     Returns
     -------
@@ -731,6 +744,9 @@ def evaluate(
         raise ValueError(f"inference: expected one of {', '.join(_INFERENCES)}, got {inference!r}")
     if correction not in ("fdr", "bonferroni", "none"):
         raise ValueError(f"correction: expected 'fdr', 'bonferroni' or 'none', got {correction!r}")
+    if test_type not in ("t-test", "bootstrap", "ranksum"):
+        raise ValueError(f"test_type: expected 't-test', 'bootstrap' or 'ranksum', got {test_type!r}")
+    cap = _bytes(max_gpu_mem)
     bootstrap = _int_in("bootstrap", bootstrap, 1, 2**31 - 1, "an integer >= 1")
     permutations = _int_in("permutations", permutations, 0, 2**31 - 1, "an integer >= 0")
     seed = _seed("seed", seed)
@@ -745,7 +761,8 @@ def evaluate(
         raise ValueError(f"names: {len(names)} names for {m.shape[0]} models")
     with _progress(progress):
         text, samples, lower, upper, per_rdm = _core.evaluate(d, m, names, method, inference, bootstrap, permutations,
-                                                              seed, correction, float(ci), _device(device))
+                                                              seed, correction, float(ci), _device(device), test_type,
+                                                              cap)
     j = json.loads(text)
     num = lambda v: float("nan") if v is None else float(v)  # noqa: E731  (JSON's null is NaN)
     col = lambda key: np.array([num(e[key]) for e in j["models"]])  # noqa: E731

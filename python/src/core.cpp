@@ -433,15 +433,20 @@ nb::tuple py_rdm_dissimilarity(const HostF32& x, const std::string& method, cons
 }
 
 // ---- model evaluation (evaluate.h): data (K x S x S) against models (M x S x S), float64, checked as RDM files are
-// (rdm_set.h). Returns the command line's JSON text, the bootstrap samples [resample x model], their noise ceilings
-// (lower, upper: [resample]) and the per-data-RDM evaluations [model x data RDM].
+// (rdm_set.h). test_type: rsatoolbox's (evaluate.h EvalTest); max_gpu_mem caps the resamples' memory plan (0: none).
+// Returns the command line's JSON text, the bootstrap samples [resample x model], their noise ceilings (lower, upper:
+// [resample]) and the per-data-RDM evaluations [model x data RDM].
 nb::tuple py_evaluate(const HostF64Cube& data, const HostF64Cube& models, const std::vector<std::string>& names,
                       const std::string& method, const std::string& inference, int bootstrap, int permutations,
-                      uint64_t seed, const std::string& correction, double ci, const std::string& device) {
+                      uint64_t seed, const std::string& correction, double ci, const std::string& device,
+                      const std::string& test_type, uint64_t max_gpu_mem) {
     rsa::EvaluateOptions o;
     o.method = rsa::parse_eval_method(method);
     o.inference = rsa::parse_eval_inference(inference);
     o.correction = rsa::parse_correction(correction);
+    o.test = rsa::parse_eval_test(test_type);
+    rsa::check_eval_test(o.test, o.inference, "test_type", "inference");
+    o.max_memory_bytes = max_gpu_mem;
     o.bootstrap = bootstrap;
     o.permutations = permutations;
     o.seed = seed;
@@ -770,7 +775,7 @@ NB_MODULE(_core, m) {
     m.def("rdm_dissimilarity", &py_rdm_dissimilarity, "x"_a, "method"_a, "noise_kind"_a, "noise"_a, "conditions"_a,
           "runs"_a, "device"_a, "precision"_a, "max_gpu_mem"_a, "constant_rows"_a);
     m.def("evaluate", &py_evaluate, "data"_a, "models"_a, "names"_a, "method"_a, "inference"_a, "bootstrap"_a,
-          "permutations"_a, "seed"_a, "correction"_a, "ci"_a, "device"_a);
+          "permutations"_a, "seed"_a, "correction"_a, "ci"_a, "device"_a, "test_type"_a, "max_gpu_mem"_a);
     m.def("compare_vectors", &py_compare_vectors, "method"_a, "v1"_a, "v2"_a, "patterns"_a);
     m.def("gratings", &py_gratings, "angles"_a, "sf"_a, "res"_a, "device"_a);
     m.def("set_progress", &py_set_progress, "callback"_a.none(),

@@ -1,5 +1,6 @@
 """rsa_gpu.evaluate, rsa_gpu.rdm(method=...) and the rsatoolbox bridge's evaluation, dissimilarities and
-covariance-weighted comparisons against rsatoolbox itself (from PyPI) on seeded data."""
+covariance-weighted comparisons against rsatoolbox itself (from PyPI) on seeded data; test_type 'bootstrap' against
+rsatoolbox's functions fed the engine's own samples, 'ranksum' against eval_fixed's; max_gpu_mem's batches."""
 import numpy as np
 import pytest
 
@@ -7,6 +8,7 @@ import rsa_gpu
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
 import rsatoolbox.inference  # noqa: E402
+from rsatoolbox.util.inference_util import nc_tests, pair_tests, zero_tests  # noqa: E402
 import rsa_gpu.rsatoolbox as bridge  # noqa: E402
 
 METHODS = ["corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"]
@@ -85,6 +87,74 @@ def test_evaluate_bad_input_is_a_value_error(fixture_rdms):
         rsa_gpu.evaluate(d, m, method="pearson", device="cpu")
     with pytest.raises(ValueError, match="at least 3"):
         rsa_gpu.evaluate(d[:, :2, :2], m[:2, :2], device="cpu")
+
+
+@pytest.mark.parametrize("inference", ["pattern", "rdm", "both"])
+def test_evaluate_bootstrap_test_equals_rsatoolbox_on_the_same_samples(fixture_rdms, inference):
+    data, models = fixture_rdms
+    d, m = _mats(data), np.stack([_mats(x.rdm_obj)[0] for x in models])
+    ours = rsa_gpu.evaluate(d, m, inference=inference, bootstrap=300, seed=2, test_type="bootstrap",
+                            correction="none", device="cpu")
+    assert ours.json["test"] == "bootstrap"
+    ev = ours.samples
+    np.testing.assert_allclose(ours.p_zero, zero_tests(ev, "bootstrap"), rtol=1e-12)
+    np.testing.assert_allclose(ours.pairwise, pair_tests(ev, "bootstrap"), rtol=1e-12)
+    # rsatoolbox 0.3.2's nc_tests reshapes the lower bounds to (noise_ceil.shape[0], 1): an (N, N) array with the
+    # lower bounds in row 0 runs its formula (a Result's (2, N) noise ceiling raises for N != 2)
+    nc = np.full((300, 300), np.nan)
+    nc[0] = ours.noise_ceiling_samples[0]
+    np.testing.assert_allclose(ours.p_noise, nc_tests(ev, nc, "bootstrap"), rtol=1e-12)
+    # the t-test's standard errors do not depend on the test
+    t = rsa_gpu.evaluate(d, m, inference=inference, bootstrap=300, seed=2, correction="none", device="cpu")
+    np.testing.assert_array_equal(ours.se, t.se)
+
+
+def test_bridge_result_gives_the_engines_bootstrap_test(fixture_rdms):
+    data, models = fixture_rdms
+    res = bridge.eval_bootstrap_pattern(models, data, "corr", N=200, seed=6, device="cpu")
+    ours = rsa_gpu.evaluate(_mats(data), [_mats(x.rdm_obj)[0] for x in models], inference="pattern", bootstrap=200,
+                            seed=6, test_type="bootstrap", correction="none", device="cpu")
+    np.testing.assert_allclose(res.test_zero("bootstrap"), ours.p_zero, rtol=1e-12)
+    np.testing.assert_allclose(res.test_pairwise("bootstrap"), ours.pairwise, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["corr", "spearman", "cosine_cov"])
+def test_evaluate_ranksum_equals_rsatoolbox(fixture_rdms, method):
+    data, models = fixture_rdms
+    theirs = rsatoolbox.inference.eval_fixed(models, data, method=method)
+    ours = rsa_gpu.evaluate(_mats(data), {x.name: _mats(x.rdm_obj)[0] for x in models}, method=method,
+                            test_type="ranksum", correction="none", device="cpu")
+    assert ours.json["test"] == "ranksum" and "p-values: ranksum" in repr(ours)
+    np.testing.assert_allclose(ours.p_zero, theirs.test_zero("ranksum"), rtol=1e-9)
+    np.testing.assert_allclose(ours.p_noise, theirs.test_noise("ranksum"), rtol=1e-9)
+    np.testing.assert_allclose(ours.pairwise, theirs.test_pairwise("ranksum"), rtol=1e-9)
+
+
+def test_evaluate_test_type_errors(fixture_rdms):
+    data, models = fixture_rdms
+    d, m = _mats(data), _mats(models[0].rdm_obj)[0]
+    with pytest.raises(ValueError, match="test_type bootstrap counts over bootstrap samples, and inference 'fixed'"):
+        rsa_gpu.evaluate(d, m, test_type="bootstrap", device="cpu")
+    with pytest.raises(ValueError, match="test_type ranksum"):
+        rsa_gpu.evaluate(d, m, inference="pattern", bootstrap=20, test_type="ranksum", device="cpu")
+    with pytest.raises(ValueError, match="test_type: expected"):
+        rsa_gpu.evaluate(d, m, test_type="wilcoxon", device="cpu")
+
+
+def test_evaluate_max_gpu_mem_batches_give_the_same_numbers(fixture_rdms):
+    data, models = fixture_rdms
+    d, m = _mats(data), np.stack([_mats(x.rdm_obj)[0] for x in models])
+    one = rsa_gpu.evaluate(d, m, inference="both", bootstrap=100, seed=4, device="cpu")
+    assert one.json["plan"]["resample_batches"] == 1 and one.json["plan"]["model_batches"] == 1
+    many = rsa_gpu.evaluate(d, m, inference="both", bootstrap=100, seed=4, max_gpu_mem="64K", device="cpu")
+    assert many.json["plan"]["resample_batches"] > 1 and many.json["plan"]["model_batches"] == 3
+    assert many.json["plan"]["line"].startswith("evaluation plan: 100 resamples in ")
+    np.testing.assert_array_equal(one.samples, many.samples)
+    np.testing.assert_array_equal(one.p_zero, many.p_zero)
+    with pytest.raises(ValueError, match="do not fit the memory budget"):
+        rsa_gpu.evaluate(d, m, inference="both", bootstrap=100, max_gpu_mem="1K", device="cpu")
+    with pytest.raises(ValueError, match="max_gpu_mem"):
+        rsa_gpu.evaluate(d, m, max_gpu_mem="lots", device="cpu")
 
 
 # ---------------------------------------------------------------- dissimilarities
