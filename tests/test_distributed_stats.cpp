@@ -22,7 +22,6 @@
 
 using namespace rsa;
 using rsa_test::random_rdm;
-using rsa_test::upper_vectors;
 
 namespace {
 
@@ -137,22 +136,8 @@ bool same(const std::vector<double>& a, const std::vector<double>& b) {
     return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
-struct EvalFixture {
-    int64_t S = 0, K = 0, M = 0;
-    std::vector<double> data, models;
-};
-
-
-const EvalFixture& eval_fixture() {
-    static EvalFixture f = [] {
-        EvalFixture x;
-        int64_t S2 = 0;
-        x.data = upper_vectors(npy_load(rsa_test::data_path("evaluate/data.npy")), &x.K, &x.S);
-        x.models = upper_vectors(npy_load(rsa_test::data_path("evaluate/models.npy")), &x.M, &S2);
-        return x;
-    }();
-    return f;
-}
+using EvalFixture = rsa_test::EvaluateFixture;
+const EvalFixture& eval_fixture() { return rsa_test::evaluate_fixture(); }
 
 void expect_same_evaluation(const EvaluateResult& a, const EvaluateResult& b, const std::string& what) {
     EXPECT_TRUE(same(a.samples, b.samples)) << what;

@@ -17,7 +17,6 @@
 #include "test_util.h"
 
 using namespace rsa;
-using rsa_test::upper_vectors;
 
 namespace {
 
@@ -36,9 +35,10 @@ void expect_close(const std::vector<double>& gpu, const std::vector<double>& cpu
 }  // namespace
 
 TEST(EvaluateGpu, BootstrapMatchesTwinOnRsatoolboxFixture) {
-    int64_t K = 0, M = 0, S = 0, S2 = 0;
-    const std::vector<double> data = upper_vectors(npy_load(rsa_test::data_path("evaluate/data.npy")), &K, &S);
-    const std::vector<double> models = upper_vectors(npy_load(rsa_test::data_path("evaluate/models.npy")), &M, &S2);
+    const rsa_test::EvaluateFixture& f = rsa_test::evaluate_fixture();
+    const int64_t K = f.K, M = f.M, S = f.S;
+    const std::vector<double>& data = f.data;
+    const std::vector<double>& models = f.models;
     auto gpu = make_gpu_backend(0);
     for (EvalMethod method : {EvalMethod::Corr, EvalMethod::Cosine})
         for (EvalInference inference : {EvalInference::Pattern, EvalInference::Rdm, EvalInference::Both}) {

@@ -35,21 +35,8 @@ EvaluateMemory host_memory(uint64_t host, uint64_t cap = 0) {
     return m;
 }
 
-struct Data {
-    int64_t S = 0, K = 0, M = 0;
-    std::vector<double> data, models;
-};
-
-const Data& fixture() {
-    static Data d = [] {
-        Data x;
-        int64_t S2 = 0;
-        x.data = rsa_test::upper_vectors(npy_load(rsa_test::data_path("evaluate/data.npy")), &x.K, &x.S);
-        x.models = rsa_test::upper_vectors(npy_load(rsa_test::data_path("evaluate/models.npy")), &x.M, &S2);
-        return x;
-    }();
-    return d;
-}
+using Data = rsa_test::EvaluateFixture;
+const Data& fixture() { return rsa_test::evaluate_fixture(); }
 
 // The smallest cap (in steps of 256 bytes) the fixture's run of `o` plans for: many batches.
 uint64_t tightest_cap(const Data& f, const EvaluateOptions& o) {

@@ -156,4 +156,15 @@ std::vector<double> upper_vectors(const rsa::NpyArray& a, int64_t* count, int64_
     return out;
 }
 
+const EvaluateFixture& evaluate_fixture() {
+    static const EvaluateFixture f = [] {
+        EvaluateFixture x;
+        int64_t S2 = 0;
+        x.data = upper_vectors(rsa::npy_load(data_path("evaluate/data.npy")), &x.K, &x.S);
+        x.models = upper_vectors(rsa::npy_load(data_path("evaluate/models.npy")), &x.M, &S2);
+        return x;
+    }();
+    return f;
+}
+
 }  // namespace rsa_test

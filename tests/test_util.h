@@ -50,4 +50,12 @@ rsa::Matrix random_rdm(int64_t S, const rsa::Matrix* base = nullptr, float mix =
 // The strict upper triangles, row by row (rsatoolbox's order), of a K x S x S array: *count = K, *S = S.
 std::vector<double> upper_vectors(const rsa::NpyArray& a, int64_t* count, int64_t* S);
 
+// The model-evaluation fixture of tests/data/evaluate (tools/make_evaluate_golden.py, rsatoolbox's data): K data RDMs
+// and M model RDMs of S patterns, as upper-triangle vectors in rsatoolbox's order; loaded once.
+struct EvaluateFixture {
+    int64_t S = 0, K = 0, M = 0;
+    std::vector<double> data, models;
+};
+const EvaluateFixture& evaluate_fixture();
+
 }  // namespace rsa_test
