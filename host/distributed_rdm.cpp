@@ -838,21 +838,27 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
                 const std::vector<int64_t> blocks = group_blocks(bi, bjs);
                 int64_t rows = 0;
                 for (int64_t b : blocks) rows += block_rows(b, T, S);
-                Matrix x = checked_matrix(rows, N, "the row blocks of a band of RDM tiles");
+                // Consecutive blocks lie one after another in the store: the group borrows them there (no copy).
+                bool consecutive = exchange != nullptr;
+                for (size_t k = 1; k < blocks.size(); ++k) consecutive = consecutive && blocks[k] == blocks[k - 1] + 1;
+                Matrix copy;
+                if (!consecutive) copy = checked_matrix(rows, N, "the row blocks of a band of RDM tiles");
                 RowMoments sub;
                 int64_t at = 0;
                 for (int64_t b : blocks) {
                     const int64_t n = block_rows(b, T, S);
                     if (exchange) {
                         exchange->wait_for(b);
-                        std::copy(store.row(store_row.at(b)), store.row(store_row.at(b)) + n * N, x.row(at));
+                        if (!consecutive)
+                            std::copy(store.row(store_row.at(b)), store.row(store_row.at(b)) + n * N, copy.row(at));
                     } else {
-                        in->read(b * T, n, 0, N, x.row(at));
+                        in->read(b * T, n, 0, N, copy.row(at));
                     }
                     sub.mean.insert(sub.mean.end(), moments.mean.begin() + b * T, moments.mean.begin() + b * T + n);
                     sub.m2.insert(sub.m2.end(), moments.m2.begin() + b * T, moments.m2.begin() + b * T + n);
                     at += n;
                 }
+                const Array x = consecutive ? Array::borrow(store.row(store_row.at(blocks.front())), rows, N) : Array(copy);
                 check_interrupt("the RDM tiles");
                 MemoryPlan p = plan_rdm(rows, N, options.max_gpu_bytes,
                                         rank_device_memory(comm, backend, backend.rdm_memory(rows, N).free_bytes),
@@ -867,7 +873,7 @@ DistributedRdmResult distributed_rdm_file(Comm& comm, Backend& backend, const st
                     p.tile_mask[static_cast<size_t>(k)] = 1;  // tile (0, k) of the sub-problem: (bi, bj)
                 }
                 SubproblemSink sink(out, blocks, T, rank);
-                backend.rdm_run(Array(x), p, options.precision, sub, {}, &sink);
+                backend.rdm_run(x, p, options.precision, sub, {}, &sink);
             }
             if (exchange) exchange->finish();  // this rank's sends too, before its rows go
             out.sync();
