@@ -182,7 +182,7 @@ __global__ void relu_pool_forward_kernel(const float* __restrict__ conv, float* 
         const int pi = r / kPoolW, pj = r - pi * kPoolW;
         const float* img = conv + b * kConvOut;
         float best = -INFINITY;
-        int best_at = 0;
+        int best_at = c * kPixels + pi * kPool * kWidth + pj * kPool;  // the window's first position (kept if all NaN)
         for (int di = 0; di < kPool; ++di) {
             const int row = c * kPixels + (pi * kPool + di) * kWidth + pj * kPool;
             for (int dj = 0; dj < kPool; ++dj) {
