@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "rsa_gpu/cnn.h"
+#include "rsa_gpu/cnn_exact_math.h"
 #include "rsa_gpu/error.h"
 #include "rsa_gpu/interrupt.h"
 
@@ -191,7 +192,9 @@ void conv_backward_image(const float* dpool, const int* at, const float* img, do
     }
 }
 
-float sigmoidf(float z) { return z >= 0.0f ? 1.0f / (1.0f + std::exp(-z)) : std::exp(z) / (1.0f + std::exp(z)); }
+// z >= 0 ? 1 / (1 + e^-z) : e^z / (1 + e^z) in float, e^z from cnn_math::exp_f (not std::exp: the GPU twin must
+// compute the same bits, and no library exp is the same on both; cnn_exact_math.h).
+float sigmoidf(float z) { return cnn_math::sigmoid_f(z); }
 
 // ---- one image through the net, forward and backward ----
 // Everything per image runs on the threads (each image writes only its own rows); the sums over the batch
@@ -446,13 +449,11 @@ void cnn_forward_ref(const float* params, const float* images, int batch, CnnAct
 }
 
 // loss: logits (B), labels (B) -> mean(max(z,0) - z y + log1p(exp(-|z|))) (BCE from logits, stable; equal to
-// PyTorch's BCELoss on sigmoid(z) except where that one clamps log at -100).
+// PyTorch's BCELoss on sigmoid(z) except where that one clamps log at -100). Each term in double with
+// cnn_math::bce_term_d (its own exp and log1p, which the GPU computes to the same bits), summed in image order.
 float cnn_bce_loss_ref(const float* logits, const float* labels, int batch) {
     double s = 0.0;
-    for (int b = 0; b < batch; ++b) {
-        const double z = logits[b], y = labels[b];
-        s += std::max(z, 0.0) - z * y + std::log1p(std::exp(-std::fabs(z)));
-    }
+    for (int b = 0; b < batch; ++b) s += cnn_math::bce_term_d(logits[b], labels[b]);
     return static_cast<float>(s / batch);
 }
 

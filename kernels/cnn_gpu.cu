@@ -1,25 +1,35 @@
-// CnnGpu: the tutorial's CNN (cnn.h) on one GPU, with two interchangeable convolution + pooling paths
-// (CnnKernels, --cnn-kernels):
+// CnnGpu: the tutorial's CNN (cnn.h) on one GPU, with two interchangeable training paths (CnnKernels, --cnn-kernels):
 //   cudnn  cuDNN's convolution forward with bias and ReLU fused (cudnnConvolutionBiasActivationForward), max pooling
 //          forward and backward (CUDNN_POOLING_MAX_DETERMINISTIC), ReLU backward (cudnnActivationBackward, in
-//          place). Where a pooling window holds tied maxima cuDNN routes the gradient to one of them of its choosing,
-//          not necessarily the twin's first, so on the binary gratings it follows a slightly different trajectory.
-//   exact  our direct convolution kernel with the CPU twin's arithmetic (bit-identical conv, so max-pool ties route
-//          alike) and our ReLU + 8x8 max pooling kernels, which record the FIRST maximum of each window in row-major
-//          order like the CPU twin.
-// Both then share the rest: the conv filter and bias gradients through cuDNN; fc and out as cuBLAS SGEMMs; our
-// kernels for the rest (below). No data gradient of the convolution is computed: its input is the image.
+//          place), the conv filter and bias gradients (cudnnConvolutionBackwardFilter/Bias), fc and out as cuBLAS
+//          SGEMMs plus our bias/ReLU/bias-gradient kernels. Where a pooling window holds tied maxima cuDNN routes the
+//          gradient to one of them of its choosing, not necessarily the twin's first, so on the binary gratings it
+//          follows a slightly different trajectory; elsewhere it is within FP32 rounding of the twin.
+//   exact  our kernels only, each repeating the CPU twin's (host/cnn_ref.cpp) arithmetic operation for operation, so
+//          every value is BIT-IDENTICAL to the twin's: the forward layers, the loss, the gradient, the parameters
+//          after any number of steps. How: one thread computes each output's whole sum, in the twin's order, with
+//          separately rounded __fmul_rn / __fadd_rn (nvcc would contract a * b + c into an FMA; the twin is built
+//          with -ffp-contract=off and x86-64 has no FMA without -march), and double sums with __dadd_rn where the twin
+//          sums in double. Per kernel: conv_forward (49 taps in row-major order from 0, then + bias); relu_pool_forward
+//          (the first maximum in row-major order); linear_forward_exact for fc and out (bias first, then + x[i] w[o][i]
+//          for i ascending; std::max's ReLU); sigmoid_exact and the loss with cnn_exact_math.h's exp/log1p (the same
+//          source on both sides: no library exp is bit-reproducible across glibc and CUDA); out_backward_exact (dfc
+//          = fc > 0 ? dlogit w : 0); linear_backward_data_exact (dpool from 0, o ascending); head_grads_exact (fc and
+//          out gradients summed image by image from 0, skipping dfc == 0 like the twin); conv_grad_image_exact (per
+//          image, a float sum over the channel's 48 windows in order whose maximum is > 0) and
+//          conv_grad_sum_exact (those per-image floats summed over the batch in double, in image order, rounded
+//          once); sgd_momentum (v = mu v + g; p -= lr v, rounded per step).
+// Shared by both: the batch gather, the loss and its gradient (bce_loss_grad: double terms summed in image order by
+// one thread, the twin's), the momentum update.
 // cuDNN runs through its legacy convolution/pooling calls (deprecated in cuDNN 9 in favour of the graph API, still
 // shipped and supported there; the graph API would need a hand-built backend-descriptor graph per op for the same
 // four calls) on the context's cuDNN handle, created by the first CnnGpu (gpu_cudnn). Convolutions use FMA math
 // (exact FP32, no TF32) and, per batch size, the first algorithm of cuDNN's heuristic ranking (the _v7 queries; no
 // kernels run) that is deterministic, keeps a direct sum (no FFT/Winograd) and fits kWorkspaceCap: a function of the
-// batch size alone, chosen once outside any capture; the one workspace (DeviceBuffer) is sized for them. fc and out
-// are cuBLAS SGEMMs on the row-major activations; sigmoid + BCE, the fc
-// bias/ReLU, bias gradients, the batch gather and the momentum update are our kernels. Parameters, gradients and
-// velocity each live in ONE flat device buffer in state_dict order, so the libraries point at offsets inside it.
-// Device memory is DeviceBuffer (OutOfMemoryError on allocation failure); block size, grids and the block sum are
-// the kit's (common.cuh); cuBLAS is bound to the context stream by bind_cublas_stream.
+// batch size alone, chosen once outside any capture; the one workspace (DeviceBuffer) is sized for them.
+// Parameters, gradients and velocity each live in ONE flat device buffer in state_dict order, so the libraries point
+// at offsets inside it. Device memory is DeviceBuffer (OutOfMemoryError on allocation failure); block size, grids and
+// the block sum are the kit's (common.cuh); cuBLAS is bound to the context stream by bind_cublas_stream.
 // Training uploads the data once, gathers every batch on the device from the epoch's permutation, replays one
 // captured CUDA graph per full-size step (counted: graph_replays) and reads the losses back once per epoch. Same
 // semantics as the CPU twin (cnn_forward_ref, cnn_backward_ref, cnn_train_ref).
@@ -38,6 +48,7 @@
 #include "cuda_check.cuh"
 #include "device_buffer.cuh"
 #include "gpu_context.cuh"
+#include "rsa_gpu/cnn_exact_math.h"
 #include "rsa_gpu/error.h"
 
 namespace rsa {
@@ -82,12 +93,6 @@ __global__ void bias_relu_forward_kernel(float* __restrict__ y, float* __restric
     }
 }
 
-__device__ float stable_sigmoid(float z) {
-    if (z >= 0.0f) return 1.0f / (1.0f + expf(-z));
-    const float e = expf(z);
-    return e / (1.0f + e);
-}
-
 // out bias and sigmoid: logit (B, the GEMM result) += *bias; prob = sigmoid(logit).
 __global__ void logit_sigmoid_kernel(float* __restrict__ logit, float* __restrict__ prob,
                                      const float* __restrict__ bias, int batch) {
@@ -95,24 +100,31 @@ __global__ void logit_sigmoid_kernel(float* __restrict__ logit, float* __restric
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < batch; i += gridDim.x * blockDim.x) {
         const float z = __fadd_rn(logit[i], b0);
         logit[i] = z;
-        prob[i] = stable_sigmoid(z);
+        prob[i] = cnn_math::sigmoid_f(z);
     }
 }
 
-// Mean BCE from logits and its gradient; ONE block of kBlock threads (block_sum: a deterministic fixed tree).
-// loss_base[step ? *step : 0] = mean(max(z,0) - z y + log1p(exp(-|z|))); dlogit = (sigmoid(z) - y) / B.
-__global__ void bce_loss_grad_kernel(const float* __restrict__ logit, const float* __restrict__ labels, int batch,
-                                     float* __restrict__ dlogit, float* __restrict__ loss_base,
+// Mean BCE from logits and its gradient, as the CPU twin computes them (cnn_bce_loss_ref, backward_image), in ONE
+// block: each image's term max(z,0) - z y + log1p(exp(-|z|)) in double (cnn_math::bce_term_d, the twin's function)
+// into terms[b], then thread 0 sums them in image order from 0.0 and rounds once: loss_base[step ? *step : 0] =
+// float(sum / B). dlogit[b] = (prob[b] - y) / float(B) in float, from the forward's prob (the twin's act.prob).
+// Both paths use it; for the exact path loss and dlogit are bit for bit the twin's.
+__global__ void bce_loss_grad_kernel(const float* __restrict__ logit, const float* __restrict__ prob,
+                                     const float* __restrict__ labels, int batch, float* __restrict__ dlogit,
+                                     double* __restrict__ terms, float* __restrict__ loss_base,
                                      const int* __restrict__ step) {
-    float sum = 0.0f;
-    const float inv_batch = 1.0f / static_cast<float>(batch);
+    const float fbatch = static_cast<float>(batch);
     for (int i = threadIdx.x; i < batch; i += blockDim.x) {
-        const float z = logit[i], y = labels[i];
-        sum += fmaxf(z, 0.0f) - z * y + log1pf(expf(-fabsf(z)));
-        dlogit[i] = (stable_sigmoid(z) - y) / static_cast<float>(batch);
+        const float y = labels[i];
+        terms[i] = cnn_math::bce_term_d(static_cast<double>(logit[i]), static_cast<double>(y));
+        dlogit[i] = __fdiv_rn(__fsub_rn(prob[i], y), fbatch);
     }
-    const float total = block_sum(sum);
-    if (threadIdx.x == 0) loss_base[step ? *step : 0] = total * inv_batch;
+    __syncthreads();  // the block's global writes to terms are visible to thread 0 after the barrier
+    if (threadIdx.x == 0) {
+        double sum = 0.0;
+        for (int i = 0; i < batch; ++i) sum = __dadd_rn(sum, terms[i]);
+        loss_base[step ? *step : 0] = __double2float_rn(__ddiv_rn(sum, static_cast<double>(batch)));
+    }
 }
 
 // ReLU backward: dx = x > 0 ? dy : 0 (n values).
@@ -127,8 +139,8 @@ __global__ void relu_backward_kernel(float* __restrict__ dx, const float* __rest
 // included as zeros. This is exactly the CPU twin's arithmetic (host/cnn_ref.cpp conv_channel_forward, generic
 // x86-64 without FMA), so both twins give bit-identical conv outputs. cuDNN's summation order differs, and on the
 // binary gratings many pool windows hold maxima that are equal in exact arithmetic but not in float: a different
-// order re-routes those gradients (relative L2 ~5e-3 on the gradient, measured by emulation), far above the 1e-5
-// the twins must agree to.
+// order re-routes those gradients (relative L2 ~5e-3 on the gradient, measured by emulation), while the exact path
+// must give the twin's bits.
 __global__ void conv_forward_kernel(const float* __restrict__ x, const float* __restrict__ weight,
                                     const float* __restrict__ bias, float* __restrict__ conv, int64_t total) {
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
@@ -170,7 +182,7 @@ __global__ void relu_pool_forward_kernel(const float* __restrict__ conv, float* 
         const int pi = r / kPoolW, pj = r - pi * kPoolW;
         const float* img = conv + b * kConvOut;
         float best = -INFINITY;
-        int best_at = 0;
+        int best_at = c * kPixels + pi * kPool * kWidth + pj * kPool;  // the window's first position (kept if all NaN)
         for (int di = 0; di < kPool; ++di) {
             const int row = c * kPixels + (pi * kPool + di) * kWidth + pj * kPool;
             for (int dj = 0; dj < kPool; ++dj) {
@@ -187,20 +199,143 @@ __global__ void relu_pool_forward_kernel(const float* __restrict__ conv, float* 
     }
 }
 
-// ReLU + max pool backward, one thread per conv output (every value written, no memset needed):
-// dconv[b, e] = dpool[b, o] when e is the recorded argmax of its window o and conv[b, e] > 0 (threshold_backward),
-// else 0 — the CPU twin's routing.
-__global__ void relu_pool_backward_kernel(const float* __restrict__ conv, const float* __restrict__ dpool,
-                                          const int* __restrict__ argmax, float* __restrict__ dconv, int64_t total) {
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t b = i / kConvOut;
-        const int e = static_cast<int>(i - b * kConvOut);
-        const int c = e / kPixels;
-        const int p = e - c * kPixels;
-        const int y = p / kWidth, x = p - y * kWidth;
-        const int64_t bo = b * kPooled + (c * kPoolH + y / kPool) * kPoolW + x / kPool;
-        dconv[i] = (argmax[bo] == e && conv[i] > 0.0f) ? dpool[bo] : 0.0f;
+// ---- the exact path's fc layers and parameter gradients: the CPU twin's loops, one thread per output value ----
+// Every product and sum is a separately rounded __fmul_rn / __fadd_rn (or __dadd_rn) in the twin's order, each
+// output's sum in one thread, so each value is bit for bit the twin's (host/cnn_ref.cpp, compiled without FMA).
+
+// Linear forward: y[r, o] = ((bias[o] + x[r, 0] w[o, 0]) + x[r, 1] w[o, 1]) + ... (i ascending), and y_relu[r, o] =
+// std::max(y, 0) (y itself unless y < 0: -0 and NaN pass as the twin's) when y_relu is given. forward_image's fc
+// (fc[o] = bias, then fc[o] += pool[i] w[o][i] for i = 0..287) and out (z = bias, then z += fc_relu[o] w[o]).
+__global__ void linear_forward_exact_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                                            const float* __restrict__ bias, float* __restrict__ y,
+                                            float* __restrict__ y_relu, int rows, int in, int out) {
+    const int total = rows * out;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
+        const int r = t / out, o = t - r * out;
+        const float* xr = x + static_cast<size_t>(r) * in;
+        const float* wo = w + static_cast<size_t>(o) * in;
+        float acc = bias[o];
+        for (int i = 0; i < in; ++i) acc = __fadd_rn(acc, __fmul_rn(xr[i], wo[i]));
+        y[t] = acc;
+        if (y_relu != nullptr) y_relu[t] = acc < 0.0f ? 0.0f : acc;
+    }
+}
+
+// prob = sigmoid(logit) with the twin's sigmoidf (cnn_math::sigmoid_f).
+__global__ void sigmoid_exact_kernel(const float* __restrict__ logit, float* __restrict__ prob, int batch) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < batch; i += gridDim.x * blockDim.x)
+        prob[i] = cnn_math::sigmoid_f(logit[i]);
+}
+
+// out backward through fc's ReLU, one thread per (image, unit): dfc[b, o] = fc[b, o] > 0 ? dlogit[b] w_out[o] : 0
+// (backward_image's dfc).
+__global__ void out_backward_exact_kernel(const float* __restrict__ dlogit, const float* __restrict__ w_out,
+                                          const float* __restrict__ fc, float* __restrict__ dfc, int batch) {
+    const int total = batch * kHidden;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
+        const int b = t / kHidden, o = t - b * kHidden;
+        dfc[t] = fc[t] > 0.0f ? __fmul_rn(dlogit[b], w_out[o]) : 0.0f;
+    }
+}
+
+// Linear data gradient: dx[r, i] = ((0 + dy[r, 0] w[0, i]) + dy[r, 1] w[1, i]) + ... (o ascending, zero terms
+// included): backward_image's dpool (dpool[i] = 0, then dpool[i] += dfc[o] w[o][i] for o = 0..9).
+__global__ void linear_backward_data_exact_kernel(const float* __restrict__ dy, const float* __restrict__ w,
+                                                  float* __restrict__ dx, int rows, int in, int out) {
+    const int total = rows * in;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
+        const int r = t / in, i = t - r * in;
+        const float* dyr = dy + static_cast<size_t>(r) * out;
+        float acc = 0.0f;
+        for (int o = 0; o < out; ++o) acc = __fadd_rn(acc, __fmul_rn(dyr[o], w[static_cast<size_t>(o) * in + i]));
+        dx[t] = acc;
+    }
+}
+
+// The fc and out parameter gradients, one thread per parameter k in [kFcW, kParams), each summed over the batch in
+// image order from 0 in float, as sum_gradients does:
+//   fc.weight[o][i] += dfc[b][o] pool[b][i]  (only where dfc[b][o] != 0, the twin's skip)
+//   fc.bias[o]      += dfc[b][o]
+//   out.weight[o]   += dlogit[b] fc_relu[b][o]
+//   out.bias        += dlogit[b]
+__global__ void head_grads_exact_kernel(const float* __restrict__ pool, const float* __restrict__ dfc,
+                                        const float* __restrict__ fc_relu, const float* __restrict__ dlogit,
+                                        float* __restrict__ grad, int batch) {
+    constexpr int kCount = kParams - kFcW;  // 2,901
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < kCount; t += gridDim.x * blockDim.x) {
+        const int k = kFcW + t;
+        float acc = 0.0f;
+        if (k < kFcB) {
+            const int o = (k - kFcW) / kPooled, i = (k - kFcW) - o * kPooled;
+            for (int b = 0; b < batch; ++b) {
+                const float d = dfc[static_cast<size_t>(b) * kHidden + o];
+                if (d != 0.0f) acc = __fadd_rn(acc, __fmul_rn(d, pool[static_cast<size_t>(b) * kPooled + i]));
+            }
+        } else if (k < kOutW) {
+            const int o = k - kFcB;
+            for (int b = 0; b < batch; ++b) acc = __fadd_rn(acc, dfc[static_cast<size_t>(b) * kHidden + o]);
+        } else if (k < kOutB) {
+            const int o = k - kOutW;
+            for (int b = 0; b < batch; ++b)
+                acc = __fadd_rn(acc, __fmul_rn(dlogit[b], fc_relu[static_cast<size_t>(b) * kHidden + o]));
+        } else {
+            for (int b = 0; b < batch; ++b) acc = __fadd_rn(acc, dlogit[b]);
+        }
+        grad[k] = acc;
+    }
+}
+
+constexpr int kTaps = kKernel * kKernel;                     // 49
+constexpr int kConvGrads = kChannels * kTaps + kChannels;    // 300: conv.weight (6 x 49), then conv.bias (6)
+constexpr int kWindows = kPoolH * kPoolW;                    // 48 pool windows per channel
+
+// The conv weight and bias gradients of each image alone (conv_backward_image), one thread per (image, k), k < 294 a
+// filter tap (c, ky, kx), k >= 294 the bias of channel k - 294: a float sum from 0 over the channel's 48 pool windows
+// in order, skipping those whose maximum is not > 0 (the twin's at < 0: conv at the recorded argmax <= 0), of
+// dpool[window] x the padded image at (y + ky, x + kx) around the window's argmax (y, x) (padding reads 0, and the
+// product is still added, as in the twin), or of dpool[window] alone for the bias. parts: batch x 300.
+__global__ void conv_grad_image_exact_kernel(const float* __restrict__ x, const float* __restrict__ conv,
+                                             const float* __restrict__ dpool, const int* __restrict__ argmax,
+                                             float* __restrict__ parts, int batch) {
+    const int64_t total = static_cast<int64_t>(batch) * kConvGrads;
+    for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
+         t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = t / kConvGrads;
+        const int k = static_cast<int>(t - b * kConvGrads);
+        const bool is_bias = k >= kChannels * kTaps;
+        const int c = is_bias ? k - kChannels * kTaps : k / kTaps;
+        const int tap = is_bias ? 0 : k - c * kTaps;
+        const int ky = tap / kKernel, kx = tap - ky * kKernel;
+        const float* img = x + b * kPixels;
+        const float* cv = conv + b * kConvOut;
+        const int64_t first = b * kPooled + c * kWindows;
+        float acc = 0.0f;
+        for (int w = 0; w < kWindows; ++w) {
+            const int e = argmax[first + w];  // index in the image's conv (C*H*W) of the window's first maximum
+            if (!(cv[e] > 0.0f)) continue;    // the window's maximum is not > 0: no gradient (twin: at < 0)
+            const float d = dpool[first + w];
+            if (is_bias) {
+                acc = __fadd_rn(acc, d);
+                continue;
+            }
+            const int p = e - c * kPixels;
+            const int y = p / kWidth, xc = p - y * kWidth;
+            const int yy = y + ky - kPad, xx = xc + kx - kPad;
+            const float v = (yy >= 0 && yy < kHeight && xx >= 0 && xx < kWidth) ? img[yy * kWidth + xx] : 0.0f;
+            acc = __fadd_rn(acc, __fmul_rn(d, v));
+        }
+        parts[t] = acc;
+    }
+}
+
+// grad[kConvW + k] = float(sum over b in image order, from 0.0, of double(parts[b, k])), k < 300 (conv.bias follows
+// conv.weight): sum_gradients' double accumulation of the per-image conv gradients.
+__global__ void conv_grad_sum_exact_kernel(const float* __restrict__ parts, float* __restrict__ grad, int batch) {
+    for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < kConvGrads; k += gridDim.x * blockDim.x) {
+        double sum = 0.0;
+        for (int b = 0; b < batch; ++b)
+            sum = __dadd_rn(sum, static_cast<double>(parts[static_cast<size_t>(b) * kConvGrads + k]));
+        grad[kConvW + k] = __double2float_rn(sum);
     }
 }
 
@@ -248,9 +383,10 @@ void logit_sigmoid(float* logit, float* prob, const float* bias, int batch, cuda
     RSA_CHECK_LAUNCH();
 }
 
-void bce_loss_grad(const float* logit, const float* labels, int batch, float* dlogit, float* loss_base,
-                   const int* step, cudaStream_t stream) {
-    bce_loss_grad_kernel<<<1, kBlock, 0, stream>>>(logit, labels, batch, dlogit, loss_base, step);
+// terms: batch doubles of scratch.
+void bce_loss_grad(const float* logit, const float* prob, const float* labels, int batch, float* dlogit,
+                   double* terms, float* loss_base, const int* step, cudaStream_t stream) {
+    bce_loss_grad_kernel<<<1, kBlock, 0, stream>>>(logit, prob, labels, batch, dlogit, terms, loss_base, step);
     RSA_CHECK_LAUNCH();
 }
 
@@ -272,11 +408,46 @@ void relu_pool_forward(const float* conv, float* pool, int* argmax, int batch, c
     RSA_CHECK_LAUNCH();
 }
 
-void relu_pool_backward(const float* conv, const float* dpool, const int* argmax, float* dconv, int batch,
+// The exact path's launchers (the kernels above; rows x out and rows x in stay within int: max_batch <= kMaxBatch).
+void linear_forward_exact(const float* x, const float* w, const float* bias, float* y, float* y_relu, int rows,
+                          int in, int out, cudaStream_t stream) {
+    linear_forward_exact_kernel<<<grid_1d(static_cast<int64_t>(rows) * out), kBlock, 0, stream>>>(x, w, bias, y, y_relu,
+                                                                                                rows, in, out);
+    RSA_CHECK_LAUNCH();
+}
+
+void sigmoid_exact(const float* logit, float* prob, int batch, cudaStream_t stream) {
+    sigmoid_exact_kernel<<<grid_1d(batch), kBlock, 0, stream>>>(logit, prob, batch);
+    RSA_CHECK_LAUNCH();
+}
+
+void out_backward_exact(const float* dlogit, const float* w_out, const float* fc, float* dfc, int batch,
                         cudaStream_t stream) {
-    const int64_t total = static_cast<int64_t>(batch) * kConvOut;
-    relu_pool_backward_kernel<<<grid_1d(total), kBlock, 0, stream>>>(conv, dpool, argmax, dconv,
-                                                                                       total);
+    out_backward_exact_kernel<<<grid_1d(static_cast<int64_t>(batch) * kHidden), kBlock, 0, stream>>>(dlogit, w_out, fc,
+                                                                                                   dfc, batch);
+    RSA_CHECK_LAUNCH();
+}
+
+void linear_backward_data_exact(const float* dy, const float* w, float* dx, int rows, int in, int out,
+                                cudaStream_t stream) {
+    linear_backward_data_exact_kernel<<<grid_1d(static_cast<int64_t>(rows) * in), kBlock, 0, stream>>>(dy, w, dx, rows,
+                                                                                                     in, out);
+    RSA_CHECK_LAUNCH();
+}
+
+void head_grads_exact(const float* pool, const float* dfc, const float* fc_relu, const float* dlogit, float* grad,
+                      int batch, cudaStream_t stream) {
+    head_grads_exact_kernel<<<grid_1d(kParams - kFcW), kBlock, 0, stream>>>(pool, dfc, fc_relu, dlogit, grad, batch);
+    RSA_CHECK_LAUNCH();
+}
+
+// parts: batch x kConvGrads floats of scratch; writes grad[kConvW, kFcW).
+void conv_grads_exact(const float* x, const float* conv, const float* dpool, const int* argmax, float* parts,
+                      float* grad, int batch, cudaStream_t stream) {
+    conv_grad_image_exact_kernel<<<grid_1d(static_cast<int64_t>(batch) * kConvGrads), kBlock, 0, stream>>>(
+        x, conv, dpool, argmax, parts, batch);
+    RSA_CHECK_LAUNCH();
+    conv_grad_sum_exact_kernel<<<grid_1d(kConvGrads), kBlock, 0, stream>>>(parts, grad, batch);
     RSA_CHECK_LAUNCH();
 }
 
@@ -395,6 +566,8 @@ struct CnnGpu::Impl {
     float* dfc = nullptr;            // B x 10
     float* dpool = nullptr;          // B x 288
     float* dconv = nullptr;          // B x 18432 (cuDNN path: the pooling gradient, then in place the ReLU's)
+    float* conv_grad_parts = nullptr;  // B x 300: each image's conv weight and bias gradients (exact path)
+    double* loss_terms = nullptr;    // B: each image's BCE term
     float* loss = nullptr;           // 1
     int* step = nullptr;             // training step counter within an epoch
 
@@ -466,6 +639,8 @@ struct CnnGpu::Impl {
         dfc = alloc<float>(b * kHidden, "the CNN fc gradient");
         dpool = alloc<float>(b * kPooled, "the CNN pooled gradient");
         dconv = alloc<float>(b * kConvOut, "the CNN convolution gradient");
+        conv_grad_parts = alloc<float>(b * kConvGrads, "the CNN per-image convolution gradients");
+        loss_terms = alloc<double>(b, "the CNN loss terms");
         loss = alloc<float>(1, "the CNN loss");
         step = alloc<int>(1, "the CNN step counter");
         CUDA_CHECK(cudaMemsetAsync(params, 0, kParams * sizeof(float), ctx->stream));
@@ -648,16 +823,22 @@ struct CnnGpu::Impl {
     void run_forward(const Shape& s, CnnKernels kernels) {
         const int B = s.batch;
         if (kernels == CnnKernels::exact) {
+            // The twin's forward_image bit for bit: every layer in its order of operations.
             conv_forward(x, params + kConvW, params + kConvB, conv, B, ctx->stream);  // conv + bias, twin's order
             relu_pool_forward(conv, pool, pool_argmax, B, ctx->stream);              // ReLU, 8x8 max, argmax
-        } else {
-            // conv <- ReLU(conv(x) + bias) in one call (z = conv with alpha2 = 0: read as nothing), then 8x8 max.
-            const float one = 1.0f, zero = 0.0f;
-            CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
-                cudnn, &one, s.x, x, w_desc, params + kConvW, conv_desc, s.fwd_algo, workspace, workspace_bytes,
-                &zero, s.conv, conv, conv_bias_desc, params + kConvB, relu_desc, s.conv, conv));
-            CUDNN_CHECK(cudnnPoolingForward(cudnn, pool_desc, &one, s.conv, conv, &zero, s.pool, pool));
+            linear_forward_exact(pool, params + kFcW, params + kFcB, fc, fc_relu, B, kPooled, kHidden,
+                                 ctx->stream);                                       // fc = b + pool W^T, ReLU
+            linear_forward_exact(fc_relu, params + kOutW, params + kOutB, logit, nullptr, B, kHidden, 1,
+                                 ctx->stream);                                       // logit = b + fc_relu w^T
+            sigmoid_exact(logit, prob, B, ctx->stream);
+            return;
         }
+        // conv <- ReLU(conv(x) + bias) in one call (z = conv with alpha2 = 0: read as nothing), then 8x8 max.
+        const float one = 1.0f, zero = 0.0f;
+        CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
+            cudnn, &one, s.x, x, w_desc, params + kConvW, conv_desc, s.fwd_algo, workspace, workspace_bytes, &zero,
+            s.conv, conv, conv_bias_desc, params + kConvB, relu_desc, s.conv, conv));
+        CUDNN_CHECK(cudnnPoolingForward(cudnn, pool_desc, &one, s.conv, conv, &zero, s.pool, pool));
         linear_forward(ctx->cublas, pool, params + kFcW, fc, B, kPooled, kHidden);  // fc = pool W^T
         bias_relu_forward(fc, fc_relu, params + kFcB, B, kHidden, ctx->stream);      // + b, ReLU
         linear_forward(ctx->cublas, fc_relu, params + kOutW, logit, B, kHidden, 1);  // logit = fc_relu w^T
@@ -666,13 +847,22 @@ struct CnnGpu::Impl {
 
     // Loss into loss_base[step ? *step : 0] and dlogit.
     void run_loss(const Shape& s, float* loss_base, const int* step_ptr) {
-        bce_loss_grad(logit, labels, s.batch, dlogit, loss_base, step_ptr, ctx->stream);
+        bce_loss_grad(logit, prob, labels, s.batch, dlogit, loss_terms, loss_base, step_ptr, ctx->stream);
     }
 
     // dlogit -> the full flat gradient (every entry overwritten).
     void run_backward(const Shape& s, CnnKernels kernels) {
-        const float one = 1.0f, zero = 0.0f;
         const int B = s.batch;
+        if (kernels == CnnKernels::exact) {
+            // The twin's backward_image and sum_gradients bit for bit: dfc (out and fc's ReLU), dpool, the fc and out
+            // gradients summed image by image, the conv gradients per image in float, over the batch in double.
+            out_backward_exact(dlogit, params + kOutW, fc, dfc, B, ctx->stream);
+            linear_backward_data_exact(dfc, params + kFcW, dpool, B, kPooled, kHidden, ctx->stream);
+            head_grads_exact(pool, dfc, fc_relu, dlogit, grad, B, ctx->stream);
+            conv_grads_exact(x, conv, dpool, pool_argmax, conv_grad_parts, grad, B, ctx->stream);
+            return;
+        }
+        const float one = 1.0f, zero = 0.0f;
         cudnnHandle_t h = cudnn;
         // out: dW_out = dlogit^T fc_relu, db_out = sum dlogit, dfc_relu = dlogit w_out
         linear_backward(ctx->cublas, fc_relu, params + kOutW, dlogit, grad + kOutW, dfc_relu, B, kHidden, 1);
@@ -681,17 +871,13 @@ struct CnnGpu::Impl {
         relu_backward(dfc, dfc_relu, fc, B * kHidden, ctx->stream);
         linear_backward(ctx->cublas, pool, params + kFcW, dfc, grad + kFcW, dpool, B, kPooled, kHidden);
         bias_grad(grad + kFcB, dfc, B, kHidden, ctx->stream);
-        // pool and ReLU backward, then the conv filter and bias gradients (no data gradient needed)
-        if (kernels == CnnKernels::exact) {
-            relu_pool_backward(conv, dpool, pool_argmax, dconv, B, ctx->stream);  // through the recorded argmax
-        } else {
-            // conv holds ReLU(conv + b): pooling backward recomputes each window's maximum from it and pool; ReLU
-            // backward masks with conv > 0 (relu > 0 exactly where conv + b > 0), in place on dconv.
-            CUDNN_CHECK(cudnnPoolingBackward(h, pool_desc, &one, s.pool, pool, s.pool, dpool, s.conv, conv, &zero,
-                                             s.conv, dconv));
-            CUDNN_CHECK(cudnnActivationBackward(h, relu_desc, &one, s.conv, conv, s.conv, dconv, s.conv, conv, &zero,
-                                                s.conv, dconv));
-        }
+        // pooling and ReLU backward, then the conv filter and bias gradients (no data gradient needed). conv holds
+        // ReLU(conv + b): pooling backward recomputes each window's maximum from it and pool; ReLU backward masks
+        // with conv > 0 (relu > 0 exactly where conv + b > 0), in place on dconv.
+        CUDNN_CHECK(cudnnPoolingBackward(h, pool_desc, &one, s.pool, pool, s.pool, dpool, s.conv, conv, &zero, s.conv,
+                                         dconv));
+        CUDNN_CHECK(cudnnActivationBackward(h, relu_desc, &one, s.conv, conv, s.conv, dconv, s.conv, conv, &zero,
+                                            s.conv, dconv));
         CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, s.conv, dconv, &zero, conv_bias_desc, grad + kConvB));
         CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, s.x, x, s.conv, dconv, conv_desc, s.bwd_filter_algo,
                                                    workspace, workspace_bytes, &zero, w_desc, grad + kConvW));

@@ -30,7 +30,7 @@ constexpr int kParams = kOutB + 1;                                 // 3201
 // Which GPU kernels train the CNN (--cnn-kernels). cudnn: cuDNN convolution (bias + ReLU fused), max pooling and
 // their gradients, deterministic algorithms only; equal to the CPU twin within FP32 rounding where max pooling has
 // no ties, and by the training trajectory on the tutorial's gratings (cnn_gpu.h). exact: our kernels with the CPU
-// twin's arithmetic (tied maxima routed like the twin). The CPU twin is the same for both.
+// twin's arithmetic, bit-identical to it (tied maxima routed like the twin). The CPU twin is the same for both.
 enum class CnnKernels { cudnn, exact };
 // "cudnn" / "exact"; InputError naming --cnn-kernels for any other text.
 CnnKernels parse_cnn_kernels(const std::string& text);

@@ -1,15 +1,16 @@
-// The tutorial's CNN on the GPU, with two training paths (CnnKernels, --cnn-kernels; details in
-// kernels/cnn_gpu.cu): `cudnn`, cuDNN's convolution forward with fused bias + ReLU, max pooling forward and backward
-// and ReLU backward; `exact`, our kernels with the CPU twin's arithmetic for the convolution forward, ReLU and
-// pooling. Both take the conv filter and bias gradients from cuDNN and use cuBLAS SGEMM for fc and out, our kernels
-// for sigmoid+BCE, its gradient and the momentum update; cuDNN algorithms are deterministic ones only, chosen once
-// per batch size within a bounded workspace, so training is bit-reproducible run to run on one card.
+// The tutorial's CNN on the GPU, with two training paths (CnnKernels, --cnn-kernels; details in kernels/cnn_gpu.cu):
+// `cudnn`, cuDNN's convolution forward with fused bias + ReLU, max pooling forward and backward, ReLU backward and the
+// conv filter and bias gradients, cuBLAS SGEMM for fc and out; `exact`, our kernels only, repeating the CPU twin's
+// arithmetic operation for operation. Both use our kernels for sigmoid + BCE, its gradient and the momentum update;
+// cuDNN algorithms are deterministic ones only, chosen once per batch size within a bounded workspace, so training is
+// bit-reproducible run to run on one card.
 // What "the same as the CPU twin" means:
-//   exact: per step within FP32 rounding of the twin on any input (the conv and its pooling routing bit for bit);
+//   exact: BIT-IDENTICAL to the twin on any input: every forward layer, the loss, the full gradient, and the losses and
+//          parameters after any number of training steps (given the same images and starting parameters);
 //   cudnn: per step within FP32 rounding where no max-pool window holds tied maxima (random images); on the
 //          binary gratings, whose windows tie exactly, by the training trajectory (every epoch's loss close to the
 //          twin's, the same training accuracy; tests/test_cnn_gpu.cu states the tolerances).
-// The read-out forward() always runs the exact path (the pre-ReLU conv layer as the twin computes it). All tensors
+// The read-out forward() always runs the exact path (so its activations are the twin's bits). All tensors
 // stay on the device; a training step (either path) is captured as a CUDA graph and replayed (graph_replays()
 // counts the replays of the last train()). The cuDNN handle is created by the first CnnGpu of a device
 // (RuntimeError naming the cuDNN failure when cuDNN cannot be initialised). No CUDA types in this header (pimpl);
