@@ -1,8 +1,9 @@
 // CPU twin of `rsa_gpu evaluate` (evaluate.h): rsatoolbox's eval_fixed, eval_bootstrap_pattern, eval_bootstrap_rdm
-// and eval_bootstrap for fixed models in float64, its Result's means, standard errors, t intervals and tests of every
+// and eval_bootstrap for fixed models in float64, its Result's means, standard errors, intervals and tests of every
 // test_type (t-test: extract_variances with _correct_1d, t_test_0, t_test_nc, t_tests; bootstrap: the sample counts
 // of zero_tests, nc_tests and bootstrap_pair_tests; ranksum: scipy's wilcoxon as ranksum_value_test and
-// ranksum_pair_test call it), the multiple-comparison corrections and a permutation test of stimulus labels. The
+// ranksum_pair_test call it), get_ci's interval of that test type (bootstrap: np.quantile percentiles of the framed
+// samples; else t), the multiple-comparison corrections and a permutation test of stimulus labels. The
 // resamples run in the batches of the memory plan (evaluate_plan.h). Comparisons and noise ceilings: host/rdm_compare_methods.cpp. Two stages:
 // evaluate_samples (the raw samples of a range of resamples and permutations: a rank's share, distributed_stats.h)
 // and evaluate_summary (point estimates and inference from the whole run's samples).
@@ -55,6 +56,13 @@ const char* eval_test_name(EvalTest t) {
     }
     return "unknown";
 }
+
+EvalInterval eval_interval(EvalTest t) {
+    // Result.get_ci: `if test_type == 'bootstrap'` percentiles, `else` the t interval
+    return t == EvalTest::Bootstrap ? EvalInterval::Percentile : EvalInterval::T;
+}
+
+const char* eval_interval_name(EvalInterval i) { return i == EvalInterval::Percentile ? "percentile" : "t"; }
 
 void check_eval_test(EvalTest test, EvalInference inference, const std::string& t, const std::string& i) {
     if (test == EvalTest::Bootstrap && inference == EvalInference::Fixed)
@@ -260,6 +268,47 @@ std::vector<double> correct_p_values(const std::vector<double>& p, Correction c)
 }
 
 // ------------------------------------------------------------------ inference (rsatoolbox's Result)
+double numpy_quantile_linear(std::vector<double> v, double q) {
+    const double nan = std::nan("");
+    if (v.empty()) return nan;
+    for (double x : v)
+        if (std::isnan(x)) return nan;  // numpy: a NaN sorts last and makes the slice's quantile NaN
+    std::sort(v.begin(), v.end());
+    const int64_t n = static_cast<int64_t>(v.size());
+    // _get_indexes and _get_gamma of method 'linear': virtual index (n - 1) q; past the last index both neighbours
+    // are the last value (and gamma is taken against index -1, as numpy), below 0 both are the first
+    const double virt = static_cast<double>(n - 1) * q;
+    double prev = std::floor(virt);
+    int64_t ip = static_cast<int64_t>(prev), in = ip + 1;
+    if (virt >= static_cast<double>(n - 1)) {
+        ip = in = n - 1;
+        prev = -1.0;
+    } else if (virt < 0.0) {
+        ip = in = 0;
+        prev = 0.0;
+    }
+    const double g = virt - prev, a = v[ip], b = v[in];
+    // _lerp: a + (b - a) g, replaced by b - (b - a)(1 - g) where g >= 0.5 (an infinity on either side gives numpy's
+    // -inf, +inf or NaN)
+    const double diff = b - a;
+    return g >= 0.5 ? b - diff * (1.0 - g) : a + diff * g;
+}
+
+namespace {
+
+// Result.get_ci(ci, 'bootstrap') for model m: the (1 - ci) / 2 and 1 - (1 - ci) / 2 quantiles of the model's column
+// of the samples (N x M, every row, NaN rows included) with a -inf and a +inf row in front, as rsatoolbox frames them.
+void percentile_interval(const EvaluateResult& res, int64_t m, double ci, double* low, double* high) {
+    const int64_t M = res.n_model, N = static_cast<int64_t>(res.samples.size()) / M;
+    std::vector<double> framed = {-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
+    for (int64_t r = 0; r < N; ++r) framed.push_back(res.samples[r * M + m]);
+    const double prop_cut = (1.0 - ci) / 2.0;
+    *low = numpy_quantile_linear(framed, prop_cut);
+    *high = numpy_quantile_linear(std::move(framed), 1.0 - prop_cut);
+}
+
+}  // namespace
+
 void evaluate_inference(EvaluateResult& res, double ci) {
     const int64_t M = res.n_model, K = res.n_rdm;
     const double nan = std::nan("");
@@ -360,6 +409,10 @@ void evaluate_inference(EvaluateResult& res, double ci) {
     res.pairwise.assign(static_cast<size_t>(M * M), nan);
     for (int64_t m = 0; m < M; ++m) res.pairwise[m * M + m] = 1.0;
     const bool t_test = res.test == EvalTest::TTest;
+    res.interval = eval_interval(res.test);
+    if (res.interval == EvalInterval::Percentile) {  // (inference fixed has no samples: the bootstrap test refuses it)
+        for (int64_t m = 0; m < M; ++m) percentile_interval(res, m, ci, &res.ci_low[m], &res.ci_high[m]);
+    }
     if (res.has_variance) {
         const double f = n_correct / (n_correct - 1.0), eps = DBL_EPSILON, dof = res.dof;
         const double tq = student_t_ppf((1.0 - ci) / 2.0, dof);
@@ -368,8 +421,10 @@ void evaluate_inference(EvaluateResult& res, double ci) {
             const double nc_var =
                 nc_included ? (cov[m * V + m] - 2.0 * cov[m * V + M] + cov[M * V + M]) * f : var;
             res.se[m] = std::sqrt(std::max(var, 0.0));
-            res.ci_low[m] = res.mean[m] + res.se[m] * tq;
-            res.ci_high[m] = res.mean[m] - res.se[m] * tq;
+            if (res.interval == EvalInterval::T) {
+                res.ci_low[m] = res.mean[m] + res.se[m] * tq;
+                res.ci_high[m] = res.mean[m] - res.se[m] * tq;
+            }
             if (!t_test) continue;
             res.p_zero[m] = 1.0 - student_t_cdf(res.mean[m] / std::sqrt(std::max(var, eps)), dof);
             const double t_nc = (res.mean[m] - res.ceiling.lower) / std::sqrt(std::max(nc_var, eps));
@@ -818,6 +873,7 @@ nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::str
             {"permutations", o.permutations},
             {"seed", o.seed},
             {"ci", o.ci},
+            {"ci_type", eval_interval_name(r.interval)},
             {"models", models},
             {"noise_ceiling",
              {{"lower", r.ceiling.lower},

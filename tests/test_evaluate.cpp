@@ -3,11 +3,14 @@
 // rsatoolbox's Result inference on its own bootstrap samples (exact), bootstrap standard errors within 10% of
 // rsatoolbox's (different random streams), p-values on fixtures with a clear answer, the corrections, the t
 // distribution and input errors; rsatoolbox's other test types on the same samples (bootstrap) and evaluations
-// (ranksum, on every branch of scipy's wilcoxon), exact at 1e-9.
+// (ranksum, on every branch of scipy's wilcoxon), exact at 1e-9; get_ci's interval of each test type (bootstrap:
+// percentiles of the same samples and of sample sets at the edges of its -inf / +inf frame; ranksum: t).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "rsa_gpu/backend.h"
@@ -346,11 +349,16 @@ TEST(Evaluate, BootstrapTestOnRsatoolboxSamplesIsExact) {
             expect_rel(r.p_zero, g["p_zero"], 1e-9, "p_zero");
             expect_rel(r.p_noise, g["p_noise"], 1e-9, "p_noise");
             expect_rel(r.pairwise, as_json(flatten(g["pairwise"])), 1e-9, "pairwise");
-            // the t-test's standard errors and intervals are the same whichever test gives the p-values
+            // get_ci(0.95, 'bootstrap'): the percentile intervals of the same samples
+            EXPECT_EQ(r.interval, EvalInterval::Percentile);
+            expect_rel(r.ci_low, g["ci_low"], 1e-12, "ci_low");
+            expect_rel(r.ci_high, g["ci_high"], 1e-12, "ci_high");
+            // the standard errors are the same whichever test gives the p-values; the t-test's intervals are t
             EvaluateResult t = subset_result(f, name, mode, EvalTest::TTest);
             evaluate_inference(t, 0.95);
+            EXPECT_EQ(t.interval, EvalInterval::T);
             EXPECT_EQ(r.se, t.se);
-            EXPECT_EQ(r.ci_low, t.ci_low);
+            EXPECT_NE(r.ci_low, t.ci_low);
             EXPECT_NE(r.p_zero, t.p_zero);
         }
     }
@@ -370,6 +378,10 @@ TEST(Evaluate, BootstrapTestCountsNanRowsAndTies) {
     r.sample_lower = {0.4, 0.1, nan, 0.35};
     r.sample_upper = {0.6, 0.6, nan, 0.6};
     evaluate_inference(r, 0.95);
+    for (int m = 0; m < 2; ++m) {  // np.quantile over a column with a NaN row: NaN (and 4 samples are too few)
+        EXPECT_TRUE(std::isnan(r.ci_low[m]));
+        EXPECT_TRUE(std::isnan(r.ci_high[m]));
+    }
     EXPECT_DOUBLE_EQ(r.p_zero[0], 2.0 / 4.0);  // -0.1
     EXPECT_DOUBLE_EQ(r.p_zero[1], 1.0 / 4.0);
     // lower_r - e_r <= 0: model 0 only in row 0 (0.4 - 0.5); model 1 in rows 0, 1 and 3
@@ -379,6 +391,83 @@ TEST(Evaluate, BootstrapTestCountsNanRowsAndTies) {
     EXPECT_DOUBLE_EQ(r.pairwise[1], 3.0 / 4.0 * (2.0 / 3.0) + 1.0 / 4.0);
     EXPECT_DOUBLE_EQ(r.pairwise[2], r.pairwise[1]);
     EXPECT_EQ(r.pairwise[0], 1.0);
+}
+
+namespace {
+
+// A golden number that may be non-finite ("nan", "inf", "-inf": make_evaluate_golden.py's finite_or_name).
+double golden_number(const nlohmann::json& v) {
+    if (!v.is_string()) return v.get<double>();
+    const std::string s = v.get<std::string>();
+    if (s == "nan") return std::nan("");
+    if (s == "inf") return std::numeric_limits<double>::infinity();
+    if (s == "-inf") return -std::numeric_limits<double>::infinity();
+    throw std::runtime_error("golden number '" + s + "'");
+}
+
+// Equal to the golden value: NaN for NaN, the same infinity, else within `tol` relative.
+void expect_golden(double got, const nlohmann::json& want, double tol, const std::string& what) {
+    const double w = golden_number(want);
+    if (std::isnan(w)) {
+        EXPECT_TRUE(std::isnan(got)) << what << ": " << got;
+    } else if (std::isinf(w)) {
+        EXPECT_EQ(got, w) << what;
+    } else {
+        EXPECT_NEAR(got, w, tol * std::fabs(w) + 1e-300) << what;
+    }
+}
+
+}  // namespace
+
+TEST(Evaluate, PercentileIntervalsMatchRsatoolboxAtTheirEdges) {
+    // Result.get_ci(ci, 'bootstrap') on sample sets made for its edges: too few samples (rsatoolbox's -inf / +inf
+    // frame: NaN or infinite bounds), the first finite counts, a NaN row, ties, levels 0.5, 0.9, 0.99
+    const Fixture& f = fixture();
+    ASSERT_GE(f.golden["percentile_cases"].size(), 12u);
+    int finite = 0, non_finite = 0;
+    for (const nlohmann::json& c : f.golden["percentile_cases"]) {
+        SCOPED_TRACE(c["name"].get<std::string>());
+        EvaluateResult r;
+        r.inference = EvalInference::Pattern;
+        r.test = EvalTest::Bootstrap;
+        r.correction = Correction::None;
+        r.n_model = static_cast<int64_t>(c["samples"][0].size());
+        r.n_rdm = 5;
+        r.n_pattern = 10;
+        for (const auto& row : c["samples"])
+            for (const auto& v : row) r.samples.push_back(golden_number(v));
+        const int64_t N = static_cast<int64_t>(c["samples"].size());
+        r.sample_lower.assign(N, 0.5);
+        r.sample_upper.assign(N, 0.6);
+        evaluate_inference(r, c["ci"].get<double>());
+        EXPECT_EQ(r.interval, EvalInterval::Percentile);
+        ASSERT_EQ(r.ci_low.size(), c["ci_low"].size());
+        for (size_t m = 0; m < r.ci_low.size(); ++m) {
+            expect_golden(r.ci_low[m], c["ci_low"][m], 1e-12, "ci_low[" + std::to_string(m) + "]");
+            expect_golden(r.ci_high[m], c["ci_high"][m], 1e-12, "ci_high[" + std::to_string(m) + "]");
+            (std::isfinite(golden_number(c["ci_low"][m])) ? finite : non_finite) += 1;
+        }
+    }
+    EXPECT_GT(finite, 0);
+    EXPECT_GT(non_finite, 0);
+}
+
+TEST(Evaluate, NumpyQuantileLinear) {
+    const double inf = std::numeric_limits<double>::infinity();
+    // np.quantile([1, 2, 3, 4], q): virtual index 3 q
+    EXPECT_DOUBLE_EQ(numpy_quantile_linear({4.0, 1.0, 3.0, 2.0}, 0.5), 2.5);
+    EXPECT_DOUBLE_EQ(numpy_quantile_linear({4.0, 1.0, 3.0, 2.0}, 0.1), 1.3);
+    EXPECT_DOUBLE_EQ(numpy_quantile_linear({4.0, 1.0, 3.0, 2.0}, 0.9), 3.7);
+    EXPECT_EQ(numpy_quantile_linear({4.0, 1.0, 3.0, 2.0}, 0.0), 1.0);
+    EXPECT_EQ(numpy_quantile_linear({4.0, 1.0, 3.0, 2.0}, 1.0), 4.0);
+    EXPECT_EQ(numpy_quantile_linear({7.0}, 0.3), 7.0);
+    EXPECT_TRUE(std::isnan(numpy_quantile_linear({}, 0.5)));
+    EXPECT_TRUE(std::isnan(numpy_quantile_linear({1.0, std::nan(""), 3.0}, 0.5)));
+    // numpy's _lerp with an infinity: -inf + inf g is NaN below g = 0.5, b - inf (1 - g) is -inf from 0.5 on
+    EXPECT_TRUE(std::isnan(numpy_quantile_linear({-inf, 1.0, 2.0, inf}, 0.1)));  // g = 0.3
+    EXPECT_EQ(numpy_quantile_linear({-inf, 1.0, 2.0, inf}, 0.2), -inf);          // g = 0.6
+    EXPECT_EQ(numpy_quantile_linear({-inf, 1.0, 2.0, inf}, 0.8), inf);           // index 2.4: 2 + inf 0.4
+    EXPECT_TRUE(std::isnan(numpy_quantile_linear({-inf, 1.0, 2.0, inf}, 2.0 / 3.0)));  // index 2, g = 0: inf * 0
 }
 
 TEST(Evaluate, FixedRanksumMatchesRsatoolboxForEveryMethod) {
@@ -396,6 +485,10 @@ TEST(Evaluate, FixedRanksumMatchesRsatoolboxForEveryMethod) {
         expect_rel(r.pairwise, as_json(flatten(g["pairwise"])), 1e-9, "pairwise");
         const nlohmann::json fixed_t = f.golden["methods"][name]["fixed"];
         expect_vec(r.se, fixed_t["sem"], 1e-9, "sem (unchanged by the test type)");
+        // get_ci(0.95, 'ranksum'): rsatoolbox's t interval (every test type but 'bootstrap')
+        EXPECT_EQ(r.interval, EvalInterval::T);
+        expect_vec(r.ci_low, g["ci_low"], 1e-8, "ci_low");
+        expect_vec(r.ci_high, g["ci_high"], 1e-8, "ci_high");
     }
 }
 
@@ -450,10 +543,55 @@ TEST(Evaluate, TestTypeNeedsItsInference) {
     EXPECT_THROW(evaluate_ref(f.data, f.K, f.models, f.M, f.S, o), InputError);
     EXPECT_THROW(check_eval_test(EvalTest::Ranksum, EvalInference::Both, "test_type", "inference"), InputError);
     EXPECT_NO_THROW(check_eval_test(EvalTest::Bootstrap, EvalInference::Rdm, "--test", "--inference"));
-    // the JSON records the test
+    // the JSON records the test and its interval
     o.test = EvalTest::Bootstrap;
     const EvaluateResult r = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
     const nlohmann::json j = evaluate_json(r, {"a", "b", "c"}, o);
     EXPECT_EQ(j["test"], "bootstrap");
+    EXPECT_EQ(j["ci_type"], "percentile");
     EXPECT_EQ(j["plan"]["resamples"], 20);
+}
+
+TEST(Evaluate, IntervalFollowsTheTestType) {
+    EXPECT_EQ(eval_interval(EvalTest::TTest), EvalInterval::T);
+    EXPECT_EQ(eval_interval(EvalTest::Ranksum), EvalInterval::T);
+    EXPECT_EQ(eval_interval(EvalTest::Bootstrap), EvalInterval::Percentile);
+    EXPECT_STREQ(eval_interval_name(EvalInterval::T), "t");
+    EXPECT_STREQ(eval_interval_name(EvalInterval::Percentile), "percentile");
+    const Fixture& f = fixture();
+    EvaluateOptions o;
+    o.inference = EvalInference::Both;
+    o.bootstrap = 400;
+    o.seed = 3;
+    o.correction = Correction::None;
+    const EvaluateResult t = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    o.test = EvalTest::Bootstrap;
+    const EvaluateResult b = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    EXPECT_EQ(t.samples, b.samples);
+    EXPECT_EQ(evaluate_json(t, {"a", "b", "c"}, o)["ci_type"], "t");
+    EXPECT_EQ(evaluate_json(b, {"a", "b", "c"}, o)["ci_type"], "percentile");
+    for (int64_t m = 0; m < f.M; ++m) {
+        // the 2.5% and 97.5% quantiles of the 402 framed samples: virtual index 401 q between sorted samples
+        std::vector<double> col;
+        for (int64_t r = 0; r < o.bootstrap; ++r) col.push_back(b.samples[r * f.M + m]);
+        std::sort(col.begin(), col.end());
+        const double vl = 401.0 * 0.025 - 1.0, vh = 401.0 * 0.975 - 1.0;  // in the unframed sorted samples
+        const auto at = [&](double v) {
+            const int64_t i = static_cast<int64_t>(std::floor(v));
+            return col[i] + (col[i + 1] - col[i]) * (v - std::floor(v));
+        };
+        EXPECT_NEAR(b.ci_low[m], at(vl), 1e-12);
+        EXPECT_NEAR(b.ci_high[m], at(vh), 1e-12);
+        EXPECT_NE(b.ci_low[m], t.ci_low[m]);
+        EXPECT_EQ(b.se[m], t.se[m]);
+        EXPECT_EQ(b.mean[m], t.mean[m]);
+        EXPECT_LT(b.ci_low[m], b.ci_high[m]);
+    }
+    o.test = EvalTest::Ranksum;
+    o.inference = EvalInference::Fixed;
+    const EvaluateResult rk = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    o.test = EvalTest::TTest;
+    const EvaluateResult tf = evaluate_ref(f.data, f.K, f.models, f.M, f.S, o);
+    EXPECT_EQ(rk.ci_low, tf.ci_low);  // ranksum: the t interval
+    EXPECT_EQ(rk.ci_high, tf.ci_high);
 }

@@ -3,7 +3,9 @@
 // and named .npz models); --out writes its files; bad input (RDMs of different sizes, asymmetric, NaN, non-square or
 // 2 x 2 RDMs, duplicate model names, a missing --models, an unknown method) exits 2 naming the problem and writes
 // nothing; --test bootstrap / ranksum (recorded in the JSON, named on the table's p-value line; rsatoolbox's ranksum
-// p-values; a test its inference cannot run exits 2); the memory plan's line on stderr and in the JSON, --max-gpu-mem
+// p-values; a test its inference cannot run exits 2) and its interval (ci_type in the JSON, named in the table's
+// header and notes and the report: percentile for bootstrap, with a note when too few resamples make it infinite;
+// t otherwise, ranksum's equal to rsatoolbox's); the memory plan's line on stderr and in the JSON, --max-gpu-mem
 // forcing many batches with the same numbers, and an impossible budget exiting 2.
 #include <gtest/gtest.h>
 
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "cli_test_util.h"
@@ -228,9 +231,12 @@ TEST(EvaluateCli, TestTypesAreRecordedAndNamed) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     nlohmann::json j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["test"], "ranksum");
+    EXPECT_EQ(j["ci_type"], "t");  // get_ci(0.95, 'ranksum') is the t interval
     const nlohmann::json all = golden();
     const nlohmann::json& g = all["methods"]["corr"]["fixed"]["ranksum"];
     for (size_t m = 0; m < 3; ++m) {
+        EXPECT_NEAR(j["models"][m]["ci_low"].get<double>(), g["ci_low"][m].get<double>(), 1e-8);
+        EXPECT_NEAR(j["models"][m]["ci_high"].get<double>(), g["ci_high"][m].get<double>(), 1e-8);
         EXPECT_NEAR(j["models"][m]["p_zero"].get<double>(), g["p_zero"][m].get<double>(), 1e-12);
         EXPECT_NEAR(j["models"][m]["p_noise"].get<double>(), g["p_noise"][m].get<double>(), 1e-12);
         for (size_t k = 0; k < 3; ++k)
@@ -246,20 +252,63 @@ TEST(EvaluateCli, TestTypesAreRecordedAndNamed) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["test"], "bootstrap");
+    EXPECT_EQ(j["ci_type"], "percentile");
     for (size_t m = 0; m < 3; ++m) {
         const double p = j["models"][m]["p_zero"].get<double>() * 400.0;
         EXPECT_NEAR(p, std::round(p), 1e-9) << "a count over 400 resamples";
         EXPECT_GE(p, 1.0);
     }
-    r = run_rsa_gpu(base + " --inference pattern --bootstrap 400 --test bootstrap", d);
+    // the same resamples with the t-test: the same means and SEs, t intervals instead of percentiles
+    const auto rt = run_rsa_gpu(base + " --inference pattern --bootstrap 400 --json", d);
+    ASSERT_EQ(rt.exit_code, 0) << rt.err;
+    const nlohmann::json jt = nlohmann::json::parse(rt.out);
+    EXPECT_EQ(jt["ci_type"], "t");
+    for (size_t m = 0; m < 3; ++m) {
+        EXPECT_EQ(j["models"][m]["evaluation"], jt["models"][m]["evaluation"]);
+        EXPECT_EQ(j["models"][m]["se"], jt["models"][m]["se"]);
+        EXPECT_NE(j["models"][m]["ci_low"], jt["models"][m]["ci_low"]);
+        EXPECT_LT(j["models"][m]["ci_low"].get<double>(), j["models"][m]["ci_high"].get<double>());
+    }
+    r = run_rsa_gpu(base + " --inference pattern --bootstrap 400 --test bootstrap --out boot --no-figures", d);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("p-values: rsatoolbox's bootstrap tests (proportions of the 400 resamples)"),
               std::string::npos)
         << r.out;
-    // the default, as rsatoolbox: t-test
+    EXPECT_NE(r.out.find("| 95% percentile CI  |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("intervals: percentiles 2.5 and 97.5 of the 400 bootstrap evaluations (rsatoolbox's "
+                         "get_ci(0.95, 'bootstrap')"),
+              std::string::npos)
+        << r.out;
+    EXPECT_EQ(r.out.find("non-finite"), std::string::npos) << r.out;
+    std::ifstream report(d + "/boot/report.html");
+    const std::string html((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+    EXPECT_NE(html.find("<th>95% percentile CI</th>"), std::string::npos) << html;
+    EXPECT_NE(html.find("intervals: percentiles 2.5 and 97.5"), std::string::npos) << html;
+    std::ifstream saved(d + "/boot/evaluate.json");
+    EXPECT_EQ(nlohmann::json::parse(saved)["ci_type"], "percentile");
+    // too few resamples for a 95% percentile interval: rsatoolbox's -inf / +inf frame gives the bounds (JSON null)
+    r = run_rsa_gpu(base + " --inference rdm --bootstrap 20 --test bootstrap --json", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(j["models"][0]["ci_low"].is_null()) << j["models"][0];
+    EXPECT_TRUE(j["models"][0]["ci_high"].is_null()) << j["models"][0];
+    r = run_rsa_gpu(base + " --inference rdm --bootstrap 20 --test bootstrap", d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("[-inf,  inf]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("non-finite intervals: too few resamples for a 95% percentile interval"), std::string::npos)
+        << r.out;
+    // the default, as rsatoolbox: t-test, t intervals
     r = run_rsa_gpu(base + " --json", d);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(nlohmann::json::parse(r.out)["test"], "t-test");
+    EXPECT_EQ(nlohmann::json::parse(r.out)["ci_type"], "t");
+    r = run_rsa_gpu(base, d);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("| 95% t CI           |"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("intervals: rsatoolbox's t intervals (get_ci(0.95, 't-test'): mean +- SEM x t quantile, "
+                         "dof 4)"),
+              std::string::npos)
+        << r.out;
 }
 
 TEST(EvaluateCli, TestTheInferenceCannotRunExitsTwoAndWritesNothing) {

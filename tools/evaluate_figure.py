@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The model-comparison figure of `rsa_gpu evaluate --out DIR` (rsatoolbox's plot_model_comparison, redrawn):
-bars of the model evaluations with their 95% intervals, the noise ceiling as a grey band (lower to upper bound),
+bars of the model evaluations with their intervals (the JSON's ci_low / ci_high: rsatoolbox's get_ci of the test type,
+"t" or "percentile" as ci_type says; the title names it), the noise ceiling as a grey band (lower to upper bound),
 and above the bars one line per model pair whose corrected pairwise p-value is below 0.05 (from the better model,
 marked with a dot, to the worse one). Models sorted by evaluation, best first.
 
@@ -34,8 +35,9 @@ def main():
                                                        else -math.inf))
     names = [models[i]["name"] for i in order]
     ev = [models[i]["evaluation"] if finite(models[i]["evaluation"]) else 0.0 for i in order]
-    lo = [ev[k] - models[i]["ci_low"] if finite(models[i]["ci_low"]) else 0.0 for k, i in enumerate(order)]
-    hi = [models[i]["ci_high"] - ev[k] if finite(models[i]["ci_high"]) else 0.0 for k, i in enumerate(order)]
+    # a percentile interval need not hold the mean of the valid samples: bars from the mean, clipped at 0
+    lo = [max(ev[k] - models[i]["ci_low"], 0.0) if finite(models[i]["ci_low"]) else 0.0 for k, i in enumerate(order)]
+    hi = [max(models[i]["ci_high"] - ev[k], 0.0) if finite(models[i]["ci_high"]) else 0.0 for k, i in enumerate(order)]
     pw = res["pairwise"]
     sig = [(a, b) for a in range(len(order)) for b in range(a + 1, len(order))
            if finite(pw[order[a]][order[b]]) and pw[order[a]][order[b]] < 0.05]
@@ -63,8 +65,11 @@ def main():
         axp.set_xlim(-0.5, n - 0.5)
         axp.set_ylim(-1, len(sig))
         axp.axis("off")
+    ci_type = res.get("ci_type", "t")
     title = (f"{res['inference']} inference, {res['n_rdm']} data RDM(s), {res['n_pattern']} patterns; "
-             f"pairwise p < 0.05 ({res['correction']}-corrected)")
+             f"pairwise p < 0.05 ({res['correction']}-corrected)\n"
+             f"error bars: {100 * res['ci']:g}% {ci_type} interval "
+             f"(rsatoolbox's get_ci, test {res.get('test', 't-test')})")
     fig.suptitle(title, fontsize=9)
     os.makedirs(os.path.join(args.folder, "figures"), exist_ok=True)
     fig.savefig(os.path.join(args.folder, "figures", "evaluate.png"), dpi=110)

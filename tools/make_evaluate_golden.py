@@ -15,8 +15,14 @@ tau-a, corr_cov, cosine_cov):
               get_sem and the mean noise ceiling, for the 10% standard-error test; and the first 300 samples of
               each mode with rsatoolbox's Result built on them (get_means, get_sem, get_ci, tests), so the
               inference formulas are checked on the same samples; with test_type 'bootstrap' on those samples too
-              (bootstrap_test: p_zero, p_noise, pairwise);
-  fixed.ranksum     eval_fixed's tests with test_type 'ranksum' (scipy's Wilcoxon over the 5 data RDMs);
+              (bootstrap_test: p_zero, p_noise, pairwise, and get_ci(0.95, 'bootstrap'): ci_low, ci_high, the
+              percentile intervals);
+  fixed.ranksum     eval_fixed's tests with test_type 'ranksum' (scipy's Wilcoxon over the 5 data RDMs) and
+              get_ci(0.95, 'ranksum') (ci_low, ci_high: rsatoolbox's t intervals for any test type but 'bootstrap');
+  percentile_cases  Result.get_ci(ci, 'bootstrap') on sample sets made for its edges: too few samples for the level
+              (rsatoolbox frames the samples with -inf and +inf rows, so a bound is infinite or NaN), the first
+              sample counts that give finite bounds, a NaN row (an invalid pattern resample: np.quantile gives NaN),
+              ties, other levels; non-finite numbers are written as the strings "nan", "inf", "-inf";
   ranksum_cases     rsatoolbox's ranksum tests (Result.test_zero / test_noise / test_pairwise on a fixed Result) of
               evaluation matrices made to reach each branch of scipy's wilcoxon: exact (no ties or zeros, n <= 50),
               the exact sign-flip permutation test (ties or zeros, n <= 13), the normal approximation (ties or zeros
@@ -75,9 +81,43 @@ def bootstrap_test_dict(res, lower):
     n = len(lower)
     nc = np.full((n, n), np.nan)
     nc[0] = lower  # see the module's note on nc_tests
+    ci = res.get_ci(0.95, test_type="bootstrap")
     return {"p_zero": tolist(res.test_zero("bootstrap")),
             "p_noise": tolist(nc_tests(res.evaluations, nc, test_type="bootstrap")),
-            "pairwise": tolist(res.test_pairwise("bootstrap"))}
+            "pairwise": tolist(res.test_pairwise("bootstrap")),
+            "ci_low": tolist(ci[0]), "ci_high": tolist(ci[1])}
+
+
+def finite_or_name(x):
+    """Numbers with NaN and the infinities as the strings "nan", "inf", "-inf" (JSON has none of them)."""
+    return [v if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
+            for v in np.asarray(x, dtype=np.float64).tolist()]
+
+
+def percentile_cases(models):
+    """Sample sets (samples x models) for the edges of Result.get_ci(ci, 'bootstrap'), with rsatoolbox's intervals."""
+    rng = np.random.default_rng(515151)
+    cases = []
+
+    def add(name, ev, ci=0.95):
+        ev = np.asarray(ev, dtype=np.float64)
+        res = Result(models[:ev.shape[1]], ev, "corr", "bootstrap_pattern", np.full((2, ev.shape[0]), 0.5),
+                     variances=None, dof=9, n_pattern=10)
+        with np.errstate(invalid="ignore"):  # numpy's lerp between -inf and a sample
+            lo, hi = res.get_ci(ci, test_type="bootstrap")
+        cases.append({"name": name, "ci": ci, "samples": [finite_or_name(row) for row in ev],
+                      "ci_low": finite_or_name(lo), "ci_high": finite_or_name(hi)})
+
+    for n in (2, 5, 38, 39, 40, 41, 100):
+        add(f"n{n}", rng.normal(0.3, 0.1, (n, 3)))
+    nan_row = rng.normal(0.3, 0.1, (200, 3))
+    nan_row[17] = np.nan
+    add("nan_row_n200", nan_row)
+    add("ties_n120", np.round(rng.normal(0.3, 0.2, (120, 3)), 1))
+    add("ci90_n50", rng.normal(0.2, 0.1, (50, 2)), ci=0.9)
+    add("ci50_n7", rng.normal(0.2, 0.1, (7, 2)), ci=0.5)
+    add("ci99_n400", rng.normal(0.2, 0.1, (400, 3)), ci=0.99)
+    return cases
 
 
 def ranksum_cases(models):
@@ -147,6 +187,9 @@ def main():
         entry["fixed"] = result_dict(res)
         entry["fixed"]["evaluations"] = tolist(res.evaluations[0])
         entry["fixed"]["ranksum"] = ranksum_dict(res)
+        ci_ranksum = res.get_ci(0.95, test_type="ranksum")
+        entry["fixed"]["ranksum"]["ci_low"] = tolist(ci_ranksum[0])
+        entry["fixed"]["ranksum"]["ci_high"] = tolist(ci_ranksum[1])
         sample_d = data_rdms.subsample_pattern("index", drawn)
         sample_m = model_rdms.subsample_pattern("index", drawn)
         entry["resample"] = {
@@ -191,6 +234,7 @@ def main():
             boot[method][mode] = d
     out["bootstrap"] = boot
     out["ranksum_cases"] = ranksum_cases(models)
+    out["percentile_cases"] = percentile_cases(models)
     out["rsatoolbox_version"] = importlib.metadata.version("rsatoolbox")
     with open(os.path.join(OUT, "evaluate_golden.json"), "w") as f:
         json.dump(out, f, indent=1)

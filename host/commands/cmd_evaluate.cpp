@@ -1,9 +1,10 @@
 // `rsa_gpu evaluate --data D --models M1 [M2 ...]`: rsatoolbox's model evaluation (eval_fixed,
 // eval_bootstrap_pattern / _rdm / eval_bootstrap) of fixed model RDMs against data RDMs, with the noise ceiling,
 // (data and models given as RDM files, or as response matrices turned into RDMs by --dissimilarity: dissimilarity.h),
-// rsatoolbox's tests (--test t-test|bootstrap|ranksum), a multiple-comparison correction and a permutation test
-// (evaluate.h), the resamples in the batches of the memory plan (evaluate_plan.h: its line on stderr). Prints a table
-// or one JSON object; --out DIR gets evaluate.json, evaluate.csv, pairwise.csv, the figure and report.html.
+// rsatoolbox's tests (--test t-test|bootstrap|ranksum) with get_ci's interval of that test (percentile for bootstrap,
+// else t), a multiple-comparison correction and a permutation test (evaluate.h), the resamples in the batches of the
+// memory plan (evaluate_plan.h: its line on stderr). Prints a table or one JSON object; --out DIR gets evaluate.json,
+// evaluate.csv, pairwise.csv, the figure and report.html (the table, report and figure name the interval).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -104,6 +105,37 @@ std::string test_text(const EvaluateResult& r, const EvaluateOptions& o) {
     return "?";
 }
 
+// The level as the table names it ("95%").
+std::string level_text(double ci) { return fmt(100.0 * ci, "%.4g") + "%"; }
+
+// Which of rsatoolbox's intervals ci_low / ci_high are (get_ci(ci, test_type): evaluate.h EvalInterval), in words.
+std::string interval_text(const EvaluateResult& r, const EvaluateOptions& o) {
+    const std::string call = "get_ci(" + fmt(o.ci, "%g") + ", '" + eval_test_name(r.test) + "')";
+    if (r.interval == EvalInterval::Percentile) {
+        const double cut = 100.0 * (1.0 - o.ci) / 2.0;
+        return "percentiles " + fmt(cut, "%g") + " and " + fmt(100.0 - cut, "%g") + " of the " +
+               std::to_string(o.bootstrap) + " bootstrap evaluations (rsatoolbox's " + call +
+               ": np.quantile of the samples with -inf and +inf added)";
+    }
+    return "rsatoolbox's t intervals (" + call + ": mean +- SEM x t quantile, dof " + std::to_string(r.dof) + ")";
+}
+
+// Why a percentile interval is not finite, as rsatoolbox's get_ci gives it ("" when every bound is finite).
+std::string interval_warning(const EvaluateResult& r, const EvaluateOptions& o) {
+    if (r.interval != EvalInterval::Percentile) return "";
+    bool finite = true;
+    for (int64_t m = 0; m < r.n_model; ++m)
+        finite = finite && std::isfinite(r.ci_low[m]) && std::isfinite(r.ci_high[m]);
+    if (finite) return "";
+    if (r.valid_samples < o.bootstrap)
+        return "nan intervals: " + std::to_string(o.bootstrap - r.valid_samples) +
+               " resample(s) had fewer than 3 different patterns (NaN rows), and rsatoolbox's np.quantile over a "
+               "NaN is NaN (use --test t-test, or more patterns)";
+    return "non-finite intervals: too few resamples for a " + level_text(o.ci) +
+           " percentile interval (rsatoolbox's -inf / +inf frame reaches the bounds; at 95% it takes --bootstrap 40 "
+           "or more)";
+}
+
 std::string table(const EvaluateResult& r, const std::vector<std::string>& names, const EvaluateOptions& o) {
     size_t w = 6;
     for (const auto& n : names) w = std::max(w, n.size() + 1);
@@ -113,7 +145,9 @@ std::string table(const EvaluateResult& r, const std::vector<std::string>& names
     if (r.inference != EvalInference::Fixed) s << " (" << r.valid_samples << " of " << o.bootstrap << " resamples valid)";
     s << "\n\n";
     auto pad = [](const std::string& x, size_t n) { return x + std::string(n > x.size() ? n - x.size() : 0, ' '); };
-    s << pad("Model", w) << "|  Eval +- SEM     | 95% CI             | p (against 0) | p (against NC)"
+    const std::string ci_head =
+        level_text(o.ci) + (r.interval == EvalInterval::Percentile ? " percentile CI" : " t CI");
+    s << pad("Model", w) << "|  Eval +- SEM     | " << pad(ci_head, 18) << " | p (against 0) | p (against NC)"
       << (r.p_perm.empty() ? "" : " | p (permutation)") << "\n";
     s << std::string(w + 86, '-') << "\n";
     for (int64_t m = 0; m < r.n_model; ++m) {
@@ -124,6 +158,9 @@ std::string table(const EvaluateResult& r, const std::vector<std::string>& names
         s << "\n";
     }
     s << "\nnoise ceiling: lower " << fmt(r.ceiling.lower) << ", upper " << fmt(r.ceiling.upper) << "\n";
+    s << "intervals: " << interval_text(r, o) << "\n";
+    const std::string warning = interval_warning(r, o);
+    if (!warning.empty()) s << warning << "\n";
     s << "p-values: " << test_text(r, o) << ", " << correction_name(r.correction)
       << "-corrected over models (against 0, against NC) and model pairs\n";
     int sig = 0;
@@ -188,8 +225,9 @@ public:
             ->check(integer_in(0, 100000000, "0 to 100,000,000"));
         cmd_->add_option("--seed", options_.seed, "seed of the resamples and permutations")->check(seed_check());
         cmd_->add_option("--test", test_,
-                         "rsatoolbox's test_type of the p-values: t-test, bootstrap (counts over the resamples; "
-                         "bootstrap inference), ranksum (Wilcoxon over the data RDMs; inference fixed)")
+                         "rsatoolbox's test_type of the p-values and intervals: t-test, bootstrap (counts over the "
+                         "resamples, percentile intervals; bootstrap inference), ranksum (Wilcoxon over the data RDMs, "
+                         "t intervals; inference fixed)")
             ->check(CLI::IsMember({"t-test", "bootstrap", "ranksum"}));
         cmd_->add_option("--correction", correction_, "multiple-comparison correction: fdr, bonferroni, none")
             ->check(CLI::IsMember({"fdr", "bonferroni", "none"}));
@@ -338,9 +376,12 @@ private:
           << "</b>, inference <b>" << eval_inference_name(r.inference) << "</b>";
         if (r.inference != EvalInference::Fixed) h << " (" << r.valid_samples << " valid resamples)";
         h << "; p-values from " << html_escape(test_text(r, options_)) << ", " << correction_name(r.correction)
-          << "-corrected.</p>\n";
+          << "-corrected; intervals: " << html_escape(interval_text(r, options_)) << ".</p>\n";
+        const std::string warning = interval_warning(r, options_);
+        if (!warning.empty()) h << "<p>" << html_escape(warning) << ".</p>\n";
         if (figure) h << "<p><img src=\"figures/evaluate.png\" alt=\"model comparison\" style=\"max-width:900px\"></p>\n";
-        h << "<table><tr><th>model</th><th>evaluation</th><th>SE</th><th>95% CI</th><th>p (against 0)</th>"
+        h << "<table><tr><th>model</th><th>evaluation</th><th>SE</th><th>" << level_text(options_.ci)
+          << (r.interval == EvalInterval::Percentile ? " percentile CI" : " t CI") << "</th><th>p (against 0)</th>"
           << "<th>p (against NC)</th></tr>\n";
         for (int64_t m = 0; m < r.n_model; ++m)
             h << "<tr><td>" << html_escape(names[m]) << "</td><td>" << fmt(r.mean[m]) << "</td><td>" << fmt(r.se[m])

@@ -56,6 +56,17 @@ const char* eval_test_name(EvalTest t);
 void check_eval_test(EvalTest test, EvalInference inference, const std::string& test_option,
                      const std::string& inference_option);
 
+// The confidence interval of Result.get_ci(ci, test_type) (inference/result.py), which follows the test type:
+// Percentile ('bootstrap'): per model, np.quantile (method 'linear') at (1 - ci) / 2 and 1 - (1 - ci) / 2 of its raw
+//   evaluations over all N bootstrap samples (not relative to the noise ceiling), framed by a -inf and a +inf row as
+//   rsatoolbox frames them: with too few samples for the level a bound is -inf / +inf or NaN (numpy's interpolation
+//   between an infinity and a sample; 95%: finite from N = 40), and a NaN row (an invalid pattern resample) makes
+//   both bounds NaN, as np.quantile does;
+// T (every other test type, 't-test' and 'ranksum'): get_means() -/+ get_sem() t_{dof}((1 - ci) / 2).
+enum class EvalInterval { T, Percentile };
+EvalInterval eval_interval(EvalTest t);
+const char* eval_interval_name(EvalInterval i);  // "t", "percentile" (the JSON's ci_type)
+
 // Multiple-comparison correction of the reported p-values: Benjamini-Hochberg adjusted p-values, Bonferroni
 // (min(1, m p)) or none. Pairwise p-values are corrected over the M (M - 1) / 2 pairs, p_zero and p_noise over M.
 enum class Correction { Fdr, Bonferroni, None };
@@ -124,6 +135,7 @@ struct EvaluateResult {
     EvalMethod method = EvalMethod::Corr;
     EvalInference inference = EvalInference::Fixed;
     EvalTest test = EvalTest::TTest;
+    EvalInterval interval = EvalInterval::T;  // eval_interval(test): how ci_low / ci_high were made
     Correction correction = Correction::Fdr;
     int64_t n_model = 0, n_rdm = 0, n_pattern = 0;
     int dof = 0;                         // rsatoolbox's Result.dof
@@ -133,7 +145,7 @@ struct EvaluateResult {
     std::vector<double> point;           // [model] mean over data RDMs on the full data
     NoiseCeiling point_ceiling;          // boot_noise_ceiling on the full data
     // rsatoolbox's Result: get_means() (fixed: point; bootstrap: mean of the valid samples), get_sem(),
-    // get_ci(ci) with the t distribution, the noise ceiling nanmean(noise_ceiling[0 / 1]).
+    // get_ci(ci, test) (`interval`: t or percentile), the noise ceiling nanmean(noise_ceiling[0 / 1]).
     std::vector<double> mean, se, ci_low, ci_high;
     NoiseCeiling ceiling;
     std::vector<double> p_zero, p_noise;              // test_zero, test_noise (uncorrected)
@@ -188,16 +200,18 @@ EvaluateResult evaluate_summary(const std::vector<double>& data, int64_t K, cons
                                 int64_t M, int64_t S, const EvaluateOptions& options, EvaluateSamples samples);
 
 // The result as one JSON object (what `rsa_gpu evaluate --json` prints and the Python API returns): method, inference,
-// correction, n_rdm, n_pattern, n_model, dof, bootstrap, valid_samples, permutations, seed, ci, models (per model:
+// test, correction, n_rdm, n_pattern, n_model, dof, bootstrap, valid_samples, permutations, seed, ci (the level),
+// ci_type ("t" or "percentile": eval_interval_name), models (per model:
 // name, evaluation, se, ci_low, ci_high, p_zero, p_noise (corrected), their uncorrected values, point, p_perm),
 // noise_ceiling {lower, upper, point_lower, point_upper}, pairwise (corrected) and pairwise_uncorrected. `names`: one
 // per model.
 nlohmann::json evaluate_json(const EvaluateResult& r, const std::vector<std::string>& names,
                              const EvaluateOptions& options);
 
-// The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected of `res`; p-values by
-// res.test): fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M), sample_lower / sample_upper. The
-// one place of the tests; also the entry point the golden tests feed rsatoolbox's own samples through.
+// The inference of rsatoolbox's Result from evaluations (fills mean .. pairwise_corrected and interval of `res`;
+// p-values and intervals by res.test): fixed: per_rdm (M x K) and point_ceiling; bootstrap: samples (N x M),
+// sample_lower / sample_upper. The one place of the tests and intervals; also the entry point the golden tests feed
+// rsatoolbox's own samples through.
 void evaluate_inference(EvaluateResult& res, double ci);
 
 // Building blocks of the twin: a method's per-vector transform ("prepared": centred, ranked or whitened) computed
@@ -251,6 +265,11 @@ void finish_weighted(EvalMethod method, const WeightedMoments& w, int64_t r, con
 // or zeros; the exact sign-flip permutation distribution for n <= 13 with ties or zeros; else the normal
 // approximation with the tie correction (n counts the zeros, as scipy's switch does).
 double wilcoxon_signed_rank_p(const std::vector<double>& d);
+
+// np.quantile(values, q) with numpy's default method 'linear', computed as numpy does (virtual index (n - 1) q, its
+// floor and the next value, numpy's _lerp: a + (b - a) g, or b - (b - a)(1 - g) for g >= 0.5), so that infinities
+// interpolate as numpy's do; NaN when `values` is empty or holds a NaN. The percentile interval's quantile.
+double numpy_quantile_linear(std::vector<double> values, double q);
 
 // Helpers (exposed for tests): Student's t distribution, the corrections, rank and tau-a in float64.
 double student_t_cdf(double t, double dof);

@@ -25,6 +25,7 @@ class EvaluateResult:
     p_noise: npt.NDArray[np.float64]
     pairwise: npt.NDArray[np.float64]
     noise_ceiling: Tuple[float, float]
+    ci_type: str
     samples: npt.NDArray[np.float64]
     noise_ceiling_samples: npt.NDArray[np.float64]
     per_rdm: npt.NDArray[np.float64]

@@ -596,8 +596,12 @@ class EvaluateResult:
     names : list of str
         The models, in order.
     evaluation, se, ci_low, ci_high : ndarray, shape (models,), float64
-        ``Result.get_means()``, ``get_sem()`` and ``get_ci(ci)`` (t distribution); NaN where not defined (one data RDM
-        with ``inference="fixed"``).
+        ``Result.get_means()``, ``get_sem()`` and ``get_ci(ci, test_type)``: with ``test_type="bootstrap"`` the
+        percentile interval of the bootstrap evaluations (rsatoolbox's: ``np.quantile`` of the samples with a -inf and
+        a +inf row added, so too few resamples give -inf, +inf or NaN bounds, and a NaN sample row gives NaN), else
+        the t interval; NaN where not defined (one data RDM with ``inference="fixed"``).
+    ci_type : str
+        Which interval ci_low and ci_high are: "percentile" (test_type "bootstrap") or "t" (``json["ci_type"]``).
     p_zero, p_noise : ndarray, shape (models,), float64
         rsatoolbox's tests (``json["test"]``: its `test_type`) of each model against 0 and against the lower noise
         bound, after `correction`; the uncorrected values are in ``json["models"][i]["p_zero_uncorrected"]``.
@@ -623,6 +627,7 @@ class EvaluateResult:
     p_noise: np.ndarray
     pairwise: np.ndarray
     noise_ceiling: Tuple[float, float]
+    ci_type: str
     samples: np.ndarray = field(repr=False)
     noise_ceiling_samples: np.ndarray = field(repr=False)
     per_rdm: np.ndarray = field(repr=False)
@@ -633,7 +638,7 @@ class EvaluateResult:
         w = max([6] + [len(n) + 1 for n in self.names])
         lines = [f"EvaluateResult: {j['method']}, {j['inference']} inference, {j['n_rdm']} data RDM(s) of "
                  f"{j['n_pattern']} patterns; noise ceiling [{self.noise_ceiling[0]:.4f}, {self.noise_ceiling[1]:.4f}]; "
-                 f"p-values: {j['test']}",
+                 f"p-values: {j['test']}; intervals: {100 * j['ci']:g}% {self.ci_type}",
                  f"{'model':<{w}} {'eval':>9} {'se':>9} {'ci_low':>9} {'ci_high':>9} {'p_zero':>9} {'p_noise':>9}"]
         for i, n in enumerate(self.names):
             lines.append(f"{n:<{w}} {self.evaluation[i]:9.4f} {self.se[i]:9.4f} {self.ci_low[i]:9.4f} "
@@ -694,8 +699,9 @@ def evaluate(
     The point estimate of a model is its comparison with each data RDM (subjects, sessions), averaged; inference
     follows rsatoolbox's ``eval_fixed`` ("fixed"), ``eval_bootstrap_pattern`` ("pattern": stimuli resampled),
     ``eval_bootstrap_rdm`` ("rdm": data RDMs resampled) and ``eval_bootstrap`` ("both"), with its noise ceiling
-    (``boot_noise_ceiling``), standard errors, t intervals and tests (``Result.test_zero`` / ``test_noise`` /
-    ``test_pairwise`` with its `test_type`), in float64. The resamples come from rsa_gpu's Philox streams (`seed`),
+    (``boot_noise_ceiling``), standard errors, intervals (``Result.get_ci(ci, test_type)``: percentiles for
+    "bootstrap", else t) and tests (``Result.test_zero`` / ``test_noise`` / ``test_pairwise`` with its `test_type`), in
+    float64. The resamples come from rsa_gpu's Philox streams (`seed`),
     not numpy's: the same distribution as rsatoolbox's, not its draws. They run in batches planned against the
     device's free memory (GPU) and the host budget, capped by `max_gpu_mem` (``json["plan"]``).
 
@@ -724,7 +730,8 @@ def evaluate(
     test_type : {"t-test", "bootstrap", "ranksum"}, default "t-test"
         rsatoolbox's tests of the p-values: t-tests with its variance corrections; "bootstrap": proportions of the
         bootstrap samples (inference "pattern", "rdm" or "both"); "ranksum": scipy's Wilcoxon signed-rank test of the
-        per-data-RDM evaluations (inference "fixed", as rsatoolbox allows it).
+        per-data-RDM evaluations (inference "fixed", as rsatoolbox allows it). The intervals follow it as
+        ``Result.get_ci`` does: percentile intervals for "bootstrap", t intervals for the others.
     max_gpu_mem : int or str, optional
         A cap on the memory the resamples' batches may use, e.g. "512M" (default: the device's free memory and the
         host budget). A cap too small for one model and one resample is a ValueError.
@@ -760,18 +767,19 @@ def evaluate(
     if len(names) != m.shape[0]:
         raise ValueError(f"names: {len(names)} names for {m.shape[0]} models")
     with _progress(progress):
-        text, samples, lower, upper, per_rdm = _core.evaluate(d, m, names, method, inference, bootstrap, permutations,
-                                                              seed, correction, float(ci), _device(device), test_type,
-                                                              cap)
+        text, samples, lower, upper, per_rdm, ci_low, ci_high = _core.evaluate(
+            d, m, names, method, inference, bootstrap, permutations, seed, correction, float(ci), _device(device),
+            test_type, cap)
     j = json.loads(text)
     num = lambda v: float("nan") if v is None else float(v)  # noqa: E731  (JSON's null is NaN)
     col = lambda key: np.array([num(e[key]) for e in j["models"]])  # noqa: E731
     M = len(names)
     return EvaluateResult(
-        names=names, evaluation=col("evaluation"), se=col("se"), ci_low=col("ci_low"), ci_high=col("ci_high"),
+        # the intervals as arrays: a percentile interval's infinities are null in the JSON
+        names=names, evaluation=col("evaluation"), se=col("se"), ci_low=ci_low, ci_high=ci_high,
         p_zero=col("p_zero"), p_noise=col("p_noise"),
         pairwise=np.array([[num(v) for v in row] for row in j["pairwise"]], dtype=np.float64).reshape(M, M),
-        noise_ceiling=(num(j["noise_ceiling"]["lower"]), num(j["noise_ceiling"]["upper"])),
+        noise_ceiling=(num(j["noise_ceiling"]["lower"]), num(j["noise_ceiling"]["upper"])), ci_type=j["ci_type"],
         samples=samples, noise_ceiling_samples=np.stack([lower, upper]) if lower.size else np.zeros((2, 0)),
         per_rdm=per_rdm, json=j)
 

@@ -435,7 +435,8 @@ nb::tuple py_rdm_dissimilarity(const HostF32& x, const std::string& method, cons
 // ---- model evaluation (evaluate.h): data (K x S x S) against models (M x S x S), float64, checked as RDM files are
 // (rdm_set.h). test_type: rsatoolbox's (evaluate.h EvalTest); max_gpu_mem caps the resamples' memory plan (0: none).
 // Returns the command line's JSON text, the bootstrap samples [resample x model], their noise ceilings (lower, upper:
-// [resample]) and the per-data-RDM evaluations [model x data RDM].
+// [resample]), the per-data-RDM evaluations [model x data RDM] and the intervals ci_low, ci_high [model] (get_ci of
+// test_type, with the infinities a percentile interval can have, which the JSON writes as null).
 nb::tuple py_evaluate(const HostF64Cube& data, const HostF64Cube& models, const std::vector<std::string>& names,
                       const std::string& method, const std::string& inference, int bootstrap, int permutations,
                       uint64_t seed, const std::string& correction, double ci, const std::string& device,
@@ -497,7 +498,9 @@ nb::tuple py_evaluate(const HostF64Cube& data, const HostF64Cube& models, const 
     return nb::make_tuple(out.second, from_engine(std::move(r.samples), {n, static_cast<size_t>(M)}),
                           from_engine(std::move(r.sample_lower), {r.sample_lower.size()}),
                           from_engine(std::move(r.sample_upper), {r.sample_upper.size()}),
-                          from_engine(std::move(r.per_rdm), {static_cast<size_t>(M), static_cast<size_t>(r.n_rdm)}));
+                          from_engine(std::move(r.per_rdm), {static_cast<size_t>(M), static_cast<size_t>(r.n_rdm)}),
+                          from_engine(std::move(r.ci_low), {static_cast<size_t>(M)}),
+                          from_engine(std::move(r.ci_high), {static_cast<size_t>(M)}));
 }
 
 // ---- rsatoolbox's compare (evaluate.h compare_rdm_vectors, float64) of RDM vectors v1 (n1 x P) and v2 (n2 x P) of

@@ -1,6 +1,7 @@
 """rsa_gpu.evaluate, rsa_gpu.rdm(method=...) and the rsatoolbox bridge's evaluation, dissimilarities and
 covariance-weighted comparisons against rsatoolbox itself (from PyPI) on seeded data; test_type 'bootstrap' against
-rsatoolbox's functions fed the engine's own samples, 'ranksum' against eval_fixed's; max_gpu_mem's batches."""
+rsatoolbox's functions fed the engine's own samples, 'ranksum' against eval_fixed's; the intervals of each test type
+against rsatoolbox's Result.get_ci (percentiles of the engine's own samples, their edges; t); max_gpu_mem's batches."""
 import numpy as np
 import pytest
 
@@ -107,6 +108,76 @@ def test_evaluate_bootstrap_test_equals_rsatoolbox_on_the_same_samples(fixture_r
     # the t-test's standard errors do not depend on the test
     t = rsa_gpu.evaluate(d, m, inference=inference, bootstrap=300, seed=2, correction="none", device="cpu")
     np.testing.assert_array_equal(ours.se, t.se)
+
+
+def _result_on(ours, models, inference):
+    """rsatoolbox's Result on the engine's own samples (its get_ci needs the evaluations, means, SEs and dof)."""
+    ev = ours.samples
+    nc = ours.noise_ceiling_samples
+    ok = np.isfinite(ev[:, 0])
+    j = ours.json
+    if inference == "rdm":
+        return rsatoolbox.inference.Result(models, ev, "corr", "bootstrap_rdm", nc, variances=np.cov(ev.T),
+                                           dof=j["dof"], n_rdm=j["n_rdm"])
+    variances = np.cov(np.concatenate([ev[ok, :].T, nc[:, ok]]))
+    if inference == "pattern":  # as eval_bootstrap_pattern builds it: n_pattern only
+        return rsatoolbox.inference.Result(models, ev, "corr", "bootstrap_pattern", nc, variances=variances,
+                                           dof=j["dof"], n_pattern=j["n_pattern"])
+    return rsatoolbox.inference.Result(models, ev, "corr", "bootstrap", nc, variances=variances, dof=j["dof"],
+                                       n_rdm=j["n_rdm"], n_pattern=j["n_pattern"])
+
+
+@pytest.mark.parametrize("inference", ["pattern", "rdm", "both"])
+def test_evaluate_intervals_follow_the_test_type_as_rsatoolbox(fixture_rdms, inference):
+    # Result.get_ci(0.95, test_type) on the engine's own samples: percentiles for 'bootstrap', t for 't-test'
+    data, models = fixture_rdms
+    d, m = _mats(data), np.stack([_mats(x.rdm_obj)[0] for x in models])
+    boot = rsa_gpu.evaluate(d, m, inference=inference, bootstrap=300, seed=2, test_type="bootstrap",
+                            correction="none", device="cpu")
+    t = rsa_gpu.evaluate(d, m, inference=inference, bootstrap=300, seed=2, correction="none", device="cpu")
+    assert boot.ci_type == boot.json["ci_type"] == "percentile" and t.ci_type == t.json["ci_type"] == "t"
+    assert "intervals: 95% percentile" in repr(boot) and "intervals: 95% t" in repr(t)
+    theirs = _result_on(boot, models, inference)
+    lo, hi = theirs.get_ci(0.95, test_type="bootstrap")
+    np.testing.assert_allclose(boot.ci_low, lo, rtol=1e-12)
+    np.testing.assert_allclose(boot.ci_high, hi, rtol=1e-12)
+    np.testing.assert_allclose([e["ci_low"] for e in boot.json["models"]], lo, rtol=1e-12)
+    lo_t, hi_t = theirs.get_ci(0.95, test_type="t-test")
+    np.testing.assert_allclose(t.ci_low, lo_t, rtol=1e-10)
+    np.testing.assert_allclose(t.ci_high, hi_t, rtol=1e-10)
+    assert not np.allclose(boot.ci_low, t.ci_low)
+
+
+def test_evaluate_percentile_interval_edges_as_rsatoolbox(fixture_rdms):
+    # too few resamples for 95%: rsatoolbox's -inf / +inf frame gives infinite or NaN bounds, returned as they are
+    # (the JSON writes them as null); 90% at 25 resamples is finite
+    data, models = fixture_rdms
+    d, m = _mats(data), np.stack([_mats(x.rdm_obj)[0] for x in models])
+    for n, ci in [(20, 0.95), (39, 0.95), (40, 0.95), (25, 0.9)]:
+        ours = rsa_gpu.evaluate(d, m, inference="rdm", bootstrap=n, seed=5, ci=ci, test_type="bootstrap",
+                                device="cpu")
+        with np.errstate(invalid="ignore"):
+            lo, hi = _result_on(ours, models, "rdm").get_ci(ci, test_type="bootstrap")
+        np.testing.assert_array_equal(np.isnan(ours.ci_low), np.isnan(lo))
+        np.testing.assert_array_equal(np.isnan(ours.ci_high), np.isnan(hi))
+        np.testing.assert_allclose(ours.ci_low, lo, rtol=1e-12)
+        np.testing.assert_allclose(ours.ci_high, hi, rtol=1e-12)
+        if n == 20:
+            assert np.all(ours.ci_low == -np.inf) and np.all(ours.ci_high == np.inf)
+            assert all(e["ci_low"] is None for e in ours.json["models"])
+        if n >= 40 or ci == 0.9:
+            assert np.all(np.isfinite(ours.ci_low)) and np.all(np.isfinite(ours.ci_high))
+
+
+def test_evaluate_ranksum_gives_rsatoolboxs_t_interval(fixture_rdms):
+    data, models = fixture_rdms
+    theirs = rsatoolbox.inference.eval_fixed(models, data, method="corr")
+    ours = rsa_gpu.evaluate(_mats(data), [_mats(x.rdm_obj)[0] for x in models], test_type="ranksum",
+                            device="cpu")
+    assert ours.ci_type == "t"
+    lo, hi = theirs.get_ci(0.95, test_type="ranksum")
+    np.testing.assert_allclose(ours.ci_low, lo, rtol=1e-8)
+    np.testing.assert_allclose(ours.ci_high, hi, rtol=1e-8)
 
 
 def test_bridge_result_gives_the_engines_bootstrap_test(fixture_rdms):
