@@ -44,7 +44,10 @@ const Fixture& fixture() {
     return f;
 }
 
-void expect_vec(const std::vector<double>& got, const nlohmann::json& want, double tol, const std::string& what) {
+// Agreement with a golden vector (null: NaN expected): within tol x max(1, |want|), or, `relative`, within
+// tol x |want| (p-values far below 1 compared on their own scale).
+void expect_close(const std::vector<double>& got, const nlohmann::json& want, double tol, const std::string& what,
+                  bool relative) {
     ASSERT_EQ(got.size(), want.size()) << what;
     for (size_t i = 0; i < got.size(); ++i) {
         if (want[i].is_null()) {
@@ -52,21 +55,15 @@ void expect_vec(const std::vector<double>& got, const nlohmann::json& want, doub
             continue;
         }
         const double w = want[i].get<double>();
-        EXPECT_NEAR(got[i], w, tol * std::max(1.0, std::fabs(w))) << what << "[" << i << "]";
+        const double bound = relative ? tol * std::fabs(w) + 1e-300 : tol * std::max(1.0, std::fabs(w));
+        EXPECT_NEAR(got[i], w, bound) << what << "[" << i << "]";
     }
 }
-
-// Relative agreement (p-values far below 1 are compared on their own scale).
+void expect_vec(const std::vector<double>& got, const nlohmann::json& want, double tol, const std::string& what) {
+    expect_close(got, want, tol, what, false);
+}
 void expect_rel(const std::vector<double>& got, const nlohmann::json& want, double tol, const std::string& what) {
-    ASSERT_EQ(got.size(), want.size()) << what;
-    for (size_t i = 0; i < got.size(); ++i) {
-        if (want[i].is_null()) {
-            EXPECT_TRUE(std::isnan(got[i])) << what << "[" << i << "]";
-            continue;
-        }
-        const double w = want[i].get<double>();
-        EXPECT_NEAR(got[i], w, tol * std::fabs(w) + 1e-300) << what << "[" << i << "]";
-    }
+    expect_close(got, want, tol, what, true);
 }
 
 std::vector<double> flatten(const nlohmann::json& m) {
