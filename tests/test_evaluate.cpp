@@ -81,6 +81,23 @@ nlohmann::json as_json(const std::vector<double>& v) {
 
 const std::vector<std::string> kMethods = {"corr", "cosine", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"};
 
+// A Result of the golden bootstrap subset (rsatoolbox's own samples) for `test`.
+EvaluateResult subset_result(const Fixture& f, const std::string& name, const std::string& mode, EvalTest test) {
+    const nlohmann::json& g = f.golden["bootstrap"][name][mode]["subset"];
+    EvaluateResult r;
+    r.method = parse_eval_method(name);
+    r.inference = parse_eval_inference(mode);
+    r.test = test;
+    r.correction = Correction::None;
+    r.n_model = f.M;
+    r.n_rdm = f.K;
+    r.n_pattern = f.S;
+    r.samples = flatten(g["samples"]);
+    for (const auto& v : g["lower"]) r.sample_lower.push_back(v.is_null() ? std::nan("") : v.get<double>());
+    for (const auto& v : g["upper"]) r.sample_upper.push_back(v.is_null() ? std::nan("") : v.get<double>());
+    return r;
+}
+
 }  // namespace
 
 TEST(Evaluate, FixedMatchesRsatoolboxForEveryMethod) {
@@ -156,16 +173,7 @@ TEST(Evaluate, ResultInferenceOnRsatoolboxSamplesIsExact) {
         for (const std::string& mode : {"pattern", "rdm", "both"}) {
             SCOPED_TRACE(name + " " + mode);
             const nlohmann::json& g = f.golden["bootstrap"][name][mode]["subset"];
-            EvaluateResult r;
-            r.method = parse_eval_method(name);
-            r.inference = parse_eval_inference(mode);
-            r.correction = Correction::None;
-            r.n_model = f.M;
-            r.n_rdm = f.K;
-            r.n_pattern = f.S;
-            r.samples = flatten(g["samples"]);
-            for (const auto& v : g["lower"]) r.sample_lower.push_back(v.is_null() ? std::nan("") : v.get<double>());
-            for (const auto& v : g["upper"]) r.sample_upper.push_back(v.is_null() ? std::nan("") : v.get<double>());
+            EvaluateResult r = subset_result(f, name, mode, EvalTest::TTest);
             evaluate_inference(r, 0.95);
             expect_vec(r.mean, g["mean"], 1e-12, "mean");
             expect_vec(r.se, g["sem"], 1e-10, "sem");
@@ -313,26 +321,6 @@ TEST(Evaluate, BackendPathEqualsTwin) {
     EXPECT_EQ(a.se, b.se);
 }
 
-namespace {
-
-// A Result of the golden bootstrap subset (rsatoolbox's own samples) for `test`.
-EvaluateResult subset_result(const Fixture& f, const std::string& name, const std::string& mode, EvalTest test) {
-    const nlohmann::json& g = f.golden["bootstrap"][name][mode]["subset"];
-    EvaluateResult r;
-    r.method = parse_eval_method(name);
-    r.inference = parse_eval_inference(mode);
-    r.test = test;
-    r.correction = Correction::None;
-    r.n_model = f.M;
-    r.n_rdm = f.K;
-    r.n_pattern = f.S;
-    r.samples = flatten(g["samples"]);
-    for (const auto& v : g["lower"]) r.sample_lower.push_back(v.is_null() ? std::nan("") : v.get<double>());
-    for (const auto& v : g["upper"]) r.sample_upper.push_back(v.is_null() ? std::nan("") : v.get<double>());
-    return r;
-}
-
-}  // namespace
 
 TEST(Evaluate, BootstrapTestOnRsatoolboxSamplesIsExact) {
     // rsatoolbox's zero_tests / nc_tests / bootstrap_pair_tests (test_type 'bootstrap') on its own 300 samples
