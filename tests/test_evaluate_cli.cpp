@@ -126,6 +126,14 @@ TEST(EvaluateCli, BootstrapTableAndOutputFolder) {
     const nlohmann::json j = nlohmann::json::parse(in);
     EXPECT_EQ(j["bootstrap"], 200);
     EXPECT_GT(j["models"][0]["se"].get<double>(), 0.0);
+    // the CSV names the interval, as the JSON's ci_type does
+    std::ifstream csv(d + "/ev/evaluate.csv");
+    std::string header, first;
+    std::getline(csv, header);
+    std::getline(csv, first);
+    EXPECT_EQ(header.rfind("name,evaluation,se,ci_low,ci_high,ci_type,p_zero,", 0), 0u) << header;
+    EXPECT_NE(first.find(",t,"), std::string::npos) << first;
+    EXPECT_EQ(j["ci_type"], "t");
     // an existing --out is refused without --force, before any work
     r = run_rsa_gpu("evaluate --device cpu --data " + data_file("data.npy") + " --models " + data_file("models.npy") +
                         " --out ev",

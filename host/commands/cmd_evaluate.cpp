@@ -335,11 +335,12 @@ private:
     void write_outputs(const OutputDir& out, const EvaluateResult& r, const std::vector<std::string>& names,
                        nlohmann::json& j) {
         std::ostringstream csv;
-        csv << "name,evaluation,se,ci_low,ci_high,p_zero,p_noise,p_zero_uncorrected,p_noise_uncorrected,point"
+        csv << "name,evaluation,se,ci_low,ci_high,ci_type,p_zero,p_noise,p_zero_uncorrected,p_noise_uncorrected,point"
             << (r.p_perm.empty() ? "" : ",p_perm") << "\n";
         for (int64_t m = 0; m < r.n_model; ++m) {
             csv << '"' << names[m] << '"' << ',' << csv_value(r.mean[m]) << ',' << csv_value(r.se[m]) << ','
-                << csv_value(r.ci_low[m]) << ',' << csv_value(r.ci_high[m]) << ',' << csv_value(r.p_zero_corrected[m])
+                << csv_value(r.ci_low[m]) << ',' << csv_value(r.ci_high[m]) << ',' << eval_interval_name(r.interval)
+                << ',' << csv_value(r.p_zero_corrected[m])
                 << ',' << csv_value(r.p_noise_corrected[m]) << ',' << csv_value(r.p_zero[m]) << ','
                 << csv_value(r.p_noise[m]) << ',' << csv_value(r.point[m]);
             if (!r.p_perm.empty()) csv << ',' << csv_value(r.p_perm[m]);
