@@ -38,10 +38,10 @@ EvaluateMemory evaluate_memory(Backend& backend, uint64_t cap_bytes) {
 namespace {
 
 constexpr uint64_t kD = sizeof(double);
-// The blocking of the weighted sums' engines: the CPU twin's dtrmm rows and product matrices
-// (host/evaluate_weighted_ref.cpp), the GPU's resample chunk and pair block (kernels/evaluate.cu).
-constexpr uint64_t kCpuRows = 128, kCpuProductBytes = 256ull << 20;
-constexpr uint64_t kGpuChunk = 64, kGpuPairBlock = 8192;
+// The blocking of the weighted sums' engines (evaluate.h): the CPU twin's dtrmm rows and product matrices, the GPU's
+// resample chunk and pair block.
+constexpr uint64_t kCpuRows = kEvalTwinResampleRows, kCpuProductBytes = kEvalTwinProductBytes;
+constexpr uint64_t kGpuChunk = kEvalResampleChunk, kGpuPairBlock = kEvalPairBlock;
 
 struct Sizes {
     uint64_t S, K, M, P, N, perms;

@@ -82,8 +82,8 @@ WeightedMoments weighted_moments_ref(const std::vector<double>& data, int64_t K,
         for (int64_t m = 0; m < M; ++m) products.push_back({k, K + m, &w.C[k * M + m], K * M});
     auto vec = [&](int64_t i) { return i < K ? &X[i * P] : &Y[(i - K) * P]; };
     const int64_t Q = static_cast<int64_t>(products.size());
-    const int64_t Qc = std::max<int64_t>(1, std::min<int64_t>(Q, (int64_t{256} << 20) / (S * S * 8)));
-    const int64_t Rc = std::min<int64_t>(R, 128);
+    const int64_t Qc = std::max<int64_t>(1, std::min<int64_t>(Q, kEvalTwinProductBytes / (S * S * 8)));
+    const int64_t Rc = std::min<int64_t>(R, kEvalTwinResampleRows);
     // the products are rounded for exact sums (stats.h: round_for_exact_sums) with the largest count total: a
     // resample's sums then do not depend on its row in the dtrmm (a rank's range gives the whole run's numbers)
     double max_weight = 0.0;

@@ -11,9 +11,6 @@ namespace rsa {
 
 namespace {
 
-constexpr int64_t kEvalResampleChunk = 64;
-constexpr int64_t kEvalPairBlock = 8192;
-
 // W[r, p] = counts[r, a_p] * counts[r, b_p] for pairs p0 .. p0 + pb of the strict upper triangle; rows r < rc.
 __global__ void eval_pair_weights_kernel(const double* counts, int64_t S, const int32_t* pa, const int32_t* pb_idx,
                                          int64_t p0, int64_t pbn, int64_t rc, double* W) {

@@ -28,6 +28,15 @@ namespace rsa {
 
 constexpr uint32_t kEvalStreamRdmBootstrap = 104;
 
+// The blocking of the weighted-sums engines (Backend::evaluate_moments), one place for the engines and the memory
+// plan that counts their buffers (evaluate_plan.h): the CPU twin (host/evaluate_weighted_ref.cpp) forms its product
+// matrices a chunk of at most kEvalTwinProductBytes at a time and its dtrmm rows kEvalTwinResampleRows resamples at a
+// time; the GPU (kernels/evaluate.cu) takes kEvalResampleChunk resamples x kEvalPairBlock pairs per DGEMM.
+constexpr int64_t kEvalTwinProductBytes = int64_t{256} << 20;
+constexpr int64_t kEvalTwinResampleRows = 128;
+constexpr int64_t kEvalResampleChunk = 64;
+constexpr int64_t kEvalPairBlock = 8192;
+
 // rsatoolbox's names: corr, cosine, spearman, rho-a, tau-a, corr_cov, cosine_cov (declared in evaluate_plan.h).
 enum class EvalMethod { Corr, Cosine, Spearman, RhoA, TauA, CorrCov, CosineCov };
 EvalMethod parse_eval_method(const std::string& name);  // InputError listing the valid names otherwise
